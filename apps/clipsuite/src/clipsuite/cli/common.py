@@ -1,0 +1,59 @@
+"""What every clipsuite command shares: the console, one-line errors, progress bars."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from clipsuite.core.errors import ClipsuiteError
+
+console = Console(stderr=False, highlight=False)
+err_console = Console(stderr=True, highlight=False)
+F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
+
+
+def fail(message: str, code: int = 2) -> None:
+    """Print one red line naming the problem and leave with a non-zero status."""
+    err_console.print(f"[bold red]error:[/] {message}", soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def cli_errors(func: F) -> F:
+    """Turn the library's errors (and a few predictable OS ones) into one line, never a traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except typer.Exit:
+            raise
+        except ClipsuiteError as error:
+            fail(str(error))
+        except FileNotFoundError as error:
+            fail(f"{error.filename}: file not found")
+        except PermissionError as error:
+            fail(f"{error.filename}: permission denied")
+        except KeyboardInterrupt:
+            fail("interrupted", code=130)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def progress() -> Progress:
+    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TimeRemainingColumn(), console=err_console, transient=not sys.stderr.isatty())
+
+
+def track(items: Iterable[T], description: str, total: int | None = None) -> Iterator[T]:
+    with progress() as bar:
+        task = bar.add_task(description, total=total)
+        for item in items:
+            yield item
+            bar.advance(task)

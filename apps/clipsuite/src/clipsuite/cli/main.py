@@ -1,0 +1,66 @@
+"""The umbrella ``clipsuite`` command.
+
+Core commands live in their own modules (one idea each) and register themselves here; every installed
+domain app is mounted as ``clipsuite <domain>`` through the ``clipsuite.apps`` entry-point group.
+"""
+
+from __future__ import annotations
+
+import importlib
+from importlib.metadata import entry_points
+
+import typer
+
+from clipsuite.cli.common import err_console
+
+app = typer.Typer(name="clipsuite", help="CLIP for specialists: one core, five domains.",
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+
+# Each module exposes register(app). Kept as names so a broken optional module cannot break the rest.
+COMMAND_MODULES = (
+    "clipsuite.cli.models_cmd",
+    "clipsuite.cli.zeroshot_cmd",
+    "clipsuite.cli.train_cmd",
+    "clipsuite.cli.embed_cmd",
+    "clipsuite.cli.index_cmd",
+    "clipsuite.cli.adapt_cmd",
+    "clipsuite.cli.demo",
+)
+
+
+@app.callback()
+def root() -> None:
+    """CLIP for specialists: one core, five domains."""
+
+
+def _register_core_commands() -> None:
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as error:
+            if error.name == name:  # not written yet / not shipped
+                continue
+            raise
+        module.register(app)
+
+
+def _mount_domain_apps() -> None:
+    for entry in entry_points(group="clipsuite.apps"):
+        try:
+            sub = entry.load()
+        except Exception as error:  # a broken domain install must not take the umbrella down
+            err_console.print(f"[yellow]warning:[/] could not load the '{entry.name}' app: {error}")
+            continue
+        app.add_typer(sub, name=entry.name)
+
+
+_register_core_commands()
+_mount_domain_apps()
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

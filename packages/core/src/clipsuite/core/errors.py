@@ -1,0 +1,23 @@
+"""Errors that carry one clear, user-facing line.
+
+The CLIs print ``str(error)`` and exit non-zero; a library user catches ``ClipsuiteError``.
+Each message names the file or thing at fault and what is wrong with it.
+"""
+
+from __future__ import annotations
+
+
+class ClipsuiteError(Exception):
+    """Base class: the message is one line meant for the person running the tool."""
+
+
+class InputError(ClipsuiteError):
+    """A file or argument given by the user cannot be used (corrupt, missing, wrong shape)."""
+
+
+class ModelError(ClipsuiteError):
+    """A model spec is unknown, or a checkpoint does not fit the architecture."""
+
+
+class WeightsUnavailableError(ModelError):
+    """Pretrained weights were asked for but cannot be had (no network, not cached)."""

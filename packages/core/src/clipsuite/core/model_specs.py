@@ -1,0 +1,113 @@
+"""Turning a model spec string into where its config and weights come from.
+
+Specs: a preset name (``biomedclip``), a built-in offline config (``tiny``), ``local-dir:PATH`` or a
+folder holding ``open_clip_config.json``, a ``.safetensors`` file saved by clipsuite (config in its
+metadata), ``hf-hub:org/repo``, or any open_clip model name with an optional pretrained tag or file.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import open_clip
+
+from clipsuite.core.checkpoints import read_config, read_json
+from clipsuite.core.errors import ModelError
+from clipsuite.core.presets import PRESETS, find_preset
+
+BUILTIN_CONFIG_DIR = Path(__file__).parent / "model_configs"
+CONFIG_FILE = "open_clip_config.json"
+WEIGHT_FILES = ("open_clip_model.safetensors", "open_clip_pytorch_model.safetensors", "model.safetensors",
+                "open_clip_pytorch_model.bin", "pytorch_model.bin")
+
+SourceKind = Literal["config", "open_clip"]
+
+
+@dataclass
+class ModelSource:
+    """A resolved spec: either a config we build ourselves, or a name open_clip resolves."""
+
+    kind: SourceKind
+    name: str
+    config: dict[str, Any] | None = None  # {"model_cfg": ..., "preprocess_cfg": ...}
+    config_dir: Path | None = None  # relative paths inside the config (HF towers) resolve here
+    weights: Path | None = None
+    pretrained: str | None = None
+
+
+def builtin_names() -> list[str]:
+    return sorted(p.stem for p in BUILTIN_CONFIG_DIR.glob("*.json"))
+
+
+def _read_builtin(name: str) -> dict[str, Any]:
+    return json.loads((BUILTIN_CONFIG_DIR / f"{name}.json").read_text())
+
+
+def _from_folder(folder: Path) -> ModelSource:
+    config_path = folder / CONFIG_FILE
+    if not config_path.is_file():
+        raise ModelError(f"{folder}: no {CONFIG_FILE} in this folder (save one with ClipModel.save)")
+    config = read_json(config_path)
+    if "model_cfg" not in config:
+        raise ModelError(f"{config_path}: missing the 'model_cfg' entry")
+    weights = next((folder / w for w in WEIGHT_FILES if (folder / w).is_file()), None)
+    return ModelSource("config", str(folder), config, folder, weights)
+
+
+def _from_file(path: Path, pretrained_for: str | None) -> ModelSource:
+    if path.suffix == ".safetensors":
+        config = read_config(path)
+        if config is not None:
+            return ModelSource("config", str(path), config, path.parent, path)
+    sibling = path.parent / CONFIG_FILE
+    if sibling.is_file():
+        source = _from_folder(path.parent)
+        source.weights = path
+        return source
+    raise ModelError(
+        f"{path}: a bare weight file does not say its architecture; pass it as pretrained, "
+        f"e.g. load_model('ViT-B-16', pretrained='{path}'), or put {CONFIG_FILE} beside it"
+    )
+
+
+def resolve_spec(spec: str, pretrained: str | None = None) -> ModelSource:
+    preset = find_preset(spec)
+    if preset is not None and preset.spec != spec:
+        return resolve_spec(preset.spec, pretrained if pretrained is not None else preset.pretrained)
+    if spec.startswith("local-dir:"):
+        folder = Path(spec[len("local-dir:"):]).expanduser()
+        if not folder.is_dir():
+            raise ModelError(f"{folder}: folder not found (from spec '{spec}')")
+        return _from_folder(folder)
+    if spec.startswith("hf-hub:"):
+        return ModelSource("open_clip", spec)
+    if spec in builtin_names():
+        weights = Path(pretrained) if pretrained else None
+        if weights is not None and not weights.is_file():
+            raise ModelError(f"{weights}: weight file not found (built-in '{spec}' has no named weights)")
+        return ModelSource("config", spec, _read_builtin(spec), BUILTIN_CONFIG_DIR, weights)
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        return _from_folder(path)
+    if path.is_file():
+        return _from_file(path, pretrained)
+    if spec in open_clip.list_models():
+        return ModelSource("open_clip", spec, pretrained=pretrained)
+    if "/" in spec or spec.endswith((".safetensors", ".pt", ".bin", ".pth")):
+        raise ModelError(f"{spec}: no such file or folder")
+    known = ", ".join(sorted(PRESETS)) + "; or any of open_clip's " + str(len(open_clip.list_models())) + " names"
+    raise ModelError(f"unknown model '{spec}' (known: {known}; `clipsuite models` lists them)")
+
+
+def resolve_relative_paths(config: dict[str, Any], base: Path | None) -> dict[str, Any]:
+    """HF text towers saved with a folder store their paths as './...' relative to the config."""
+    text_cfg = dict(config["model_cfg"].get("text_cfg", {}))
+    for key in ("hf_model_name", "hf_tokenizer_name"):
+        value = text_cfg.get(key)
+        if base is not None and isinstance(value, str) and value.startswith("./"):
+            text_cfg[key] = str((base / value[2:]).resolve())
+    model_cfg = dict(config["model_cfg"], text_cfg=text_cfg)
+    return dict(config, model_cfg=model_cfg)

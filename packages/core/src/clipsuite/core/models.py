@@ -1,0 +1,302 @@
+"""``load_model`` and ``ClipModel``: one object holding an open_clip model, tokenizer and transforms.
+
+Built-in configs and saved folders are built here from their JSON (no hub, no network);
+open_clip names and ``hf-hub:`` ids go through open_clip, with offline failures turned into one
+clear ``WeightsUnavailableError``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import os
+import shutil
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import open_clip
+import torch
+from open_clip.model import CLIP, CustomTextCLIP, get_cast_dtype
+from open_clip.tokenizer import HFTokenizer, SimpleTokenizer
+from open_clip.transform import PreprocessCfg, image_transform_v2, merge_preprocess_dict
+from PIL import Image
+
+from clipsuite.core.checkpoints import atomic_write_json, load_tensors, save_tensors
+from clipsuite.core.errors import ModelError, WeightsUnavailableError
+from clipsuite.core.images import load_image
+from clipsuite.core.model_specs import CONFIG_FILE, ModelSource, resolve_relative_paths, resolve_spec
+
+PRECISIONS = ("fp32", "fp16", "bf16", "amp", "amp_bf16")
+ImageInput = Image.Image | str | os.PathLike[str]
+
+
+class ClipModel:
+    """An open_clip model with its tokenizer and preprocessing, and batched no-grad encoders.
+
+    ``encode_images`` / ``encode_texts`` return L2-normalised float32 tensors on the CPU (what an
+    index or a classifier consumes). ``dense_features`` stays on the model's device, for methods
+    that build on patch tokens.
+    """
+
+    def __init__(self, model: torch.nn.Module, tokenizer: Any, config: dict[str, Any], name: str,
+                 device: torch.device, precision: str) -> None:
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.config = config
+        self.name = name
+        self.device = device
+        self.precision = precision
+        preprocess_cfg = PreprocessCfg(**merge_preprocess_dict(PreprocessCfg(), config.get("preprocess_cfg", {})))
+        preprocess_cfg.size = getattr(model.visual, "image_size", preprocess_cfg.size)
+        self.preprocess_cfg = preprocess_cfg
+        self.preprocess = image_transform_v2(preprocess_cfg, is_train=False)
+        self.preprocess_train = image_transform_v2(preprocess_cfg, is_train=True)
+
+    # ---- shape facts -------------------------------------------------------------------------
+    @property
+    def model_cfg(self) -> dict[str, Any]:
+        return self.config["model_cfg"]
+
+    @property
+    def embed_dim(self) -> int:
+        return int(self.model_cfg["embed_dim"])
+
+    @property
+    def image_size(self) -> int:
+        size = self.preprocess_cfg.size
+        return int(size[0] if isinstance(size, (tuple, list)) else size)
+
+    @property
+    def context_length(self) -> int:
+        return int(getattr(self.tokenizer, "context_length", self.model_cfg["text_cfg"].get("context_length", 77)))
+
+    @property
+    def has_hf_text(self) -> bool:
+        return "hf_model_name" in self.model_cfg.get("text_cfg", {})
+
+    @property
+    def patch_grid(self) -> tuple[int, int]:
+        visual = self.model.visual
+        grid = getattr(visual, "grid_size", None)
+        if grid is None:
+            raise ModelError(f"{self.name}: the image tower has no patch grid (not a ViT)")
+        return int(grid[0]), int(grid[1])
+
+    # ---- inputs ------------------------------------------------------------------------------
+    def tokenize(self, texts: Sequence[str]) -> torch.Tensor:
+        return self.tokenizer(list(texts)).to(self.device)
+
+    def preprocess_images(self, images: Sequence[ImageInput]) -> torch.Tensor:
+        decoded = [img if isinstance(img, Image.Image) else load_image(img) for img in images]
+        return torch.stack([self.preprocess(img.convert("RGB")) for img in decoded])
+
+    def autocast(self) -> contextlib.AbstractContextManager[Any]:
+        """Mixed precision on GPU (or when asked for with amp*); a no-op in plain fp32 on the CPU."""
+        if self.precision.startswith("amp") or (self.device.type == "cuda" and self.precision == "fp32"):
+            dtype = torch.bfloat16 if self.precision == "amp_bf16" or self.device.type == "cpu" else torch.float16
+            return torch.autocast(self.device.type, dtype=dtype)
+        return contextlib.nullcontext()
+
+    def _input_dtype(self) -> torch.dtype:
+        return {"fp16": torch.float16, "bf16": torch.bfloat16}.get(self.precision, torch.float32)
+
+    # ---- encoders ----------------------------------------------------------------------------
+    def _batches(self, items: Sequence[Any], batch_size: int) -> Iterator[Sequence[Any]]:
+        for start in range(0, len(items), batch_size):
+            yield items[start:start + batch_size]
+
+    @torch.no_grad()
+    def encode_image_tensor(self, pixels: torch.Tensor, normalize: bool = True) -> torch.Tensor:
+        """Encode preprocessed pixels ``[B, 3, H, W]``; result stays on the model's device, float32."""
+        with self.autocast():
+            features = self.model.encode_image(pixels.to(self.device, self._input_dtype()))
+        features = features.float()
+        return torch.nn.functional.normalize(features, dim=-1) if normalize else features
+
+    @torch.no_grad()
+    def encode_images(self, images: torch.Tensor | Sequence[ImageInput], batch_size: int = 64,
+                      normalize: bool = True) -> torch.Tensor:
+        """Images (preprocessed tensor, PIL images or paths) -> ``[N, embed_dim]`` float32 on the CPU."""
+        if isinstance(images, torch.Tensor):
+            chunks = [self.encode_image_tensor(images[i:i + batch_size], normalize).cpu()
+                      for i in range(0, len(images), batch_size)]
+        else:
+            chunks = [self.encode_image_tensor(self.preprocess_images(batch), normalize).cpu()
+                      for batch in self._batches(list(images), batch_size)]
+        return torch.cat(chunks) if chunks else torch.empty(0, self.embed_dim)
+
+    @torch.no_grad()
+    def encode_texts(self, texts: Sequence[str], batch_size: int = 256, normalize: bool = True) -> torch.Tensor:
+        """Texts -> ``[N, embed_dim]`` float32 on the CPU."""
+        chunks = []
+        for batch in self._batches(list(texts), batch_size):
+            with self.autocast():
+                features = self.model.encode_text(self.tokenize(batch)).float()
+            if normalize:
+                features = torch.nn.functional.normalize(features, dim=-1)
+            chunks.append(features.cpu())
+        return torch.cat(chunks) if chunks else torch.empty(0, self.embed_dim)
+
+    def dense_features(self, pixels: torch.Tensor, layers: Sequence[int], project: bool = True,
+                       ) -> list[torch.Tensor]:
+        """Patch tokens ``[B, N_patches, D]`` after each block in ``layers`` (0-based; negatives count
+        from the end). With ``project`` they pass ``ln_post`` and the image projection, landing in
+        the joint image-text space. Gradients flow when called under ``torch.enable_grad``."""
+        visual = self.model.visual
+        if not hasattr(visual, "forward_intermediates") or not hasattr(visual, "ln_post"):
+            raise ModelError(f"{self.name}: dense_features needs an open_clip VisionTransformer image tower")
+        depth = len(visual.transformer.resblocks)
+        indices = sorted({layer % depth for layer in layers})
+        with self.autocast():
+            out = visual.forward_intermediates(pixels.to(self.device, self._input_dtype()), indices=indices,
+                                               intermediates_only=True, output_fmt="NLC", stop_early=True)
+            by_layer = dict(zip(indices, out["image_intermediates"]))
+            tokens = [by_layer[layer % depth] for layer in layers]
+            if project:
+                tokens = [visual.ln_post(t) @ visual.proj if visual.proj is not None else visual.ln_post(t)
+                          for t in tokens]
+        return [t.float() for t in tokens]
+
+    # ---- persistence -------------------------------------------------------------------------
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write ``open_clip_config.json`` + ``open_clip_model.safetensors`` (plus the HF text tower's
+        config and tokenizer files), readable by ``load_model(path)`` and ``local-dir:path``."""
+        folder = Path(path)
+        folder.mkdir(parents=True, exist_ok=True)
+        config = copy.deepcopy(self.config)
+        if self.has_hf_text:
+            self._save_hf_text_files(folder / "text_tower")
+            config["model_cfg"]["text_cfg"]["hf_model_name"] = "./text_tower"
+            config["model_cfg"]["text_cfg"]["hf_tokenizer_name"] = "./text_tower"
+        state = {k: v for k, v in self.model.state_dict().items()}
+        save_tensors(folder / "open_clip_model.safetensors", state, config)
+        atomic_write_json(folder / CONFIG_FILE, config)
+        return folder
+
+    def _save_hf_text_files(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.model.text.config.save_pretrained(folder)
+        source = self.model_cfg["text_cfg"].get("hf_tokenizer_name", "")
+        if Path(source).is_dir() and Path(source).resolve() != folder.resolve():
+            for item in Path(source).iterdir():
+                if item.is_file() and item.name != "config.json":
+                    shutil.copy2(item, folder / item.name)
+        else:
+            self.tokenizer.tokenizer.save_pretrained(folder)
+
+
+# ---- construction ---------------------------------------------------------------------------------
+def _device(device: str | torch.device | None) -> torch.device:
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def _load_state(model: torch.nn.Module, weights: Path, name: str) -> None:
+    state = load_tensors(weights) if weights.suffix == ".safetensors" else open_clip.load_state_dict(
+        str(weights), weights_only=True)
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    mismatched = [f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}"
+                  for k in own if k in state and state[k].shape != own[k].shape]
+    if missing or unexpected or mismatched:
+        example = (mismatched or missing or unexpected)[0]
+        raise ModelError(
+            f"{weights}: checkpoint does not fit the '{name}' architecture ({len(missing)} missing, "
+            f"{len(unexpected)} unexpected, {len(mismatched)} mis-shaped tensors; e.g. {example})"
+        )
+    model.load_state_dict(state, strict=True)
+
+
+def _build_from_config(source: ModelSource, precision: str, quick_gelu: bool,
+                       image_size: int | None) -> tuple[torch.nn.Module, Any, dict[str, Any]]:
+    config = resolve_relative_paths(copy.deepcopy(source.config), source.config_dir)
+    cfg = copy.deepcopy(config["model_cfg"])
+    cfg.pop("description", None)
+    if quick_gelu:
+        cfg["quick_gelu"] = True
+    if image_size is not None:
+        cfg["vision_cfg"]["image_size"] = image_size
+    text_cfg = cfg["text_cfg"]
+    is_hf = "hf_model_name" in text_cfg
+    if is_hf:
+        text_cfg["hf_model_pretrained"] = False  # weights come from our checkpoint, never a hub
+    model_class = CustomTextCLIP if (cfg.pop("custom_text", False) or is_hf) else CLIP
+    model = model_class(**cfg, cast_dtype=get_cast_dtype(precision))
+    if source.weights is not None:
+        _load_state(model, source.weights, source.name)
+    context_length = int(text_cfg.get("context_length", 77))
+    if is_hf:
+        tokenizer = HFTokenizer(text_cfg.get("hf_tokenizer_name", text_cfg["hf_model_name"]),
+                                context_length=context_length)
+    else:
+        tokenizer = SimpleTokenizer(context_length=context_length)
+    # keep the saved config portable: store the unresolved (relative) HF paths
+    saved = copy.deepcopy(source.config)
+    saved["model_cfg"] = {k: v for k, v in saved["model_cfg"].items() if k != "description"}
+    if quick_gelu:
+        saved["model_cfg"]["quick_gelu"] = True
+    if image_size is not None:
+        saved["model_cfg"]["vision_cfg"]["image_size"] = image_size
+    return model, tokenizer, saved
+
+
+_OFFLINE_HINT = ("on a machine with network run it once to fill the cache (~/.cache/huggingface), "
+                 "or pass a local copy: load_model('{name}', pretrained='/path/to/weights') or "
+                 "load_model('local-dir:/path/to/folder')")
+
+
+def _build_from_open_clip(source: ModelSource, precision: str, quick_gelu: bool,
+                          image_size: int | None) -> tuple[torch.nn.Module, Any, dict[str, Any]]:
+    name, pretrained = source.name, source.pretrained
+    asked = f"'{name}'" + (f" with pretrained '{pretrained}'" if pretrained else "")
+    try:
+        model = open_clip.create_model(name, pretrained=pretrained, precision=precision,
+                                       force_quick_gelu=quick_gelu, force_image_size=image_size,
+                                       weights_only=True)
+        tokenizer = open_clip.get_tokenizer(name)
+    except Exception as error:  # open_clip raises RuntimeError/OSError/ValueError for these cases
+        text = str(error)
+        if "not a known tag" in text:
+            tags = open_clip.list_pretrained_tags_by_model(name)
+            raise ModelError(f"unknown pretrained tag '{pretrained}' for '{name}' (known: {', '.join(tags) or 'none'})"
+                             ) from None
+        raise WeightsUnavailableError(
+            f"weights for {asked} are not available here ({text.splitlines()[0][:160]}); "
+            + _OFFLINE_HINT.format(name=name)) from None
+    if name.startswith("hf-hub:"):
+        try:
+            model_cfg = open_clip.factory._get_hf_config(name[len("hf-hub:"):])["model_cfg"]
+        except Exception:
+            model_cfg = {"embed_dim": int(model.text_projection.shape[-1]) if hasattr(model, "text_projection")
+                         else -1}
+    else:
+        model_cfg = copy.deepcopy(open_clip.get_model_config(name))
+    if quick_gelu:
+        model_cfg["quick_gelu"] = True
+    if image_size is not None:
+        model_cfg["vision_cfg"]["image_size"] = image_size
+    preprocess_cfg = dict(getattr(model.visual, "preprocess_cfg", {}) or {})
+    return model, tokenizer, {"model_cfg": model_cfg, "preprocess_cfg": preprocess_cfg}
+
+
+def load_model(spec: str, pretrained: str | None = None, device: str | torch.device | None = None,
+               precision: str = "fp32", quick_gelu: bool = False, image_size: int | None = None) -> ClipModel:
+    """Load a CLIP model from a spec (see ``clipsuite.core.model_specs``) onto ``device``.
+
+    ``precision``: fp32, fp16/bf16 (weights cast) or amp/amp_bf16 (fp32 weights, autocast compute).
+    """
+    if precision not in PRECISIONS:
+        raise ModelError(f"unknown precision '{precision}' (choose from {', '.join(PRECISIONS)})")
+    source = resolve_spec(spec, pretrained)
+    build_precision = precision if precision in ("fp16", "bf16") else "fp32"
+    if source.kind == "config":
+        model, tokenizer, config = _build_from_config(source, build_precision, quick_gelu, image_size)
+    else:
+        model, tokenizer, config = _build_from_open_clip(source, build_precision, quick_gelu, image_size)
+    target = _device(device)
+    dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(precision, torch.float32)
+    model = model.to(device=target, dtype=dtype)
+    return ClipModel(model, tokenizer, config, source.name, target, precision)
