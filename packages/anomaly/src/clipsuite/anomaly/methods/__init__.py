@@ -1,0 +1,1 @@
+"""Anomaly detection methods: pure torch, each returning ``AnomalyResult`` (scores + maps)."""
