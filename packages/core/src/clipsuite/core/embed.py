@@ -1,0 +1,393 @@
+"""Embedding at scale: stream images through a DataLoader, write embeddings to disk as they come.
+
+Images are decoded and preprocessed in DataLoader worker processes; each encoded batch is appended
+to the shard file straight away, so memory stays flat however many images there are. Under
+``accelerate launch`` every process takes a contiguous share of the inputs and writes its own shard:
+
+    EMB_DIR/shard-00000-of-00002.safetensors   tensor ``embeddings`` [n, D] + config in the metadata
+    EMB_DIR/shard-00000-of-00002.jsonl         one metadata row per embedding (id, path, CSV fields)
+    EMB_DIR/shard-00000-of-00002.skipped.json  files that could not be decoded, with the reason
+    EMB_DIR/skipped.json, embeddings.json      merged by the main process once all shards are done
+
+Files are written under temporary names and renamed when complete: a killed run leaves no shard
+that looks finished. ``read_shards`` gathers the shards back for the index builder.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+import struct
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors import safe_open
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
+
+from clipsuite.core.checkpoints import CONFIG_METADATA_KEY, atomic_write_json
+from clipsuite.core.errors import ClipsuiteError, InputError
+from clipsuite.core.images import expand_image_inputs, load_image
+
+PATH_COLUMNS = ("filepath", "path", "image", "image_path", "file", "filename")
+TENSOR_NAME = "embeddings"
+SHARD_RE = re.compile(r"^shard-(\d{5})-of-(\d{5})\.safetensors$")
+_HEADER_RESERVE = 64 * 1024  # bytes kept for the safetensors header, filled in when the count is known
+_DTYPES = {"float32": (np.float32, "F32"), "float16": (np.float16, "F16")}
+
+
+def shard_name(index: int, count: int) -> str:
+    return f"shard-{index:05d}-of-{count:05d}"
+
+
+# ---- inputs ------------------------------------------------------------------------------------
+def _read_csv_rows(path: Path, path_column: str | None) -> list[dict[str, Any]]:
+    """Rows of a CSV/TSV (delimiter sniffed: open_clip's CSVs are tab-separated) with a path column."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: not a UTF-8 text file") from None
+    if not text.strip():
+        raise InputError(f"{path}: empty CSV file")
+    first = text.splitlines()[0]
+    delimiter = max(("\t", ",", ";"), key=first.count)
+    reader = csv.DictReader(text.splitlines(), delimiter=delimiter)
+    columns = reader.fieldnames or []
+    column = path_column or next((c for c in PATH_COLUMNS if c in columns), None)
+    if column is None or column not in columns:
+        wanted = f"'{path_column}'" if path_column else "a path column (" + ", ".join(PATH_COLUMNS) + ")"
+        raise InputError(f"{path}: no {wanted} among the columns {columns}")
+    rows = []
+    for number, raw in enumerate(reader, start=2):
+        value = (raw.get(column) or "").strip()
+        if not value:
+            raise InputError(f"{path}: line {number} has an empty '{column}'")
+        image = Path(value) if Path(value).is_absolute() else path.parent / value
+        extra = {k: v for k, v in raw.items() if k not in (column, None)}
+        rows.append({"id": extra.pop("id", None), "path": str(image), **extra})
+    if not rows:
+        raise InputError(f"{path}: the CSV has a header but no rows")
+    return rows
+
+
+def read_inputs(source: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+                path_column: str | None = None) -> list[dict[str, Any]]:
+    """Metadata rows (``id``, ``path``, extra CSV fields) for a folder, an image, a CSV/TSV, a text file
+    with one path per line, or a list of paths. ``id`` is the CSV's ``id`` column or the input position."""
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        if not path.exists():
+            raise InputError(f"{path}: not found")
+        suffix = path.suffix.lower()
+        if path.is_file() and suffix in (".csv", ".tsv"):
+            rows = _read_csv_rows(path, path_column)
+        elif path.is_file() and suffix in (".txt", ".lst"):
+            lines = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+            if not lines:
+                raise InputError(f"{path}: the list of image paths is empty")
+            rows = [{"id": None, "path": str(p if Path(p).is_absolute() else path.parent / p)} for p in lines]
+        else:
+            rows = [{"id": None, "path": str(p)} for p in expand_image_inputs([path])]
+    else:
+        rows = [{"id": None, "path": str(p)} for p in expand_image_inputs(source)]
+        if not rows:
+            raise InputError("no images given")
+    for position, row in enumerate(rows):
+        if row["id"] is None:
+            row["id"] = position
+    return rows
+
+
+class ImageFiles(Dataset):
+    """Decodes and preprocesses one image per item; a failure is returned, not raised, so one bad file
+    does not kill a worker. Items: ``(position, pixels or None, reason or None)``."""
+
+    def __init__(self, paths: Sequence[str], preprocess: Any) -> None:
+        self.paths = list(paths)
+        self.preprocess = preprocess
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, position: int) -> tuple[int, torch.Tensor | None, str | None]:
+        try:
+            return position, self.preprocess(load_image(self.paths[position])), None
+        except ClipsuiteError as error:
+            return position, None, str(error)
+        except Exception as error:  # a transform failing on an odd image is the same problem for the caller
+            return position, None, f"{self.paths[position]}: {type(error).__name__}: {error}"
+
+
+def collate_images(items: list[tuple[int, torch.Tensor | None, str | None]],
+                   ) -> tuple[list[int], torch.Tensor | None, list[tuple[int, str]]]:
+    """(positions decoded, their stacked pixels, [(position, reason)] of the failures)."""
+    good = [(pos, pixels) for pos, pixels, _ in items if pixels is not None]
+    bad = [(pos, reason or "unreadable") for pos, pixels, reason in items if pixels is None]
+    pixels = torch.stack([p for _, p in good]) if good else None
+    return [pos for pos, _ in good], pixels, bad
+
+
+# ---- the shard file ----------------------------------------------------------------------------
+class ShardWriter:
+    """Appends rows to a safetensors file whose header is written last (space reserved up front).
+
+    The header is JSON padded with spaces, which the safetensors format allows, so the file is
+    valid for ``safe_open`` without holding the whole tensor in memory at any time.
+    """
+
+    def __init__(self, path: Path, dim: int, dtype: str = "float32") -> None:
+        if dtype not in _DTYPES:
+            raise InputError(f"unknown embedding dtype '{dtype}' (choose float32 or float16)")
+        self.path, self.dim = path, dim
+        self.np_dtype, self.st_dtype = _DTYPES[dtype]
+        self.tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        self.rows = 0
+        self.handle = open(self.tmp, "wb")
+        self.handle.write(b"\0" * (8 + _HEADER_RESERVE))
+
+    def write(self, embeddings: torch.Tensor | np.ndarray) -> None:
+        array = embeddings.detach().cpu().numpy() if isinstance(embeddings, torch.Tensor) else embeddings
+        array = np.ascontiguousarray(array, dtype=self.np_dtype)
+        if array.ndim != 2 or array.shape[1] != self.dim:
+            raise InputError(f"{self.path}: expected rows of dimension {self.dim}, got {array.shape}")
+        self.handle.write(array.tobytes())
+        self.rows += array.shape[0]
+
+    def close(self, config: dict[str, Any]) -> Path:
+        size = self.rows * self.dim * np.dtype(self.np_dtype).itemsize
+        header = {TENSOR_NAME: {"dtype": self.st_dtype, "shape": [self.rows, self.dim], "data_offsets": [0, size]},
+                  "__metadata__": {CONFIG_METADATA_KEY: json.dumps(config)}}
+        encoded = json.dumps(header, separators=(",", ":")).encode()
+        if len(encoded) > _HEADER_RESERVE:
+            self.abort()
+            raise InputError(f"{self.path}: shard metadata too large ({len(encoded)} bytes)")
+        self.handle.seek(0)
+        self.handle.write(struct.pack("<Q", _HEADER_RESERVE) + encoded.ljust(_HEADER_RESERVE, b" "))
+        self.handle.flush()
+        os.fsync(self.handle.fileno())
+        self.handle.close()
+        os.replace(self.tmp, self.path)
+        return self.path
+
+    def abort(self) -> None:
+        if not self.handle.closed:
+            self.handle.close()
+        self.tmp.unlink(missing_ok=True)
+
+
+class _LineWriter:
+    """A JSONL file written under a temporary name and renamed into place by ``commit``."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        self.handle = open(self.tmp, "w", encoding="utf-8")
+
+    def write(self, row: dict[str, Any]) -> None:
+        self.handle.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
+
+    def commit(self) -> None:
+        self.handle.close()
+        os.replace(self.tmp, self.path)
+
+    def abort(self) -> None:
+        if not self.handle.closed:
+            self.handle.close()
+        self.tmp.unlink(missing_ok=True)
+
+
+# ---- embedding ---------------------------------------------------------------------------------
+@dataclass
+class EmbedConfig:
+    batch_size: int = 64
+    num_workers: int = 2
+    on_error: str = "skip"  # "skip": list undecodable files in skipped.json; "fail": stop at the first
+    dtype: str = "float32"
+    path_column: str | None = None
+    progress: bool = True
+
+
+@dataclass
+class EmbedResult:
+    output_dir: Path
+    shard: Path
+    count: int
+    skipped: list[dict[str, Any]] = field(default_factory=list)
+    process_index: int = 0
+    num_processes: int = 1
+
+
+def _process_layout(process_index: int | None, num_processes: int | None) -> tuple[int, int, Any]:
+    """(rank, world, PartialState or None). Explicit numbers win (SLURM arrays, tests)."""
+    if process_index is not None or num_processes is not None:
+        rank, world = int(process_index or 0), int(num_processes or 1)
+        if not 0 <= rank < world:
+            raise InputError(f"process_index {rank} outside 0..{world - 1}")
+        return rank, world, None
+    from accelerate import PartialState
+
+    state = PartialState()
+    return state.process_index, state.num_processes, state
+
+
+def _remove_stale_shards(folder: Path, world: int) -> None:
+    """Shards of an earlier run with a different process count would be mixed in by the reader."""
+    for path in folder.glob("shard-*-of-*.*"):
+        match = re.match(r"^shard-\d{5}-of-(\d{5})\.", path.name)
+        if match and int(match.group(1)) != world:
+            path.unlink(missing_ok=True)
+
+
+def embed_images(model: Any, source: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+                 output_dir: str | os.PathLike[str], config: EmbedConfig | None = None,
+                 model_spec: str | None = None, process_index: int | None = None,
+                 num_processes: int | None = None) -> EmbedResult:
+    """Embed this process's share of ``source`` with ``model`` (a ``ClipModel``) into ``output_dir``.
+
+    ``model_spec`` is recorded so a later text/image query can load the same model.
+    """
+    config = config or EmbedConfig()
+    if config.on_error not in ("skip", "fail"):
+        raise InputError(f"on_error must be 'skip' or 'fail', got '{config.on_error}'")
+    rows = read_inputs(source, config.path_column)
+    rank, world, state = _process_layout(process_index, num_processes)
+    start, stop = rank * len(rows) // world, (rank + 1) * len(rows) // world
+    share = rows[start:stop]
+    folder = Path(output_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    if rank == 0:
+        _remove_stale_shards(folder, world)
+    name = shard_name(rank, world)
+    writer = ShardWriter(folder / f"{name}.safetensors", model.embed_dim, config.dtype)
+    lines = _LineWriter(folder / f"{name}.jsonl")
+    skipped: list[dict[str, Any]] = []
+    loader = DataLoader(ImageFiles([r["path"] for r in share], model.preprocess), batch_size=config.batch_size,
+                        num_workers=config.num_workers, collate_fn=collate_images,
+                        pin_memory=model.device.type == "cuda", persistent_workers=False)
+    try:
+        bar = tqdm(total=len(share), desc=f"embedding {name}", unit="img",
+                   disable=not config.progress or (rank != 0 and state is not None), leave=False)
+        with bar:
+            for positions, pixels, failures in loader:
+                for position, reason in failures:
+                    if config.on_error == "fail":
+                        raise InputError(reason)
+                    skipped.append({"id": share[position]["id"], "path": share[position]["path"], "reason": reason})
+                if pixels is not None:
+                    writer.write(model.encode_image_tensor(pixels).cpu())
+                    for position in positions:
+                        lines.write(share[position])
+                bar.update(len(positions) + len(failures))
+        if writer.rows == 0 and world == 1:  # with several processes one share may be all bad
+            raise InputError(f"{source}: none of the {len(share)} images could be decoded "
+                             f"(first: {skipped[0]['reason'] if skipped else '?'})")
+        shard_config = {"model": model_spec, "dim": model.embed_dim, "shard": rank, "num_shards": world,
+                        "count": writer.rows, "dtype": config.dtype, "skipped": len(skipped)}
+        atomic_write_json(folder / f"{name}.skipped.json", skipped)
+        lines.commit()
+        shard = writer.close(shard_config)
+    except BaseException:
+        writer.abort()
+        lines.abort()
+        raise
+    if state is not None:
+        state.wait_for_everyone()
+    if rank == 0 and (state is not None or world == 1):
+        _write_summary(folder, world)
+    return EmbedResult(folder, shard, writer.rows, skipped, rank, world)
+
+
+def _write_summary(folder: Path, world: int) -> None:
+    """Merge the per-shard skip lists and write a manifest; only when every shard is there."""
+    names = [shard_name(i, world) for i in range(world)]
+    if not all((folder / f"{n}.safetensors").is_file() for n in names):
+        return
+    skipped: list[dict[str, Any]] = []
+    for n in names:
+        skipped.extend(json.loads((folder / f"{n}.skipped.json").read_text(encoding="utf-8")))
+    atomic_write_json(folder / "skipped.json", skipped)
+    shards = read_shards(folder)
+    atomic_write_json(folder / "embeddings.json", {"model": shards.model, "dim": shards.dim, "count": sum(
+        shards.sizes), "num_shards": world, "skipped": len(skipped)})
+
+
+# ---- reading shards back -----------------------------------------------------------------------
+@dataclass
+class ShardSet:
+    """The complete set of shards in an embedding folder, read lazily in blocks."""
+
+    folder: Path
+    paths: list[Path]
+    counts: list[int]
+    dim: int
+    model: str | None
+    block_rows: int = 65536
+
+    @property
+    def sizes(self) -> list[int]:
+        """Row counts of the blocks ``chunks()`` yields, in order."""
+        return [min(self.block_rows, count - start) for count in self.counts
+                for start in range(0, count, self.block_rows)]
+
+    def chunks(self) -> Iterator[np.ndarray]:
+        for path, count in zip(self.paths, self.counts):
+            with safe_open(str(path), framework="numpy") as handle:
+                tensor = handle.get_slice(TENSOR_NAME)
+                for start in range(0, count, self.block_rows):
+                    stop = min(count, start + self.block_rows)  # safetensors rejects slices past the end
+                    yield np.asarray(tensor[start:stop], dtype=np.float32)
+
+    def embeddings(self) -> np.ndarray:
+        """All embeddings in one array (for small sets and tests)."""
+        blocks = list(self.chunks())
+        return np.concatenate(blocks) if blocks else np.zeros((0, self.dim), np.float32)
+
+    def metadata(self) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = []
+        for path, count in zip(self.paths, self.counts):
+            jsonl = path.with_suffix(".jsonl")
+            mine = [json.loads(line) for line in jsonl.read_text(encoding="utf-8").splitlines() if line.strip()]
+            if len(mine) != count:
+                raise InputError(f"{jsonl}: {len(mine)} metadata rows for {count} embeddings")
+            rows.extend(mine)
+        return rows
+
+
+def read_shards(folder: str | os.PathLike[str]) -> ShardSet:
+    """Find and check the shards of an embedding folder: one complete set, same model and dimension."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError(f"{folder}: embedding folder not found")
+    found = sorted((int(m.group(1)), int(m.group(2)), folder / m.group(0))
+                   for m in (SHARD_RE.match(p.name) for p in folder.iterdir()) if m)
+    if not found:
+        raise InputError(f"{folder}: no embedding shards (shard-*-of-*.safetensors) found")
+    totals = {total for _, total, _ in found}
+    if len(totals) != 1:
+        raise InputError(f"{folder}: shards from runs with different process counts {sorted(totals)}")
+    total = totals.pop()
+    missing = sorted(set(range(total)) - {i for i, _, _ in found})
+    if missing:
+        raise InputError(f"{folder}: missing shard {shard_name(missing[0], total)} ({len(missing)} of {total} absent)")
+    counts, dims, models = [], set(), set()
+    for _, _, path in found:
+        try:
+            with safe_open(str(path), framework="numpy") as handle:
+                meta = json.loads((handle.metadata() or {}).get(CONFIG_METADATA_KEY, "{}"))
+                shape = handle.get_slice(TENSOR_NAME).get_shape()
+        except Exception as error:
+            raise InputError(f"{path}: not a readable embedding shard ({str(error).splitlines()[0][:120]})") from None
+        if not path.with_suffix(".jsonl").is_file():
+            raise InputError(f"{path.with_suffix('.jsonl')}: metadata file missing")
+        counts.append(int(shape[0]))
+        dims.add(int(shape[1]))
+        models.add(meta.get("model"))
+    if len(dims) != 1 or len(models) != 1:
+        raise InputError(f"{folder}: shards disagree on dimension {sorted(dims)} or model {sorted(map(str, models))}")
+    return ShardSet(folder, [p for _, _, p in found], counts, dims.pop(), models.pop())
