@@ -1,0 +1,56 @@
+"""``metrics.jsonl``: one JSON object per line, appended as training goes."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from clipsuite.core.checkpoints import atomic_write_text
+
+METRICS_FILE = "metrics.jsonl"
+
+
+class MetricsLog:
+    def __init__(self, output_dir: Path, enabled: bool = True) -> None:
+        self.path = output_dir / METRICS_FILE
+        self.enabled = enabled
+
+    def reset(self, keep_until_step: int | None = None) -> None:
+        """Start afresh, or (on resume) keep only the lines up to the checkpoint's step so the log
+        holds no entries from the part of the killed run that is being redone."""
+        if not self.enabled:
+            return
+        if keep_until_step is None or not self.path.exists():
+            atomic_write_text(self.path, "")
+            return
+        kept = []
+        for line in self.path.read_text(encoding="utf-8").splitlines():
+            try:
+                entry = json.loads(line)
+            except json.JSONDecodeError:  # a line cut short by the kill
+                continue
+            if int(entry.get("step", 0)) <= keep_until_step:
+                kept.append(line)
+        atomic_write_text(self.path, "".join(f"{line}\n" for line in kept))
+
+    def write(self, entry: dict[str, Any]) -> None:
+        if not self.enabled:
+            return
+        clean = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in entry.items()}
+        with self.path.open("a", encoding="utf-8") as handle:
+            handle.write(json.dumps(clean) + "\n")
+            handle.flush()
+
+
+def read_metrics(output_dir: Path | str) -> list[dict[str, Any]]:
+    """The entries of a run's ``metrics.jsonl`` (skipping a torn last line)."""
+    path = Path(output_dir) / METRICS_FILE
+    entries = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            entries.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return entries

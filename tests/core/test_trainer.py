@@ -1,0 +1,255 @@
+"""The core Trainer: SIGKILL + resume equals an uninterrupted run, grad accumulation, EMA, schedule."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from clipsuite.core.checkpoints import load_tensors
+from clipsuite.core.errors import ClipsuiteError, InputError
+from clipsuite.core.train import EMA, TrainConfig, Trainer, load_trainable, lr_factor, read_metrics
+from clipsuite.core.train.order import EpochOrder
+
+# A self-contained training script: dropout (model RNG), random augmentation (data RNG), Adam state,
+# EMA, grad accumulation and mid-epoch checkpoints all have to survive the kill for equality.
+SCRIPT = textwrap.dedent('''
+    import os, sys, time
+    from pathlib import Path
+    import torch
+    from clipsuite.core.train import Trainer, TrainConfig
+
+    torch.set_num_threads(1)
+
+    class Noisy(torch.utils.data.Dataset):
+        def __init__(self):
+            g = torch.Generator().manual_seed(1)
+            self.x = torch.randn(30, 6, generator=g)
+            self.y = self.x @ torch.arange(6.0).unsqueeze(1)
+        def __len__(self):
+            return 30
+        def __getitem__(self, i):
+            return {"x": self.x[i] + 0.05 * torch.randn(6), "y": self.y[i]}
+
+    class Task:
+        def __init__(self):
+            torch.manual_seed(0)
+            self.module = torch.nn.Sequential(torch.nn.Linear(6, 16), torch.nn.ReLU(), torch.nn.Dropout(0.2),
+                                              torch.nn.Linear(16, 1))
+            self.calls = 0
+        def loss(self, batch):
+            self.calls += 1
+            hang = os.environ.get("HANG_AT_CALL")
+            if hang and self.calls == int(hang):
+                Path(os.environ["MARKER"]).write_text("waiting")
+                time.sleep(600)  # the parent SIGKILLs us here
+            return torch.nn.functional.mse_loss(self.module(batch["x"]), batch["y"])
+        def config(self):
+            return {"kind": "regression"}
+
+    out, resume = Path(sys.argv[1]), sys.argv[2] == "resume"
+    cfg = TrainConfig(output_dir=out, epochs=3, batch_size=4, lr=1e-2, grad_accum=2, checkpoint_every=3,
+                      ema_decay=0.8, warmup_steps=2, log_every=1, resume=resume, progress=False)
+    result = Trainer(Task(), cfg).fit(Noisy())
+    print("DONE", result.step, result.resumed_from)
+''')
+
+
+def _run(script: Path, out: Path, mode: str, env: dict[str, str] | None = None) -> subprocess.Popen:
+    full_env = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
+    return subprocess.Popen([sys.executable, str(script), str(out), mode], env=full_env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_sigkill_mid_training_then_resume_matches_uninterrupted_run(tmp_path):
+    script = tmp_path / "train_script.py"
+    script.write_text(SCRIPT)
+    reference, killed = tmp_path / "reference", tmp_path / "killed"
+    marker = tmp_path / "marker"
+
+    # 30 samples / batch 4 = 8 micro-batches per epoch, accum 2 -> 4 steps per epoch, 12 in all;
+    # checkpoints every 3 steps; the 15th loss call is inside step 8 of epoch 2, after the step-6
+    # checkpoint (which lies mid-epoch).
+    victim = _run(script, killed, "fresh", {"HANG_AT_CALL": "15", "MARKER": str(marker)})
+    ref = _run(script, reference, "fresh")
+    deadline = time.monotonic() + 240
+    while not marker.exists():
+        assert victim.poll() is None, victim.communicate()[1][-2000:]
+        assert time.monotonic() < deadline, "the run never reached the kill point"
+        time.sleep(0.2)
+    state = json.loads((killed / "trainer_state.json").read_text())
+    assert state["step"] == 6 and 0 < state["batch"] < 8  # a mid-epoch checkpoint is in force
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    assert victim.returncode == -signal.SIGKILL
+
+    resumed = _run(script, killed, "resume")
+    outputs = [proc.communicate(timeout=240) for proc in (ref, resumed)]
+    for proc, (_, stderr) in zip((ref, resumed), outputs):
+        assert proc.returncode == 0, stderr[-2000:]
+    assert "DONE 12 6" in outputs[1][0]  # 12 steps in all, resumed from step 6
+
+    for name in ("checkpoint.safetensors", "ema.safetensors"):
+        want, got = load_tensors(reference / name), load_tensors(killed / name)
+        assert want.keys() == got.keys()
+        for key in want:
+            assert torch.equal(want[key], got[key]), f"{name}:{key} differs after resume"
+    # the log of the resumed run holds no duplicate steps and the same losses
+    ref_log = [e for e in read_metrics(reference) if "loss" in e]
+    got_log = [e for e in read_metrics(killed) if "loss" in e]
+    assert [e["step"] for e in got_log] == list(range(1, 13))
+    assert [e["loss"] for e in got_log] == [e["loss"] for e in ref_log]
+    assert sorted(p.name for p in (killed / "state").iterdir()) == [
+        "step-00000012.rank0.rng.safetensors", "step-00000012.safetensors"]
+
+
+# ---- in-process tests ----------------------------------------------------------------------------
+class Regression(torch.utils.data.Dataset):
+    def __init__(self, n: int = 20) -> None:
+        g = torch.Generator().manual_seed(3)
+        self.x = torch.randn(n, 5, generator=g)
+        self.y = self.x @ torch.linspace(-1, 1, 5).unsqueeze(1)
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        return {"x": self.x[i], "y": self.y[i]}
+
+
+class LinearTask:
+    def __init__(self) -> None:
+        torch.manual_seed(0)
+        self.module = torch.nn.Linear(5, 1)
+        self.evaluations = 0
+
+    def loss(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        mse = torch.nn.functional.mse_loss(self.module(batch["x"]), batch["y"])
+        return {"loss": mse, "mse": mse.detach()}
+
+    def evaluate(self) -> dict[str, float]:
+        self.evaluations += 1
+        return {"weight_norm": float(self.module.weight.norm())}
+
+
+def _fit(tmp_path: Path, name: str, **overrides) -> tuple[LinearTask, object]:
+    task = LinearTask()
+    cfg = TrainConfig(**{"output_dir": tmp_path / name, "epochs": 2, "batch_size": 8, "lr": 0.05,
+                         "optimizer": "sgd", "momentum": 0.0, "schedule": "constant", "progress": False,
+                         "log_every": 1, **overrides})
+    return task, Trainer(task, cfg).fit(Regression())
+
+
+def test_grad_accumulation_equals_one_big_batch(tmp_path):
+    # 20 samples: batches 8, 8, 4 versus micro-batches 4+4, 4+4, 4 (the last group is one micro-batch)
+    big, _ = _fit(tmp_path, "big", batch_size=8, grad_accum=1)
+    small, result = _fit(tmp_path, "small", batch_size=4, grad_accum=2)
+    assert result.step == 6
+    torch.testing.assert_close(small.module.weight, big.module.weight, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(small.module.bias, big.module.bias, rtol=1e-5, atol=1e-6)
+
+
+def test_metrics_eval_and_checkpoint_files(tmp_path):
+    task, result = _fit(tmp_path, "run", epochs=3, batch_size=5)
+    out = tmp_path / "run"
+    entries = read_metrics(out)
+    train = [e for e in entries if "loss" in e]
+    evals = [e for e in entries if "eval/weight_norm" in e]
+    assert [e["step"] for e in train] == list(range(1, 13)) and len(evals) == 3 == task.evaluations
+    assert train[-1]["loss"] < train[0]["loss"]  # it learns
+    assert all(e["mse"] == pytest.approx(e["loss"]) for e in train)
+    fresh = torch.nn.Linear(5, 1)
+    assert load_trainable(fresh, result.checkpoint) == ["bias", "weight"]
+    torch.testing.assert_close(fresh.weight, task.module.weight)
+    assert json.loads((out / "config.json").read_text())["train"]["batch_size"] == 5
+
+
+def test_cosine_schedule_with_warmup():
+    assert [lr_factor(s, 10, 2) for s in (0, 1)] == [0.5, 1.0]
+    assert lr_factor(2, 10, 2) == pytest.approx(1.0)
+    assert lr_factor(6, 10, 2) == pytest.approx(0.5)
+    assert lr_factor(10, 10, 2) == pytest.approx(0.0, abs=1e-12)
+    assert lr_factor(5, 10, 0, "constant") == 1.0
+
+
+def test_logged_lr_follows_the_schedule(tmp_path):
+    _fit(tmp_path, "sched", schedule="cosine", warmup_steps=2, epochs=2, batch_size=5)
+    logged = [e["lr"] for e in read_metrics(tmp_path / "sched") if "lr" in e]
+    assert logged == pytest.approx([0.05 * lr_factor(s, 8, 2) for s in range(8)])
+
+
+def test_ema_update_rule_and_final_weights(tmp_path):
+    param = torch.nn.Parameter(torch.zeros(3))
+    ema = EMA({"p": param}, decay=0.5)
+    with torch.no_grad():
+        param.fill_(4.0)
+    ema.update()
+    with torch.no_grad():
+        param.fill_(8.0)
+    ema.update()
+    torch.testing.assert_close(ema.shadow["p"], torch.full((3,), 5.0))  # 0.5 * (0.5*0 + 0.5*4) + 0.5*8
+    task, result = _fit(tmp_path, "ema", ema_decay=0.9)
+    averaged = load_tensors(tmp_path / "ema" / "ema.safetensors")
+    live = load_tensors(result.checkpoint)
+    torch.testing.assert_close(task.module.weight.detach(), averaged["weight"])  # the module ends with EMA
+    assert not torch.equal(live["weight"], averaged["weight"])
+
+
+def test_resume_without_state_starts_fresh_and_resume_of_finished_run_is_a_no_op(tmp_path):
+    _, first = _fit(tmp_path, "r", resume=True)
+    assert first.resumed_from is None and first.step == 6
+    task, again = _fit(tmp_path, "r", resume=True)
+    assert again.resumed_from == 6 and again.step == 6
+    torch.testing.assert_close(task.module.weight, load_tensors(first.checkpoint)["weight"])
+
+
+def test_resume_with_other_batch_size_is_one_clear_error(tmp_path):
+    _fit(tmp_path, "r", max_steps=2)
+    with pytest.raises(ClipsuiteError, match="cannot resume"):
+        _fit(tmp_path, "r", batch_size=4, resume=True)
+
+
+def test_max_steps_stops_mid_epoch(tmp_path):
+    task, result = _fit(tmp_path, "m", max_steps=4, epochs=10)
+    assert result.step == 4 and result.epoch == pytest.approx(1 + 1 / 3)
+    assert task.evaluations == 2  # end of epoch 1 and at the stop
+
+
+def test_bad_config_and_bad_tasks_are_one_line_errors(tmp_path):
+    with pytest.raises(InputError, match="unknown optimizer 'lion'"):
+        TrainConfig(output_dir=tmp_path, optimizer="lion")
+    with pytest.raises(InputError, match="batch_size must be >= 1"):
+        TrainConfig(output_dir=tmp_path, batch_size=0)
+    task = LinearTask()
+    task.module.requires_grad_(False)
+    with pytest.raises(ClipsuiteError, match="nothing to train"):
+        Trainer(task, TrainConfig(output_dir=tmp_path / "x", progress=False)).fit(Regression())
+    with pytest.raises(InputError, match="empty"):
+        Trainer(LinearTask(), TrainConfig(output_dir=tmp_path / "y", progress=False)).fit(Regression(0))
+    with pytest.raises(InputError, match="fp16 needs a CUDA GPU"):
+        if not torch.cuda.is_available():
+            Trainer(LinearTask(), TrainConfig(output_dir=tmp_path / "z", precision="fp16")).fit(Regression())
+        else:
+            raise InputError("fp16 needs a CUDA GPU")  # nothing to check on a GPU machine
+
+
+def test_bf16_autocast_on_cpu_trains(tmp_path):
+    _, result = _fit(tmp_path, "bf16", precision="bf16")
+    assert result.step == 6 and math.isfinite(result.metrics["loss"])
+
+
+def test_epoch_order_is_a_sharded_permutation():
+    orders = [EpochOrder(10, 3, seed=1, rank=r, world_size=2) for r in (0, 1)]
+    shards = [[i for batch in o.batches(0) for i in batch] for o in orders]
+    assert len(shards[0]) == len(shards[1]) == 5 and sorted(shards[0] + shards[1]) == list(range(10))
+    assert orders[0].batches(0) != orders[0].batches(1)  # reshuffled each epoch
+    assert orders[0].batches(2) == EpochOrder(10, 3, seed=1, rank=0, world_size=2).batches(2)
+    assert len(orders[0]) == 2
