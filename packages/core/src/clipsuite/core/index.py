@@ -4,7 +4,7 @@ Vectors are L2-normalised on the way in, so inner product is cosine similarity. 
 
 - ``exact``  ``IndexFlatIP``: brute force, the reference; best up to ~100k vectors.
 - ``ivf``    ``IVF{nlist},Flat``: k-means cells, ``nprobe`` of them searched; the default for large sets.
-- ``ivfpq``  ``IVF{nlist},PQ{m}x8``: the same with product-quantised codes (~16x less memory, lower recall).
+- ``ivfpq``  ``IVF{nlist},PQ{m}x8``: the same with product-quantised codes (~32x less memory, lossy: lower recall).
 - ``hnsw``   ``HNSW{M},Flat``: graph search tuned by ``ef_search``; no training, slow to build on big sets.
 
 A saved index is a folder: ``index.faiss`` + ``metadata.jsonl`` (one JSON object per row: ``id``,
@@ -44,7 +44,7 @@ class IndexConfig:
     dim: int = 0
     nlist: int | None = None  # IVF cells; default ~4 sqrt(n), at least 39 training points per cell
     nprobe: int = 32  # IVF cells visited per query
-    pq_m: int | None = None  # PQ sub-quantisers for ivfpq; default dim / 8
+    pq_m: int | None = None  # PQ sub-quantisers for ivfpq; default dim / 8 (PQ training is slow)
     hnsw_m: int = 32  # HNSW graph degree
     ef_construction: int = 80
     ef_search: int = 128
@@ -178,10 +178,10 @@ class EmbeddingIndex:
             if n < 39 * 256:
                 raise InputError(f"build: ivfpq needs at least {39 * 256} embeddings to train its 256-entry "
                                  f"codebooks, got {n} (use --kind ivf or exact)")
-            config.pq_m = config.pq_m or max(1, dim // 8)
+            config.pq_m = config.pq_m or max(1, dim // 8)  # 1 byte per 8 dims: 32x smaller than float32
             if dim % config.pq_m:
                 raise InputError(f"build: pq_m {config.pq_m} must divide the dimension {dim}")
-            spec = f"IVF{config.nlist},PQ{config.pq_m}x8"
+            spec = f"IVF{config.nlist},PQ{config.pq_m}x8np"  # np: skip the slow polysemous training
         return faiss.index_factory(dim, spec, faiss.METRIC_INNER_PRODUCT)
 
     @staticmethod
