@@ -47,13 +47,14 @@ class PatchMemory:
     name = "patch_memory"
 
     def __init__(self, clip: ClipModel, layers: Sequence[int] | None = None, coreset_ratio: float = 1.0,
-                 neighbourhood: int = 3, smoothing_sigma: float = 4.0, chunk: int = 4096) -> None:
+                 neighbourhood: int | None = None, smoothing_sigma: float = 4.0, chunk: int = 4096) -> None:
         vit.check_vit(clip.model.visual, clip.name)
         self.clip = clip
         depth = len(clip.model.visual.transformer.resblocks)
         self.layers = tuple(layers) if layers else default_layers(depth)
         self.coreset_ratio = coreset_ratio
-        self.neighbourhood = neighbourhood
+        # 3x3 context helps on fine grids (PatchCore's 28x28); on coarse grids it blurs defects away
+        self.neighbourhood = neighbourhood if neighbourhood is not None else (3 if min(clip.patch_grid) >= 14 else 1)
         self.smoothing_sigma = smoothing_sigma
         self.chunk = chunk
         self.memory: torch.Tensor | None = None

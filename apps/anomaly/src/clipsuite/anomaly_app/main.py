@@ -1,0 +1,148 @@
+"""``clipsuite-anomaly`` (also ``clipsuite anomaly``): detect, evaluate, train.
+
+Thin: parse options, call ``clipsuite.anomaly``, print. All logic a library user would want lives there.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+
+from clipsuite.cli.common import cli_errors, console, err_console, progress
+
+app = typer.Typer(name="anomaly", help="Zero- and few-shot industrial anomaly detection (WinCLIP, AnomalyCLIP, "
+                  "AdaptCLIP-style adapters, patch memory).", no_args_is_help=True, add_completion=False,
+                  pretty_exceptions_enable=False)
+
+DEFAULT_MODEL = "ViT-B-16-plus-240"
+DEFAULT_PRETRAINED = "laion400m_e31"
+
+ModelOpt = Annotated[str, typer.Option("--model", "-m", help="Backbone: open_clip name, preset, folder or 'tiny'.")]
+PretrainedOpt = Annotated[Optional[str], typer.Option(help="open_clip pretrained tag (default laion400m_e31 for "
+                                                           "the default backbone).")]
+MethodOpt = Annotated[str, typer.Option(help="winclip | patch_memory | anomalyclip | adaptclip")]
+DeviceOpt = Annotated[Optional[str], typer.Option(help="cpu, cuda, cuda:1 ... (default: cuda if available)")]
+
+
+def _load(model: str, pretrained: str | None, device: str | None):  # type: ignore[no-untyped-def]
+    from clipsuite.core.models import load_model
+    if pretrained is None and model == DEFAULT_MODEL:
+        pretrained = DEFAULT_PRETRAINED
+    return load_model(model, pretrained=pretrained, device=device)
+
+
+@app.command()
+@cli_errors
+def detect(
+    images: Annotated[list[Path], typer.Argument(help="Image files or folders.")],
+    method: MethodOpt = "winclip",
+    class_name: Annotated[str, typer.Option(help="Object name used in the text prompts.")] = "object",
+    reference: Annotated[Optional[Path], typer.Option(help="Folder of normal reference images (few-shot).")] = None,
+    shots: Annotated[int, typer.Option(help="How many reference images to use (0: all in --reference).")] = 0,
+    weights: Annotated[Optional[Path], typer.Option(help="Trained prompts/adapters (.safetensors) from `train`.")] = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder for scores, heatmaps, index.html.")] = Path(
+        "anomaly_report"),
+    threshold: Annotated[Optional[float], typer.Option(help="Decision threshold on the image score.")] = None,
+    sigma: Annotated[Optional[float], typer.Option(help="Gaussian smoothing of maps (pixels at model size).")] = None,
+    model: ModelOpt = DEFAULT_MODEL, pretrained: PretrainedOpt = None, device: DeviceOpt = None,
+    batch_size: Annotated[int, typer.Option(min=1)] = 8,
+) -> None:
+    """Score images, write per-image scores (CSV/JSON) and heatmap overlays next to an HTML page."""
+    from clipsuite.anomaly.pipeline import Detector
+    from clipsuite.anomaly.report import write_report
+    from clipsuite.core.images import expand_image_inputs, list_images
+
+    paths = expand_image_inputs(images)
+    detector = Detector.create(_load(model, pretrained, device), method, class_name, weights, sigma, batch_size)
+    if reference is not None:
+        refs = list_images(reference)
+        detector.fit_references(refs[:shots] if shots else refs)
+    with progress() as bar:
+        task = bar.add_task("scoring", total=len(paths))
+        result, _ = detector.predict_paths(paths, on_batch=lambda n: bar.advance(task, n))
+    page = write_report(out, paths, result, threshold, title=f"{method} on {len(paths)} images",
+                        extra={"method": method, "model": model, "class_name": class_name})
+    table = Table("image", "score", *(["anomalous"] if threshold is not None else []))
+    for path, score in zip(paths, result.scores.tolist()):
+        table.add_row(str(path), f"{score:.4f}", *(["yes" if score >= threshold else "no"] if threshold is not None
+                                                    else []))
+    console.print(table)
+    console.print(f"report: {page}")
+
+
+@app.command()
+@cli_errors
+def evaluate(
+    dataset: Annotated[Path, typer.Argument(help="MVTec AD / VisA root, a meta.json folder, or a good/ folder.")],
+    method: MethodOpt = "winclip",
+    shots: Annotated[int, typer.Option(help="Few-shot references per category (seeded from train/good).")] = 0,
+    weights: Annotated[Optional[Path], typer.Option(help="Trained prompts/adapters for anomalyclip/adaptclip.")] = None,
+    format: Annotated[str, typer.Option(help="auto | mvtec | visa | meta | folder")] = "auto",
+    category: Annotated[Optional[list[str]], typer.Option("--category", "-c", help="Only these categories.")] = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help="CSV file for the table.")] = Path("anomaly_metrics.csv"),
+    sigma: Annotated[Optional[float], typer.Option(help="Gaussian smoothing of maps.")] = None,
+    seed: int = 0,
+    model: ModelOpt = DEFAULT_MODEL, pretrained: PretrainedOpt = None, device: DeviceOpt = None,
+    batch_size: Annotated[int, typer.Option(min=1)] = 8,
+) -> None:
+    """Per-category image AUROC/AP/F1-max and pixel AUROC/AUPRO, plus the mean; written as CSV."""
+    from clipsuite.anomaly.data import load_dataset
+    from clipsuite.anomaly.evaluate import IMAGE_METRICS, PIXEL_METRICS, evaluate_categories
+    from clipsuite.anomaly.pipeline import Detector
+    from clipsuite.core.checkpoints import atomic_write_text
+
+    categories = load_dataset(dataset, format, category)
+    detector = Detector.create(_load(model, pretrained, device), method, "object", weights, sigma, batch_size)
+    with progress() as bar:
+        task = bar.add_task("evaluating", total=sum(len(c.test) for c in categories))
+        results, mean = evaluate_categories(
+            categories, lambda c: detector.run_category(c, shots, seed, on_batch=lambda n: bar.advance(task, n)))
+    columns = [m for m in IMAGE_METRICS + PIXEL_METRICS if any(m in r.metrics for r in results)]
+    table = Table("category", *columns, title=f"{method}, {shots}-shot")
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["category", *columns])
+    for name, values in [(r.name, r.metrics) for r in results] + [("mean", mean)]:
+        cells = [f"{100 * values[m]:.1f}" if m in values else "-" for m in columns]
+        table.add_row(name, *cells)
+        writer.writerow([name, *[f"{values[m]:.6f}" if m in values else "" for m in columns]])
+    atomic_write_text(out, buffer.getvalue())
+    console.print(table)
+    for result in results:
+        for note in result.notes:
+            err_console.print(f"[yellow]note:[/] {note}")
+    console.print(f"table: {out}")
+
+
+@app.command()
+@cli_errors
+def train(
+    dataset: Annotated[Path, typer.Argument(help="Training dataset with masks (e.g. the other benchmark's test split).")],
+    method: Annotated[str, typer.Option(help="anomalyclip | adaptclip")] = "anomalyclip",
+    out: Annotated[Path, typer.Option("--out", "-o", help="Where to save the learned parts (.safetensors).")] = Path(
+        "anomaly_prompts.safetensors"),
+    format: Annotated[str, typer.Option(help="auto | mvtec | visa | meta | folder")] = "auto",
+    epochs: int = 15, lr: float = 1e-3, batch_size: int = 8, max_steps: Annotated[Optional[int], typer.Option()] = None,
+    model: ModelOpt = DEFAULT_MODEL, pretrained: PretrainedOpt = None, device: DeviceOpt = None, seed: int = 0,
+) -> None:
+    """Train AnomalyCLIP prompts or AdaptCLIP adapters on one dataset; save them for detect/evaluate."""
+    from clipsuite.anomaly.data import load_dataset
+    from clipsuite.anomaly.train import train_learned
+
+    categories = load_dataset(dataset, format)
+    saved = train_learned(_load(model, pretrained, device), method, categories, out, epochs=epochs, lr=lr,
+                          batch_size=batch_size, max_steps=max_steps, seed=seed)
+    console.print(f"saved {method} weights: {saved}")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,97 @@
+"""Per-image scores (CSV + JSON), heatmap overlays (PNG) and a small HTML page showing them.
+
+Everything is staged in a hidden temporary folder next to the output and moved into place only when
+complete, so an error part-way leaves no partial report. Maps share one colour scale across the run
+(min..max over all maps, or a fixed range) so heat is comparable between images.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from clipsuite.anomaly.methods.base import AnomalyResult, resize_map
+from clipsuite.core.images import load_image
+
+# A compact "jet"-like ramp: blue -> cyan -> yellow -> red.
+_STOPS = np.array([[0, 0, 128], [0, 0, 255], [0, 255, 255], [255, 255, 0], [255, 0, 0], [128, 0, 0]], np.float32)
+
+
+def colorize(values: np.ndarray) -> np.ndarray:
+    """``[H, W]`` in 0..1 -> ``[H, W, 3]`` uint8."""
+    position = np.clip(values, 0, 1) * (len(_STOPS) - 1)
+    low = np.floor(position).astype(int).clip(0, len(_STOPS) - 2)
+    frac = (position - low)[..., None]
+    return (_STOPS[low] * (1 - frac) + _STOPS[low + 1] * frac).astype(np.uint8)
+
+
+def overlay(image: Image.Image, heat: np.ndarray, alpha: float = 0.5) -> Image.Image:
+    base = np.asarray(image.convert("RGB"), dtype=np.float32)
+    mixed = base * (1 - alpha) + colorize(heat).astype(np.float32) * alpha
+    return Image.fromarray(mixed.clip(0, 255).astype(np.uint8))
+
+
+def _page(title: str, rows: list[dict[str, object]], threshold: float | None) -> str:
+    cells = []
+    for row in rows:
+        flag = ""
+        if row.get("anomalous") is not None:
+            flag = " <b style='color:#c00'>anomalous</b>" if row["anomalous"] else " normal"
+        cells.append(
+            f"<figure><img src='{html.escape(str(row['heatmap']))}' width='256'>"
+            f"<figcaption>{html.escape(str(row['name']))}<br>score {float(row['score']):.4f}{flag}</figcaption></figure>")
+    note = f"<p>threshold {threshold:.4f} (anomalous if score &ge; threshold)</p>" if threshold is not None else ""
+    return ("<!doctype html><html><head><meta charset='utf-8'><title>" + html.escape(title) + "</title>"
+            "<style>body{font-family:sans-serif}figure{display:inline-block;margin:6px}</style></head><body>"
+            f"<h1>{html.escape(title)}</h1>{note}" + "".join(cells) + "</body></html>\n")
+
+
+def write_report(out_dir: str | os.PathLike[str], paths: Sequence[Path], result: AnomalyResult,
+                 threshold: float | None = None, title: str = "clipsuite anomaly",
+                 value_range: tuple[float, float] | None = None, extra: dict[str, object] | None = None) -> Path:
+    """Write ``scores.csv``, ``scores.json``, ``heatmaps/*.png`` and ``index.html``; returns the page."""
+    out = Path(out_dir)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    maps = result.maps.float()
+    low, high = value_range or (float(maps.min()), float(maps.max()))
+    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        (stage / "heatmaps").mkdir()
+        rows: list[dict[str, object]] = []
+        for i, path in enumerate(paths):
+            image = load_image(path)
+            heat = resize_map(maps[i], (image.height, image.width)).numpy()
+            heat = (heat - low) / (high - low) if high > low else np.zeros_like(heat)
+            name = f"{i:04d}_{Path(path).stem}.png"
+            overlay(image, heat).save(stage / "heatmaps" / name)
+            score = float(result.scores[i])
+            rows.append({"image": str(path), "name": Path(path).name, "score": score,
+                         "anomalous": None if threshold is None else bool(score >= threshold),
+                         "heatmap": f"heatmaps/{name}"})
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=["image", "score", "anomalous", "heatmap"], extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+        (stage / "scores.csv").write_text(buffer.getvalue())
+        summary = {"threshold": threshold, "map_range": [low, high], **(extra or {}), "images": rows}
+        (stage / "scores.json").write_text(json.dumps(summary, indent=2) + "\n")
+        (stage / "index.html").write_text(_page(title, rows, threshold))
+        out.mkdir(exist_ok=True)
+        if (out / "heatmaps").exists():
+            shutil.rmtree(out / "heatmaps")
+        for item in ("heatmaps", "scores.csv", "scores.json", "index.html"):
+            os.replace(stage / item, out / item)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    return out / "index.html"
+
