@@ -232,7 +232,10 @@ def _process_layout(process_index: int | None, num_processes: int | None) -> tup
         return rank, world, None
     from accelerate import PartialState
 
-    state = PartialState()
+    # accelerate only forms a CPU process group (gloo) when told cpu=True; without it a CPU-only
+    # torchrun / `accelerate launch --cpu` would leave every process believing it is alone.
+    cpu = not torch.cuda.is_available() or os.environ.get("ACCELERATE_USE_CPU", "").lower() in ("1", "true", "yes")
+    state = PartialState(cpu=cpu)
     return state.process_index, state.num_processes, state
 
 
