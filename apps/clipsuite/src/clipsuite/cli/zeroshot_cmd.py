@@ -1,0 +1,83 @@
+"""``clipsuite zeroshot``: classify images by class names x templates, descriptions, or a learned adapter."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from clipsuite.cli.common import cli_errors, console
+from clipsuite.core.errors import InputError
+
+
+def _class_names(classes: str | None, classes_file: Path | None) -> list[str] | None:
+    if classes_file is not None:
+        if not classes_file.is_file():
+            raise InputError(f"{classes_file}: file not found")
+        names = [line.strip() for line in classes_file.read_text(encoding="utf-8").splitlines() if line.strip()]
+        if not names:
+            raise InputError(f"{classes_file}: no class names in this file")
+        return names
+    if classes:
+        return [c.strip() for c in classes.split(",") if c.strip()]
+    return None
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("zeroshot")
+    @cli_errors
+    def zeroshot(
+        images: list[Path] = typer.Argument(..., help="Image files or folders."),
+        model: str = typer.Option("tiny", help="Model spec or preset (see `clipsuite models`)."),
+        pretrained: str = typer.Option(None, help="Pretrained tag or weight file."),
+        classes: str = typer.Option(None, help="Comma-separated class names."),
+        classes_file: Path = typer.Option(None, help="A text file, one class name per line."),
+        templates: str = typer.Option("photo", help="photo | simple | openai | a file | a template with {}."),
+        descriptions: Path = typer.Option(None, help="CuPL-style JSON: class -> sentences (replaces templates)."),
+        adapter: Path = typer.Option(None, help="A learned prompt/adapter file from `clipsuite adapt train`."),
+        top_k: int = typer.Option(1, min=1, help="How many classes to show per image."),
+        batch_size: int = typer.Option(64, min=1),
+        device: str = typer.Option(None, help="cpu, cuda, cuda:1 ... (default: cuda when available)."),
+        output: Path = typer.Option(None, help="Write predictions as CSV here."),
+    ) -> None:
+        """Zero-shot (or adapter) classification of images; prints a table, optionally writes CSV."""
+        from clipsuite.core import load_model
+        from clipsuite.core.checkpoints import atomic_write_text
+        from clipsuite.core.images import expand_image_inputs, load_image
+        from clipsuite.core.prompts import load_descriptions
+        from clipsuite.core.zeroshot import build_classifier, logits
+
+        paths = expand_image_inputs(images)
+        for path in paths:  # decode everything up front: a corrupt file fails before any output
+            load_image(path)
+        clip = load_model(model, pretrained=pretrained, device=device)
+        features = clip.encode_images(paths, batch_size=batch_size)
+        if adapter is not None:
+            from clipsuite.core.adapt.io import load_classifier
+
+            learned = load_classifier(adapter, clip)
+            names = list(learned.class_names)
+            scores = learned.logits(features)
+        else:
+            names = _class_names(classes, classes_file)
+            if names is None:
+                raise InputError("give --classes, --classes-file or --adapter")
+            sentences = load_descriptions(descriptions, names) if descriptions else None
+            scores = logits(features, build_classifier(clip, names, templates, sentences))
+        probs = scores.softmax(dim=-1)
+        k = min(top_k, len(names))
+        top = probs.topk(k, dim=-1)
+        table = Table("image", *[f"#{i + 1}" for i in range(k)])
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(["path"] + [f"{kind}_{i + 1}" for i in range(k) for kind in ("class", "prob")])
+        for path, values, indices in zip(paths, top.values.tolist(), top.indices.tolist()):
+            table.add_row(str(path), *[f"{names[i]} ({p:.2f})" for p, i in zip(values, indices)])
+            writer.writerow([str(path)] + [x for p, i in zip(values, indices) for x in (names[i], f"{p:.6f}")])
+        console.print(table)
+        if output is not None:
+            atomic_write_text(output, buffer.getvalue())
+            console.print(f"predictions written to {output}")

@@ -1,0 +1,71 @@
+"""`clipsuite zeroshot` and `clipsuite models` through the real CLI entry point."""
+
+from __future__ import annotations
+
+import csv
+
+from PIL import Image
+from typer.testing import CliRunner
+
+from clipsuite.cli.main import app
+
+runner = CliRunner()
+
+
+def _images(folder, n=3):
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        Image.new("RGB", (40, 30), (80 * i, 40, 200)).save(folder / f"img{i}.png")
+    return folder
+
+
+def test_models_lists_presets():
+    result = runner.invoke(app, ["models"])
+    assert result.exit_code == 0, result.output
+    for name in ("biomedclip", "tiny", "winclip"):
+        assert name in result.output
+
+
+def test_zeroshot_writes_csv_with_probabilities(tmp_path):
+    folder = _images(tmp_path / "imgs")
+    out = tmp_path / "preds.csv"
+    result = runner.invoke(app, ["zeroshot", str(folder), "--classes", "red circle,blue square,cat",
+                                 "--top-k", "2", "--output", str(out), "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(open(out)))
+    assert len(rows) == 3
+    assert all(r["class_1"] in {"red circle", "blue square", "cat"} for r in rows)
+    assert all(float(r["prob_1"]) >= float(r["prob_2"]) for r in rows)
+
+
+def _assert_one_line_error(result, needle):
+    assert result.exit_code != 0
+    assert "Traceback" not in result.output
+    assert needle in result.output
+
+
+def test_corrupt_image_is_one_line_and_no_output(tmp_path):
+    folder = _images(tmp_path / "imgs")
+    (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    out = tmp_path / "preds.csv"
+    result = runner.invoke(app, ["zeroshot", str(folder), "--classes", "a,b", "--output", str(out)])
+    _assert_one_line_error(result, "broken.png")
+    assert not out.exists()
+
+
+def test_empty_folder_unknown_model_and_missing_classes(tmp_path):
+    (tmp_path / "empty").mkdir()
+    _assert_one_line_error(runner.invoke(app, ["zeroshot", str(tmp_path / "empty"), "--classes", "a"]),
+                           "no images found")
+    folder = _images(tmp_path / "imgs", 1)
+    _assert_one_line_error(runner.invoke(app, ["zeroshot", str(folder), "--classes", "a", "--model", "nope"]),
+                           "unknown model 'nope'")
+    _assert_one_line_error(runner.invoke(app, ["zeroshot", str(folder)]), "give --classes")
+
+
+def test_malformed_descriptions_json(tmp_path):
+    folder = _images(tmp_path / "imgs", 1)
+    bad = tmp_path / "cupl.json"
+    bad.write_text('{"a": ["x"],')
+    _assert_one_line_error(runner.invoke(app, ["zeroshot", str(folder), "--classes", "a",
+                                               "--descriptions", str(bad)]), "malformed JSON")
