@@ -86,7 +86,7 @@ def test_undecodable_files_are_skipped_or_fatal(model: ClipModel, tmp_path: Path
 
     with pytest.raises(InputError, match="broken.png: not a readable image"):
         embed_images(model, folder / "images", tmp_path / "fail", _quiet(on_error="fail"))
-    assert _files(tmp_path / "fail") == []  # no partial shard, no temporary files
+    assert not (tmp_path / "fail").exists()  # no partial shard, no temporary files, no empty folder
 
 
 def test_bad_inputs(model: ClipModel, dataset: Path, tmp_path: Path) -> None:

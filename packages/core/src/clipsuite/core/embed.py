@@ -263,6 +263,7 @@ def embed_images(model: Any, source: str | os.PathLike[str] | Sequence[str | os.
     start, stop = rank * len(rows) // world, (rank + 1) * len(rows) // world
     share = rows[start:stop]
     folder = Path(output_dir)
+    created = not folder.exists()
     folder.mkdir(parents=True, exist_ok=True)
     if rank == 0:
         _remove_stale_shards(folder, world)
@@ -298,6 +299,8 @@ def embed_images(model: Any, source: str | os.PathLike[str] | Sequence[str | os.
     except BaseException:
         writer.abort()
         lines.abort()
+        if created and not any(folder.iterdir()):
+            folder.rmdir()  # leave nothing behind that looks like an embedding folder
         raise
     if state is not None:
         state.wait_for_everyone()

@@ -1,0 +1,66 @@
+"""``clipsuite embed``: stream images through a model into embedding shards (one per process)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from clipsuite.cli.common import cli_errors, console, err_console
+
+
+def model_spec_for_record(spec: str) -> str:
+    """Record a local model folder/file by absolute path so a later query finds it from anywhere."""
+    path = Path(spec.removeprefix("local-dir:"))
+    return str(path.resolve()) if path.exists() else spec
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("embed")
+    @cli_errors
+    def embed(
+        source: Path = typer.Argument(..., help="A folder of images, an image, a CSV/TSV with a path column, "
+                                                "or a .txt list of paths."),
+        output: Path = typer.Option(..., "--output", "-o", help="Folder for the shards (created)."),
+        model: str = typer.Option("tiny", help="Model spec or preset (see `clipsuite models`)."),
+        pretrained: str = typer.Option(None, help="Pretrained tag or weight file."),
+        batch_size: int = typer.Option(64, min=1),
+        workers: int = typer.Option(2, min=0, help="DataLoader worker processes decoding images."),
+        path_column: str = typer.Option(None, help="CSV column holding image paths (default: filepath, path, "
+                                                   "image ...)."),
+        on_error: str = typer.Option("skip", help="skip: list undecodable images in skipped.json; fail: stop."),
+        dtype: str = typer.Option("float32", help="Stored precision: float32 or float16."),
+        device: str = typer.Option(None, help="cpu, cuda ... (default: this process's accelerator)."),
+        progress: bool = typer.Option(True, help="Show a progress bar."),
+    ) -> None:
+        """Embed images into DIR/shard-*.safetensors (+ metadata JSONL). Under `accelerate launch` each
+        process embeds its share and writes its own shard."""
+        import torch
+
+        from clipsuite.core import load_model
+        from clipsuite.core.embed import EmbedConfig, embed_images, read_inputs
+
+        config = EmbedConfig(batch_size=batch_size, num_workers=workers, on_error=on_error, dtype=dtype,
+                             path_column=path_column, progress=progress)
+        read_inputs(source, path_column)  # bad input fails before a model is built or a folder made
+        torch.manual_seed(0)  # random-init specs (tiny, untrained names) come out the same in every process
+        clip = load_model(model, pretrained=pretrained, device=device or _process_device())
+        result = embed_images(clip, source, output, config, model_spec=model_spec_for_record(model))
+        if result.process_index != 0:
+            return
+        console.print(f"embedded {result.count} images into {result.shard}"
+                      + (f" ({result.num_processes} shards)" if result.num_processes > 1 else ""))
+        if result.skipped:
+            err_console.print(f"[yellow]skipped {len(result.skipped)} undecodable image(s)[/], listed in "
+                              f"{output / 'skipped.json'}; first: {result.skipped[0]['reason']}")
+
+
+def _process_device() -> str | None:
+    """Under accelerate launch / torchrun each process owns one GPU (LOCAL_RANK)."""
+    import os
+
+    import torch
+
+    if torch.cuda.is_available() and "LOCAL_RANK" in os.environ:
+        return f"cuda:{int(os.environ['LOCAL_RANK'])}"
+    return None
