@@ -1,0 +1,98 @@
+"""AnomalyCLIP / AdaptCLIP pieces: exactness of the building blocks, training, save/load, CLI."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from clipsuite.anomaly.data import load_dataset
+from clipsuite.anomaly.methods.adaptclip import AdaptClip
+from clipsuite.anomaly.methods.anomalyclip import AnomalyClip
+from clipsuite.anomaly.methods.dpam import encode_with_dpam
+from clipsuite.anomaly.methods.learned import load_learned
+from clipsuite.anomaly.methods.text_prompts import PromptTextEncoder
+from clipsuite.anomaly.train import train_learned
+from clipsuite.anomaly_app.main import app
+from clipsuite.core.errors import InputError
+from clipsuite.core.train import read_metrics
+
+runner = CliRunner()
+TINY = ["--model", "tiny", "--device", "cpu"]
+
+
+def test_prompt_encoder_equals_encode_text_when_ctx_is_the_words(tiny):
+    encoder = PromptTextEncoder(tiny, n_ctx=3, deep_depth=0)
+    words = tiny.tokenize(["a b c object.", "a b c damaged object."])
+    with torch.no_grad():
+        encoder.ctx.copy_(tiny.model.token_embedding(words)[:, 1:4])
+        expected = tiny.model.encode_text(words)
+        torch.testing.assert_close(encoder(), expected, atol=1e-5, rtol=0)
+    deep = PromptTextEncoder(tiny, n_ctx=3, deep_depth=3)
+    assert deep.deep.shape[0] == 2  # layers 1 and 2 get fresh tokens
+
+
+def test_dpam_keeps_the_cls_path_and_changes_patches(tiny):
+    pixels = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        image, patches = encode_with_dpam(tiny.model.visual, pixels, start=2)
+        plain = tiny.model.encode_image(pixels)
+        plain_patches = tiny.dense_features(pixels, [-1])[0]
+    torch.testing.assert_close(image, plain, atol=1e-5, rtol=0)
+    assert patches.shape == plain_patches.shape == (2, 64, tiny.embed_dim)
+    assert (patches - plain_patches).abs().max() > 1e-3
+
+
+def test_train_lowers_loss_and_round_trips(tiny, mvtec_root, tmp_path):
+    categories = load_dataset(mvtec_root, categories=["bottle"])
+    run = tmp_path / "run"
+    path = train_learned(tiny, "anomalyclip", categories, tmp_path / "ac.safetensors", epochs=4, lr=3e-4,
+                         batch_size=7, run_dir=run, progress=False)
+    losses = [e["loss"] for e in read_metrics(run) if "loss" in e]
+    assert len(losses) == 4 and losses[-1] < losses[0]
+    module = load_learned(tiny, "anomalyclip", path)
+    assert isinstance(module, AnomalyClip)
+    pixels = torch.randn(2, 3, 64, 64)
+    result = module.predict(pixels)
+    assert result.maps.shape == (2, 64, 64) and ((result.scores >= 0) & (result.scores <= 1)).all()
+    with pytest.raises(InputError, match="holds 'anomalyclip' weights, not 'adaptclip'"):
+        load_learned(tiny, "adaptclip", path)
+    with pytest.raises(InputError, match="needs trained prompts/adapters"):
+        load_learned(tiny, "anomalyclip", None)
+
+
+def test_adaptclip_branches_zero_and_few_shot(tiny):
+    module = AdaptClip(tiny)
+    pixels = torch.randn(3, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    assert len(module.branches(pixels, None)) == 2
+    zero = module.predict(pixels)
+    module.fit(pixels[:1])
+    assert len(module.branches(pixels, module.memory)) == 3
+    few = module.predict(pixels)
+    assert zero.maps.shape == few.maps.shape == (3, 64, 64)
+    assert not torch.allclose(zero.scores, few.scores)
+    batch = {"pixels": pixels, "mask": torch.zeros(3, 64, 64), "label": torch.tensor([0, 1, 0]),
+             "reference": pixels[:1].expand(3, -1, -1, -1)}
+    batch["mask"][1, 10:20, 10:20] = 1
+    loss = module.loss(batch)["loss"]
+    loss.backward()
+    assert torch.isfinite(loss) and module.pqa.head[0].weight.grad is not None
+    assert all(p.grad is None for p in tiny.model.parameters())
+
+
+def test_cli_train_then_evaluate_and_detect(mvtec_root, tmp_path):
+    weights = tmp_path / "adapt.safetensors"
+    result = runner.invoke(app, ["train", str(mvtec_root), "--method", "adaptclip", "--out", str(weights),
+                                 "--max-steps", "2", "--batch-size", "4", *TINY], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert weights.is_file() and weights.stat().st_size < 2_000_000
+    table = tmp_path / "t.csv"
+    result = runner.invoke(app, ["evaluate", str(mvtec_root), "--method", "adaptclip", "--weights", str(weights),
+                                 "--shots", "1", "--category", "carpet", "--out", str(table), *TINY])
+    assert result.exit_code == 0, result.output
+    assert table.read_text().splitlines()[1].startswith("carpet,")
+    result = runner.invoke(app, ["detect", str(mvtec_root / "carpet" / "test" / "good"), "--method", "anomalyclip",
+                                 "--weights", str(weights), "--out", str(tmp_path / "r"), *TINY])
+    assert result.exit_code == 2 and "not 'anomalyclip'" in result.output and not (tmp_path / "r").exists()
