@@ -1,0 +1,96 @@
+"""Training of learned prompts and adapters: one task object per method, run by the core Trainer.
+
+A task is ``module`` (only the learned parameters require grad; the CLIP model is frozen and held
+outside the module) plus ``loss(batch)``. Batches are dicts holding either cached ``features`` or
+``pixels`` (then encoded by the frozen image tower on the fly) and ``label``.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+
+from clipsuite.core.models import ClipModel
+
+
+@dataclass
+class FitSettings:
+    """What a learner's training needs; method defaults are filled in by the registry."""
+
+    epochs: int = 10
+    batch_size: int = 32
+    lr: float = 2e-3
+    optimizer: str = "sgd"
+    weight_decay: float = 5e-4
+    warmup_steps: int = 0
+    max_steps: int | None = None
+    seed: int = 0
+    output_dir: Path | None = None  # None: a temporary folder, removed afterwards
+    progress: bool = False
+    precision: str = "auto"  # the Trainer's: fp32 on the CPU, bf16/fp16 autocast on a GPU
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def freeze(clip: ClipModel) -> None:
+    """Adaptation never trains the backbone: no gradients for any CLIP weight."""
+    clip.model.requires_grad_(False)
+    clip.model.eval()
+
+
+def image_features(clip: ClipModel, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Cached features when the batch has them, else the frozen image tower on the batch's pixels."""
+    if "features" in batch:
+        return batch["features"].to(clip.device).float()
+    return clip.encode_image_tensor(batch["pixels"])
+
+
+class ClassificationTask:
+    """Cross-entropy of ``module(features)`` against the labels; ``extra_loss`` adds a method's term."""
+
+    def __init__(self, clip: ClipModel, module: nn.Module,
+                 extra_loss: Callable[[], dict[str, torch.Tensor]] | None = None,
+                 uses_pixels: bool = False) -> None:
+        self.clip = clip
+        self.module = module
+        self.extra_loss = extra_loss
+        self.uses_pixels = uses_pixels
+
+    def loss(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        inputs = batch["pixels"].to(self.clip.device) if self.uses_pixels else image_features(self.clip, batch)
+        logits = self.module(inputs)
+        labels = batch["label"].to(logits.device)
+        ce = nn.functional.cross_entropy(logits, labels)
+        out = {"ce": ce, "loss": ce}
+        if self.extra_loss is not None:
+            terms = self.extra_loss()
+            out.update(terms)
+            out["loss"] = ce + sum(terms.values())
+        return out
+
+    def config(self) -> dict[str, Any]:
+        return {"module": type(self.module).__name__}
+
+
+def fit(task: ClassificationTask, dataset: Dataset, settings: FitSettings) -> None:
+    """Train ``task.module`` in place with the core Trainer (the run folder is temporary by default)."""
+    from clipsuite.core.train import TrainConfig, Trainer
+
+    if settings.max_steps == 0 or settings.epochs == 0:
+        return
+    with tempfile.TemporaryDirectory(prefix="clipsuite-adapt-") as tmp:
+        output = settings.output_dir or Path(tmp)
+        config = TrainConfig(output_dir=output, epochs=settings.epochs, max_steps=settings.max_steps,
+                             batch_size=min(settings.batch_size, len(dataset)), lr=settings.lr,  # type: ignore[arg-type]
+                             weight_decay=settings.weight_decay, optimizer=settings.optimizer,
+                             schedule="cosine", warmup_steps=settings.warmup_steps, precision=settings.precision,
+                             seed=settings.seed, progress=settings.progress, log_every=50,
+                             checkpoint_every=10**9)  # one checkpoint, at the end: runs are short
+        Trainer(task, config).fit(dataset)
+    task.module.eval()
