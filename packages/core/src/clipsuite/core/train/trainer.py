@@ -1,7 +1,11 @@
 """The ``Trainer``: one training loop, on Hugging Face accelerate, for every clipsuite task.
 
 A task is any object with ``module`` (its parameters with ``requires_grad`` are trained) and
-``loss(batch)``; optionally ``collate(items)``, ``evaluate()`` and ``config()``.
+``loss(batch)`` (a tensor, or a dict holding ``"loss"``; other scalar entries are logged too);
+optionally ``collate(items)``, ``evaluate() -> dict`` (each epoch end, main process, no grad),
+``config() -> dict`` (stored with the weights) and ``after_step()`` (after each optimizer step, no
+grad). The module is moved to the device; batches are moved there too (tensors inside dicts,
+lists and tuples), so tensors a task needs should live in its module as buffers.
 
 accelerate gives the process layout (one process per GPU under ``accelerate launch``, single
 process otherwise), the device, seeding and collectives. Mixed precision, gradient accumulation and
@@ -237,6 +241,10 @@ class Trainer:
                 torch.nn.utils.clip_grad_norm_(params, self.config.max_grad_norm)
             optimizer.step()
         optimizer.zero_grad(set_to_none=True)
+        after_step = getattr(self.task, "after_step", None)
+        if callable(after_step):  # e.g. clamp a logit scale, update an EMA teacher
+            with torch.no_grad():
+                after_step()
         lr = float(optimizer.param_groups[0]["lr"])
         scheduler.step()
         if ema is not None:

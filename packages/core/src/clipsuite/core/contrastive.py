@@ -1,0 +1,194 @@
+"""Contrastive fine-tuning of a ``ClipModel`` (CLIP or SigLIP loss) as a task for the Trainer,
+plus ``train_contrastive``: data file -> trained model folder that ``load_model(folder)`` reads.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader
+
+from clipsuite.core.data import DEFAULT_CAPTION_COLUMN, DEFAULT_IMAGE_COLUMN, ImageTextDataset, Pair, read_pairs, verify_images
+from clipsuite.core.errors import InputError
+from clipsuite.core.losses import clip_loss, siglip_loss
+from clipsuite.core.metrics import retrieval_metrics
+from clipsuite.core.models import ClipModel, load_model
+from clipsuite.core.train import TrainConfig, Trainer, TrainResult
+
+LOSSES = ("clip", "siglip")
+MAX_LOGIT_SCALE = math.log(100)  # open_clip clamps the learned temperature here
+SIGLIP_INIT_BIAS = -10.0          # SigLIP paper's initial bias (with scale log 10 from scratch)
+
+
+@dataclass
+class ContrastiveConfig:
+    loss: str = "clip"
+    lock_image: bool = False        # freeze the image tower (LiT-style)
+    lock_text: bool = False         # freeze the text tower
+    learn_logit_scale: bool = True
+    init_logit_scale: float | None = None  # log-space; None keeps the model's own
+    init_logit_bias: float | None = None   # SigLIP only; None keeps the model's or uses -10
+    local_loss: bool = True         # see clipsuite.core.losses (matters with several processes)
+    gather_with_grad: bool = True
+
+    def __post_init__(self) -> None:
+        if self.loss not in LOSSES:
+            raise InputError(f"unknown loss '{self.loss}' (choose from {', '.join(LOSSES)})")
+        if self.lock_image and self.lock_text and not self.learn_logit_scale:
+            raise InputError("both towers locked and a fixed logit scale: nothing would train")
+
+
+def _lock(model: torch.nn.Module, tower: str) -> None:
+    locker = getattr(model, f"lock_{tower}_tower", None)
+    if callable(locker):
+        locker()
+    part = model.visual if tower == "image" else getattr(model, "text", None)
+    if part is not None:
+        part.requires_grad_(False)
+    elif tower == "text":  # open_clip's built-in text transformer lives on the CLIP module itself
+        for name in ("token_embedding", "transformer", "ln_final"):
+            getattr(model, name).requires_grad_(False)
+        for name in ("positional_embedding", "text_projection"):
+            tensor = getattr(model, name, None)
+            if isinstance(tensor, torch.nn.Parameter):
+                tensor.requires_grad_(False)
+
+
+class ContrastiveTask:
+    """Batches ``{"image", "text"}`` -> CLIP or SigLIP loss on the normalized embeddings."""
+
+    def __init__(self, clip: ClipModel, config: ContrastiveConfig | None = None,
+                 eval_data: ImageTextDataset | None = None, eval_batch_size: int = 64) -> None:
+        self.clip = clip
+        self.settings = config or ContrastiveConfig()
+        self.eval_data = eval_data
+        self.eval_batch_size = eval_batch_size
+        model = clip.model
+        model.logit_scale.requires_grad_(self.settings.learn_logit_scale)
+        if self.settings.init_logit_scale is not None:
+            with torch.no_grad():
+                model.logit_scale.fill_(self.settings.init_logit_scale)
+        if self.settings.loss == "siglip":
+            bias = self.settings.init_logit_bias
+            if getattr(model, "logit_bias", None) is None:  # register it the way open_clip builds it
+                model.logit_bias = torch.nn.Parameter(torch.tensor(SIGLIP_INIT_BIAS if bias is None else bias,
+                                                                   device=model.logit_scale.device))
+            elif bias is not None:
+                with torch.no_grad():
+                    model.logit_bias.fill_(bias)
+            clip.config["model_cfg"]["init_logit_bias"] = float(model.logit_bias.detach())
+        if self.settings.lock_image:
+            _lock(model, "image")
+        if self.settings.lock_text:
+            _lock(model, "text")
+        self.module = model
+
+    def loss(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        model = self.module
+        images = model.encode_image(batch["image"], normalize=True)
+        texts = model.encode_text(batch["text"], normalize=True)
+        scale = model.logit_scale.exp()
+        bias = getattr(model, "logit_bias", None)
+        if self.settings.loss == "siglip":
+            loss = siglip_loss(images, texts, scale, bias)
+        else:
+            loss = clip_loss(images, texts, scale, bias, local_loss=self.settings.local_loss,
+                             gather_with_grad=self.settings.gather_with_grad)
+        return {"loss": loss, "logit_scale": scale.detach()}
+
+    def after_step(self) -> None:
+        self.module.logit_scale.clamp_(0, MAX_LOGIT_SCALE)
+
+    def evaluate(self) -> dict[str, float]:
+        """Retrieval recall on the held-out pairs (when given)."""
+        if self.eval_data is None:
+            return {}
+        model = self.module
+        device = model.logit_scale.device
+        images, texts = [], []
+        loader = DataLoader(self.eval_data, batch_size=self.eval_batch_size)
+        for batch in loader:
+            images.append(model.encode_image(batch["image"].to(device), normalize=True).float().cpu())
+            texts.append(model.encode_text(batch["text"].to(device), normalize=True).float().cpu())
+        owners = torch.arange(len(self.eval_data))
+        metrics = retrieval_metrics(torch.cat(images), torch.cat(texts), owners, ks=(1, 5))
+        return {"i2t_R@1": metrics["image_to_text_R@1"], "t2i_R@1": metrics["text_to_image_R@1"],
+                "mean_recall": metrics["mean_recall"]}
+
+    def config(self) -> dict[str, Any]:
+        return {"task": "contrastive", "model": self.clip.name, **asdict(self.settings)}
+
+
+@dataclass
+class ContrastiveResult:
+    output_dir: Path       # the trained model: load_model(output_dir)
+    model: ClipModel
+    train: TrainResult
+
+
+def _split_holdout(pairs: list[Pair], fraction: float, seed: int) -> tuple[list[Pair], list[Pair]]:
+    if fraction <= 0:
+        return pairs, []
+    count = min(512, max(1, int(len(pairs) * fraction)))
+    if count >= len(pairs):
+        raise InputError(f"{len(pairs)} pairs are too few to hold out {count} for evaluation")
+    order = torch.randperm(len(pairs), generator=torch.Generator().manual_seed(seed)).tolist()
+    held = set(order[:count])
+    return [p for i, p in enumerate(pairs) if i not in held], [pairs[i] for i in sorted(held)]
+
+
+def train_contrastive(data: str | os.PathLike[str], output_dir: str | os.PathLike[str], model: str = "tiny",
+                      pretrained: str | None = None, contrastive: ContrastiveConfig | None = None,
+                      image_column: str = DEFAULT_IMAGE_COLUMN, caption_column: str = DEFAULT_CAPTION_COLUMN,
+                      split: str | None = None, verify: bool = True, holdout: float = 0.0,
+                      augment: bool = True, overwrite: bool = False, **train_options: Any) -> ContrastiveResult:
+    """Fine-tune (or train from scratch) ``model`` on an image-text source and save it.
+
+    ``train_options`` are ``TrainConfig`` fields (epochs, batch_size, lr, precision, grad_accum,
+    resume, ...). The data is checked before anything is written (columns, files, and with
+    ``verify`` every image decoded once); a fresh run that fails leaves no output folder behind.
+    ``holdout`` keeps that fraction of pairs (at most 512) for retrieval recall at each epoch end.
+    A folder holding an earlier run is only reused with ``resume`` (continue) or ``overwrite``.
+    """
+    settings = contrastive or ContrastiveConfig()
+    out = Path(output_dir)
+    cfg = TrainConfig(output_dir=out, **train_options)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"{out}: exists and is not a folder")
+    if (out / "trainer_state.json").exists() and not (cfg.resume or overwrite):
+        raise InputError(f"{out}: already holds a training run; resume it or choose another folder "
+                         "(or overwrite it)")
+    pairs = read_pairs(data, image_column=image_column, caption_column=caption_column, split=split)
+    if verify:
+        verify_images(pairs)
+    train_pairs, eval_pairs = _split_holdout(pairs, holdout, cfg.seed)
+    torch.manual_seed(cfg.seed)  # a model built from scratch is the same on resume
+    clip = load_model(model, pretrained=pretrained, device="cpu")
+    dataset = ImageTextDataset(train_pairs, clip.preprocess_train if augment else clip.preprocess, clip.tokenizer)
+    eval_data = ImageTextDataset(eval_pairs, clip.preprocess, clip.tokenizer) if eval_pairs else None
+    task = ContrastiveTask(clip, settings, eval_data)
+    fresh_folder = not out.exists()
+    try:
+        result = Trainer(task, cfg).fit(dataset)
+        clip.model.eval()
+        clip.device = clip.model.logit_scale.device
+        clip.save(out)
+    except BaseException:
+        if fresh_folder and out.exists():  # no partial output from a run that never finished
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+    return ContrastiveResult(output_dir=out, model=clip, train=result)
+
+
+def caption_pairs(images: Sequence[str | os.PathLike[str]], captions: Sequence[str]) -> list[Pair]:
+    """Pairs from two parallel lists (for callers holding data in memory rather than a file)."""
+    if len(images) != len(captions):
+        raise InputError(f"{len(images)} images but {len(captions)} captions")
+    return [Pair(Path(i), c, f"pair {n}") for n, (i, c) in enumerate(zip(images, captions))]
