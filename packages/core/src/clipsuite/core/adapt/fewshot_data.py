@@ -64,25 +64,18 @@ def _parse_entry(entry: object, where: str, root: Path) -> Item:
 
 def _class_names(items: dict[str, list[Item]], source: str) -> list[str]:
     """Labels must be 0..C-1 with one name each; C is the number of distinct class names."""
+    n = len({item.class_name for part_items in items.values() for item in part_items})
     by_label: dict[int, str] = {}
-    for part, part_items in items.items():
-        for index, item in enumerate(part_items):
-            known = by_label.setdefault(item.label, item.class_name)
-            if known != item.class_name:
-                raise InputError(f"{source}: {part}[{index}] gives label {item.label} the name '{item.class_name}' "
-                                 f"but another entry calls it '{known}'")
-    n = len(set(by_label.values()))
-    if len(by_label) != n:
-        names = defaultdict(list)
-        for label, name in by_label.items():
-            names[name].append(label)
-        name, labels = next((k, v) for k, v in names.items() if len(v) > 1)
-        raise InputError(f"{source}: class '{name}' has several labels ({', '.join(map(str, sorted(labels)))})")
     for part, part_items in items.items():
         for index, item in enumerate(part_items):
             if not 0 <= item.label < n:
                 raise InputError(f"{source}: {part}[{index}] ('{item.path.name}') has label {item.label}, out of "
                                  f"range for the {n} classes named in the split (labels must be 0..{n - 1})")
+            known = by_label.setdefault(item.label, item.class_name)
+            if known != item.class_name:
+                raise InputError(f"{source}: {part}[{index}] gives label {item.label} the name '{item.class_name}' "
+                                 f"but another entry calls it '{known}'")
+    # n distinct names, each label in 0..n-1 with one name: labels and names are in one-to-one correspondence
     return [by_label[i] for i in range(n)]
 
 

@@ -46,7 +46,7 @@ class MaPLeClassifier(nn.Module):
         config = config or MaPLeConfig()
         self.config = config
         self.tower = TextTower(clip)
-        self.visual = _vision_tower(clip)
+        _vision_tower(clip)  # checked now; reached through self.clip so it is not a submodule (nor saved)
         self.clip = clip
         words = config.ctx_init.split()
         # the first n_ctx tokens of the init phrase are learned; the rest stays part of the frozen prompt
@@ -63,6 +63,10 @@ class MaPLeClassifier(nn.Module):
         self.deep_proj = nn.ModuleList([nn.Linear(text_width, vision_width).to(device) for _ in range(self.depth - 1)])
         self.scale = logit_scale(clip)
         self.class_names = list(class_names)
+
+    @property
+    def visual(self) -> nn.Module:
+        return self.clip.model.visual
 
     def text_features(self) -> torch.Tensor:
         deep = [None, *self.text_deep]

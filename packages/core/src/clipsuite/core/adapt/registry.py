@@ -35,6 +35,7 @@ class MethodOptions:
     lr: float | None = None
     batch_size: int | None = None
     max_steps: int | None = None
+    optimizer: str | None = None  # sgd | adam | adamw
     n_ctx: int | None = None
     ctx_init: str | None = None  # "" for random init
     csc: bool = False
@@ -54,7 +55,7 @@ def _settings(data: AdaptData, options: MethodOptions, epochs: int, lr: float, b
     return FitSettings(epochs=options.epochs if options.epochs is not None else epochs,
                        lr=options.lr if options.lr is not None else lr,
                        batch_size=options.batch_size if options.batch_size is not None else batch,
-                       max_steps=options.max_steps, optimizer=optimizer, weight_decay=weight_decay,
+                       max_steps=options.max_steps, optimizer=options.optimizer or optimizer, weight_decay=weight_decay,
                        seed=data.seed, progress=options.progress)
 
 

@@ -1,0 +1,139 @@
+"""``clipsuite adapt``: few-shot prompt learning and adapters (train, evaluate, compare, list)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from clipsuite.cli.common import cli_errors, console, err_console
+from clipsuite.core.errors import InputError
+
+
+def _table(rows: list) -> Table:  # type: ignore[type-arg]
+    table = Table("method", "shots", "seed", "accuracy")
+    for row in rows:
+        table.add_row(row.method, str(row.shots), str(row.seed), f"{row.accuracy:.2f}")
+    return table
+
+
+def _seeds(seed: int, seeds: str | None) -> list[int]:
+    if not seeds:
+        return [seed]
+    try:
+        return [int(s) for s in seeds.split(",") if s.strip()]
+    except ValueError:
+        raise InputError(f"--seeds '{seeds}': expected comma-separated integers such as 1,2,3") from None
+
+
+def _split(split: Path, image_root: Path | None, subset: str):  # type: ignore[no-untyped-def]
+    from clipsuite.core.adapt import base_novel, load_class_folders, load_split
+
+    loaded = load_class_folders(split) if split.is_dir() else load_split(split, image_root)
+    return base_novel(loaded, subset)
+
+
+def register(app: typer.Typer) -> None:
+    adapt = typer.Typer(help="Few-shot adaptation: CoOp, CoCoOp, KgCoOp, MaPLe, Tip-Adapter(-F), GDA, "
+                             "linear probes, LLM descriptions.", no_args_is_help=True)
+    app.add_typer(adapt, name="adapt")
+
+    @adapt.command("methods")
+    @cli_errors
+    def methods() -> None:
+        """List the methods and their kind."""
+        from clipsuite.core.adapt import METHODS
+
+        table = Table("method", "kind", "needs")
+        for method in METHODS.values():
+            table.add_row(method.name, method.kind, "--descriptions" if method.needs_descriptions else "")
+        console.print(table)
+
+    @adapt.command("train")
+    @cli_errors
+    def train(
+        split: Path = typer.Option(..., "--split", help="Dassl split JSON, or a folder of class folders."),
+        method: str = typer.Option("coop", "--method", "--methods",
+                                   help="A method, a comma-separated list, or 'all' (one row per method)."),
+        shots: int = typer.Option(16, help="Training images per class (validation uses min(K, 4))."),
+        seed: int = typer.Option(1, help="Seed of the K-shot draw and of the initialisation."),
+        seeds: str = typer.Option(None, help="Several seeds, comma-separated (overrides --seed)."),
+        model: str = typer.Option("tiny", help="Model spec (preset, open_clip name, folder, hf-hub:...)."),
+        pretrained: str = typer.Option(None, help="Pretrained tag or weight file for --model."),
+        output: Path = typer.Option(Path("runs/adapt"), help="Folder for the adapters and results.csv; a "
+                                    ".safetensors path saves a single method's adapter there."),
+        csv_path: Path = typer.Option(None, "--csv", help="Where to write the table (default: results.csv "
+                                      "next to the adapters)."),
+        epochs: int = typer.Option(None, help="Training epochs (default: the method's, from its paper)."),
+        lr: float = typer.Option(None, help="Learning rate (default: the method's)."),
+        batch_size: int = typer.Option(None, help="Batch size (default: the method's)."),
+        n_ctx: int = typer.Option(None, help="Context vectors for random init (prompt learners)."),
+        ctx_init: str = typer.Option(None, help="Initial context phrase (default 'a photo of a'; '' = random)."),
+        csc: bool = typer.Option(False, help="Class-specific contexts (CoOp)."),
+        class_token_position: str = typer.Option("end", help="end, middle or front (CoOp)."),
+        views: int = typer.Option(10, help="Augmented views of the training images cached for Tip-Adapter/GDA."),
+        augment: bool = typer.Option(False, help="Train prompt learners on the augmented views."),
+        descriptions: Path = typer.Option(None, help="CuPL / descriptor JSON (class -> sentences)."),
+        subset: str = typer.Option("all", help="Classes: all, base or novel (base-to-novel protocol)."),
+        image_root: Path = typer.Option(None, help="Folder the split's paths are relative to (default: its folder)."),
+        cache_dir: Path = typer.Option(None, help="Keep encoded image features here between runs."),
+        device: str = typer.Option(None, help="cpu, cuda, cuda:1 ... (default: cuda when available)."),
+    ) -> None:
+        """Train one or more methods on a K-shot draw and print (and save) method, shots, seed, accuracy."""
+        from clipsuite.core.adapt import MethodOptions, prepare, resolve_methods, run, train_one, write_csv
+        from clipsuite.core.models import load_model
+
+        names = resolve_methods(method, have_descriptions=descriptions is not None)
+        seed_list = _seeds(seed, seeds)
+        single_file = output.suffix == ".safetensors"
+        if single_file and (len(names) > 1 or len(seed_list) > 1):
+            raise InputError(f"--output {output}: a single .safetensors file holds one method and one seed; "
+                             "give a folder for several")
+        data_split = _split(split, image_root, subset)
+        options = MethodOptions(epochs=epochs, lr=lr, batch_size=batch_size, n_ctx=n_ctx, ctx_init=ctx_init, csc=csc,
+                                class_token_position=class_token_position, augment=augment,
+                                descriptions=str(descriptions) if descriptions else None, progress=False)
+        clip = load_model(model, pretrained=pretrained, device=device)
+        folder = output.parent if single_file else output
+        err_console.print(f"adapting {clip.name} on {len(data_split.class_names)} classes, {shots} shots, "
+                          f"methods: {', '.join(names)}")
+        report = lambda r: err_console.print(f"  {r.method} seed {r.seed}: {r.accuracy:.2f}")  # noqa: E731
+        if single_file:  # one method, one seed, saved under the asked name
+            data = prepare(clip, data_split, shots, seed_list[0], views, cache_dir)
+            _, row = train_one(names[0], data, options, output)
+            rows = [row]
+        else:
+            rows = run(clip, data_split, names, shots, seed_list, options, views=views, output_dir=folder,
+                       cache_dir=cache_dir, on_row=report)
+        table_path = write_csv(csv_path or folder / "results.csv", rows)
+        console.print(_table(rows))
+        err_console.print(f"wrote {table_path}")
+
+    @adapt.command("evaluate")
+    @cli_errors
+    def evaluate(
+        adapters: list[Path] = typer.Argument(..., help="Saved adapter files (.safetensors)."),
+        split: Path = typer.Option(..., "--split", help="Dassl split JSON, or a folder of class folders."),
+        part: str = typer.Option("test", help="train, val or test."),
+        model: str = typer.Option("tiny", help="The model the adapters were trained with."),
+        pretrained: str = typer.Option(None, help="Pretrained tag or weight file for --model."),
+        subset: str = typer.Option("all", help="Classes: all, base or novel (learned prompts transfer)."),
+        image_root: Path = typer.Option(None, help="Folder the split's paths are relative to."),
+        csv_path: Path = typer.Option(None, "--csv", help="Also write the table here."),
+        device: str = typer.Option(None, help="cpu, cuda ... (default: cuda when available)."),
+    ) -> None:
+        """Score saved adapters on a split part and print method, shots, seed, accuracy."""
+        from clipsuite.core.adapt import evaluate_file, write_csv
+        from clipsuite.core.models import load_model
+
+        for path in adapters:
+            if not path.is_file():
+                raise InputError(f"{path}: adapter file not found")
+        data_split = _split(split, image_root, subset)
+        clip = load_model(model, pretrained=pretrained, device=device)
+        rows = [evaluate_file(path, clip, data_split, part) for path in adapters]
+        console.print(_table(rows))
+        if csv_path is not None:
+            write_csv(csv_path, rows)
+            err_console.print(f"wrote {csv_path}")

@@ -1,0 +1,113 @@
+"""Exactness: learned methods at their neutral settings equal zero-shot; GDA equals its formulas."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from clipsuite.core.adapt import gda, tip_adapter
+from clipsuite.core.adapt.coop import CoOpClassifier, PromptConfig, logit_scale
+from clipsuite.core.adapt.feature_cache import CachedFeatures
+from clipsuite.core.adapt.registry import MethodOptions
+from clipsuite.core.adapt.runner import prepare, train_one
+from clipsuite.core.adapt.fewshot_data import load_split
+from clipsuite.core.adapt.text_encoding import TextTower
+from clipsuite.core.errors import InputError
+from clipsuite.core.models import load_model
+from clipsuite.core.zeroshot import build_classifier, logits
+
+NAMES = ["red circle", "blue square", "green triangle", "yellow star"]
+
+
+@pytest.fixture(scope="module", params=["tiny", "tiny-hf"])
+def model(request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
+    torch.manual_seed(0)
+    return load_model(request.param, device="cpu")
+
+
+def _features(n: int = 10, dim: int = 64, seed: int = 0) -> torch.Tensor:
+    return torch.nn.functional.normalize(torch.randn(n, dim, generator=torch.Generator().manual_seed(seed)), dim=-1)
+
+
+def test_text_tower_matches_encode_text(model) -> None:  # type: ignore[no-untyped-def]
+    tower = TextTower(model)
+    tokens = model.tokenize(["a photo of a red circle.", "blue square", "a yellow star at the top"])
+    with torch.no_grad():
+        ours = tower.encode(tower.embed(tokens), tokens)
+    torch.testing.assert_close(ours, model.encode_texts(["a photo of a red circle.", "blue square",
+                                                          "a yellow star at the top"]), atol=1e-5, rtol=1e-5)
+
+
+def test_coop_with_zero_steps_equals_hand_crafted_zero_shot(model) -> None:  # type: ignore[no-untyped-def]
+    features = _features()
+    coop = CoOpClassifier(model, NAMES, PromptConfig(ctx_init="a photo of a"))
+    assert coop.prompt.ctx.shape[0] == 4  # "a photo of a" is four tokens in both tokenizers
+    with torch.no_grad():
+        learned = coop(features)
+    expected = logits(features, build_classifier(model, NAMES, ["a photo of a {}."]), scale=logit_scale(model))
+    torch.testing.assert_close(learned, expected, atol=2e-5, rtol=1e-5)
+
+
+def test_coop_zero_training_steps_through_the_runner(model, shapes_split) -> None:  # type: ignore[no-untyped-def]
+    data = prepare(model, load_split(shapes_split), 2, seed=0, views=0)
+    coop, coop_row = train_one("coop", data, MethodOptions(epochs=0))
+    zero, zero_row = train_one("zeroshot", data)
+    test = data.features("test").features[0]
+    torch.testing.assert_close(coop.logits(test), zero.logits(test), atol=2e-5, rtol=1e-5)
+    assert coop_row.accuracy == zero_row.accuracy
+
+
+def test_prompt_positions_and_csc_place_context_around_the_class(model) -> None:  # type: ignore[no-untyped-def]
+    for position in ("end", "middle", "front"):
+        coop = CoOpClassifier(model, NAMES, PromptConfig(n_ctx=4, ctx_init=None, csc=True,
+                                                          class_token_position=position))
+        prompts = coop.prompt()
+        assert prompts.shape[:2] == (4, coop.prompt.tokens.shape[1])
+        rows = torch.arange(4)[:, None]
+        torch.testing.assert_close(prompts[rows, coop.prompt.ctx_index], coop.prompt.ctx)
+
+
+def test_truncated_class_name_is_refused(model) -> None:  # type: ignore[no-untyped-def]
+    long_name = " ".join(["red"] * 40)
+    with pytest.raises(InputError, match=f"class '{long_name[:20]}.*tokenizer would cut it"):
+        CoOpClassifier(model, ["blue square", long_name])
+
+
+def test_tip_adapter_with_alpha_zero_equals_zero_shot(model) -> None:  # type: ignore[no-untyped-def]
+    zero_shot = build_classifier(model, NAMES, ["a photo of a {}."]).T
+    train = CachedFeatures(torch.stack([_features(8, seed=1), _features(8, seed=2)]), torch.arange(8) % 4)
+    head = tip_adapter.build(zero_shot, train, 4, scale=logit_scale(model), alpha=0.0, beta=5.0)
+    features = _features(seed=3)
+    torch.testing.assert_close(head(features), logits(features, zero_shot.T, scale=logit_scale(model)))
+    # keys are the view-averaged, re-normalised training features
+    torch.testing.assert_close(head.keys, torch.nn.functional.normalize(train.features.mean(0), dim=-1))
+
+
+def _gda_numpy(x: np.ndarray, y: np.ndarray, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """The paper's formulas written out directly."""
+    n, d = x.shape
+    mu = np.stack([x[y == c].mean(axis=0) for c in range(n_classes)])
+    centred = x - mu[y]
+    cov = centred.T @ centred / (n - 1)
+    precision = d * np.linalg.pinv((n - 1) * cov + np.trace(cov) * np.eye(d))
+    weight = np.stack([precision @ mu[c] for c in range(n_classes)])
+    prior = np.bincount(y, minlength=n_classes) / n
+    bias = np.array([np.log(prior[c]) - 0.5 * mu[c] @ precision @ mu[c] for c in range(n_classes)])
+    return weight, bias
+
+
+def test_gda_equals_numpy_formulas() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(40, 16)) + np.repeat(rng.normal(size=(4, 16)), 10, axis=0)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    y = np.repeat(np.arange(4), 10)
+    y[:3] = 1  # unequal priors, so log pi_c matters
+    weight, bias = gda.fit_gaussian(torch.tensor(x, dtype=torch.float32), torch.tensor(y), 4)
+    expected_w, expected_b = _gda_numpy(x.astype(np.float32).astype(np.float64), y, 4)
+    np.testing.assert_allclose(weight.numpy(), expected_w, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(bias.numpy(), expected_b, rtol=1e-4, atol=1e-4)
+    head = gda.GDAHead(torch.eye(4, 16), weight, bias, alpha=0.5, scale=10.0)
+    features = torch.tensor(x[:5], dtype=torch.float32)
+    expected_logits = 10.0 * x[:5] @ np.eye(4, 16).T + 0.5 * (x[:5] @ expected_w.T + expected_b)
+    np.testing.assert_allclose(head(features).numpy(), expected_logits, rtol=1e-4, atol=1e-4)
