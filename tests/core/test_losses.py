@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import textwrap
@@ -111,7 +112,9 @@ DIST_SCRIPT = textwrap.dedent('''
 def test_distributed_losses_match_open_clip_and_the_global_batch(tmp_path):
     script = tmp_path / "dist.py"
     script.write_text(DIST_SCRIPT)
-    port = str(29500 + os.getpid() % 1000)
+    with socket.socket() as probe:  # a free port for the rendezvous
+        probe.bind(("127.0.0.1", 0))
+        port = str(probe.getsockname()[1])
     proc = subprocess.run([sys.executable, str(script), str(tmp_path), port], capture_output=True, text=True, check=False,
                           timeout=240, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert proc.returncode == 0, proc.stderr[-2000:]

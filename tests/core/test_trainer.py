@@ -6,6 +6,7 @@ import json
 import math
 import os
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -253,3 +254,57 @@ def test_epoch_order_is_a_sharded_permutation():
     assert orders[0].batches(0) != orders[0].batches(1)  # reshuffled each epoch
     assert orders[0].batches(2) == EpochOrder(10, 3, seed=1, rank=0, world_size=2).batches(2)
     assert len(orders[0]) == 2
+
+
+DDP_SCRIPT = textwrap.dedent('''
+    import os, sys
+    from pathlib import Path
+    import torch
+    from clipsuite.core.train import Trainer, TrainConfig
+
+    torch.set_num_threads(1)
+
+    class Reg(torch.utils.data.Dataset):
+        def __init__(self):
+            g = torch.Generator().manual_seed(3)
+            self.x = torch.randn(16, 5, generator=g)
+            self.y = self.x @ torch.linspace(-1, 1, 5).unsqueeze(1)
+        def __len__(self):
+            return 16
+        def __getitem__(self, i):
+            return {"x": self.x[i], "y": self.y[i]}
+
+    class Task:
+        def __init__(self):
+            torch.manual_seed(1 + int(os.environ.get("RANK", "0")))  # ranks differ: rank 0's must win
+            self.module = torch.nn.Linear(5, 1)
+        def loss(self, batch):
+            return torch.nn.functional.mse_loss(self.module(batch["x"]), batch["y"])
+
+    cfg = TrainConfig(output_dir=Path(sys.argv[1]), epochs=2, batch_size=int(sys.argv[2]), lr=0.05, optimizer="sgd",
+                      momentum=0.0, schedule="constant", progress=False)
+    print("DONE", Trainer(Task(), cfg).fit(Reg()).step)
+''')
+
+
+def test_two_processes_equal_one_process_with_the_global_batch(tmp_path):
+    """torchrun x2 on the CPU (gloo): rank 0's weights broadcast, data sharded, gradients averaged."""
+    script = tmp_path / "ddp.py"
+    script.write_text(DDP_SCRIPT)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    with socket.socket() as probe:  # a free port for the rendezvous
+        probe.bind(("127.0.0.1", 0))
+        port = str(probe.getsockname()[1])
+    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
+                          port, str(script), str(tmp_path / "two"), "4"], capture_output=True, text=True, env=env,
+                         timeout=300, check=False)
+    assert two.returncode == 0, two.stderr[-2000:]
+    assert two.stdout.count("DONE 4") == 2  # 16 samples / (2 x 4) per step, 2 epochs
+    one = subprocess.run([sys.executable, str(script), str(tmp_path / "one"), "8"], capture_output=True, text=True,
+                         env=env, timeout=300, check=False)
+    assert one.returncode == 0, one.stderr[-2000:]
+    got, want = load_tensors(tmp_path / "two" / "checkpoint.safetensors"), load_tensors(tmp_path / "one" / "checkpoint.safetensors")
+    for key in want:
+        torch.testing.assert_close(got[key], want[key], rtol=1e-5, atol=1e-6)
+    assert sorted(p.name for p in (tmp_path / "two" / "state").iterdir()) == [
+        "step-00000004.rank0.rng.safetensors", "step-00000004.rank1.rng.safetensors", "step-00000004.safetensors"]

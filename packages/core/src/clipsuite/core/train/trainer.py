@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -129,7 +130,13 @@ class Trainer:
     # ---- the loop ------------------------------------------------------------------------------
     def fit(self, train_data: Any) -> TrainResult:
         cfg = self.config
-        acc = self.accelerator = Accelerator()  # precision is ours, see autocast()
+        # precision is ours (see autocast); without CUDA, say cpu=True so that a multi-process launch
+        # (torchrun / accelerate launch) becomes gloo data parallel instead of N independent runs
+        acc = self.accelerator = Accelerator(cpu=not torch.cuda.is_available())
+        launched = int(os.environ.get("WORLD_SIZE", "1"))
+        if launched > 1 and acc.num_processes != launched:
+            raise ClipsuiteError(f"launched as {launched} processes but accelerate sees {acc.num_processes}; "
+                                 "check the launcher's settings (accelerate config)")
         self.precision = self._resolve_precision(acc)
         set_seed(cfg.seed)
         module = self.task.module.to(acc.device)
