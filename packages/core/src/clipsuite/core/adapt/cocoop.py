@@ -2,6 +2,7 @@
 
 meta-net: Linear(D -> D/16) -> ReLU -> Linear(-> text width); its output is added to every context
 vector, so each image gets its own prompts (``[B, C]`` text encodings per batch); n_ctx 4 by default.
+The meta-net's last layer starts at zero, so an untrained CoCoOp equals its CoOp initialisation.
 """
 
 from __future__ import annotations
@@ -24,6 +25,11 @@ class CoCoOpClassifier(nn.Module):
         dim, hidden = clip.embed_dim, max(clip.embed_dim // 16, 1)
         self.meta_net = nn.Sequential(nn.Linear(dim, hidden), nn.ReLU(inplace=True),
                                       nn.Linear(hidden, self.tower.width)).to(clip.device)
+        # Start from CoOp's prompt: a zero last layer makes the initial shift zero. (The paper keeps
+        # PyTorch's default init; with small-norm token embeddings such as the tiny models' that random
+        # shift swamps the context and the start is far worse than zero-shot.)
+        nn.init.zeros_(self.meta_net[2].weight)
+        nn.init.zeros_(self.meta_net[2].bias)
         self.scale = logit_scale(clip)
         self.class_names = list(class_names)
 
