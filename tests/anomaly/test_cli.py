@@ -46,9 +46,13 @@ def test_detect_few_shot_and_odd_image_modes(mvtec_root, tmp_path):
     Image.fromarray((np.asarray(source.convert("L")).astype(np.uint16) * 257)).save(folder / "deep16.png")
     out = tmp_path / "few"
     result = _run("detect", str(folder), "--method", "patch_memory", "--reference",
-                  str(mvtec_root / "bottle" / "train" / "good"), "--shots", "2", "--out", str(out), *TINY)
+                  str(mvtec_root / "bottle" / "train" / "good"), "--shots", "2", "--out", str(out),
+                  "--validation", str(mvtec_root / "bottle" / "test"), *TINY)
     assert result.exit_code == 0, result.output
     assert len(list((out / "heatmaps").glob("*.png"))) == 3
+    summary = json.loads((out / "scores.json").read_text())
+    assert summary["threshold"] is not None and "threshold from" in result.output
+    assert all(row["anomalous"] == (row["score"] >= summary["threshold"]) for row in summary["images"])
 
 
 def test_detect_bad_inputs_one_line_no_report(mvtec_root, tmp_path):

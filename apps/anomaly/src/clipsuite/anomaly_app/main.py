@@ -13,7 +13,7 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from clipsuite.cli.common import cli_errors, console, err_console, progress
+from clipsuite.cli.common import cli_errors, console, err_console, fail, progress
 
 app = typer.Typer(name="anomaly", help="Zero- and few-shot industrial anomaly detection (WinCLIP, AnomalyCLIP, "
                   "AdaptCLIP-style adapters, patch memory).", no_args_is_help=True, add_completion=False,
@@ -48,6 +48,9 @@ def detect(
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder for scores, heatmaps, index.html.")] = Path(
         "anomaly_report"),
     threshold: Annotated[Optional[float], typer.Option(help="Decision threshold on the image score.")] = None,
+    validation: Annotated[Optional[Path], typer.Option(
+        help="Labelled images (good/ + defect folders, or any dataset layout) to choose the threshold "
+             "at their F1-max point.")] = None,
     sigma: Annotated[Optional[float], typer.Option(help="Gaussian smoothing of maps (pixels at model size).")] = None,
     model: ModelOpt = DEFAULT_MODEL, pretrained: PretrainedOpt = None, device: DeviceOpt = None,
     batch_size: Annotated[int, typer.Option(min=1)] = 8,
@@ -62,6 +65,16 @@ def detect(
     if reference is not None:
         refs = list_images(reference)
         detector.fit_references(refs[:shots] if shots else refs)
+    if validation is not None and threshold is not None:
+        fail("give either --threshold or --validation, not both")
+    if validation is not None:
+        from clipsuite.anomaly.data import load_dataset
+        from clipsuite.anomaly.thresholds import threshold_from_validation
+
+        samples = [s for c in load_dataset(validation) for s in c.test]
+        scored, _ = detector.predict_paths([s.image for s in samples])
+        threshold = threshold_from_validation([s.label for s in samples], scored.scores)
+        console.print(f"threshold from {validation}: {threshold:.4f}")
     with progress() as bar:
         task = bar.add_task("scoring", total=len(paths))
         result, _ = detector.predict_paths(paths, on_batch=lambda n: bar.advance(task, n))

@@ -33,9 +33,26 @@ class PromptTextEncoder(nn.Module):
         n_deep = max(0, deep_depth - 1)
         self.deep = nn.Parameter(torch.randn(n_deep, deep_length, width, generator=generator) * 0.02)
         self._model = [model]  # not a submodule: the CLIP weights are frozen and saved elsewhere
+        self._cache: torch.Tensor | None = None
+
+    def train(self, mode: bool = True) -> "PromptTextEncoder":
+        self._cache = None
+        return super().train(mode)
+
+    def _load_from_state_dict(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        self._cache = None
+        super()._load_from_state_dict(*args, **kwargs)
 
     def forward(self) -> torch.Tensor:
-        """``[2, embed_dim]`` unnormalised text embeddings (normal, anomalous)."""
+        """``[2, embed_dim]`` unnormalised text embeddings (normal, anomalous). In eval mode without
+        grad the result is cached: inference then costs one image pass, no text pass."""
+        if not self.training and not torch.is_grad_enabled():
+            if self._cache is None:
+                self._cache = self._encode()
+            return self._cache
+        return self._encode()
+
+    def _encode(self) -> torch.Tensor:
         model = self._model[0]
         tokens = self.tokens.to(self.ctx.device)
         x = model.token_embedding(tokens)

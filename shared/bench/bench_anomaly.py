@@ -1,0 +1,199 @@
+"""Anomaly methods: per-image time as a multiple of one plain image-encoder forward, and peak memory.
+
+Same backbone for all (default ViT-B-16-plus-240, random weights, 240 px: WinCLIP's paper setting),
+same process for each method and its baseline: every method runs in its own child process that first
+times the plain forward (``model.encode_image``) and then the method, so the ratio is measured under the
+same load, and the child's peak RSS (CPU) or ``max_memory_allocated`` (GPU) is the method's alone.
+``--check`` also compares our WinCLIP(+) with anomalib's ``WinClipModel`` on these weights (the window
+permutation fixed as in tests/anomaly/test_winclip_vs_anomalib.py).
+
+    uv run python shared/bench/bench_anomaly.py --check           # the full table (minutes on 2 CPU cores)
+    uv run python shared/bench/bench_anomaly.py --model tiny --batch 4 --repeats 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+METHODS = ("anomalib_winclip", "winclip", "anomalib_winclip_1shot", "winclip_1shot", "anomalyclip", "adaptclip",
+           "adaptclip_1shot", "patch_memory_1shot")
+
+
+def _peak_mb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _time(fn, pixels: torch.Tensor, repeats: int, device: torch.device) -> float:
+    """Seconds per image: the fastest of ``repeats`` timed calls (robust to other load on a shared CPU)."""
+    fn(pixels)  # warm-up (allocations, kernels)
+    best = float("inf")
+    for _ in range(repeats):
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        start = time.perf_counter()
+        fn(pixels)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        best = min(best, time.perf_counter() - start)
+    return best / pixels.shape[0]
+
+
+def _anomalib(clip, **kwargs):
+    from anomalib.models.image.winclip import torch_model
+
+    torch_model.open_clip.create_model_and_transforms = lambda *a, **k: (copy.deepcopy(clip.model), None, None)
+    torch_model.tokenize = clip.tokenizer
+    return torch_model.WinClipModel(**kwargs).to(clip.device).eval()
+
+
+def _method(name: str, clip, references: torch.Tensor):
+    from clipsuite.anomaly.methods.adaptclip import AdaptClip
+    from clipsuite.anomaly.methods.anomalyclip import AnomalyClip
+    from clipsuite.anomaly.methods.patch_memory import PatchMemory
+    from clipsuite.anomaly.methods.winclip import WinClip
+
+    if name == "anomalib_winclip":
+        model = _anomalib(clip, class_name="bottle")
+        return lambda x: model(x)
+    if name == "anomalib_winclip_1shot":
+        model = _anomalib(clip, class_name="bottle", reference_images=references)
+        return lambda x: model(x)
+    if name.startswith("winclip"):
+        method = WinClip(clip, class_name="bottle")
+        if name.endswith("1shot"):
+            method.fit(references)
+        return method.predict
+    if name == "anomalyclip":
+        return AnomalyClip(clip).eval().predict
+    if name.startswith("adaptclip"):
+        method = AdaptClip(clip).eval()
+        if name.endswith("1shot"):
+            method.fit(references)
+        return method.predict
+    if name == "patch_memory_1shot":
+        return PatchMemory(clip).fit(references).predict
+    raise SystemExit(f"unknown method {name}")
+
+
+def child(args: argparse.Namespace) -> dict:
+    from clipsuite.core.models import load_model
+
+    torch.set_num_threads(args.threads)
+    clip = load_model(args.model, device=args.device)
+    size = clip.image_size
+    generator = torch.Generator().manual_seed(0)
+    pixels = torch.randn(args.batch, 3, size, size, generator=generator).to(clip.device)
+    references = torch.randn(1, 3, size, size, generator=generator).to(clip.device)
+    with torch.no_grad():
+        fn = _method(args.child, clip, references)
+        plain = _time(lambda x: clip.model.encode_image(x), pixels, args.repeats, clip.device)
+        per_image = _time(fn, pixels, args.repeats, clip.device)
+        plain = min(plain, _time(lambda x: clip.model.encode_image(x), pixels, args.repeats, clip.device))
+    return {"method": args.child, "plain_forward_s": plain, "per_image_s": per_image, "ratio": per_image / plain,
+            "peak_mb": _peak_mb(clip.device)}
+
+
+def check(args: argparse.Namespace) -> dict:
+    """Max |ours - anomalib| on the benchmark backbone, zero-shot and 1-shot."""
+    from anomalib.models.image.winclip import torch_model
+
+    from clipsuite.anomaly.methods.winclip import WinClip
+    from clipsuite.core.models import load_model
+
+    torch.set_num_threads(args.threads)
+    clip = load_model(args.model, device=args.device)
+    original = torch_model.WinClipModel._get_window_embeddings
+
+    class SequenceFirst(torch.nn.Module):
+        def __init__(self, inner: torch.nn.Module) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.inner(x.permute(1, 0, 2)).permute(1, 0, 2)
+
+    def fixed(self, feature_map, masks):
+        inner = self.clip.visual.transformer
+        self.clip.visual.transformer = SequenceFirst(inner)
+        try:
+            return original(self, feature_map, masks)
+        finally:
+            self.clip.visual.transformer = inner
+
+    torch_model.WinClipModel._get_window_embeddings = fixed
+    generator = torch.Generator().manual_seed(1)
+    pixels = torch.randn(2, 3, clip.image_size, clip.image_size, generator=generator).to(clip.device)
+    references = torch.randn(1, 3, clip.image_size, clip.image_size, generator=generator).to(clip.device)
+    out = {}
+    for label, refs in (("zero_shot", None), ("one_shot", references)):
+        oracle = _anomalib(clip, class_name="bottle", reference_images=refs)
+        ours = WinClip(clip, class_name="bottle")
+        if refs is not None:
+            ours.fit(refs)
+        with torch.no_grad():
+            expected, got = oracle(pixels), ours.predict(pixels)
+        out[label] = {"max_abs_score_diff": float((expected.pred_score - got.scores).abs().max()),
+                      "max_abs_map_diff": float((expected.anomaly_map - got.maps).abs().max())}
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="ViT-B-16-plus-240")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--methods", nargs="*", default=list(METHODS))
+    parser.add_argument("--check", action="store_true", help="also compare with anomalib on this backbone")
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "anomaly.json")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--check-child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(child(args)))
+        return
+    if args.check_child:
+        print(json.dumps(check(args)))
+        return
+    common = ["--model", args.model, "--device", args.device, "--batch", str(args.batch), "--repeats",
+              str(args.repeats), "--threads", str(args.threads)]
+    rows = []
+    for name in args.methods:
+        done = subprocess.run([sys.executable, __file__, "--child", name, *common], capture_output=True, text=True)
+        if done.returncode != 0:
+            raise SystemExit(f"{name} failed:\n{done.stderr[-2000:]}")
+        rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
+        row = rows[-1]
+        print(f"{name:24s} {row['per_image_s'] * 1000:9.1f} ms/img  {row['ratio']:6.2f}x plain forward  "
+              f"peak {row['peak_mb']:7.0f} MB", flush=True)
+    result = {"model": args.model, "device": args.device, "batch": args.batch, "threads": args.threads, "rows": rows}
+    by_name = {r["method"]: r for r in rows}
+    for ours, theirs in (("winclip", "anomalib_winclip"), ("winclip_1shot", "anomalib_winclip_1shot")):
+        if ours in by_name and theirs in by_name:
+            result[f"{ours}_vs_anomalib"] = by_name[ours]["ratio"] / by_name[theirs]["ratio"]
+            print(f"{ours} / anomalib: {result[f'{ours}_vs_anomalib']:.2f}x")
+    if args.check:
+        done = subprocess.run([sys.executable, __file__, "--check-child", *common], capture_output=True, text=True)
+        if done.returncode != 0:
+            raise SystemExit(f"check failed:\n{done.stderr[-2000:]}")
+        result["agreement"] = json.loads(done.stdout.strip().splitlines()[-1])
+        print("agreement with anomalib:", result["agreement"])
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
