@@ -69,3 +69,23 @@ def test_malformed_descriptions_json(tmp_path):
     bad.write_text('{"a": ["x"],')
     _assert_one_line_error(runner.invoke(app, ["zeroshot", str(folder), "--classes", "a",
                                                "--descriptions", str(bad)]), "malformed JSON")
+
+
+def test_learned_adapter_classifies_through_zeroshot(tmp_path):
+    from clipsuite.core.synthetic import write_shapes_split
+
+    split = write_shapes_split(tmp_path / "shapes", {"train": 2, "val": 1, "test": 1}, seed=1)
+    out = tmp_path / "adapt"
+    trained = runner.invoke(app, ["adapt", "train", "--method", "linear-probe", "--split", str(split), "--shots", "2",
+                                  "--output", str(out), "--device", "cpu"])
+    assert trained.exit_code == 0, trained.output
+    adapter = next(out.rglob("*.safetensors"))
+    preds = tmp_path / "preds.csv"
+    result = runner.invoke(app, ["zeroshot", str(tmp_path / "shapes" / "images"), "--adapter", str(adapter),
+                                 "--output", str(preds), "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(open(preds)))
+    assert len(rows) == 12 * 4
+    assert {r["class_1"] for r in rows} <= {"red circle", "red square", "red triangle", "green circle",
+                                            "green square", "green triangle", "blue circle", "blue square",
+                                            "blue triangle", "yellow circle", "yellow square", "yellow triangle"}

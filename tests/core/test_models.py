@@ -91,3 +91,14 @@ def test_missing_weights_offline_says_what_to_pass(monkeypatch):
 def test_unknown_tag_lists_the_known_ones():
     with pytest.raises(ModelError, match="unknown pretrained tag 'nope'"):
         load_model("ViT-B-32", pretrained="nope")
+
+
+def test_builtin_random_init_is_reproducible_and_leaves_global_rng_alone():
+    torch.manual_seed(123)
+    expected_next = torch.rand(1)
+    torch.manual_seed(123)
+    first = load_model("tiny", device="cpu")
+    assert torch.equal(torch.rand(1), expected_next)
+    second = load_model("tiny", device="cpu")
+    for (name, a), (_, b) in zip(first.model.state_dict().items(), second.model.state_dict().items()):
+        assert torch.equal(a, b), name

@@ -54,14 +54,20 @@ def register(app: typer.Typer) -> None:
         for path in paths:  # decode everything up front: a corrupt file fails before any output
             load_image(path)
         clip = load_model(model, pretrained=pretrained, device=device)
-        features = clip.encode_images(paths, batch_size=batch_size)
         if adapter is not None:
+            import torch
+
             from clipsuite.core.adapt.io import load_classifier
 
             learned = load_classifier(adapter, clip)
             names = list(learned.class_names)
-            scores = learned.logits(features)
+            if learned.needs_pixels:  # MaPLe prompts live inside the image tower
+                scores = torch.cat([learned.logits(clip.preprocess_images(paths[i:i + batch_size]))
+                                    for i in range(0, len(paths), batch_size)])
+            else:
+                scores = learned.logits(clip.encode_images(paths, batch_size=batch_size))
         else:
+            features = clip.encode_images(paths, batch_size=batch_size)
             names = _class_names(classes, classes_file)
             if names is None:
                 raise InputError("give --classes, --classes-file or --adapter")

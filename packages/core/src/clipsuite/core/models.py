@@ -224,7 +224,11 @@ def _build_from_config(source: ModelSource, precision: str, quick_gelu: bool,
     if is_hf:
         text_cfg["hf_model_pretrained"] = False  # weights come from our checkpoint, never a hub
     model_class = CustomTextCLIP if (cfg.pop("custom_text", False) or is_hf) else CLIP
-    model = model_class(**cfg, cast_dtype=get_cast_dtype(precision))
+    # A built-in config without weights is the same random model on every load (seed 0, without
+    # touching the caller's RNG), so an adapter trained on `tiny` fits `tiny` loaded again.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = model_class(**cfg, cast_dtype=get_cast_dtype(precision))
     if source.weights is not None:
         _load_state(model, source.weights, source.name)
     context_length = int(text_cfg.get("context_length", 77))
