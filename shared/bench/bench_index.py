@@ -1,7 +1,7 @@
 """Approximate versus exact index search on N x D unit vectors (default 1M x 512).
 
 Data as real embeddings are: points drawn around a few thousand cluster centres (cosine to their
-centre about 0.8), queries drawn the same way but not in the index. Also the worst case, uniform
+centre about 0.7), queries drawn the same way but not in the index. Also the worst case, uniform
 random directions, where no approximate index has structure to exploit.
 
 Figures: latency of exact (IndexFlatIP) and approximate search, both for a batch of queries (per
@@ -26,7 +26,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n", type=int, default=1_000_000, help="vectors in the index")
     parser.add_argument("--dim", type=int, default=512)
     parser.add_argument("--centres", type=int, default=4096, help="cluster centres of the clustered data")
-    parser.add_argument("--spread", type=float, default=0.75, help="noise norm around a centre (0.75: cos ~0.8)")
+    parser.add_argument("--spread", type=float, default=1.0,
+                        help="noise norm around a centre (1.0: cos to the centre ~0.7, nearest-neighbour cos ~0.57)")
     parser.add_argument("--queries", type=int, default=500, help="batch of queries for throughput and recall")
     parser.add_argument("--single", type=int, default=50, help="queries timed one at a time")
     parser.add_argument("--kind", default="ivf", help="approximate kind: ivf, hnsw or ivfpq")
