@@ -34,9 +34,10 @@ def _peak_mb(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _time(fn, pixels: torch.Tensor, repeats: int, device: torch.device) -> float:
+def _time(fn, pixels: torch.Tensor, repeats: int, device: torch.device, warmup: bool = True) -> float:
     """Seconds per image: the fastest of ``repeats`` timed calls (robust to other load on a shared CPU)."""
-    fn(pixels)  # warm-up (allocations, kernels)
+    if warmup:
+        fn(pixels)  # allocations, kernels
     best = float("inf")
     for _ in range(repeats):
         if device.type == "cuda":
@@ -98,7 +99,7 @@ def child(args: argparse.Namespace) -> dict:
     with torch.no_grad():
         fn = _method(args.child, clip, references)
         plain = _time(lambda x: clip.model.encode_image(x), pixels, args.repeats, clip.device)
-        per_image = _time(fn, pixels, args.repeats, clip.device)
+        per_image = _time(fn, pixels, args.repeats, clip.device, warmup=not args.no_warmup)
         plain = min(plain, _time(lambda x: clip.model.encode_image(x), pixels, args.repeats, clip.device))
     return {"method": args.child, "plain_forward_s": plain, "per_image_s": per_image, "ratio": per_image / plain,
             "peak_mb": _peak_mb(clip.device)}
@@ -107,7 +108,6 @@ def child(args: argparse.Namespace) -> dict:
 def check(args: argparse.Namespace) -> dict:
     """Max |ours - anomalib| on the benchmark backbone, zero-shot and 1-shot."""
     from anomalib.models.image.winclip import torch_model
-
     from clipsuite.anomaly.methods.winclip import WinClip
     from clipsuite.core.models import load_model
 
@@ -155,6 +155,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--no-warmup", action="store_true", help="skip the method's untimed warm-up call "
+                        "(the plain forward is still warmed up); for slow CPU runs")
     parser.add_argument("--methods", nargs="*", default=list(METHODS))
     parser.add_argument("--check", action="store_true", help="also compare with anomalib on this backbone")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "anomaly.json")
@@ -168,10 +170,10 @@ def main() -> None:
         print(json.dumps(check(args)))
         return
     common = ["--model", args.model, "--device", args.device, "--batch", str(args.batch), "--repeats",
-              str(args.repeats), "--threads", str(args.threads)]
+              str(args.repeats), "--threads", str(args.threads), *(["--no-warmup"] if args.no_warmup else [])]
     rows = []
     for name in args.methods:
-        done = subprocess.run([sys.executable, __file__, "--child", name, *common], capture_output=True, text=True)
+        done = subprocess.run([sys.executable, __file__, "--child", name, *common], capture_output=True, text=True, check=False)
         if done.returncode != 0:
             raise SystemExit(f"{name} failed:\n{done.stderr[-2000:]}")
         rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
@@ -185,7 +187,7 @@ def main() -> None:
             result[f"{ours}_vs_anomalib"] = by_name[ours]["ratio"] / by_name[theirs]["ratio"]
             print(f"{ours} / anomalib: {result[f'{ours}_vs_anomalib']:.2f}x")
     if args.check:
-        done = subprocess.run([sys.executable, __file__, "--check-child", *common], capture_output=True, text=True)
+        done = subprocess.run([sys.executable, __file__, "--check-child", *common], capture_output=True, text=True, check=False)
         if done.returncode != 0:
             raise SystemExit(f"check failed:\n{done.stderr[-2000:]}")
         result["agreement"] = json.loads(done.stdout.strip().splitlines()[-1])

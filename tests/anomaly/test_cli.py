@@ -8,10 +8,9 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+from clipsuite.anomaly_app.main import app
 from PIL import Image
 from typer.testing import CliRunner
-
-from clipsuite.anomaly_app.main import app
 
 runner = CliRunner()
 TINY = ["--model", "tiny", "--device", "cpu"]
@@ -27,7 +26,7 @@ def test_detect_zero_shot_writes_report(mvtec_root, tmp_path):
     result = _run("detect", str(images), "--method", "winclip", "--class-name", "bottle", "--out", str(out),
                   "--threshold", "0.5", *TINY)
     assert result.exit_code == 0, result.output
-    rows = list(csv.DictReader(open(out / "scores.csv")))
+    rows = list(csv.DictReader((out / "scores.csv").read_text().splitlines()))
     assert [Path(r["image"]).name for r in rows] == ["000.png", "001.png"]
     assert all(0 <= float(r["score"]) <= 1 for r in rows)
     summary = json.loads((out / "scores.json").read_text())
@@ -43,7 +42,7 @@ def test_detect_few_shot_and_odd_image_modes(mvtec_root, tmp_path):
     source = Image.open(mvtec_root / "bottle" / "test" / "scratch" / "000.png")
     source.convert("L").save(folder / "gray.png")
     source.convert("RGBA").save(folder / "rgba.png")
-    Image.fromarray((np.asarray(source.convert("L")).astype(np.uint16) * 257)).save(folder / "deep16.png")
+    Image.fromarray(np.asarray(source.convert("L")).astype(np.uint16) * 257).save(folder / "deep16.png")
     out = tmp_path / "few"
     result = _run("detect", str(folder), "--method", "patch_memory", "--reference",
                   str(mvtec_root / "bottle" / "train" / "good"), "--shots", "2", "--out", str(out),
@@ -80,7 +79,7 @@ def test_evaluate_table_csv_and_mask_checks(mvtec_root, tmp_path):
     table = tmp_path / "metrics.csv"
     result = _run("evaluate", str(mvtec_root), "--method", "winclip", "--shots", "1", "--out", str(table), *TINY)
     assert result.exit_code == 0, result.output
-    rows = list(csv.DictReader(open(table)))
+    rows = list(csv.DictReader(table.read_text().splitlines()))
     assert [r["category"] for r in rows] == ["bottle", "carpet", "mean"]
     assert set(rows[0]) == {"category", "image_auroc", "image_ap", "image_f1_max", "pixel_auroc", "pixel_aupro"}
     mean = np.mean([float(rows[0]["pixel_auroc"]), float(rows[1]["pixel_auroc"])])
@@ -90,13 +89,13 @@ def test_evaluate_table_csv_and_mask_checks(mvtec_root, tmp_path):
     shutil.copytree(mvtec_root / "carpet" / "test", plain)
     result = _run("evaluate", str(plain), "--method", "winclip", "--out", str(tmp_path / "plain.csv"), *TINY)
     assert result.exit_code == 0 and "pixel metrics skipped" in result.output
-    assert "pixel_auroc" not in open(tmp_path / "plain.csv").readline()
+    assert "pixel_auroc" not in (tmp_path / "plain.csv").read_text().splitlines()[0]
     # a mask whose size differs from its image
     broken = tmp_path / "broken"
     shutil.copytree(mvtec_root / "bottle", broken / "bottle")
     Image.new("L", (32, 32)).save(broken / "bottle" / "ground_truth" / "stain" / "000_mask.png")
     bad_table = tmp_path / "bad.csv"
-    result = runner.invoke(app, ["evaluate", str(broken), "--method", "winclip", "--out", str(bad_table), *TINY])
+    result = runner.invoke(app, ["evaluate", str(broken), "--method", "patch_memory", "--out", str(bad_table), *TINY])
     assert result.exit_code == 2 and "000_mask.png: mask is 32x32 but its image is 64x64" in result.output
     assert not bad_table.exists()
 

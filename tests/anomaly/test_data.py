@@ -1,16 +1,13 @@
 from __future__ import annotations
 
-import json
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from clipsuite.anomaly import synthetic
 from clipsuite.anomaly.data import detect_format, load_dataset, load_mask
 from clipsuite.core.errors import InputError
+from PIL import Image
 
 
 def _summary(categories):

@@ -8,12 +8,11 @@ from __future__ import annotations
 import csv
 import io
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
-from rich.table import Table
-
 from clipsuite.cli.common import cli_errors, console, err_console, fail, progress
+from rich.table import Table
 
 app = typer.Typer(name="anomaly", help="Zero- and few-shot industrial anomaly detection (WinCLIP, AnomalyCLIP, "
                   "AdaptCLIP-style adapters, patch memory).", no_args_is_help=True, add_completion=False,
@@ -23,10 +22,10 @@ DEFAULT_MODEL = "ViT-B-16-plus-240"
 DEFAULT_PRETRAINED = "laion400m_e31"
 
 ModelOpt = Annotated[str, typer.Option("--model", "-m", help="Backbone: open_clip name, preset, folder or 'tiny'.")]
-PretrainedOpt = Annotated[Optional[str], typer.Option(help="open_clip pretrained tag (default laion400m_e31 for "
+PretrainedOpt = Annotated[str | None, typer.Option(help="open_clip pretrained tag (default laion400m_e31 for "
                                                            "the default backbone).")]
 MethodOpt = Annotated[str, typer.Option(help="winclip | patch_memory | anomalyclip | adaptclip")]
-DeviceOpt = Annotated[Optional[str], typer.Option(help="cpu, cuda, cuda:1 ... (default: cuda if available)")]
+DeviceOpt = Annotated[str | None, typer.Option(help="cpu, cuda, cuda:1 ... (default: cuda if available)")]
 
 
 def _load(model: str, pretrained: str | None, device: str | None):  # type: ignore[no-untyped-def]
@@ -42,16 +41,16 @@ def detect(
     images: Annotated[list[Path], typer.Argument(help="Image files or folders.")],
     method: MethodOpt = "winclip",
     class_name: Annotated[str, typer.Option(help="Object name used in the text prompts.")] = "object",
-    reference: Annotated[Optional[Path], typer.Option(help="Folder of normal reference images (few-shot).")] = None,
+    reference: Annotated[Path | None, typer.Option(help="Folder of normal reference images (few-shot).")] = None,
     shots: Annotated[int, typer.Option(help="How many reference images to use (0: all in --reference).")] = 0,
-    weights: Annotated[Optional[Path], typer.Option(help="Trained prompts/adapters (.safetensors) from `train`.")] = None,
+    weights: Annotated[Path | None, typer.Option(help="Trained prompts/adapters (.safetensors) from `train`.")] = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder for scores, heatmaps, index.html.")] = Path(
         "anomaly_report"),
-    threshold: Annotated[Optional[float], typer.Option(help="Decision threshold on the image score.")] = None,
-    validation: Annotated[Optional[Path], typer.Option(
+    threshold: Annotated[float | None, typer.Option(help="Decision threshold on the image score.")] = None,
+    validation: Annotated[Path | None, typer.Option(
         help="Labelled images (good/ + defect folders, or any dataset layout) to choose the threshold "
              "at their F1-max point.")] = None,
-    sigma: Annotated[Optional[float], typer.Option(help="Gaussian smoothing of maps (pixels at model size).")] = None,
+    sigma: Annotated[float | None, typer.Option(help="Gaussian smoothing of maps (pixels at model size).")] = None,
     model: ModelOpt = DEFAULT_MODEL, pretrained: PretrainedOpt = None, device: DeviceOpt = None,
     batch_size: Annotated[int, typer.Option(min=1)] = 8,
 ) -> None:
@@ -94,11 +93,11 @@ def evaluate(
     dataset: Annotated[Path, typer.Argument(help="MVTec AD / VisA root, a meta.json folder, or a good/ folder.")],
     method: MethodOpt = "winclip",
     shots: Annotated[int, typer.Option(help="Few-shot references per category (seeded from train/good).")] = 0,
-    weights: Annotated[Optional[Path], typer.Option(help="Trained prompts/adapters for anomalyclip/adaptclip.")] = None,
+    weights: Annotated[Path | None, typer.Option(help="Trained prompts/adapters for anomalyclip/adaptclip.")] = None,
     format: Annotated[str, typer.Option(help="auto | mvtec | visa | meta | folder")] = "auto",
-    category: Annotated[Optional[list[str]], typer.Option("--category", "-c", help="Only these categories.")] = None,
+    category: Annotated[list[str] | None, typer.Option("--category", "-c", help="Only these categories.")] = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="CSV file for the table.")] = Path("anomaly_metrics.csv"),
-    sigma: Annotated[Optional[float], typer.Option(help="Gaussian smoothing of maps.")] = None,
+    sigma: Annotated[float | None, typer.Option(help="Gaussian smoothing of maps.")] = None,
     seed: int = 0,
     model: ModelOpt = DEFAULT_MODEL, pretrained: PretrainedOpt = None, device: DeviceOpt = None,
     batch_size: Annotated[int, typer.Option(min=1)] = 8,
@@ -140,7 +139,7 @@ def train(
     out: Annotated[Path, typer.Option("--out", "-o", help="Where to save the learned parts (.safetensors).")] = Path(
         "anomaly_prompts.safetensors"),
     format: Annotated[str, typer.Option(help="auto | mvtec | visa | meta | folder")] = "auto",
-    epochs: int = 15, lr: float = 1e-3, batch_size: int = 8, max_steps: Annotated[Optional[int], typer.Option()] = None,
+    epochs: int = 15, lr: float = 1e-3, batch_size: int = 8, max_steps: Annotated[int | None, typer.Option()] = None,
     model: ModelOpt = DEFAULT_MODEL, pretrained: PretrainedOpt = None, device: DeviceOpt = None, seed: int = 0,
 ) -> None:
     """Train AnomalyCLIP prompts or AdaptCLIP adapters on one dataset; save them for detect/evaluate."""

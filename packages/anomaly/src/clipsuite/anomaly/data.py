@@ -16,11 +16,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
-
 from clipsuite.core.checkpoints import read_json
 from clipsuite.core.errors import InputError
 from clipsuite.core.images import is_image_file, load_image
+from PIL import Image
 
 FORMATS = ("auto", "mvtec", "visa", "meta", "folder")
 MASK_DIRS = ("ground_truth", "masks")
@@ -230,7 +229,7 @@ def load_mask(path: Path, image_size: tuple[int, int]) -> np.ndarray:
     try:
         with Image.open(path) as handle:
             mask = np.asarray(handle.convert("L")) > 0
-    except Exception:
+    except (OSError, ValueError, SyntaxError):
         raise InputError(f"{path}: not a readable mask image") from None
     if mask.shape != tuple(image_size):
         raise InputError(f"{path}: mask is {mask.shape[1]}x{mask.shape[0]} but its image is "

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-
 from clipsuite.anomaly.data import Category, load_pixels
 from clipsuite.anomaly.methods.base import AnomalyResult, gaussian_smooth
 from clipsuite.core.errors import InputError
@@ -51,7 +50,7 @@ class Detector:
 
     @classmethod
     def create(cls, clip: ClipModel, method: str, class_name: str = "object", weights: str | Path | None = None,
-               smoothing_sigma: float | None = None, batch_size: int = 8) -> "Detector":
+               smoothing_sigma: float | None = None, batch_size: int = 8) -> Detector:
         return cls(clip, build_method(clip, method, class_name, weights, smoothing_sigma), batch_size)
 
     @property

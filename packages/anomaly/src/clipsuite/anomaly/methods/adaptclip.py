@@ -19,8 +19,6 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import nn
-
 from clipsuite.anomaly.methods import vit
 from clipsuite.anomaly.methods.base import AnomalyResult, gaussian_smooth, upsample
 from clipsuite.anomaly.methods.prompts import prompt_ensemble
@@ -28,6 +26,7 @@ from clipsuite.anomaly.methods.text_prompts import PromptTextEncoder
 from clipsuite.core.errors import InputError
 from clipsuite.core.losses import dice_loss, focal_loss
 from clipsuite.core.models import ClipModel
+from torch import nn
 
 TEMPERATURE = 0.07
 
@@ -99,7 +98,7 @@ class AdaptClip(nn.Module):
         return projected[:, 0].float(), projected[:, 1:].float()
 
     @torch.no_grad()
-    def fit(self, reference_pixels: torch.Tensor) -> "AdaptClip":
+    def fit(self, reference_pixels: torch.Tensor) -> AdaptClip:
         if reference_pixels.ndim != 4 or reference_pixels.shape[0] == 0:
             raise InputError("AdaptCLIP prompt-query adapter needs at least one normal reference image")
         self.memory = self.encode(reference_pixels)[1].reshape(-1, self.clip.embed_dim)

@@ -22,11 +22,11 @@ class AnomalyResult:
     scores: torch.Tensor
     maps: torch.Tensor
 
-    def cpu(self) -> "AnomalyResult":
+    def cpu(self) -> AnomalyResult:
         return AnomalyResult(self.scores.detach().float().cpu(), self.maps.detach().float().cpu())
 
     @staticmethod
-    def cat(results: list["AnomalyResult"]) -> "AnomalyResult":
+    def cat(results: list[AnomalyResult]) -> AnomalyResult:
         return AnomalyResult(torch.cat([r.scores for r in results]), torch.cat([r.maps for r in results]))
 
 
@@ -46,7 +46,7 @@ def gaussian_smooth(maps: torch.Tensor, sigma: float) -> torch.Tensor:
     """Separable Gaussian blur of ``[B, H, W]`` maps, kernel radius 4 sigma, reflect padding."""
     if sigma <= 0:
         return maps
-    radius = max(1, int(math.ceil(4 * sigma)))
+    radius = max(1, math.ceil(4 * sigma))
     coords = torch.arange(-radius, radius + 1, dtype=maps.dtype, device=maps.device)
     kernel = torch.exp(-0.5 * (coords / sigma) ** 2)
     kernel = kernel / kernel.sum()

@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch import nn
-
 from clipsuite.anomaly.methods import vit
+from torch import nn
 
 
 def vv_attention(block: nn.Module, x: torch.Tensor) -> torch.Tensor:

@@ -12,7 +12,6 @@ from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
-
 from clipsuite.anomaly.methods import vit
 from clipsuite.anomaly.methods.base import AnomalyResult, gaussian_smooth, upsample
 from clipsuite.core.errors import InputError
@@ -74,7 +73,7 @@ class PatchMemory:
         return torch.cat(parts, dim=-1) / len(parts) ** 0.5
 
     @torch.no_grad()
-    def fit(self, reference_pixels: torch.Tensor) -> "PatchMemory":
+    def fit(self, reference_pixels: torch.Tensor) -> PatchMemory:
         if reference_pixels.ndim != 4 or reference_pixels.shape[0] == 0:
             raise InputError("patch memory needs at least one normal reference image")
         memory = self.features(reference_pixels).reshape(-1, self._dim())
@@ -92,7 +91,7 @@ class PatchMemory:
         if self.memory is None:
             raise InputError("patch memory: call fit() with normal reference images first (--reference DIR)")
         queries = self.features(pixels)
-        batch, n_patches, dim = queries.shape
+        batch, _, dim = queries.shape
         flat = queries.reshape(-1, dim)
         nearest = torch.cat([torch.cdist(flat[i:i + self.chunk], self.memory).amin(dim=1)
                              for i in range(0, flat.shape[0], self.chunk)])

@@ -9,10 +9,9 @@ prompts. Works on open_clip's own text transformer (CLIP); an HF text tower rais
 from __future__ import annotations
 
 import torch
-from torch import nn
-
 from clipsuite.core.errors import ModelError
 from clipsuite.core.models import ClipModel
+from torch import nn
 
 PROMPTS = ("object.", "damaged object.")
 
@@ -35,7 +34,7 @@ class PromptTextEncoder(nn.Module):
         self._model = [model]  # not a submodule: the CLIP weights are frozen and saved elsewhere
         self._cache: torch.Tensor | None = None
 
-    def train(self, mode: bool = True) -> "PromptTextEncoder":
+    def train(self, mode: bool = True) -> PromptTextEncoder:
         self._cache = None
         return super().train(mode)
 

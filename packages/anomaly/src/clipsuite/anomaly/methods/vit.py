@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch import nn
-
 from clipsuite.core.errors import ModelError
+from torch import nn
 
 
 def check_vit(visual: nn.Module, name: str = "model") -> None:

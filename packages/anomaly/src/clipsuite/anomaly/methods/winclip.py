@@ -19,7 +19,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-
 from clipsuite.anomaly.methods import vit
 from clipsuite.anomaly.methods.base import AnomalyResult, gaussian_smooth, upsample
 from clipsuite.anomaly.methods.prompts import prompt_ensemble, readable_class_name
@@ -69,7 +68,7 @@ class WinClip:
         self.text_embeddings = self.encode_class(class_name)
 
     @torch.no_grad()
-    def fit(self, reference_pixels: torch.Tensor) -> "WinClip":
+    def fit(self, reference_pixels: torch.Tensor) -> WinClip:
         """Store window embeddings per scale and full-image patch tokens of K normal images."""
         if reference_pixels.ndim != 4 or reference_pixels.shape[0] == 0:
             raise InputError("WinCLIP+ needs at least one reference image")
