@@ -13,7 +13,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import main  # noqa: E402
+from harness import main
 
 if __name__ == "__main__":
     main()

@@ -33,8 +33,11 @@ def register(app: typer.Typer) -> None:
         device: str = typer.Option(None, help="cpu, cuda ... (default: this process's accelerator)."),
         progress: bool = typer.Option(True, help="Show a progress bar."),
     ) -> None:
-        """Embed images into DIR/shard-*.safetensors (+ metadata JSONL). Under `accelerate launch` each
-        process embeds its share and writes its own shard."""
+        """Embed images into DIR/shard-*.safetensors (+ metadata JSONL).
+
+        On several GPUs or machines each process embeds its share and writes its own shard:
+        `accelerate launch --num_processes 4 -m clipsuite.cli.main embed ...` (or torchrun -m). Build the
+        index from the whole folder afterwards: `clipsuite index build DIR -o INDEX`."""
         import torch
 
         from clipsuite.core import load_model

@@ -245,8 +245,7 @@ class EmbeddingIndex:
         try:
             atomic_write_bytes(staging / INDEX_FILE, faiss.serialize_index(self.index).tobytes())
             with open(staging / METADATA_FILE, "w", encoding="utf-8") as handle:
-                for row in self.metadata:
-                    handle.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
+                handle.writelines(json.dumps(row, ensure_ascii=False, default=str) + "\n" for row in self.metadata)
             atomic_write_json(staging / CONFIG_FILE, {"format_version": FORMAT_VERSION, "count": len(self),
                                                       **asdict(self.config)})
             _swap_in(staging, target)
