@@ -42,7 +42,7 @@ def phantom_volume(organ: str = "chest", lesion: str | None = "tumor", side: str
     rng = np.random.default_rng(seed)
     x, y, z = _grid(shape)
     vol = np.full(shape, -1000.0, dtype=np.float32)
-    jitter = lambda s: 1.0 + rng.uniform(-s, s)  # noqa: E731 - tiny helper for anatomical variation
+    jitter = lambda s: 1.0 + rng.uniform(-s, s)
     if organ == "head":
         r = np.sqrt((x / (0.8 * jitter(0.05))) ** 2 + (y / (0.9 * jitter(0.05))) ** 2 + (z / 1.3) ** 2)
         vol[r < 1.0] = 700.0                  # skull
@@ -201,13 +201,13 @@ def write_volume_dataset(root: str | Path, n: int = 6, shape: tuple[int, int, in
 
 
 def class_sentences(classname: str) -> list[str]:
-    """LLM-style descriptions (BiomedCoOp reads 50 per class; a handful is enough offline)."""
-    look = {"normal": "uniform tissue with no focal lesion", "tumor": "a bright round mass",
-            "cyst": "a dark round lesion with a thin wall", "calcification": "small very bright dense dots"}
-    what = look.get(classname, f"features typical of {classname}")
-    return [f"a ct scan showing {classname}.", f"a radiology image of {classname}, with {what}.",
-            f"{classname} in the abdomen, {what}.", f"an axial ct slice with {what}.",
-            f"medical image of {classname}.", f"this scan shows {what}."]
+    """LLM-style descriptions (BiomedCoOp reads 50 per class; a handful is enough offline). Short, so
+    that they fit the tiny models' 32-token text context."""
+    look = {"normal": "uniform tissue", "tumor": "a bright round mass", "cyst": "a dark round spot",
+            "calcification": "small white dots"}
+    what = look.get(classname, classname)
+    return [f"a ct scan showing {classname}.", f"a radiology image of {classname}.", f"{classname}: {what}.",
+            f"an axial ct slice with {what}.", f"medical image of {classname}.", f"this scan shows {what}."]
 
 
 def write_slice_dataset(root: str | Path, n_per_class: int = 12, image_size: int = 64, seed: int = 0,
@@ -258,7 +258,7 @@ def write_vqa_rad(root: str | Path, n_images: int = 40, image_size: int = 64, se
         lesion = bool(rng.random() < 0.5)
         side = str(rng.choice(["left", "right"]))
         hu = phantom_volume(organ, "tumor" if lesion else None, side, (image_size, image_size, 8),
-                            seed=seed * 10_000 + index, lesion_radius=0.22)
+                            seed=seed * 10_000 + index, lesion_radius=0.3)
         k = lesion_slice(hu, LESION_HU["tumor"] if lesion else None)
         name = f"synpic{50000 + index}.jpg"
         array = window_uint8(axial_display(hu, k), -160.0, 240.0)

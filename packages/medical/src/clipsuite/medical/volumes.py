@@ -21,7 +21,6 @@ from typing import Literal
 import numpy as np
 import torch
 import torch.nn.functional as F
-
 from clipsuite.core.errors import InputError
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
@@ -116,7 +115,7 @@ def load_nifti(path: str | os.PathLike[str]) -> Volume:
     try:
         image = nib.load(str(path))
         data = np.asarray(image.dataobj, dtype=np.float32)
-    except Exception as error:  # nibabel raises ImageFileError, EOFError, zlib errors...
+    except Exception as error:  # noqa: BLE001 - nibabel raises ImageFileError, EOFError, zlib errors
         raise InputError(f"{path}: not a readable NIfTI file ({_first_line(error)})") from None
     data = _check_array(data, str(path))
     data, affine = reorient_to_ras(data, np.asarray(image.affine, dtype=np.float64))
@@ -142,7 +141,7 @@ def load_dicom_series(path: str | os.PathLike[str], reader: Literal["pydicom", "
     for file in _dicom_files(folder):
         try:
             headers.append((file, pydicom.dcmread(str(file), stop_before_pixels=True)))
-        except Exception as error:
+        except Exception as error:  # noqa: BLE001 - readers raise many types; one message for all
             raise InputError(f"{file}: not a readable DICOM file ({_first_line(error)})") from None
     series = {str(getattr(h, "SeriesInstanceUID", "?")) for _, h in headers}
     if len(series) > 1:
@@ -164,7 +163,7 @@ def load_dicom_series(path: str | os.PathLike[str], reader: Literal["pydicom", "
         ds = pydicom.dcmread(str(file))
         try:
             pixels = ds.pixel_array.astype(np.float32)
-        except Exception as error:
+        except Exception as error:  # noqa: BLE001 - readers raise many types; one message for all
             raise InputError(f"{file}: cannot decode the pixel data ({_first_line(error)})") from None
         slope, intercept = float(getattr(ds, "RescaleSlope", 1)), float(getattr(ds, "RescaleIntercept", 0))
         slices.append(pixels * slope + intercept)

@@ -1,0 +1,256 @@
+"""``clipsuite-medical`` (also ``clipsuite medical``): classify, biomedcoop train|compare, vqa train|evaluate|ask.
+
+Thin: parse options, call ``clipsuite.medical``, print. Library errors become one red line and exit 2.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from clipsuite.cli.common import cli_errors, console, fail
+from rich.table import Table
+
+app = typer.Typer(name="medical", help="Medical CLIP: zero-shot on images and volumes (NIfTI/DICOM), BiomedCoOp, "
+                  "medical VQA.", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+biomedcoop_app = typer.Typer(help="BiomedCoOp prompt learning on Dassl split JSON datasets.", no_args_is_help=True)
+vqa_app = typer.Typer(help="Medical VQA (VQA-RAD, SLAKE) with MEVF- and QCR-style heads.", no_args_is_help=True)
+app.add_typer(biomedcoop_app, name="biomedcoop")
+app.add_typer(vqa_app, name="vqa")
+
+ModelOpt = Annotated[str, typer.Option("--model", "-m", help="Preset (biomedclip, pubmedclip), open_clip name, "
+                                                             "folder, or tiny / tiny-hf offline.")]
+PretrainedOpt = Annotated[str | None, typer.Option(help="Weights file or open_clip tag.")]
+DeviceOpt = Annotated[str | None, typer.Option(help="cpu, cuda, cuda:1 ... (default: cuda if available)")]
+
+
+def _csv(text: str, what: str) -> list[str]:
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    if not items:
+        fail(f"{what}: give a comma-separated list")
+    return items
+
+
+def _ints(text: str, what: str) -> list[int]:
+    try:
+        return [int(v) for v in _csv(text, what)]
+    except ValueError:
+        fail(f"{what}: '{text}' is not a comma-separated list of integers")
+        raise
+
+
+def _load(model: str, pretrained: str | None, device: str | None):  # type: ignore[no-untyped-def]
+    from clipsuite.core.models import load_model
+
+    return load_model(model, pretrained=pretrained, device=device)
+
+
+def _write_json(path: Path, data: object) -> None:
+    from clipsuite.core.checkpoints import atomic_write_json
+
+    atomic_write_json(path, data)
+    console.print(f"wrote {path}")
+
+
+# ---- classify ---------------------------------------------------------------------------------
+@app.command()
+@cli_errors
+def classify(
+    path: Annotated[Path, typer.Argument(help="Image, image folder, NIfTI file, DICOM series folder or folder of NIfTI.")],
+    classes: Annotated[str, typer.Option(help="Comma-separated class names.")],
+    window: Annotated[str, typer.Option(help="soft-tissue | lung | bone | brain | mediastinum | mr | "
+                                             "A_MIN,A_MAX | percentile:LOW,HIGH")] = "soft-tissue",
+    mode: Annotated[str, typer.Option(help="slice | 2.5d | windows (three windows as RGB)")] = "slice",
+    axis: Annotated[str, typer.Option(help="axial | coronal | sagittal")] = "axial",
+    slices: Annotated[str | None, typer.Option(help="Explicit slice indices, e.g. 10,20,30.")] = None,
+    n_slices: Annotated[int, typer.Option("--n-slices", min=1, help="Evenly spaced slices (when no --slices).")] = 16,
+    aggregate: Annotated[str, typer.Option(help="Volume score from slice scores: mean | max")] = "mean",
+    templates: Annotated[str | None, typer.Option(help="Template set, file, or one template with {}.")] = None,
+    descriptions: Annotated[Path | None, typer.Option(help="Class -> sentences JSON (replaces templates).")] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write all predictions (with slices) here.")] = None,
+    model: ModelOpt = "biomedclip", pretrained: PretrainedOpt = None, device: DeviceOpt = None,
+) -> None:
+    """Zero-shot classification of medical images or volumes (slice predictions aggregated per volume)."""
+    from dataclasses import asdict
+
+    from clipsuite.core.prompts import load_descriptions
+    from clipsuite.medical.classify import VolumeOptions, classify_path
+    from clipsuite.medical.volumes import parse_window
+
+    if aggregate not in ("mean", "max"):
+        fail(f"--aggregate '{aggregate}': use mean or max")
+    parse_window(window)  # fail on a bad window before loading a model
+    names = _csv(classes, "--classes")
+    sentences = load_descriptions(descriptions, names) if descriptions else None
+    options = VolumeOptions(axis=axis, slices=_ints(slices, "--slices") if slices else None, n=n_slices, mode=mode,
+                            window=window, aggregate=aggregate)
+    predictions = classify_path(_load(model, pretrained, device), path, names, options, templates, sentences)
+    table = Table("source", "prediction", *names)
+    for p in predictions:
+        table.add_row(p.source, p.label, *(f"{p.scores[c]:.3f}" for c in names))
+    console.print(table)
+    if json_out is not None:
+        _write_json(json_out, [asdict(p) for p in predictions])
+
+
+# ---- BiomedCoOp -------------------------------------------------------------------------------
+@biomedcoop_app.command("train")
+@cli_errors
+def biomedcoop_train(
+    split: Annotated[Path, typer.Argument(help="Dassl split JSON ({'train': [[path, label, class], ...], ...}).")],
+    descriptions: Annotated[Path, typer.Option(help="LLM sentences per class (JSON: class -> list).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Adapter file to write (.safetensors).")],
+    shots: Annotated[int, typer.Option(min=1, help="K shots per class (1, 2, 4, 8, 16).")] = 16,
+    seed: int = 1,
+    subset: Annotated[str, typer.Option(help="all | base (base-to-novel training)")] = "all",
+    epochs: Annotated[int, typer.Option(min=1)] = 100,
+    lr: float = 0.0025, batch_size: Annotated[int, typer.Option(min=1)] = 4,
+    image_root: Annotated[Path | None, typer.Option(help="Where split paths are relative to.")] = None,
+    model: ModelOpt = "biomedclip", pretrained: PretrainedOpt = None, device: DeviceOpt = None,
+) -> None:
+    """Train BiomedCoOp's context vectors on a K-shot draw and save them (core adapter format)."""
+    from clipsuite.core.adapt.fewshot_data import base_novel
+    from clipsuite.core.adapt.io import save_adapter
+    from clipsuite.core.adapt.registry import MethodOptions
+    from clipsuite.core.adapt.runner import accuracy, bind, prepare
+    from clipsuite.core.prompts import load_descriptions
+    from clipsuite.medical.data import load_dassl_split
+    from clipsuite.medical.fewshot import fit_biomedcoop
+
+    if out.suffix != ".safetensors":
+        fail(f"{out}: the adapter file must end in .safetensors")
+    data_split = base_novel(load_dassl_split(split, image_root), subset)
+    sentences = load_descriptions(descriptions, data_split.class_names)
+    data = prepare(_load(model, pretrained, device), data_split, shots, seed, views=0)
+    module = fit_biomedcoop(data, sentences, MethodOptions(epochs=epochs, lr=lr, batch_size=batch_size,
+                                                           progress=True))
+    acc = accuracy(bind(module, data, "biomedcoop"), data) if data.split.test else float("nan")
+    save_adapter(out, module, "biomedcoop", data.class_names, data.clip,
+                 {"shots": shots, "seed": seed, "split": str(split), "subset": subset})
+    console.print(f"BiomedCoOp {shots}-shot seed {seed}: test accuracy {acc:.2f}%  -> {out}")
+
+
+@biomedcoop_app.command("compare")
+@cli_errors
+def biomedcoop_compare(
+    split: Annotated[Path, typer.Argument(help="Dassl split JSON.")],
+    descriptions: Annotated[Path, typer.Option(help="LLM sentences per class (JSON).")],
+    shots: Annotated[str, typer.Option(help="Comma-separated shot counts, e.g. 1,2,4,8,16.")] = "16",
+    seeds: Annotated[str, typer.Option(help="Comma-separated seeds.")] = "1,2,3",
+    protocol: Annotated[str, typer.Option(help="few-shot | base-to-novel")] = "few-shot",
+    methods: Annotated[str, typer.Option(help="Comma-separated: zeroshot, coop, cocoop, kgcoop, biomedcoop.")] = (
+        "zeroshot,coop,cocoop,kgcoop,biomedcoop"),
+    epochs: Annotated[int | None, typer.Option(help="Override every method's epochs (default: papers').")] = None,
+    csv_out: Annotated[Path | None, typer.Option("--csv", help="Write every run (method, shots, seed, ...).")] = None,
+    image_root: Annotated[Path | None, typer.Option(help="Where split paths are relative to.")] = None,
+    model: ModelOpt = "biomedclip", pretrained: PretrainedOpt = None, device: DeviceOpt = None,
+) -> None:
+    """Zero-shot, CoOp, CoCoOp, KgCoOp and BiomedCoOp on the same K-shot draws: the paper-style table."""
+    from clipsuite.core.adapt.registry import MethodOptions
+    from clipsuite.core.checkpoints import atomic_write_text
+    from clipsuite.core.prompts import load_descriptions
+    from clipsuite.medical.data import load_dassl_split
+    from clipsuite.medical.fewshot import compare, format_table
+
+    data_split = load_dassl_split(split, image_root)
+    names = _csv(methods, "--methods")
+    sentences = load_descriptions(descriptions, data_split.class_names)
+    clip = _load(model, pretrained, device)
+    rows = []
+    for k in _ints(shots, "--shots"):
+        found = compare(clip, data_split, names, k, _ints(seeds, "--seeds"), protocol, MethodOptions(epochs=epochs),
+                        sentences, on_row=lambda r: console.print(f"  {r.method} {r.shots}-shot seed {r.seed}: "
+                                                                  f"{r.accuracy:.2f}"
+                                                                  + (f" / novel {r.novel:.2f}" if r.novel is not None
+                                                                     else "")))
+        console.print(f"\n{protocol}, {k} shots, mean over seeds {seeds}:\n{format_table(found)}\n")
+        rows += found
+    if csv_out is not None:
+        lines = ["method,shots,seed,accuracy,novel,hm"] + [
+            f"{r.method},{r.shots},{r.seed},{r.accuracy:.2f},{'' if r.novel is None else f'{r.novel:.2f}'},"
+            f"{'' if r.hm is None else f'{r.hm:.2f}'}" for r in rows]
+        atomic_write_text(csv_out, "\n".join(lines) + "\n")
+        console.print(f"wrote {csv_out}")
+
+
+# ---- VQA --------------------------------------------------------------------------------------
+@vqa_app.command("train")
+@cli_errors
+def vqa_train(
+    data: Annotated[Path, typer.Argument(help="VQA-RAD folder/JSON or SLAKE folder.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Run folder (checkpoint + config).")],
+    head: Annotated[str, typer.Option(help="qcr | mevf")] = "qcr",
+    epochs: Annotated[int, typer.Option(min=1)] = 40,
+    batch_size: Annotated[int, typer.Option(min=1)] = 32,
+    lr: float = 1e-3,
+    finetune_visual: Annotated[bool, typer.Option(help="Also train the CLIP image tower.")] = False,
+    hidden: Annotated[int, typer.Option(min=8, help="GRU/BAN width (MEVF: 1024).")] = 1024,
+    word_dim: Annotated[int, typer.Option(min=8)] = 300,
+    patch_tokens: Annotated[bool, typer.Option(help="Attend over patch tokens, not only the image feature.")] = True,
+    resume: bool = False,
+    model: ModelOpt = "pubmedclip", pretrained: PretrainedOpt = None, device: DeviceOpt = None,
+) -> None:
+    """Train a VQA head on a CLIP image encoder; evaluates on the dataset's test split at each epoch end."""
+    from clipsuite.core.train import TrainConfig
+    from clipsuite.medical.data import load_vqa
+    from clipsuite.medical.train_vqa import VQASettings, train_vqa
+
+    if head not in ("qcr", "mevf"):
+        fail(f"--head '{head}': use qcr or mevf")
+    train_samples = load_vqa(data, "train")
+    test_samples = load_vqa(data, "test")
+    settings = VQASettings(head=head, finetune_visual=finetune_visual, hidden=hidden, word_dim=word_dim,
+                           patch_tokens=patch_tokens)
+    config = TrainConfig(output_dir=out, epochs=epochs, batch_size=batch_size, lr=lr, optimizer="adam",
+                         resume=resume, checkpoint_every=None)
+    run = train_vqa(train_samples, out, model, pretrained, settings, config, test_samples, device)
+    _print_accuracy(f"{head} on {data} (test)", run.metrics)
+
+
+def _print_accuracy(title: str, metrics: dict[str, float]) -> None:
+    table = Table("open", "closed", "overall", title=title)
+    table.add_row(*(f"{metrics.get(k, float('nan')):.1f}" for k in ("open", "closed", "overall")))
+    console.print(table)
+
+
+@vqa_app.command("evaluate")
+@cli_errors
+def vqa_evaluate(
+    run: Annotated[Path, typer.Argument(help="Run folder written by `vqa train`.")],
+    data: Annotated[Path, typer.Argument(help="VQA-RAD folder/JSON or SLAKE folder.")],
+    split: Annotated[str, typer.Option(help="train | test (SLAKE: also validate)")] = "test",
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the accuracies here.")] = None,
+    device: DeviceOpt = None,
+) -> None:
+    """Open, closed and overall accuracy, as the papers report them."""
+    from clipsuite.medical.data import load_vqa
+    from clipsuite.medical.train_vqa import load_vqa_run
+
+    metrics = load_vqa_run(run, device).evaluate(load_vqa(data, split))
+    _print_accuracy(f"{run} on {data} ({split})", metrics)
+    if json_out is not None:
+        _write_json(json_out, metrics)
+
+
+@vqa_app.command("ask")
+@cli_errors
+def vqa_ask(
+    run: Annotated[Path, typer.Argument(help="Run folder written by `vqa train`.")],
+    image: Annotated[Path, typer.Argument(help="Image file.")],
+    question: Annotated[str, typer.Argument(help="The question, in quotes.")],
+    device: DeviceOpt = None,
+) -> None:
+    """Answer one question about one image."""
+    from clipsuite.medical.train_vqa import load_vqa_run
+
+    answer = load_vqa_run(run, device).ask(image, question)
+    console.print(f"{answer['answer']}  (p={answer['probability']:.2f}, {answer['question_type']} question)")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

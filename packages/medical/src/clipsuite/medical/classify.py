@@ -1,0 +1,104 @@
+"""Zero-shot classification of medical images and volumes with a CLIP model (BiomedCLIP, PubMedCLIP...).
+
+A path may be an image, a folder of images, a NIfTI file, a DICOM series folder, or a folder of
+NIfTI files. Volumes are cut into slices (``VolumeOptions``), every slice is classified, and the
+volume's prediction aggregates the slice probabilities (mean or max).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from clipsuite.core.errors import InputError
+from clipsuite.core.images import list_images
+from clipsuite.core.models import ClipModel
+from clipsuite.core.zeroshot import build_classifier
+from clipsuite.medical.volumes import (
+    DEFAULT_RGB_WINDOWS,
+    ClipInputs,
+    Volume,
+    aggregate,
+    is_nifti,
+    is_volume_path,
+    load_volume,
+    volume_to_rgb,
+)
+
+MEDICAL_TEMPLATES = ["a medical image of {}.", "a radiology image showing {}.", "a ct scan showing {}.",
+                     "an image of {}."]
+
+
+@dataclass
+class VolumeOptions:
+    axis: str = "axial"
+    slices: Sequence[int] | None = None   # explicit indices; otherwise ``n`` evenly spaced
+    n: int | None = 16
+    mode: str = "slice"                   # slice | 2.5d | windows
+    window: str = "soft-tissue"
+    windows: Sequence[str] = DEFAULT_RGB_WINDOWS
+    aggregate: str = "mean"               # mean | max
+
+
+@dataclass
+class Prediction:
+    source: str
+    label: str
+    scores: dict[str, float]
+    slices: list[dict[str, object]] = field(default_factory=list)  # per-slice results for volumes
+
+
+def make_classifier(clip: ClipModel, classes: Sequence[str], templates: str | Sequence[str] | None = None,
+                    descriptions: Mapping[str, Sequence[str]] | None = None) -> torch.Tensor:
+    return build_classifier(clip, classes, templates or MEDICAL_TEMPLATES, descriptions)
+
+
+def _scale(clip: ClipModel) -> float:
+    scale = getattr(clip.model, "logit_scale", None)
+    return float(scale.exp()) if isinstance(scale, torch.Tensor) else 100.0
+
+
+def volume_pixels(clip: ClipModel, volume: Volume, options: VolumeOptions) -> tuple[torch.Tensor, list[int]]:
+    rgb, indices = volume_to_rgb(volume, options.axis, options.slices, options.n, options.mode,  # type: ignore[arg-type]
+                                 options.window, options.windows)
+    return ClipInputs.for_model(clip)(rgb), indices
+
+
+def classify_volume(clip: ClipModel, volume: Volume, classes: Sequence[str], classifier: torch.Tensor,
+                    options: VolumeOptions | None = None, batch_size: int = 64) -> Prediction:
+    options = options or VolumeOptions()
+    pixels, indices = volume_pixels(clip, volume, options)
+    features = clip.encode_images(pixels, batch_size=batch_size)
+    probs = (_scale(clip) * features @ classifier).softmax(dim=-1)
+    overall = aggregate(probs, options.aggregate)  # type: ignore[arg-type]
+    slices = [{"slice": k, "label": classes[int(p.argmax())], "scores": dict(zip(classes, p.tolist()))}
+              for k, p in zip(indices, probs)]
+    return Prediction(volume.source, classes[int(overall.argmax())], dict(zip(classes, overall.tolist())), slices)
+
+
+def classify_images(clip: ClipModel, paths: Sequence[Path], classes: Sequence[str], classifier: torch.Tensor,
+                    batch_size: int = 64) -> list[Prediction]:
+    features = clip.encode_images(list(paths), batch_size=batch_size)
+    probs = (_scale(clip) * features @ classifier).softmax(dim=-1)
+    return [Prediction(str(p), classes[int(row.argmax())], dict(zip(classes, row.tolist())))
+            for p, row in zip(paths, probs)]
+
+
+def classify_path(clip: ClipModel, path: str | os.PathLike[str], classes: Sequence[str],
+                  options: VolumeOptions | None = None, templates: str | Sequence[str] | None = None,
+                  descriptions: Mapping[str, Sequence[str]] | None = None) -> list[Prediction]:
+    """One prediction per image or per volume found at ``path``."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: file or folder not found")
+    classifier = make_classifier(clip, classes, templates, descriptions)
+    if is_volume_path(path):
+        return [classify_volume(clip, load_volume(path), classes, classifier, options)]
+    if path.is_dir():
+        volumes = sorted(p for p in path.iterdir() if p.is_file() and is_nifti(p))
+        if volumes:
+            return [classify_volume(clip, load_volume(v), classes, classifier, options) for v in volumes]
+    return classify_images(clip, list_images(path), classes, classifier)

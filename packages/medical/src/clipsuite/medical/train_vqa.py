@@ -1,0 +1,184 @@
+"""Medical VQA training on the core Trainer, and loading a trained run for evaluation and questions.
+
+A run folder holds the Trainer's ``checkpoint.safetensors`` (the head, plus the image tower when it
+was fine-tuned) and ``config.json``; the task config (model spec, VQA config, vocabularies) rides in
+both, so ``load_vqa_run`` needs nothing else.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from clipsuite.core.checkpoints import read_config
+from clipsuite.core.errors import InputError
+from clipsuite.core.model_specs import resolve_spec
+from clipsuite.core.models import ClipModel, load_model
+from clipsuite.core.train import TrainConfig, Trainer, load_trainable
+from clipsuite.core.train.state import WEIGHTS_FILE
+from clipsuite.medical.data import AnswerVocab, QuestionTokenizer, VQASample
+from clipsuite.medical.evaluate import predict_vqa, vqa_accuracy
+from clipsuite.medical.methods.vqa import ClipVisualTokens, MedVQA, VQAConfig
+from clipsuite.medical.vqa_data import VQADataset, grey_tensor, prepare_images
+from torch import nn
+
+BACKBONE_DIR = "backbone"
+
+
+@dataclass
+class VQASettings:
+    head: str = "qcr"
+    finetune_visual: bool = False   # PubMedCLIP's QCR fine-tunes; frozen runs the tower once per image
+    patch_tokens: bool = True
+    pool_grid: int | None = None    # e.g. 4: patch tokens averaged to 4 x 4 regions
+    word_dim: int = 300
+    hidden: int = 1024
+    glimpses: int = 2
+    max_tokens: int = 12
+    use_ae: bool = True
+    ae_size: int = 128
+    ae_channels: int = 64
+    dropout: float = 0.2
+
+
+class VQAModel(nn.Module):
+    """The head plus (when fine-tuned) the CLIP image tower; batches carry cached tokens or pixels."""
+
+    def __init__(self, vqa: MedVQA, visual: ClipVisualTokens) -> None:
+        super().__init__()
+        self.vqa = vqa
+        self.visual = visual
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        visual = batch["visual"] if "visual" in batch else self.visual(batch["pixels"])
+        return self.vqa(visual.float(), batch["tokens"], batch.get("grey"))
+
+
+class VQATask:
+    """A task for the core Trainer: BCE over answers (+ QCR's type loss, + the autoencoder's)."""
+
+    def __init__(self, model: VQAModel, eval_data: VQADataset | None, config: dict[str, Any]) -> None:
+        self.module = model
+        self.eval_data = eval_data
+        self._config = config
+
+    def loss(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return self.module.vqa.loss(self.module(batch), batch["answer"], batch["is_closed"].bool())
+
+    def evaluate(self) -> dict[str, float]:
+        if self.eval_data is None:
+            return {}
+        answers, _, _ = predict_vqa(self.module, self.eval_data)
+        result = vqa_accuracy(answers, self.eval_data.answer_ids.tolist(), self.eval_data.is_closed.tolist())
+        return {k: v for k, v in result.items() if not k.startswith("n_")}
+
+    def config(self) -> dict[str, Any]:
+        return self._config
+
+
+def _build(clip: ClipModel, settings: VQASettings, answers: AnswerVocab, questions: QuestionTokenizer,
+           ) -> VQAModel:
+    cfg = VQAConfig(head=settings.head, visual_dim=clip.embed_dim, n_answers=len(answers),  # type: ignore[arg-type]
+                    closed_answers=tuple(i for i, c in enumerate(answers.closed) if c),
+                    open_answers=tuple(i for i, o in enumerate(answers.opened) if o),
+                    vocab_size=len(questions), max_tokens=questions.max_tokens, word_dim=settings.word_dim,
+                    hidden=settings.hidden, glimpses=settings.glimpses, use_ae=settings.use_ae,
+                    ae_size=settings.ae_size, ae_channels=settings.ae_channels, dropout=settings.dropout)
+    if cfg.head == "qcr" and (not cfg.closed_answers or not cfg.open_answers):
+        raise InputError("QCR needs training questions of both types (OPEN and CLOSED); use --head mevf")
+    visual = ClipVisualTokens(clip.model.visual, settings.patch_tokens, settings.pool_grid)
+    visual.requires_grad_(settings.finetune_visual)
+    return VQAModel(MedVQA(cfg), visual)
+
+
+@dataclass
+class VQARun:
+    model: VQAModel
+    clip: ClipModel
+    answers: AnswerVocab
+    questions: QuestionTokenizer
+    settings: VQASettings
+    metrics: dict[str, float] = field(default_factory=dict)
+
+    def dataset(self, samples: Sequence[VQASample], strict: bool = False) -> VQADataset:
+        frozen = None if self.settings.finetune_visual else self.model.visual
+        images = prepare_images([s.image for s in samples], self.clip, self.settings.ae_size, frozen)
+        return VQADataset(samples, images, self.answers, self.questions, strict=strict)
+
+    def evaluate(self, samples: Sequence[VQASample]) -> dict[str, float]:
+        data = self.dataset(samples)
+        answers, _, _ = predict_vqa(self.model, data)
+        return vqa_accuracy(answers, data.answer_ids.tolist(), data.is_closed.tolist())
+
+    @torch.no_grad()
+    def ask(self, image: str | os.PathLike[str], question: str) -> dict[str, Any]:
+        """One answer; a question longer than the model reads is refused, not cut."""
+        from clipsuite.core.images import load_image
+
+        tokens = torch.tensor([self.questions.encode(question, strict=True)])
+        picture = load_image(image)
+        device = next(self.model.parameters()).device
+        batch = {"pixels": self.clip.preprocess(picture).unsqueeze(0).to(device), "tokens": tokens.to(device),
+                 "grey": grey_tensor(picture, self.settings.ae_size).unsqueeze(0).to(device)}
+        self.model.eval()
+        out = self.model(batch)
+        probs = self.model.vqa.answer_scores(out).sigmoid()[0]
+        best = int(probs.argmax())
+        kind = "closed" if ("type_logits" not in out or int(out["type_logits"].argmax()) == 1) else "open"
+        if self.settings.head == "mevf":
+            kind = "closed" if self.answers.closed[best] and not self.answers.opened[best] else "open"
+        return {"answer": self.answers.answers[best], "probability": float(probs[best]), "question_type": kind}
+
+
+def train_vqa(train: Sequence[VQASample], output_dir: str | os.PathLike[str], model: str = "pubmedclip",
+              pretrained: str | None = None, settings: VQASettings | None = None,
+              train_config: TrainConfig | None = None, eval_samples: Sequence[VQASample] | None = None,
+              device: str | None = None) -> VQARun:
+    """Build vocabularies from ``train``, train the head on the core Trainer, evaluate on ``eval_samples``."""
+    settings = settings or VQASettings()
+    clip = load_model(model, pretrained=pretrained, device=device or "cpu")
+    answers = AnswerVocab.build(train)
+    questions = QuestionTokenizer.build([s.question for s in train], settings.max_tokens)
+    vqa_model = _build(clip, settings, answers, questions)
+    run = VQARun(vqa_model, clip, answers, questions, settings)
+    model_ref = model
+    source = resolve_spec(model, pretrained)
+    if source.kind == "config" and source.weights is None:
+        # a randomly initialised built-in (tiny): keep its frozen weights with the run, or they are lost
+        clip.save(Path(output_dir) / BACKBONE_DIR)
+        model_ref, pretrained = f"./{BACKBONE_DIR}", None
+    config = {"kind": "medical-vqa", "model": model_ref, "pretrained": pretrained, "settings": asdict(settings),
+              "vqa": vqa_model.vqa.cfg.to_dict(), "answers": answers.to_dict(), "questions": questions.to_dict()}
+    cfg = train_config or TrainConfig(epochs=20, batch_size=32, lr=1e-3, optimizer="adam")
+    cfg.output_dir = Path(output_dir)
+    eval_data = run.dataset(eval_samples) if eval_samples else None
+    result = Trainer(VQATask(vqa_model, eval_data, config), cfg).fit(run.dataset(train))
+    vqa_model.to(clip.device)
+    run.metrics = {k[len("eval/"):]: v for k, v in result.metrics.items() if k.startswith("eval/")}
+    return run
+
+
+def load_vqa_run(run_dir: str | os.PathLike[str], device: str | None = None) -> VQARun:
+    run_dir = Path(run_dir)
+    weights = run_dir / WEIGHTS_FILE if run_dir.is_dir() else run_dir
+    if not weights.is_file():
+        raise InputError(f"{weights}: no trained VQA checkpoint here (run `clipsuite-medical vqa train` first)")
+    config = read_config(weights) or {}
+    if config.get("kind") != "medical-vqa":
+        raise InputError(f"{weights}: not a medical VQA checkpoint")
+    settings = VQASettings(**config["settings"])
+    spec = str(config["model"])
+    if spec.startswith("./"):
+        spec = str(weights.parent / spec[2:])
+    clip = load_model(spec, pretrained=config.get("pretrained"), device=device or "cpu")
+    answers = AnswerVocab.from_dict(config["answers"])
+    questions = QuestionTokenizer.from_dict(config["questions"])
+    model = VQAModel(MedVQA(VQAConfig.from_dict(config["vqa"])), ClipVisualTokens(
+        clip.model.visual, settings.patch_tokens, settings.pool_grid))
+    model.visual.requires_grad_(settings.finetune_visual)
+    load_trainable(model, weights)
+    return VQARun(model.to(clip.device).eval(), clip, answers, questions, settings)
