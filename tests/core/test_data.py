@@ -17,6 +17,8 @@ from clipsuite.core.errors import InputError
 from clipsuite.core.models import load_model
 from clipsuite.core.synthetic import write_shapes_dataset
 
+torch.set_num_threads(1)  # shared CPUs: one thread each is faster
+
 
 @pytest.fixture(scope="module")
 def tiny():

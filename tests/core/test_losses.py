@@ -26,6 +26,8 @@ from clipsuite.core.losses import (
 from open_clip.loss import SigLipLoss as OpenClipSigLipLoss
 from torchvision.ops import sigmoid_focal_loss as tv_sigmoid_focal_loss
 
+torch.set_num_threads(1)  # shared CPUs: one thread each is faster
+
 
 def _features(n: int = 6, d: int = 16, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)

@@ -20,6 +20,8 @@ from clipsuite.core.errors import ClipsuiteError, InputError
 from clipsuite.core.train import EMA, TrainConfig, Trainer, load_trainable, lr_factor, read_metrics
 from clipsuite.core.train.order import EpochOrder
 
+torch.set_num_threads(1)  # shared CPUs: one thread each is faster
+
 # A self-contained training script: dropout (model RNG), random augmentation (data RNG), Adam state,
 # EMA, grad accumulation and mid-epoch checkpoints all have to survive the kill for equality.
 SCRIPT = textwrap.dedent('''
@@ -56,12 +58,21 @@ SCRIPT = textwrap.dedent('''
         def config(self):
             return {"kind": "regression"}
 
-    out, resume = Path(sys.argv[1]), sys.argv[2] == "resume"
-    cfg = TrainConfig(output_dir=out, epochs=3, batch_size=4, lr=1e-2, grad_accum=2, checkpoint_every=3,
-                      ema_decay=0.8, warmup_steps=2, log_every=1, resume=resume, progress=False)
-    result = Trainer(Task(), cfg).fit(Noisy())
-    print("DONE", result.step, result.resumed_from)
+    def run(out, resume):
+        cfg = TrainConfig(output_dir=Path(out), epochs=3, batch_size=4, lr=1e-2, grad_accum=2, checkpoint_every=3,
+                          ema_decay=0.8, warmup_steps=2, log_every=1, resume=resume, progress=False)
+        return Trainer(Task(), cfg).fit(Noisy())
+
+    if __name__ == "__main__":
+        run(sys.argv[1], sys.argv[2] == "resume")
 ''')
+
+
+def _script_namespace(source: str) -> dict:
+    """Run a test script's definitions in this process (saves a slow torch import per process)."""
+    namespace: dict = {"__name__": "train_script"}
+    exec(compile(source, "train_script", "exec"), namespace)  # noqa: S102  (our own test script)
+    return namespace
 
 
 def _run(script: Path, out: Path, mode: str, env: dict[str, str] | None = None) -> subprocess.Popen:
@@ -80,7 +91,8 @@ def test_sigkill_mid_training_then_resume_matches_uninterrupted_run(tmp_path):
     # checkpoints every 3 steps; the 15th loss call is inside step 8 of epoch 2, after the step-6
     # checkpoint (which lies mid-epoch).
     victim = _run(script, killed, "fresh", {"HANG_AT_CALL": "15", "MARKER": str(marker)})
-    ref = _run(script, reference, "fresh")
+    namespace = _script_namespace(SCRIPT)
+    assert namespace["run"](reference, False).step == 12  # the uninterrupted run, here, meanwhile
     deadline = time.monotonic() + 240
     while not marker.exists():
         assert victim.poll() is None, victim.communicate()[1][-2000:]
@@ -92,11 +104,8 @@ def test_sigkill_mid_training_then_resume_matches_uninterrupted_run(tmp_path):
     victim.wait()
     assert victim.returncode == -signal.SIGKILL
 
-    resumed = _run(script, killed, "resume")
-    outputs = [proc.communicate(timeout=240) for proc in (ref, resumed)]
-    for proc, (_, stderr) in zip((ref, resumed), outputs):
-        assert proc.returncode == 0, stderr[-2000:]
-    assert "DONE 12 6" in outputs[1][0]  # 12 steps in all, resumed from step 6
+    resumed = namespace["run"](killed, True)
+    assert resumed.resumed_from == 6 and resumed.step == 12
 
     for name in ("checkpoint.safetensors", "ema.safetensors"):
         want, got = load_tensors(reference / name), load_tensors(killed / name)
@@ -281,30 +290,55 @@ DDP_SCRIPT = textwrap.dedent('''
         def loss(self, batch):
             return torch.nn.functional.mse_loss(self.module(batch["x"]), batch["y"])
 
-    cfg = TrainConfig(output_dir=Path(sys.argv[1]), epochs=2, batch_size=int(sys.argv[2]), lr=0.05, optimizer="sgd",
-                      momentum=0.0, schedule="constant", progress=False)
-    print("DONE", Trainer(Task(), cfg).fit(Reg()).step)
+    def run(out, batch_size):
+        cfg = TrainConfig(output_dir=Path(out), epochs=2, batch_size=batch_size, lr=0.05, optimizer="sgd",
+                          momentum=0.0, schedule="constant", progress=False)
+        return Trainer(Task(), cfg).fit(Reg())
+
+    if __name__ == "__main__":
+        print("DONE", run(sys.argv[1], int(sys.argv[2])).step)
 ''')
 
 
 def test_two_processes_equal_one_process_with_the_global_batch(tmp_path):
-    """torchrun x2 on the CPU (gloo): rank 0's weights broadcast, data sharded, gradients averaged."""
+    """Two processes on the CPU (gloo, env as torchrun sets it): rank 0's weights are broadcast, the data
+    sharded, the gradients averaged, so the result equals one process with the global batch."""
     script = tmp_path / "ddp.py"
     script.write_text(DDP_SCRIPT)
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
     with socket.socket() as probe:  # a free port for the rendezvous
         probe.bind(("127.0.0.1", 0))
         port = str(probe.getsockname()[1])
-    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
-                          port, str(script), str(tmp_path / "two"), "4"], capture_output=True, text=True, env=env,
-                         timeout=300, check=False)
-    assert two.returncode == 0, two.stderr[-2000:]
-    assert two.stdout.count("DONE 4") == 2  # 16 samples / (2 x 4) per step, 2 epochs
-    one = subprocess.run([sys.executable, str(script), str(tmp_path / "one"), "8"], capture_output=True, text=True,
-                         env=env, timeout=300, check=False)
-    assert one.returncode == 0, one.stderr[-2000:]
+    ranks = []
+    for rank in (0, 1):
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": port,
+               "RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": "2", "LOCAL_WORLD_SIZE": "2"}
+        ranks.append(subprocess.Popen([sys.executable, str(script), str(tmp_path / "two"), "4"], env=env,
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    one = _script_namespace(DDP_SCRIPT)["run"](tmp_path / "one", 8)
+    assert one.step == 4
+    for proc in ranks:
+        stdout, stderr = proc.communicate(timeout=300)
+        assert proc.returncode == 0, stderr[-2000:]
+        assert "DONE 4" in stdout  # 16 samples / (2 x 4) per step, 2 epochs
     got, want = load_tensors(tmp_path / "two" / "checkpoint.safetensors"), load_tensors(tmp_path / "one" / "checkpoint.safetensors")
     for key in want:
         torch.testing.assert_close(got[key], want[key], rtol=1e-5, atol=1e-6)
     assert sorted(p.name for p in (tmp_path / "two" / "state").iterdir()) == [
         "step-00000004.rank0.rng.safetensors", "step-00000004.rank1.rng.safetensors", "step-00000004.safetensors"]
+
+
+class Augmented(Regression):
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:  # random augmentation on every read
+        return {"x": self.x[i] + 0.1 * torch.randn(5), "y": self.y[i]}
+
+
+def test_worker_processes_do_not_change_the_result(tmp_path):
+    """Each sample is drawn under its own seed, so augmentation does not depend on the worker count."""
+    weights = []
+    for workers in (0, 2):
+        task = LinearTask()
+        cfg = TrainConfig(output_dir=tmp_path / f"w{workers}", epochs=2, batch_size=5, lr=0.05, num_workers=workers,
+                          progress=False)
+        Trainer(task, cfg).fit(Augmented())
+        weights.append(task.module.weight.detach().clone())
+    assert torch.equal(weights[0], weights[1])

@@ -103,6 +103,7 @@ class ContrastiveTask:
                              gather_with_grad=self.settings.gather_with_grad)
         return {"loss": loss, "logit_scale": scale.detach()}
 
+    @torch.no_grad()
     def after_step(self) -> None:
         self.module.logit_scale.clamp_(0, MAX_LOGIT_SCALE)
 
