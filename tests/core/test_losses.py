@@ -20,8 +20,10 @@ from clipsuite.core.losses import (
     dice_loss,
     distillation_loss,
     focal_loss,
+    same_caption_targets,
     siglip_loss,
     sigmoid_focal_loss,
+    soft_clip_loss,
 )
 from open_clip.loss import SigLipLoss as OpenClipSigLipLoss
 from torchvision.ops import sigmoid_focal_loss as tv_sigmoid_focal_loss
@@ -180,3 +182,17 @@ def test_distillation_loss():
     torch.testing.assert_close(loss, manual)
     loss.backward()
     assert student.grad is not None and student.grad.abs().sum() > 0
+
+
+def test_soft_clip_loss_with_shared_positives():
+    images, texts = _features(n=4)
+    tokens = torch.tensor([[1, 2], [3, 4], [5, 6], [7, 8]])
+    targets = same_caption_targets(tokens)
+    torch.testing.assert_close(targets, torch.eye(4))
+    torch.testing.assert_close(soft_clip_loss(images, texts, 10.0, targets), clip_loss(images, texts, 10.0))
+    tokens[1] = tokens[0]  # captions 0 and 1 are the same text: both are positives of images 0 and 1
+    targets = same_caption_targets(tokens)
+    assert targets[0, 1] == targets[1, 0] == 0.5 and targets[2, 2] == 1.0
+    logits = 10.0 * images @ texts.T
+    manual = (F.cross_entropy(logits, targets) + F.cross_entropy(logits.T, targets)) / 2
+    torch.testing.assert_close(soft_clip_loss(images, texts, 10.0, targets), manual)

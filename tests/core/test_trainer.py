@@ -22,8 +22,9 @@ from clipsuite.core.train.order import EpochOrder
 
 torch.set_num_threads(1)  # shared CPUs: one thread each is faster
 
-# A self-contained training script: dropout (model RNG), random augmentation (data RNG), Adam state,
-# EMA, grad accumulation and mid-epoch checkpoints all have to survive the kill for equality.
+# A self-contained training script: dropout (model RNG), random augmentation (data RNG), BatchNorm
+# running statistics, Adam state, EMA, grad accumulation and mid-epoch checkpoints all have to survive
+# the kill for equality.
 SCRIPT = textwrap.dedent('''
     import os, sys, time
     from pathlib import Path
@@ -45,8 +46,8 @@ SCRIPT = textwrap.dedent('''
     class Task:
         def __init__(self):
             torch.manual_seed(0)
-            self.module = torch.nn.Sequential(torch.nn.Linear(6, 16), torch.nn.ReLU(), torch.nn.Dropout(0.2),
-                                              torch.nn.Linear(16, 1))
+            self.module = torch.nn.Sequential(torch.nn.Linear(6, 16), torch.nn.BatchNorm1d(16), torch.nn.ReLU(),
+                                              torch.nn.Dropout(0.2), torch.nn.Linear(16, 1))
             self.calls = 0
         def loss(self, batch):
             self.calls += 1
@@ -107,11 +108,12 @@ def test_sigkill_mid_training_then_resume_matches_uninterrupted_run(tmp_path):
     resumed = namespace["run"](killed, True)
     assert resumed.resumed_from == 6 and resumed.step == 12
 
-    for name in ("checkpoint.safetensors", "ema.safetensors"):
+    for name in ("checkpoint.safetensors", "ema.safetensors", "state/step-00000012.safetensors"):
         want, got = load_tensors(reference / name), load_tensors(killed / name)
         assert want.keys() == got.keys()
         for key in want:
             assert torch.equal(want[key], got[key]), f"{name}:{key} differs after resume"
+    assert "b.1.running_mean" in want  # BatchNorm statistics are part of the state
     # the log of the resumed run holds no duplicate steps and the same losses
     ref_log = [e for e in read_metrics(reference) if "loss" in e]
     got_log = [e for e in read_metrics(killed) if "loss" in e]

@@ -27,6 +27,8 @@ def register(app: typer.Typer) -> None:
         loss: str = typer.Option("clip", help="clip (softmax InfoNCE) or siglip (sigmoid)."),
         lock_image: bool = typer.Option(False, "--lock-image", help="Freeze the image tower."),
         lock_text: bool = typer.Option(False, "--lock-text", help="Freeze the text tower."),
+        shared_positives: bool = typer.Option(False, "--shared-positives",
+                                              help="clip loss: repeated captions in a batch are all positives."),
         precision: str = typer.Option("auto", help="auto, fp32, bf16 or fp16 (auto: bf16/fp16 on GPU, fp32 on CPU)."),
         grad_accum: int = typer.Option(1, "--grad-accum", help="Micro-batches per optimizer step."),
         grad_checkpointing: bool = typer.Option(False, "--grad-checkpointing", help="Trade compute for memory."),
@@ -48,7 +50,8 @@ def register(app: typer.Typer) -> None:
         --model accepts. Multi-GPU: `accelerate launch -m clipsuite.cli.main train ...`."""
         from clipsuite.core.contrastive import ContrastiveConfig, train_contrastive
 
-        settings = ContrastiveConfig(loss=loss, lock_image=lock_image, lock_text=lock_text)
+        settings = ContrastiveConfig(loss=loss, lock_image=lock_image, lock_text=lock_text,
+                                     shared_positives=shared_positives)
         result = train_contrastive(
             data, output, model, pretrained=pretrained, contrastive=settings, image_column=image_column,
             caption_column=caption_column, split=split, verify=verify, holdout=holdout, overwrite=overwrite,

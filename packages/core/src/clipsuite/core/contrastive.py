@@ -17,7 +17,7 @@ from torch.utils.data import DataLoader
 
 from clipsuite.core.data import DEFAULT_CAPTION_COLUMN, DEFAULT_IMAGE_COLUMN, ImageTextDataset, Pair, read_pairs, verify_images
 from clipsuite.core.errors import InputError
-from clipsuite.core.losses import clip_loss, siglip_loss
+from clipsuite.core.losses import clip_loss, same_caption_targets, siglip_loss, soft_clip_loss
 from clipsuite.core.metrics import retrieval_metrics
 from clipsuite.core.models import ClipModel, load_model
 from clipsuite.core.train import TrainConfig, Trainer, TrainResult
@@ -37,10 +37,13 @@ class ContrastiveConfig:
     init_logit_bias: float | None = None   # SigLIP only; None keeps the model's or uses -10
     local_loss: bool = True         # see clipsuite.core.losses (matters with several processes)
     gather_with_grad: bool = True
+    shared_positives: bool = False  # CLIP loss: identical captions in a batch all count as positives
 
     def __post_init__(self) -> None:
         if self.loss not in LOSSES:
             raise InputError(f"unknown loss '{self.loss}' (choose from {', '.join(LOSSES)})")
+        if self.shared_positives and self.loss != "clip":
+            raise InputError("shared positives apply to the clip loss only")
         if self.lock_image and self.lock_text and not self.learn_logit_scale:
             raise InputError("both towers locked and a fixed logit scale: nothing would train")
 
@@ -98,6 +101,8 @@ class ContrastiveTask:
         bias = getattr(model, "logit_bias", None)
         if self.settings.loss == "siglip":
             loss = siglip_loss(images, texts, scale, bias)
+        elif self.settings.shared_positives:
+            loss = soft_clip_loss(images, texts, scale, same_caption_targets(batch["text"]))
         else:
             loss = clip_loss(images, texts, scale, bias, local_loss=self.settings.local_loss,
                              gather_with_grad=self.settings.gather_with_grad)

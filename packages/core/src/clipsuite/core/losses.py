@@ -59,6 +59,20 @@ def clip_loss(image_features: torch.Tensor, text_features: torch.Tensor, logit_s
     return (F.cross_entropy(logits_per_image, labels) + F.cross_entropy(logits_per_text, labels)) / 2
 
 
+def soft_clip_loss(image_features: torch.Tensor, text_features: torch.Tensor, logit_scale: torch.Tensor | float,
+                   targets: torch.Tensor) -> torch.Tensor:
+    """Symmetric cross-entropy against soft targets ``[N, N]`` (rows sum to 1), e.g. every pair with
+    the same caption as a positive when captions repeat within a batch. Local to the process."""
+    logits = logit_scale * image_features @ text_features.T
+    return (F.cross_entropy(logits, targets) + F.cross_entropy(logits.T, targets.T / targets.T.sum(1, keepdim=True))) / 2
+
+
+def same_caption_targets(tokens: torch.Tensor) -> torch.Tensor:
+    """Row-normalised ``[N, N]`` targets: 1 where two token rows are identical."""
+    same = (tokens[:, None, :] == tokens[None, :, :]).all(dim=-1).float()
+    return same / same.sum(dim=1, keepdim=True)
+
+
 def _siglip_block(image_features: torch.Tensor, text_features: torch.Tensor, logit_scale: torch.Tensor | float,
                   logit_bias: torch.Tensor | float | None, negative_only: bool) -> torch.Tensor:
     logits = logit_scale * image_features @ text_features.T

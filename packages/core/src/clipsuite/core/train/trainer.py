@@ -132,7 +132,8 @@ class Trainer:
         cfg = self.config
         # precision is ours (see autocast); without CUDA, say cpu=True so that a multi-process launch
         # (torchrun / accelerate launch) becomes gloo data parallel instead of N independent runs
-        acc = self.accelerator = Accelerator(cpu=not torch.cuda.is_available())
+        no_accelerator = not torch.cuda.is_available() and not torch.backends.mps.is_available()
+        acc = self.accelerator = Accelerator(cpu=no_accelerator)
         launched = int(os.environ.get("WORLD_SIZE", "1"))
         if launched > 1 and acc.num_processes != launched:
             raise ClipsuiteError(f"launched as {launched} processes but accelerate sees {acc.num_processes}; "
@@ -303,6 +304,7 @@ class Trainer:
         st.save_rng_file(out, pos.step, acc.process_index)
         if acc.is_main_process:
             tensors: dict[str, torch.Tensor] = {f"w.{n}": p for n, p in named.items()}
+            tensors.update({f"b.{n}": b for n, b in _buffers(self.task.module).items()})
             opt_tensors, opt_plain = st.optimizer_state(optimizer)
             tensors.update(opt_tensors)
             if ema is not None:
@@ -344,6 +346,11 @@ class Trainer:
                                      f"'{name}' is missing or has another shape; the task's model has changed")
             with torch.no_grad():
                 param.copy_(saved_weight)
+        with torch.no_grad():  # running statistics (BatchNorm) and other persistent buffers
+            for name, buffer in _buffers(self.task.module).items():
+                saved_buffer = tensors.get(f"b.{name}")
+                if saved_buffer is not None and saved_buffer.shape == buffer.shape:
+                    buffer.copy_(saved_buffer)
         st.load_optimizer_state(optimizer, {k: v for k, v in tensors.items() if k.startswith("opt.")},
                                 record["optimizer"])
         scheduler.load_state_dict(record["scheduler"])
@@ -357,6 +364,12 @@ class Trainer:
         st.set_rng_state(rng_tensors, rng_plain)
         logger.info("resumed from %s at step %d", out, step)
         return _Position(step=step, epoch=int(record["epoch"]), batch=int(record["batch"]))
+
+
+def _buffers(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The module's persistent buffers (state_dict entries that are not parameters)."""
+    params = {name for name, _ in module.named_parameters()}
+    return {n: t for n, t in module.state_dict(keep_vars=True).items() if n not in params}
 
 
 def _average_gradients(params: list[torch.nn.Parameter], world_size: int) -> None:
