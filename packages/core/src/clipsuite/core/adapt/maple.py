@@ -27,6 +27,10 @@ class MaPLeConfig:
     n_ctx: int = 2
     depth: int = 9  # capped at the towers' depths
     ctx_init: str = "a photo of a"
+    # "hidden": deep text prompts start as the frozen tower's own hidden states of the init tokens (so
+    # the text side starts at the hand-crafted prompt); "random": N(0, 0.02) as in the paper
+    deep_init: str = "hidden"
+    zero_vision: bool = False  # start the text->vision couplings at zero
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -61,8 +65,36 @@ class MaPLeClassifier(nn.Module):
             [nn.Parameter(torch.empty(n, text_width, device=device).normal_(std=0.02)) for _ in range(self.depth - 1)])
         self.proj = nn.Linear(text_width, vision_width).to(device)
         self.deep_proj = nn.ModuleList([nn.Linear(text_width, vision_width).to(device) for _ in range(self.depth - 1)])
+        if config.deep_init == "hidden" and self.depth > 1:
+            with torch.no_grad():
+                for param, hidden in zip(self.text_deep, self._hidden_states()):
+                    param.copy_(hidden)
+        if config.zero_vision:
+            for layer in (self.proj, *self.deep_proj):
+                nn.init.zeros_(layer.weight)
+                nn.init.zeros_(layer.bias)
         self.scale = logit_scale(clip)
         self.class_names = list(class_names)
+
+    @torch.no_grad()
+    def _hidden_states(self) -> list[torch.Tensor]:
+        """Inputs of blocks 1..depth-1 at the context positions for the plain prompts, averaged over
+        classes (they are class-independent under a causal mask; an average for bidirectional towers)."""
+        captured: list[torch.Tensor] = []
+        n = self.prompt.n_ctx
+
+        def hook(module, args, kwargs):  # type: ignore[no-untyped-def]
+            hidden = args[0] if args else kwargs["hidden_states"]
+            captured.append(hidden[:, 1:1 + n].float().mean(dim=0))
+
+        blocks = self.tower.blocks[1:self.depth]
+        handles = [b.register_forward_pre_hook(hook, with_kwargs=True) for b in blocks]
+        try:
+            self.tower.encode(self.prompt(), self.prompt.tokens)
+        finally:
+            for handle in handles:
+                handle.remove()
+        return captured
 
     @property
     def visual(self) -> nn.Module:

@@ -99,7 +99,9 @@ def fit_cocoop(data: AdaptData, options: MethodOptions) -> nn.Module:
 
 def fit_maple(data: AdaptData, options: MethodOptions) -> nn.Module:
     freeze(data.clip)
-    config = MaPLeConfig(n_ctx=options.n_ctx or 2, depth=int(options.extra.get("depth", 9)))
+    config = MaPLeConfig(n_ctx=options.n_ctx or 2, depth=int(options.extra.get("depth", 9)),
+                         deep_init=str(options.extra.get("deep_init", "hidden")),
+                         zero_vision=bool(options.extra.get("zero_vision", False)))
     module = MaPLeClassifier(data.clip, data.class_names, config)
     pixels, labels = data.pixels("train")
     dataset = _PixelDataset(pixels, labels)

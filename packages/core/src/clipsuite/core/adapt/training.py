@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset
 
 from clipsuite.core.models import ClipModel
 
@@ -92,5 +92,10 @@ def fit(task: ClassificationTask, dataset: Dataset, settings: FitSettings) -> No
                              schedule="cosine", warmup_steps=settings.warmup_steps, precision=settings.precision,
                              seed=settings.seed, progress=settings.progress, log_every=50,
                              checkpoint_every=10**9)  # one checkpoint, at the end: runs are short
-        Trainer(task, config).fit(dataset)
+        # Our own seeded DataLoader rather than the Trainer's per-sample-seeded Dataset plan: samples here
+        # are cached tensors with nothing random to seed, and torch.manual_seed per sample costs ~3 ms
+        # on a CPU-only machine (it records a stack trace for the lazy CUDA seeding) -- most of a run.
+        generator = torch.Generator().manual_seed(settings.seed)
+        loader = DataLoader(dataset, batch_size=config.batch_size, shuffle=True, generator=generator)
+        Trainer(task, config).fit(loader)
     task.module.eval()
