@@ -344,3 +344,13 @@ def test_worker_processes_do_not_change_the_result(tmp_path):
         Trainer(task, cfg).fit(Augmented())
         weights.append(task.module.weight.detach().clone())
     assert torch.equal(weights[0], weights[1])
+
+
+def test_a_user_dataloader_trains_like_the_dataset(tmp_path):
+    from_dataset, _ = _fit(tmp_path, "ds", shuffle=False)
+    task = LinearTask()
+    cfg = TrainConfig(output_dir=tmp_path / "dl", epochs=2, lr=0.05, optimizer="sgd", momentum=0.0,
+                      schedule="constant", progress=False)
+    result = Trainer(task, cfg).fit(torch.utils.data.DataLoader(Regression(), batch_size=8))
+    assert result.step == 6
+    torch.testing.assert_close(task.module.weight, from_dataset.module.weight)
