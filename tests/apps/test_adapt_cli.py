@@ -8,10 +8,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from typer.testing import CliRunner
-
 from clipsuite.cli.main import app
 from clipsuite.core.synthetic import write_shapes_split
+from typer.testing import CliRunner
 
 runner = CliRunner()
 torch.set_num_threads(1)
@@ -30,14 +29,14 @@ def test_train_coop_prints_the_table_writes_csv_and_adapter(split: Path, tmp_pat
     assert result.exit_code == 0, result.output
     for column in ("method", "shots", "seed", "accuracy"):
         assert column in result.output
-    rows = list(csv.DictReader(open(out / "results.csv")))
+    rows = list(csv.DictReader(Path(out / "results.csv").read_text().splitlines()))
     assert [(r["method"], r["shots"], r["seed"]) for r in rows] == [("coop", "2", "1")]
     adapter = out / "coop-2shot-seed1.safetensors"
     assert adapter.is_file()
     evaluated = runner.invoke(app, ["adapt", "evaluate", str(adapter), "--split", str(split), "--device", "cpu",
                                     "--csv", str(tmp_path / "eval.csv")])
     assert evaluated.exit_code == 0, evaluated.output
-    again = list(csv.DictReader(open(tmp_path / "eval.csv")))
+    again = list(csv.DictReader(Path(tmp_path / "eval.csv").read_text().splitlines()))
     assert again[0]["accuracy"] == rows[0]["accuracy"] and again[0]["method"] == "coop"
 
 
@@ -48,7 +47,7 @@ def test_methods_all_gives_one_row_per_method(split: Path, tmp_path: Path) -> No
     result = runner.invoke(app, ["adapt", "train", "--methods", "all", "--split", str(split), "--output",
                                  str(tmp_path / "all"), "--descriptions", str(descriptions), *QUICK])
     assert result.exit_code == 0, result.output
-    rows = list(csv.DictReader(open(tmp_path / "all" / "results.csv")))
+    rows = list(csv.DictReader(Path(tmp_path / "all" / "results.csv").read_text().splitlines()))
     from clipsuite.core.adapt import METHODS
 
     assert [r["method"] for r in rows] == list(METHODS)

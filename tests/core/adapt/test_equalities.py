@@ -5,13 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
 from clipsuite.core.adapt import gda, tip_adapter
 from clipsuite.core.adapt.coop import CoOpClassifier, PromptConfig, logit_scale
 from clipsuite.core.adapt.feature_cache import CachedFeatures
+from clipsuite.core.adapt.fewshot_data import load_split
 from clipsuite.core.adapt.registry import MethodOptions
 from clipsuite.core.adapt.runner import prepare, train_one
-from clipsuite.core.adapt.fewshot_data import load_split
 from clipsuite.core.adapt.text_encoding import TextTower
 from clipsuite.core.errors import InputError
 from clipsuite.core.models import load_model

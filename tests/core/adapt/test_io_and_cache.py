@@ -6,10 +6,9 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from clipsuite.core.adapt.feature_cache import cached_features, encode_items
 from clipsuite.core.adapt.fewshot_data import base_novel, load_split
-from clipsuite.core.adapt.io import load_classifier, save_adapter
+from clipsuite.core.adapt.io import load_classifier
 from clipsuite.core.adapt.registry import MethodOptions
 from clipsuite.core.adapt.runner import evaluate_file, prepare, train_one
 from clipsuite.core.errors import InputError

@@ -10,12 +10,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from clipsuite.core.adapt.fewshot_data import load_split
 from clipsuite.core.adapt.registry import MethodOptions
 from clipsuite.core.adapt.runner import prepare, train_one
 
-FAST = dict(optimizer="adamw", lr=3e-3)
+FAST = {"optimizer": "adamw", "lr": 3e-3}
 SETTINGS = {
     "coop": MethodOptions(epochs=30, batch_size=192, **FAST),
     "kgcoop": MethodOptions(epochs=30, batch_size=192, **FAST, extra={"kg_weight": 1.0}),

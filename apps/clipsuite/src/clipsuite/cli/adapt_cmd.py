@@ -5,10 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.table import Table
-
 from clipsuite.cli.common import cli_errors, console, err_console
 from clipsuite.core.errors import InputError
+from rich.table import Table
 
 
 def _table(rows: list) -> Table:  # type: ignore[type-arg]
@@ -98,7 +97,7 @@ def register(app: typer.Typer) -> None:
         folder = output.parent if single_file else output
         err_console.print(f"adapting {clip.name} on {len(data_split.class_names)} classes, {shots} shots, "
                           f"methods: {', '.join(names)}")
-        report = lambda r: err_console.print(f"  {r.method} seed {r.seed}: {r.accuracy:.2f}")  # noqa: E731
+        report = lambda r: err_console.print(f"  {r.method} seed {r.seed}: {r.accuracy:.2f}")
         if single_file:  # one method, one seed, saved under the asked name
             data = prepare(clip, data_split, shots, seed_list[0], views, cache_dir)
             _, row = train_one(names[0], data, options, output)

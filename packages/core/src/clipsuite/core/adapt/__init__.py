@@ -10,7 +10,14 @@ Typical use::
     classifier = load_classifier("coop.safetensors", model)   # later, without the training code
 """
 
-from clipsuite.core.adapt.fewshot_data import Item, Split, base_novel, few_shot, load_class_folders, load_split
+from clipsuite.core.adapt.fewshot_data import (
+           Item,
+           Split,
+           base_novel,
+           few_shot,
+           load_class_folders,
+           load_split,
+)
 from clipsuite.core.adapt.io import LearnedClassifier, load_classifier, save_adapter
 from clipsuite.core.adapt.registry import METHODS, MethodOptions, resolve_methods
 from clipsuite.core.adapt.runner import Row, evaluate_file, prepare, run, train_one, write_csv

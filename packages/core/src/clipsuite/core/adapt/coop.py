@@ -16,11 +16,10 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
-from torch import nn
-
 from clipsuite.core.adapt.text_encoding import TextTower
 from clipsuite.core.errors import InputError
 from clipsuite.core.models import ClipModel
+from torch import nn
 
 PLACEHOLDER = "X"
 POSITIONS = ("end", "middle", "front")
@@ -98,6 +97,11 @@ class PromptLearner(nn.Module):
             prompts.append(prompt)
             indices.append(index)
         tokens = tower.tokenize(prompts)
+        # Drop the padding every prompt shares: the causal mask (built-in tower) or the attention mask
+        # (HF towers) keeps padding out of the pooled token, so this is exact and cuts the text cost.
+        if tower.padding_is_inert:
+            used = int((tokens != tower.pad_id).sum(dim=1).max())
+            tokens = tokens[:, :used].contiguous()
         placeholder = tower.tokenize([PLACEHOLDER])[0, 1]
         index_tensor = torch.tensor(indices, dtype=torch.long, device=tokens.device)
         if n and not bool((tokens.gather(1, index_tensor) == placeholder).all()):

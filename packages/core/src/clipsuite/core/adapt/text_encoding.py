@@ -19,11 +19,10 @@ import contextlib
 from collections.abc import Iterator, Sequence
 
 import torch
-from open_clip.hf_model import HFTextEncoder
-from open_clip.transformer import text_global_pool
-
 from clipsuite.core.errors import InputError, ModelError
 from clipsuite.core.models import ClipModel
+from open_clip.hf_model import HFTextEncoder
+from open_clip.transformer import text_global_pool
 
 
 @contextlib.contextmanager
@@ -87,6 +86,16 @@ class TextTower:
                     return list(getattr(encoder, name))
             raise ModelError(f"{self.clip.name}: cannot find the Hugging Face text tower's layers")
         return list(self.owner.transformer.resblocks)
+
+    @property
+    def padding_is_inert(self) -> bool:
+        """True when trailing padding cannot change the pooled feature (so it may be trimmed): HF towers
+        mask it out; built-in towers need a causal or padding mask and pooling at a real token."""
+        if self.kind == "hf":
+            return True
+        pool_type = getattr(self.owner, "text_pool_type", getattr(self.owner, "pool_type", "argmax"))
+        masked = getattr(self.owner, "attn_mask", None) is not None or getattr(self.owner, "use_pad_mask", False)
+        return pool_type in ("argmax", "eos", "first") and bool(masked)
 
     def tokenize(self, texts: Sequence[str]) -> torch.Tensor:
         return self.clip.tokenize(texts)

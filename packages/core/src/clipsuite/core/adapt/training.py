@@ -14,10 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from clipsuite.core.models import ClipModel
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
-
-from clipsuite.core.models import ClipModel
 
 
 @dataclass
