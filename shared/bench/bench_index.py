@@ -89,8 +89,13 @@ def _single_latency(index: EmbeddingIndex, queries: np.ndarray) -> float:
     return float(np.median(times))
 
 
+def _log(message: str) -> None:
+    print(f"[index {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
 def _measure(result: BenchResult, label: str, data: np.ndarray, queries: np.ndarray, args: argparse.Namespace,
              ) -> None:
+    _log(f"{label}: building exact and {args.kind} indexes over {len(data)} x {data.shape[1]}")
     start = time.perf_counter()
     exact = EmbeddingIndex.build(data, metadata=[{}] * len(data), config=IndexConfig(kind="exact"))
     result.timings_s[f"{label}/exact_build"] = time.perf_counter() - start
@@ -102,6 +107,7 @@ def _measure(result: BenchResult, label: str, data: np.ndarray, queries: np.ndar
         result.params[f"{label}/nlist"] = approx.config.nlist
     result.memory_mb[f"{label}/rss_after_build"] = current_rss_mb()
 
+    _log(f"{label}: built; searching")
     exact_batch, truth = _per_query_batch(exact, queries)
     exact_single = _single_latency(exact, queries[:args.single])
     result.timings_s[f"{label}/exact_batch_per_query"] = exact_batch

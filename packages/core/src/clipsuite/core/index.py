@@ -88,7 +88,8 @@ class SearchResult:
         return out
 
 
-def _as_matrix(vectors: torch.Tensor | np.ndarray, dim: int | None, what: str) -> np.ndarray:
+def _as_matrix(vectors: torch.Tensor | np.ndarray, dim: int | None, what: str, normalize: bool = True,
+               ) -> np.ndarray:
     if isinstance(vectors, torch.Tensor):
         vectors = vectors.detach().to("cpu", torch.float32).numpy()
     array = np.ascontiguousarray(vectors, dtype=np.float32)
@@ -100,8 +101,9 @@ def _as_matrix(vectors: torch.Tensor | np.ndarray, dim: int | None, what: str) -
         raise InputError(f"{what}: dimension {array.shape[1]} does not match the index dimension {dim}")
     if not np.isfinite(array).all():
         raise InputError(f"{what}: vectors contain NaN or infinity")
-    array = array.copy()
-    faiss.normalize_L2(array)
+    if normalize:  # on a copy: the caller's array stays as it was
+        array = array.copy()
+        faiss.normalize_L2(array)
     return array
 
 
@@ -125,17 +127,18 @@ class EmbeddingIndex:
         """Build (and train, for IVF) an index over ``embeddings`` [N, D]."""
         matrix = _as_matrix(embeddings, None, "build")
         return cls.build_from_chunks(lambda: [matrix], [matrix.shape[0]], matrix.shape[1], metadata,
-                                     config, **overrides)
+                                     config, _normalized=True, **overrides)
 
     @classmethod
     def build_from_chunks(cls, chunks: Callable[[], Iterable[np.ndarray]], sizes: Sequence[int], dim: int,
                           metadata: Sequence[dict[str, Any]] | None = None, config: IndexConfig | None = None,
-                          **overrides: Any) -> EmbeddingIndex:
+                          _normalized: bool = False, **overrides: Any) -> EmbeddingIndex:
         """Build from vectors arriving in chunks (e.g. read from shards); ``sizes`` gives each chunk's rows.
 
         ``chunks()`` is called once per pass (a sampling pass to train IVF, then the adding pass), so
         only one chunk at a time sits in memory next to the index itself.
         """
+        fresh = not _normalized  # build() normalised its copy already: a second 1M x 512 copy is 2 GB
         config = IndexConfig(**{**asdict(config or IndexConfig()), **overrides})
         config.dim = int(dim)
         total = int(sum(sizes))
@@ -149,7 +152,7 @@ class EmbeddingIndex:
             index.train(cls._training_sample(chunks(), sizes, config))
         added = 0
         for chunk in chunks():
-            matrix = _as_matrix(chunk, config.dim, "build")
+            matrix = _as_matrix(chunk, config.dim, "build", normalize=fresh)
             index.add(matrix)
             added += matrix.shape[0]
         if added != total:
