@@ -84,7 +84,8 @@ class SearchResult:
         for q, (rows, scores, metas) in enumerate(zip(self.rows, self.scores, self.metadata)):
             for rank, (row, score, meta) in enumerate(zip(rows, scores, metas)):
                 if row >= 0:
-                    out.append({"query": q, "rank": rank + 1, "score": float(score), **(meta or {})})
+                    own = {"query": q, "rank": rank + 1, "score": float(score)}
+                    out.append({**own, **{k: v for k, v in (meta or {}).items() if k not in own}})
         return out
 
 
