@@ -310,7 +310,8 @@ def write_slake(root: str | Path, n_images: int = 12, image_size: int = 64, seed
 
 
 def write_roco(root: str | Path, n: int = 24, image_size: int = 64, seed: int = 0) -> Path:
-    """ROCO layout: ``root/images/ROCO_XXXXX.jpg`` and ``root/traindata.csv`` with ``id,name,caption``."""
+    """ROCO layout: ``root/images/ROCO_XXXXX.jpg`` and ``root/traindata.csv`` with ``id,name,caption``.
+    Findings cycle through the slice classes so captions teach the words the other tasks use."""
     root = Path(root)
     rng = np.random.default_rng(seed)
     from PIL import Image
@@ -318,17 +319,18 @@ def write_roco(root: str | Path, n: int = 24, image_size: int = 64, seed: int = 
     (root / "images").mkdir(parents=True, exist_ok=True)
     rows = []
     for index in range(n):
-        organ = ORGANS[index % len(ORGANS)]
-        lesion = bool(rng.random() < 0.5)
+        organ = ORGANS[(index // len(SLICE_CLASSES)) % len(ORGANS)]
+        finding = SLICE_CLASSES[index % len(SLICE_CLASSES)]
+        lesion = None if finding == "normal" else finding
         side = str(rng.choice(["left", "right"]))
-        hu = phantom_volume(organ, "tumor" if lesion else None, side, (image_size, image_size, 8),
+        hu = phantom_volume(organ, lesion, side, (image_size, image_size, 8),
                             seed=seed * 10_000 + 333 + index, lesion_radius=0.22)
-        k = lesion_slice(hu, LESION_HU["tumor"] if lesion else None)
+        k = lesion_slice(hu, LESION_HU[lesion] if lesion else None)
         name = f"ROCO_{index:05d}.jpg"
         Image.fromarray(window_uint8(axial_display(hu, k))).save(root / "images" / name, quality=95)
-        finding = f"a tumor on the {side} side" if lesion else "no lesion"
+        text = f"{finding} tissue, no lesion" if lesion is None else f"{finding} on the {side} side"
         rows.append({"id": f"ROCO_{index:05d}", "name": name,
-                     "caption": f"axial ct of the {ORGAN_ANSWER[organ]} showing {finding}."})
+                     "caption": f"ct of the {ORGAN_ANSWER[organ]} showing {text}."})
     path = root / "traindata.csv"
     with path.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=["id", "name", "caption"])
