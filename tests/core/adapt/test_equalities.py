@@ -110,3 +110,38 @@ def test_gda_equals_numpy_formulas() -> None:
     features = torch.tensor(x[:5], dtype=torch.float32)
     expected_logits = 10.0 * x[:5] @ np.eye(4, 16).T + 0.5 * (x[:5] @ expected_w.T + expected_b)
     np.testing.assert_allclose(head(features).numpy(), expected_logits, rtol=1e-4, atol=1e-4)
+
+
+def test_cocoop_and_kgcoop_start_at_the_hand_crafted_prompt(model) -> None:  # type: ignore[no-untyped-def]
+    from clipsuite.core.adapt.cocoop import CoCoOpClassifier
+    from clipsuite.core.adapt.kgcoop import kgcoop_task
+
+    features = _features()
+    expected = logits(features, build_classifier(model, NAMES, ["a photo of a {}."]), scale=logit_scale(model))
+    with torch.no_grad():
+        torch.testing.assert_close(CoCoOpClassifier(model, NAMES)(features), expected, atol=2e-5, rtol=1e-5)
+        coop = CoOpClassifier(model, NAMES)
+        terms = kgcoop_task(model, coop, NAMES).loss({"features": features, "label": torch.arange(10) % 4})
+    assert float(terms["kg"]) == pytest.approx(0.0, abs=1e-5)  # learned == hand-crafted at the start
+    assert float(terms["loss"]) == pytest.approx(float(terms["ce"]), abs=1e-4)
+
+
+def test_description_classifiers_match_the_zeroshot_module(model, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    from clipsuite.core.adapt.descriptions import cupl_head, descriptor_head
+    from clipsuite.core.zeroshot import build_descriptor_classifier
+
+    sentences = {name: [f"a picture of a {name}.", f"the {name} is a shape."] for name in NAMES}
+    path = tmp_path / "cupl.json"
+    path.write_text(json.dumps(sentences))
+    features = _features()
+    cupl = cupl_head(model, NAMES, path, scale=50.0)
+    torch.testing.assert_close(cupl(features), logits(features, build_classifier(model, NAMES, descriptions=sentences),
+                                                      scale=50.0))
+    reference = build_descriptor_classifier(model, NAMES, sentences)
+    torch.testing.assert_close(descriptor_head(model, NAMES, path, scale=50.0)(features),
+                               reference.logits(features, scale=50.0))
+    path.write_text(json.dumps({NAMES[0]: ["only one class"]}))
+    with pytest.raises(InputError, match="no sentences for class 'blue square'"):
+        cupl_head(model, NAMES, path, scale=50.0)
