@@ -107,6 +107,14 @@ def register(app: typer.Typer) -> None:
                        cache_dir=cache_dir, on_row=report)
         table_path = write_csv(csv_path or folder / "results.csv", rows)
         console.print(_table(rows))
+        if len(seed_list) > 1:
+            from clipsuite.core.adapt.runner import summarize
+
+            summary = Table("method", "shots", "seeds", "mean accuracy", "std", title="mean over seeds")
+            for entry in summarize(rows):
+                summary.add_row(str(entry["method"]), str(entry["shots"]), str(entry["seeds"]),
+                                f"{entry['mean']:.2f}", f"{entry['std']:.2f}")
+            console.print(summary)
         err_console.print(f"wrote {table_path}")
 
     @adapt.command("evaluate")

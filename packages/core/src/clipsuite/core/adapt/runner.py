@@ -103,6 +103,20 @@ def evaluate_file(path: str | os.PathLike[str], clip: ClipModel, split: Split, p
     return Row(classifier.method, data.shots, data.seed, accuracy(classifier, data, part))
 
 
+def summarize(rows: Sequence[Row]) -> list[dict[str, object]]:
+    """Mean and standard deviation over seeds per (method, shots), in first-seen order (papers' tables)."""
+    groups: dict[tuple[str, int], list[float]] = {}
+    for row in rows:
+        groups.setdefault((row.method, row.shots), []).append(row.accuracy)
+    summary = []
+    for (method, shots), values in groups.items():
+        tensor = torch.tensor(values, dtype=torch.float64)
+        std = float(tensor.std()) if len(values) > 1 else 0.0
+        summary.append({"method": method, "shots": shots, "seeds": len(values), "mean": float(tensor.mean()),
+                        "std": std})
+    return summary
+
+
 def rows_to_csv(rows: Sequence[Row]) -> str:
     buffer = _io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
