@@ -145,3 +145,13 @@ def test_description_classifiers_match_the_zeroshot_module(model, tmp_path) -> N
     path.write_text(json.dumps({NAMES[0]: ["only one class"]}))
     with pytest.raises(InputError, match="no sentences for class 'blue square'"):
         cupl_head(model, NAMES, path, scale=50.0)
+
+
+@pytest.mark.parametrize("method", ["coop", "cocoop", "kgcoop", "maple"])
+def test_prompt_learners_train_through_both_text_towers(model, shapes_split, method: str) -> None:  # type: ignore[no-untyped-def]
+    data = prepare(model, load_split(shapes_split), 1, seed=0, views=0)
+    before, _ = train_one(method, data, MethodOptions(epochs=0))
+    after, _ = train_one(method, data, MethodOptions(max_steps=2, batch_size=6, lr=0.05, optimizer="adamw"))
+    pixels = data.pixels("test")[0][:4]
+    assert not torch.allclose(before.logits(pixels), after.logits(pixels))  # the learned prompt moved
+    assert all(not p.requires_grad for p in model.model.parameters())  # the backbone stayed frozen
