@@ -67,7 +67,16 @@ def test_bad_inputs_give_one_line_and_no_output(split: Path, tmp_path: Path) -> 
     data = json.loads(split.read_text())
     data["train"][0][1] = 99
     broken.write_text(json.dumps(data))
+    long_name = " ".join(["red"] * 40)
+    renamed = json.loads(split.read_text())
+    for part in renamed.values():
+        for entry in part:
+            if entry[1] == 0:
+                entry[2] = long_name
+    too_long = split.parent / "long-names.json"
+    too_long.write_text(json.dumps(renamed))
     cases = [
+        (["--split", str(too_long), "--method", "coop"], "class 'red red red"),
         (["--split", str(broken)], "train[0]"),
         (["--split", str(split), "--shots", "5"], "fewer than the 5 shots"),
         (["--split", str(tmp_path / "missing.json")], "missing.json: file not found"),
