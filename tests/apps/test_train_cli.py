@@ -13,6 +13,7 @@ from clipsuite.cli.main import app
 from clipsuite.core.checkpoints import read_json
 from clipsuite.core.models import load_model
 from clipsuite.core.synthetic import write_shapes_dataset
+from clipsuite.core.train import read_metrics
 
 torch.set_num_threads(1)  # shared CPUs: one thread each is faster
 
@@ -44,7 +45,8 @@ def test_train_then_resume_then_refuse_to_overwrite(shapes, tmp_path):
     assert "trained 2 steps" in result.output
     trained = load_model(str(out))
     assert trained.encode_texts(["a red circle"]).shape == (1, 64)
-    assert (out / "metrics.jsonl").read_text().count("\n") >= 2
+    entries = read_metrics(out)  # log_every 10 > 2 steps: one line, at the end
+    assert [e["step"] for e in entries] == [2] and entries[0]["loss"] > 0
     assert read_json(out / "trainer_state.json")["step"] == 2
 
     again = _train(str(shapes), "--epochs", "2", "--batch-size", "4", "--output", str(out), "--resume")

@@ -287,8 +287,9 @@ class Trainer:
             with torch.no_grad(), self.autocast():
                 values = {f"eval/{k}": float(v) for k, v in (evaluate() or {}).items()}
             module.train()
-            log.write({"step": pos.step, "epoch": round(pos.epoch + pos.batch / max(1, len(self._parts[5])), 4),
-                       **values})
+            if values:
+                log.write({"step": pos.step, "epoch": round(pos.epoch + pos.batch / max(1, len(self._parts[5])), 4),
+                           **values})
         acc.wait_for_everyone()
         return values
 
