@@ -93,3 +93,13 @@ def test_cli_train_then_evaluate_and_detect(mvtec_root, tmp_path):
     result = runner.invoke(app, ["detect", str(mvtec_root / "carpet" / "test" / "good"), "--method", "anomalyclip",
                                  "--weights", str(weights), "--out", str(tmp_path / "r"), *TINY])
     assert result.exit_code == 2 and "not 'anomalyclip'" in result.output and not (tmp_path / "r").exists()
+
+
+def test_train_needs_masks(tiny, mvtec_root, tmp_path):
+    import shutil
+
+    plain = tmp_path / "plain"
+    shutil.copytree(mvtec_root / "bottle" / "test", plain)
+    out = tmp_path / "w.safetensors"
+    result = runner.invoke(app, ["train", str(plain), "--method", "anomalyclip", "--out", str(out), *TINY])
+    assert result.exit_code == 2 and "without a mask" in result.output and not out.exists()
