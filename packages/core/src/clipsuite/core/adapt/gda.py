@@ -45,7 +45,8 @@ def build(zero_shot: torch.Tensor, features: torch.Tensor, labels: torch.Tensor,
 @torch.no_grad()
 def search(head: GDAHead, val_features: torch.Tensor, val_labels: torch.Tensor) -> tuple[float, float]:
     """Choose alpha on validation accuracy (ties keep the smaller alpha); returns (alpha, accuracy)."""
-    features = val_features.to(head.weight.dtype)
+    features = val_features.to(head.weight)
+    val_labels = val_labels.to(head.weight.device)
     clip_logits = head.scale * features @ head.zero_shot.T
     gda_logits = features @ head.weight.T + head.bias
     best = (head.alpha, -1.0)

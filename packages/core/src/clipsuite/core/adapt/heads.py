@@ -24,7 +24,7 @@ class LinearHead(nn.Module):
         self.scale = float(scale)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        logits = self.scale * features.to(self.weight.dtype) @ self.weight.T
+        logits = self.scale * features.to(self.weight) @ self.weight.T
         return logits + self.bias if self.bias is not None else logits
 
     def params(self) -> dict[str, Any]:
@@ -50,7 +50,7 @@ class TipAdapterHead(nn.Module):
 
     def parts(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(zero-shot logits, cache logits before alpha) -- what the alpha/beta search reuses."""
-        features = features.to(self.keys.dtype)
+        features = features.to(self.keys)
         affinity = features @ self.keys.T
         return self.scale * features @ self.zero_shot.T, affinity
 
@@ -76,7 +76,7 @@ class GDAHead(nn.Module):
         self.alpha, self.scale = float(alpha), float(scale)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        features = features.to(self.weight.dtype)
+        features = features.to(self.weight)
         return self.scale * features @ self.zero_shot.T + self.alpha * (features @ self.weight.T + self.bias)
 
     def params(self) -> dict[str, Any]:
@@ -95,7 +95,7 @@ class DescriptorHead(nn.Module):
         self.n_classes, self.scale = int(n_classes), float(scale)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        sims = self.scale * features.to(self.embeddings.dtype) @ self.embeddings.T
+        sims = self.scale * features.to(self.embeddings) @ self.embeddings.T
         totals = torch.zeros(features.shape[0], self.n_classes, device=sims.device, dtype=sims.dtype)
         totals = totals.index_add(1, self.owner, sims)
         return totals / torch.bincount(self.owner, minlength=self.n_classes).clamp(min=1).to(sims.dtype)

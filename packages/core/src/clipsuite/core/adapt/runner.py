@@ -39,7 +39,7 @@ class Row:
 
 def bind(module: nn.Module, data: AdaptData, method: str) -> LearnedClassifier:
     """A trained module as the same ``LearnedClassifier`` that loading a saved file gives."""
-    return LearnedClassifier(module, data.clip, {"method": method}, list(data.class_names))
+    return LearnedClassifier(module.to(data.clip.device), data.clip, {"method": method}, list(data.class_names))
 
 
 @torch.no_grad()
@@ -52,7 +52,7 @@ def accuracy(classifier: LearnedClassifier, data: AdaptData, part: str = "test",
     else:
         cached = data.features(part)
         inputs, labels = cached.features[0], cached.labels
-    predictions = torch.cat([classifier.logits(inputs[i:i + batch_size]).argmax(-1)
+    predictions = torch.cat([classifier.logits(inputs[i:i + batch_size]).argmax(-1).cpu()
                              for i in range(0, len(inputs), batch_size)])
     return 100.0 * float((predictions == labels).float().mean())
 
