@@ -96,16 +96,14 @@ def encode_items(clip: ClipModel, items: Sequence[Item], views: int = 0, seed: i
     if views <= 0:
         features = clip.encode_images([i.path for i in items], batch_size=batch_size)[None]
         return CachedFeatures(features, labels)
-    generator_state = torch.random.get_rng_state()
-    torch.manual_seed(seed)  # torchvision's random transforms draw from torch's global generator
-    try:
+    # torchvision's random transforms draw from torch's global CPU generator: seed it, then restore it
+    with torch.random.fork_rng(devices=[]):
+        torch.default_generator.manual_seed(seed)
         images = [load_image(i.path) for i in items]
         passes = []
         for _ in range(views):
             pixels = torch.stack([clip.preprocess_train(img) for img in images])
             passes.append(clip.encode_images(pixels, batch_size=batch_size))
-    finally:
-        torch.random.set_rng_state(generator_state)
     return CachedFeatures(torch.stack(passes), labels)
 
 
