@@ -354,3 +354,18 @@ def test_a_user_dataloader_trains_like_the_dataset(tmp_path):
     result = Trainer(task, cfg).fit(torch.utils.data.DataLoader(Regression(), batch_size=8))
     assert result.step == 6
     torch.testing.assert_close(task.module.weight, from_dataset.module.weight)
+
+
+def test_unusable_data_and_damaged_state_are_one_line_errors(tmp_path):
+    class Stream(torch.utils.data.IterableDataset):
+        def __iter__(self):
+            yield from ()
+
+    with pytest.raises(InputError, match="map-style Dataset"):
+        Trainer(LinearTask(), TrainConfig(output_dir=tmp_path / "s", progress=False)).fit(Stream())
+    _fit(tmp_path, "d", max_steps=1)
+    (tmp_path / "d" / "trainer_state.json").write_text("{not json")
+    with pytest.raises(InputError, match=r"trainer_state.json: malformed JSON at line 1"):
+        _fit(tmp_path, "d", resume=True)
+    with pytest.raises(ClipsuiteError, match="weight 'weight' does not fit this model"):
+        load_trainable(torch.nn.Linear(3, 1), tmp_path / "d" / "checkpoint.safetensors")
