@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from clipsuite.core.errors import ClipsuiteError
 from clipsuite.core.models import ClipModel
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
@@ -83,6 +84,10 @@ def fit(task: ClassificationTask, dataset: Dataset, settings: FitSettings) -> No
 
     if settings.max_steps == 0 or settings.epochs == 0:
         return
+    if task.clip.device.type == "cpu" and torch.cuda.is_available():
+        # the Trainer places the learned module on the GPU it sees; the frozen model would stay behind
+        raise ClipsuiteError("training an adapter with the model on the CPU while a GPU is visible is not "
+                             "supported: load the model on the GPU, or hide it (CUDA_VISIBLE_DEVICES=)")
     with tempfile.TemporaryDirectory(prefix="clipsuite-adapt-") as tmp:
         output = settings.output_dir or Path(tmp)
         config = TrainConfig(output_dir=output, epochs=settings.epochs, max_steps=settings.max_steps,
