@@ -20,8 +20,10 @@ from typing import Any
 import numpy as np
 
 ORGANS = ("chest", "head", "abdomen")
-VQA_RAD_ORGAN = {"chest": "CHEST", "head": "HEAD", "abdomen": "ABD"}
-ORGAN_ANSWER = {"chest": "lung", "head": "brain", "abdomen": "liver"}
+ALL_ORGANS = (*ORGANS, "pelvis")
+VQA_RAD_ORGAN = {"chest": "CHEST", "head": "HEAD", "abdomen": "ABD", "pelvis": "PELVIS"}
+ORGAN_ANSWER = {"chest": "lung", "head": "brain", "abdomen": "liver", "pelvis": "pelvis"}
+ORGAN_CLASSES = {"brain": "head", "lung": "chest", "liver": "abdomen", "pelvis": "pelvis"}
 LESION_HU = {"tumor": 160.0, "cyst": -150.0, "calcification": 900.0}
 SLICE_CLASSES = ("normal", "tumor", "cyst", "calcification")
 
@@ -37,8 +39,8 @@ def phantom_volume(organ: str = "chest", lesion: str | None = "tumor", side: str
                    shape: tuple[int, int, int] = (48, 48, 24), seed: int = 0,
                    lesion_radius: float = 0.16) -> np.ndarray:
     """A CT-like volume in HU, RAS index order. ``side`` is the patient's side of the lesion."""
-    if organ not in ORGANS:
-        raise ValueError(f"organ must be one of {ORGANS}, got {organ!r}")
+    if organ not in ALL_ORGANS:
+        raise ValueError(f"organ must be one of {ALL_ORGANS}, got {organ!r}")
     rng = np.random.default_rng(seed)
     x, y, z = _grid(shape)
     vol = np.full(shape, -1000.0, dtype=np.float32)
@@ -53,7 +55,12 @@ def phantom_volume(organ: str = "chest", lesion: str | None = "tumor", side: str
         vol[body] = 40.0
         spine = (x ** 2 + (y + 0.45) ** 2) < 0.12 ** 2
         vol[spine] = 700.0
-        if organ == "chest":
+        if organ == "pelvis":  # femoral heads on both sides and a bladder in front
+            for cx in (-0.6, 0.6):
+                vol[((x - cx) ** 2 + (y + 0.05) ** 2) < 0.17 ** 2] = 700.0
+            vol[((x / 0.3) ** 2 + ((y - 0.3) / 0.22) ** 2) < 1.0] = 5.0
+            host = body & ~spine
+        elif organ == "chest":
             for cx in (-0.42, 0.42):
                 lung = ((x - cx) / 0.3) ** 2 + ((y - 0.05) / 0.42) ** 2 < 1.0
                 vol[lung] = -820.0
@@ -204,26 +211,34 @@ def class_sentences(classname: str) -> list[str]:
     """LLM-style descriptions (BiomedCoOp reads 50 per class; a handful is enough offline). Short, so
     that they fit the tiny models' 32-token text context."""
     look = {"normal": "uniform tissue", "tumor": "a bright round mass", "cyst": "a dark round spot",
-            "calcification": "small white dots"}
+            "calcification": "small white dots", "brain": "bone around the brain",
+            "lung": "two dark lungs", "liver": "a large organ on the right", "pelvis": "two round bones"}
     what = look.get(classname, classname)
     return [f"a ct scan showing {classname}.", f"a radiology image of {classname}.", f"{classname}: {what}.",
-            f"an axial ct slice with {what}.", f"medical image of {classname}.", f"this scan shows {what}."]
+            f"a ct with {what}.", f"medical image of {classname}.", f"this scan shows {what}."]
 
 
 def write_slice_dataset(root: str | Path, n_per_class: int = 12, image_size: int = 64, seed: int = 0,
-                        classes: tuple[str, ...] = SLICE_CLASSES) -> Path:
-    """2D CT slices (abdomen, soft-tissue window) by finding, in the Dassl split JSON layout
-    ``{"train"|"val"|"test": [[rel_path, label, classname], ...]}`` at ``root/split_synthetic.json``,
-    plus ``root/descriptions.json`` (class -> sentences) as BiomedCoOp's LLM prompt file."""
+                        task: str = "organ") -> Path:
+    """2D CT slices in the Dassl split JSON layout ``{"train"|"val"|"test": [[rel_path, label, classname],
+    ...]}`` at ``root/split_synthetic.json``, plus ``root/descriptions.json`` (class -> sentences) as
+    BiomedCoOp's LLM prompt file. ``task``: ``organ`` (brain, lung, liver, pelvis; half the slices
+    carry a tumor) or ``lesion`` (abdomen slices: normal, tumor, cyst, calcification)."""
     root = Path(root)
+    if task not in ("organ", "lesion"):
+        raise ValueError("task must be 'organ' or 'lesion'")
+    classes = tuple(ORGAN_CLASSES) if task == "organ" else SLICE_CLASSES
     splits: dict[str, list[list[Any]]] = {"train": [], "val": [], "test": []}
     shape = (image_size, image_size, 8)
     for label, classname in enumerate(classes):
         for index in range(n_per_class):
             item_seed = seed * 100_000 + label * 1000 + index
             side = "left" if index % 2 == 0 else "right"
-            lesion = None if classname == "normal" else classname
-            hu = phantom_volume("abdomen", lesion, side, shape, seed=item_seed, lesion_radius=0.22)
+            if task == "organ":
+                organ, lesion = ORGAN_CLASSES[classname], ("tumor" if index % 3 == 0 else None)
+            else:
+                organ, lesion = "abdomen", (None if classname == "normal" else classname)
+            hu = phantom_volume(organ, lesion, side, shape, seed=item_seed, lesion_radius=0.22)
             k = lesion_slice(hu, LESION_HU[lesion] if lesion else None)
             rel = f"images/{classname}/{classname}_{index:03d}.png"
             _save_png(root / rel, window_uint8(axial_display(hu, k)))
