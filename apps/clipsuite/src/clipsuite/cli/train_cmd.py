@@ -59,6 +59,8 @@ def register(app: typer.Typer) -> None:
             warmup_steps=warmup, precision=precision, grad_accum=grad_accum, grad_checkpointing=grad_checkpointing,
             ema_decay=ema, checkpoint_every=checkpoint_every, resume=resume, num_workers=workers, seed=seed,
             progress=not quiet)
+        if not result.main_process:  # under a multi-process launch, one process reports
+            return
         metrics = ", ".join(f"{k} {v:.4g}" for k, v in result.train.metrics.items())
         resumed = f" (resumed at step {result.train.resumed_from})" if result.train.resumed_from is not None else ""
         console.print(f"trained {result.train.step} steps{resumed}: {metrics}")

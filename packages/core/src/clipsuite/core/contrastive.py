@@ -137,6 +137,7 @@ class ContrastiveResult:
     output_dir: Path       # the trained model: load_model(output_dir)
     model: ClipModel
     train: TrainResult
+    main_process: bool = True  # False on the other processes of a multi-process launch
 
 
 def _split_holdout(pairs: list[Pair], fraction: float, seed: int) -> tuple[list[Pair], list[Pair]]:
@@ -182,15 +183,21 @@ def train_contrastive(data: str | os.PathLike[str], output_dir: str | os.PathLik
     task = ContrastiveTask(clip, settings, eval_data)
     fresh_folder = not out.exists()
     try:
-        result = Trainer(task, cfg).fit(dataset)
+        trainer = Trainer(task, cfg)
+        result = trainer.fit(dataset)
         clip.model.eval()
         clip.device = clip.model.logit_scale.device
-        clip.save(out)
+        accelerator = trainer.accelerator
+        if accelerator is None or accelerator.is_main_process:  # one writer under accelerate launch
+            clip.save(out)
+        if accelerator is not None:
+            accelerator.wait_for_everyone()
     except BaseException:
         if fresh_folder and out.exists():  # no partial output from a run that never finished
             shutil.rmtree(out, ignore_errors=True)
         raise
-    return ContrastiveResult(output_dir=out, model=clip, train=result)
+    return ContrastiveResult(output_dir=out, model=clip, train=result,
+                             main_process=accelerator is None or accelerator.is_main_process)
 
 
 def caption_pairs(images: Sequence[str | os.PathLike[str]], captions: Sequence[str]) -> list[Pair]:

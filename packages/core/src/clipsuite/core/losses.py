@@ -9,9 +9,10 @@ on the global batch while memory grows linearly, not quadratically, with the num
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.distributed as dist
-import torch.distributed.nn as dist_nn  # differentiable collectives (gradients flow back through gather)
 import torch.nn.functional as F
 from torch import nn
 
@@ -22,9 +23,33 @@ def _world() -> tuple[int, int]:
     return 0, 1
 
 
+class _AllGather(torch.autograd.Function):
+    """Concatenate every process's tensor along dim 0; the backward pass sums, over processes, the
+    gradients that reach this process's slice (all_reduce, which every backend has)."""
+
+    @staticmethod
+    def forward(ctx: Any, tensor: torch.Tensor) -> torch.Tensor:
+        world_size, rank = dist.get_world_size(), dist.get_rank()
+        ctx.rank, ctx.rows = rank, tensor.shape[0]
+        parts = [torch.empty_like(tensor) for _ in range(world_size)]
+        dist.all_gather(parts, tensor.contiguous())
+        return torch.cat(parts, dim=0)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
+        grad = grad.contiguous()
+        dist.all_reduce(grad)
+        return grad[ctx.rank * ctx.rows:(ctx.rank + 1) * ctx.rows]
+
+
+def all_gather_with_grad(tensor: torch.Tensor) -> torch.Tensor:
+    """``[world * N, ...]`` from every process's ``[N, ...]``, differentiable (same size on all)."""
+    return _AllGather.apply(tensor)
+
+
 def _gather(features: torch.Tensor, with_grad: bool, rank: int, world_size: int) -> torch.Tensor:
     if with_grad:
-        return torch.cat(dist_nn.all_gather(features), dim=0)
+        return all_gather_with_grad(features)
     parts = [torch.zeros_like(features) for _ in range(world_size)]
     dist.all_gather(parts, features.contiguous())
     parts[rank] = features  # keep this process's gradient path
@@ -92,7 +117,7 @@ def siglip_loss(image_features: torch.Tensor, text_features: torch.Tensor, logit
     loss = _siglip_block(image_features, text_features, logit_scale, logit_bias, negative_only=False)
     rank, world_size = _world()
     if world_size > 1:
-        all_texts = dist_nn.all_gather(text_features)
+        all_texts = all_gather_with_grad(text_features).chunk(world_size, dim=0)
         for other, texts in enumerate(all_texts):
             if other != rank:
                 loss = loss + _siglip_block(image_features, texts, logit_scale, logit_bias, negative_only=True)
