@@ -47,7 +47,8 @@ def register(app: typer.Typer) -> None:
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     ) -> None:
         """Fine-tune a CLIP model contrastively on image-caption pairs; writes a model folder that
-        --model accepts. Multi-GPU: `accelerate launch -m clipsuite.cli.main train ...`."""
+        --model accepts. Several GPUs: `accelerate launch --multi_gpu -m clipsuite.cli.main train ...`;
+        several CPU processes: `torchrun --nproc_per_node N -m clipsuite.cli.main train ...`."""
         from clipsuite.core.contrastive import ContrastiveConfig, train_contrastive
 
         settings = ContrastiveConfig(loss=loss, lock_image=lock_image, lock_text=lock_text,
