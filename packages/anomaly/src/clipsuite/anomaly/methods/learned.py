@@ -53,10 +53,10 @@ def load_learned(clip: ClipModel, method: str, weights: str | Path | None,
     if smoothing_sigma is not None:
         settings["smoothing_sigma"] = smoothing_sigma
     module = build_learned(clip, method, settings)
-    state = module.state_dict()
-    prefix_state = {k: v for k, v in tensors.items()}
-    mismatched = [k for k, v in prefix_state.items() if k not in state or state[k].shape != v.shape]
-    if mismatched or set(prefix_state) != {k for k in state if k in module.learned_state()}:
-        raise InputError(f"{weights}: does not fit this backbone/method (e.g. {(mismatched or ['missing keys'])[0]})")
-    module.load_state_dict(prefix_state, strict=False)
+    expected = module.learned_state()
+    mismatched = [k for k, v in tensors.items() if k not in expected or expected[k].shape != v.shape]
+    missing = [k for k in expected if k not in tensors]
+    if mismatched or missing:
+        raise InputError(f"{weights}: does not fit this backbone/method (e.g. {(mismatched or missing)[0]})")
+    module.load_state_dict(tensors, strict=False)
     return module.eval()
