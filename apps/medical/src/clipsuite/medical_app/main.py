@@ -88,7 +88,7 @@ def classify(
     predictions = classify_path(_load(model, pretrained, device), path, names, options, templates, sentences)
     table = Table("source", "prediction", *names)
     for p in predictions:
-        table.add_row(p.source, p.label, *(f"{p.scores[c]:.3f}" for c in names))
+        table.add_row(Path(p.source).name, p.label, *(f"{p.scores[c]:.3f}" for c in names))
     console.print(table)
     if json_out is not None:
         _write_json(json_out, [asdict(p) for p in predictions])

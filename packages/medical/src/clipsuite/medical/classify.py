@@ -58,7 +58,7 @@ def make_classifier(clip: ClipModel, classes: Sequence[str], templates: str | Se
 
 def _scale(clip: ClipModel) -> float:
     scale = getattr(clip.model, "logit_scale", None)
-    return float(scale.exp()) if isinstance(scale, torch.Tensor) else 100.0
+    return float(scale.detach().exp()) if isinstance(scale, torch.Tensor) else 100.0
 
 
 def volume_pixels(clip: ClipModel, volume: Volume, options: VolumeOptions) -> tuple[torch.Tensor, list[int]]:
