@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import typer
@@ -51,8 +52,11 @@ def register(app: typer.Typer) -> None:
         result = embed_images(clip, source, output, config, model_spec=model_spec_for_record(model))
         if result.process_index != 0:
             return
-        console.print(f"embedded {result.count} images into {result.shard}"
-                      + (f" ({result.num_processes} shards)" if result.num_processes > 1 else ""))
+        if result.num_processes > 1 and (output / "embeddings.json").is_file():
+            total = json.loads((output / "embeddings.json").read_text())["count"]
+            console.print(f"embedded {total} images into {result.num_processes} shards in {output}")
+        else:
+            console.print(f"embedded {result.count} images into {result.shard}")
         if result.skipped:
             err_console.print(f"[yellow]skipped {len(result.skipped)} undecodable image(s)[/], listed in "
                               f"{output / 'skipped.json'}; first: {result.skipped[0]['reason']}")
