@@ -133,6 +133,11 @@ def run_benchmarks(names: list[str], forwarded: list[str], out_dir: Path | None)
     results = []
     for name in names or sorted(available):
         module = _load(available[name])
+        if not (hasattr(module, "run") and hasattr(module, "add_arguments")):
+            # a standalone script living in shared/bench: say so instead of failing the whole run
+            print(f"== {name} == skipped: no add_arguments()/run(); run `python {available[name]}` directly",
+                  flush=True)
+            continue
         parser = argparse.ArgumentParser(prog=f"bench {name}")
         module.add_arguments(parser)
         args, _ = parser.parse_known_args(forwarded)  # options meant for another benchmark are ignored
