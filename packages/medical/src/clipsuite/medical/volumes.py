@@ -269,15 +269,17 @@ def evenly_spaced(n_total: int, n: int) -> list[int]:
     return [int((i + 0.5) * n_total / n) for i in range(n)]
 
 
-def display_slices(data: torch.Tensor, axis: Axis, indices: Sequence[int]) -> torch.Tensor:
+def display_slices(data: torch.Tensor | np.ndarray, axis: Axis, indices: Sequence[int]) -> torch.Tensor:
     """``[S, H, W]`` slices of an RAS ``[X, Y, Z]`` tensor in radiological display orientation."""
     if axis not in AXES:
         raise InputError(f"axis '{axis}': use one of {', '.join(AXES)}")
     dim = AXES[axis]
-    picked = data.index_select(dim, torch.as_tensor(list(indices), dtype=torch.long)).movedim(dim, 0)
+    array = data.numpy() if isinstance(data, torch.Tensor) else np.asarray(data)
+    picked = np.moveaxis(array.take(list(indices), axis=dim), dim, 0)
     # remaining dims: axial (X, Y), coronal (X, Z), sagittal (Y, Z). Flipping both puts the patient's
-    # right (or anterior, for sagittal) on the viewer's left and anterior/superior at the top.
-    return picked.flip(1).flip(2).transpose(1, 2)
+    # right (or anterior, for sagittal) on the viewer's left and anterior/superior at the top. One
+    # contiguous copy at the end: torch's index_select/flip on the strided volume were 4x slower.
+    return torch.from_numpy(np.ascontiguousarray(picked[:, ::-1, ::-1].transpose(0, 2, 1)))
 
 
 def select_indices(n_total: int, slices: Sequence[int] | None = None, n: int | None = None) -> list[int]:
