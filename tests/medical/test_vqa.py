@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from clipsuite.core.errors import InputError
 from clipsuite.core.train import TrainConfig
 from clipsuite.medical import synthetic
@@ -17,7 +16,7 @@ from clipsuite.medical.evaluate import vqa_accuracy
 from clipsuite.medical.methods.vqa import MedVQA, VQAConfig
 from clipsuite.medical.train_vqa import VQASettings, load_vqa_run, train_vqa
 
-SMALL = dict(patch_tokens=False, word_dim=32, hidden=48, ae_size=32, ae_channels=8)
+SMALL = {"patch_tokens": False, "word_dim": 32, "hidden": 48, "ae_size": 32, "ae_channels": 8}
 
 
 def test_vqa_rad_split_types_and_vocab(vqa_root: Path) -> None:

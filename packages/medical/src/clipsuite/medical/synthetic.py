@@ -267,7 +267,7 @@ def write_vqa_rad(root: str | Path, n_images: int = 40, image_size: int = 64, se
     root = Path(root)
     rng = np.random.default_rng(seed)
     records, qid = [], 0
-    n_test = max(1, int(round(n_images * test_fraction)))
+    n_test = max(1, round(n_images * test_fraction))
     for index in range(n_images):
         organ = ORGANS[index % len(ORGANS)]
         lesion = bool(rng.random() < 0.5)

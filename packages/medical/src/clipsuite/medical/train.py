@@ -36,7 +36,7 @@ def read_roco(csv_path: str | os.PathLike[str], image_dir: str | os.PathLike[str
         reader = csv.DictReader(handle)
         missing = {"name", "caption"} - set(reader.fieldnames or [])
         if missing:
-            raise InputError(f"{csv_path}: missing column '{sorted(missing)[0]}' (ROCO has id,name,caption)")
+            raise InputError(f"{csv_path}: missing column '{min(missing)}' (ROCO has id,name,caption)")
         pairs = []
         for line, row in enumerate(reader, start=2):
             image = folder / str(row["name"]).strip()
