@@ -30,7 +30,7 @@ class DemoSettings:
     output: Path
     train_images: int = 2000
     test_images: int = 240
-    steps: int = 150
+    steps: int = 250
     batch_size: int = 64
     lr: float = 1e-3
     seed: int = 0
@@ -83,6 +83,15 @@ def _search(model: Any, features: Any, rows: list[dict[str, str]], test_csv: Pat
     return {"query": QUERY, "precision_at_10": precision, "hits": hits}
 
 
+def _relative_to(value: Any, folder: Path) -> Any:
+    if isinstance(value, (str, Path)) and Path(value).is_absolute():
+        try:
+            return str(Path(value).relative_to(folder))
+        except ValueError:
+            return str(value)
+    return value
+
+
 def _domain_steps(out: Path) -> dict[str, Any]:
     results: dict[str, Any] = {}
     for entry in sorted(entry_points(group="clipsuite.demo_steps"), key=lambda e: e.name):
@@ -92,6 +101,8 @@ def _domain_steps(out: Path) -> dict[str, Any]:
         folder = out / entry.name
         folder.mkdir(parents=True, exist_ok=True)
         summary = step(folder, lambda message, name=entry.name: _log(f"[{name}] {message}"))
+        # the staging folder is renamed at the end: keep paths relative to the step's folder
+        summary = {key: _relative_to(value, folder) for key, value in summary.items()}
         summary["seconds"] = round(time.perf_counter() - started, 1)
         results[entry.name] = summary
     return results
@@ -103,6 +114,8 @@ def _write_report(out: Path, summary: dict[str, Any]) -> None:
         f"<h2>{html.escape(name)}</h2><pre>{html.escape(json.dumps(result, indent=1, default=str))}</pre>"
         + (f'<p><a href="{name}/{html.escape(str(result["report"]))}">open the {name} report</a></p>'
            if "report" in result else "")
+        + "".join(f'<img src="{name}/{html.escape(str(v))}" alt="{html.escape(k)}">'
+                  for k, v in result.items() if isinstance(v, str) and v.endswith(".png"))
         for name, result in summary["domains"].items())
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>clipsuite demo</title>
 <style>body{{font-family:sans-serif;max-width:900px;margin:2em auto}} td,th{{padding:4px 10px}}</style></head><body>
@@ -166,7 +179,7 @@ def register(app: typer.Typer) -> None:
     @app.command("demo")
     @cli_errors
     def demo(output: Path = typer.Option(Path("clipsuite-demo"), help="Folder for the report."),
-             steps: int = typer.Option(150, help="Training steps for tiny."),
+             steps: int = typer.Option(250, help="Training steps for tiny."),
              train_images: int = typer.Option(2000, help="Synthetic training images."),
              domains: bool = typer.Option(True, help="Run each installed domain's demo step too."),
              seed: int = typer.Option(0)) -> None:
