@@ -24,6 +24,8 @@ import time
 from pathlib import Path
 
 import torch
+from harness import BenchResult
+
 from clipsuite.core.adapt.coop import CoOpClassifier, PromptConfig
 from clipsuite.core.adapt.data import AdaptData
 from clipsuite.core.adapt.feature_cache import FeatureDataset, ImageDataset, cached_features
@@ -31,7 +33,6 @@ from clipsuite.core.adapt.fewshot_data import few_shot, load_split
 from clipsuite.core.adapt.training import ClassificationTask, FitSettings, fit, freeze
 from clipsuite.core.models import load_model
 from clipsuite.core.synthetic import write_shapes_split
-from harness import BenchResult
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -45,6 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> BenchResult:
     import numpy as np
     import torch
+
     from clipsuite.core.models import load_model
     from clipsuite.medical import synthetic
     from clipsuite.medical.classify import VolumeOptions, classify_volume, make_classifier, volume_pixels

@@ -3,6 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from clipsuite.anomaly import synthetic
 from clipsuite.core.models import load_model
 

@@ -8,9 +8,10 @@ import shutil
 from pathlib import Path
 
 import numpy as np
-from clipsuite.anomaly_app.main import app
 from PIL import Image
 from typer.testing import CliRunner
+
+from clipsuite.anomaly_app.main import app
 
 runner = CliRunner()
 TINY = ["--model", "tiny", "--device", "cpu"]

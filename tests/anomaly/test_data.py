@@ -4,10 +4,11 @@ import shutil
 
 import numpy as np
 import pytest
+from PIL import Image
+
 from clipsuite.anomaly import synthetic
 from clipsuite.anomaly.data import detect_format, load_dataset, load_mask
 from clipsuite.core.errors import InputError
-from PIL import Image
 
 
 def _summary(categories):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
+from typer.testing import CliRunner
+
 from clipsuite.anomaly.data import load_dataset
 from clipsuite.anomaly.methods.adaptclip import AdaptClip
 from clipsuite.anomaly.methods.anomalyclip import AnomalyClip
@@ -14,7 +16,6 @@ from clipsuite.anomaly.train import train_learned
 from clipsuite.anomaly_app.main import app
 from clipsuite.core.errors import InputError
 from clipsuite.core.train import read_metrics
-from typer.testing import CliRunner
 
 runner = CliRunner()
 TINY = ["--model", "tiny", "--device", "cpu"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+
 from clipsuite.anomaly.methods.patch_memory import PatchMemory, greedy_coreset
 from clipsuite.anomaly.methods.winclip import WinClip
 from clipsuite.core.errors import InputError

@@ -3,10 +3,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from scipy import ndimage
+
 from clipsuite.anomaly.evaluate import aupro, image_metrics
 from clipsuite.anomaly.methods.base import gaussian_smooth
 from clipsuite.anomaly.methods.vit import harmonic_mean_over_windows, window_coverage, window_indices
-from scipy import ndimage
 
 
 def _brute_force_aupro(masks, maps, limit=0.3):

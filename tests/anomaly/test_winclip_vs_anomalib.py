@@ -10,9 +10,10 @@ import copy
 
 import pytest
 import torch
+from torch import nn
+
 from clipsuite.anomaly.methods.winclip import WinClip
 from clipsuite.core.models import load_model
-from torch import nn
 
 torch_model = pytest.importorskip("anomalib.models.image.winclip.torch_model")
 

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from typer.testing import CliRunner
+
 from clipsuite.cli.main import app
 from clipsuite.core.synthetic import write_shapes_split
-from typer.testing import CliRunner
 
 runner = CliRunner()
 torch.set_num_threads(1)

@@ -12,6 +12,9 @@ import open_clip
 import pytest
 import torch
 import torch.nn.functional as F
+from open_clip.loss import SigLipLoss as OpenClipSigLipLoss
+from torchvision.ops import sigmoid_focal_loss as tv_sigmoid_focal_loss
+
 from clipsuite.core.checkpoints import load_tensors
 from clipsuite.core.losses import (
     ClipLoss,
@@ -25,8 +28,6 @@ from clipsuite.core.losses import (
     sigmoid_focal_loss,
     soft_clip_loss,
 )
-from open_clip.loss import SigLipLoss as OpenClipSigLipLoss
-from torchvision.ops import sigmoid_focal_loss as tv_sigmoid_focal_loss
 
 torch.set_num_threads(1)  # shared CPUs: one thread each is faster
 

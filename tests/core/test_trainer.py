@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import torch
+
 from clipsuite.core.checkpoints import load_tensors
 from clipsuite.core.errors import ClipsuiteError, InputError
 from clipsuite.core.train import EMA, TrainConfig, Trainer, load_trainable, lr_factor, read_metrics
@@ -300,7 +301,8 @@ DDP_SCRIPT = textwrap.dedent('''
     def worker(rank, out, port):  # as torchrun would set it up; forked, so torch is imported once
         os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2", LOCAL_WORLD_SIZE="2",
                           MASTER_ADDR="127.0.0.1", MASTER_PORT=port)
-        print("DONE", run(out, 4).step, flush=True)
+        step = run(out, 4).step
+        os.write(1, f"DONE {step}\\n".encode())  # one write: the two ranks share the pipe and must not interleave
 
     if __name__ == "__main__":
         import torch._dynamo  # noqa: F401  (optimizers import it lazily, slowly: do it once, before forking)

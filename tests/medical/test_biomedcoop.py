@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+
 from clipsuite.core.adapt.registry import MethodOptions
 from clipsuite.core.errors import InputError
 from clipsuite.core.models import load_model

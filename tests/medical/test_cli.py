@@ -7,9 +7,10 @@ import json
 from pathlib import Path
 
 import numpy as np
+from typer.testing import CliRunner
+
 from clipsuite.medical import synthetic
 from clipsuite.medical_app.main import app
-from typer.testing import CliRunner
 
 runner = CliRunner()
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
+
 from clipsuite.core.errors import InputError
 from clipsuite.core.models import load_model
 from clipsuite.medical import synthetic

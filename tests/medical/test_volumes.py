@@ -8,6 +8,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
+
 from clipsuite.core.errors import InputError
 from clipsuite.medical import synthetic
 from clipsuite.medical.volumes import (

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+
 from clipsuite.core.errors import InputError
 from clipsuite.core.train import TrainConfig
 from clipsuite.medical import synthetic

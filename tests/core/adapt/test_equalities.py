@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+
 from clipsuite.core.adapt import gda, tip_adapter
 from clipsuite.core.adapt.coop import CoOpClassifier, PromptConfig, logit_scale
 from clipsuite.core.adapt.feature_cache import CachedFeatures

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from clipsuite.core.adapt.fewshot_data import base_novel, few_shot, load_class_folders, load_split
 from clipsuite.core.errors import InputError
 from clipsuite.core.synthetic import class_names

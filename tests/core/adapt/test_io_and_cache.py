@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
+
 from clipsuite.core.adapt.feature_cache import cached_features, encode_items
 from clipsuite.core.adapt.fewshot_data import base_novel, load_split
 from clipsuite.core.adapt.io import load_classifier

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from clipsuite.core.adapt.fewshot_data import load_split
 from clipsuite.core.adapt.registry import MethodOptions
 from clipsuite.core.adapt.runner import prepare, train_one

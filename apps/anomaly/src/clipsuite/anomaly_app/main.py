@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from clipsuite.cli.common import cli_errors, console, err_console, fail, progress
 from rich.table import Table
+
+from clipsuite.cli.common import cli_errors, console, err_console, fail, progress
 
 app = typer.Typer(name="anomaly", help="Zero- and few-shot industrial anomaly detection (WinCLIP, AnomalyCLIP, "
                   "AdaptCLIP-style adapters, patch memory).", no_args_is_help=True, add_completion=False,

@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.table import Table
+
 from clipsuite.cli.common import cli_errors, console, err_console
 from clipsuite.core.errors import InputError
-from rich.table import Table
 
 
 def _table(rows: list) -> Table:  # type: ignore[type-arg]

@@ -16,8 +16,9 @@ from typing import Any
 def montage(volume: Any, path: pathlib.Path, n: int = 6) -> pathlib.Path:
     """Rows: soft-tissue, lung and bone windows; columns: ``n`` evenly spaced axial slices."""
     import numpy as np
-    from clipsuite.medical.volumes import volume_to_rgb
     from PIL import Image
+
+    from clipsuite.medical.volumes import volume_to_rgb
 
     rgb, _ = volume_to_rgb(volume, n=n, mode="windows")  # [S, 3, H, W]: the channels are the three windows
     rows = [np.concatenate(list(rgb[:, c].numpy()), axis=1) for c in range(3)]
@@ -31,6 +32,7 @@ def montage(volume: Any, path: pathlib.Path, n: int = 6) -> pathlib.Path:
 
 def run_demo_step(out_dir: pathlib.Path, log: Callable[[str], None]) -> dict[str, Any]:
     import torch
+
     from clipsuite.core.train import TrainConfig
     from clipsuite.medical import synthetic
     from clipsuite.medical.data import load_vqa_rad

@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from clipsuite.cli.common import cli_errors, console, fail
 from rich.table import Table
+
+from clipsuite.cli.common import cli_errors, console, fail
 
 app = typer.Typer(name="medical", help="Medical CLIP: zero-shot on images and volumes (NIfTI/DICOM), BiomedCoOp, "
                   "medical VQA.", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)

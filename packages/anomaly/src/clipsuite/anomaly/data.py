@@ -16,10 +16,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
+
 from clipsuite.core.checkpoints import read_json
 from clipsuite.core.errors import InputError
 from clipsuite.core.images import is_image_file, load_image
-from PIL import Image
 
 FORMATS = ("auto", "mvtec", "visa", "meta", "folder")
 MASK_DIRS = ("ground_truth", "masks")

@@ -15,10 +15,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 import torch.nn.functional as F
+from scipy import ndimage
+
 from clipsuite.anomaly.data import Category, Sample, load_mask
 from clipsuite.anomaly.methods.base import AnomalyResult
 from clipsuite.core import metrics
-from scipy import ndimage
 
 IMAGE_METRICS = ("image_auroc", "image_ap", "image_f1_max")
 PIXEL_METRICS = ("pixel_auroc", "pixel_aupro")

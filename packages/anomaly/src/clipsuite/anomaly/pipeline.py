@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
 from clipsuite.anomaly.data import Category, load_pixels
 from clipsuite.anomaly.methods.base import AnomalyResult, gaussian_smooth
 from clipsuite.core.errors import InputError

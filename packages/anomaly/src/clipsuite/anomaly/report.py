@@ -18,9 +18,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
+
 from clipsuite.anomaly.methods.base import AnomalyResult, resize_map
 from clipsuite.core.images import load_image
-from PIL import Image
 
 # A compact "jet"-like ramp: blue -> cyan -> yellow -> red.
 _STOPS = np.array([[0, 0, 128], [0, 0, 255], [0, 255, 255], [255, 255, 0], [255, 0, 0], [128, 0, 0]], np.float32)

@@ -15,13 +15,14 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import Dataset
+
 from clipsuite.anomaly.data import Category, Sample, load_mask, load_pixels
 from clipsuite.anomaly.methods.learned import build_learned, save_learned
 from clipsuite.core.errors import InputError
 from clipsuite.core.models import ClipModel
 from clipsuite.core.train import TrainConfig, Trainer
-from torch import nn
-from torch.utils.data import Dataset
 
 
 class AnomalyTrainSet(Dataset):

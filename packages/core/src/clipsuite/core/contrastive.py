@@ -15,7 +15,14 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader
 
-from clipsuite.core.data import DEFAULT_CAPTION_COLUMN, DEFAULT_IMAGE_COLUMN, ImageTextDataset, Pair, read_pairs, verify_images
+from clipsuite.core.data import (
+    DEFAULT_CAPTION_COLUMN,
+    DEFAULT_IMAGE_COLUMN,
+    ImageTextDataset,
+    Pair,
+    read_pairs,
+    verify_images,
+)
 from clipsuite.core.errors import InputError
 from clipsuite.core.losses import clip_loss, same_caption_targets, siglip_loss, soft_clip_loss
 from clipsuite.core.metrics import retrieval_metrics

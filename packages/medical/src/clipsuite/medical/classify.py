@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+
 from clipsuite.core.errors import InputError
 from clipsuite.core.images import list_images
 from clipsuite.core.models import ClipModel

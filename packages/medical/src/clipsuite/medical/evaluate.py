@@ -7,8 +7,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-from clipsuite.medical.data import VQASample
 from torch.utils.data import DataLoader
+
+from clipsuite.medical.data import VQASample
 
 
 def vqa_accuracy(predicted: Sequence[int], targets: Sequence[int], is_closed: Sequence[bool]) -> dict[str, float]:

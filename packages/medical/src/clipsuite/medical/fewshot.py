@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+
 from clipsuite.core.adapt.coop import CoOpClassifier
 from clipsuite.core.adapt.data import AdaptData
 from clipsuite.core.adapt.feature_cache import FeatureDataset

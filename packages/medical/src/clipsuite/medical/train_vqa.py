@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
+
 from clipsuite.core.checkpoints import read_config
 from clipsuite.core.errors import InputError
 from clipsuite.core.model_specs import resolve_spec
@@ -24,7 +26,6 @@ from clipsuite.medical.data import AnswerVocab, QuestionTokenizer, VQASample
 from clipsuite.medical.evaluate import predict_vqa, vqa_accuracy
 from clipsuite.medical.methods.vqa import ClipVisualTokens, MedVQA, VQAConfig
 from clipsuite.medical.vqa_data import VQADataset, grey_tensor, prepare_images
-from torch import nn
 
 BACKBONE_DIR = "backbone"
 

@@ -21,6 +21,7 @@ from typing import Literal
 import numpy as np
 import torch
 import torch.nn.functional as F
+
 from clipsuite.core.errors import InputError
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")

@@ -8,12 +8,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from PIL import Image
+from torch.utils.data import Dataset
+
 from clipsuite.core.images import load_image
 from clipsuite.core.models import ClipModel
 from clipsuite.medical.data import AnswerVocab, QuestionTokenizer, VQASample
 from clipsuite.medical.methods.vqa import ClipVisualTokens
-from PIL import Image
-from torch.utils.data import Dataset
 
 
 def grey_tensor(image: Image.Image, size: int) -> torch.Tensor:

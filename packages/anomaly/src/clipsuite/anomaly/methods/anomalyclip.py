@@ -12,13 +12,14 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from torch import nn
+
 from clipsuite.anomaly.methods import vit
 from clipsuite.anomaly.methods.base import AnomalyResult, gaussian_smooth, upsample
 from clipsuite.anomaly.methods.dpam import dpam_start, encode_with_dpam
 from clipsuite.anomaly.methods.text_prompts import PromptTextEncoder
 from clipsuite.core.losses import dice_loss, focal_loss
 from clipsuite.core.models import ClipModel
-from torch import nn
 
 TEMPERATURE = 0.07
 

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from clipsuite.anomaly.methods import vit
 from torch import nn
+
+from clipsuite.anomaly.methods import vit
 
 
 def vv_attention(block: nn.Module, x: torch.Tensor) -> torch.Tensor:

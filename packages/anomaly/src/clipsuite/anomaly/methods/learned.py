@@ -9,10 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from torch import nn
+
 from clipsuite.core.checkpoints import load_tensors, read_config, save_tensors
 from clipsuite.core.errors import InputError
 from clipsuite.core.models import ClipModel
-from torch import nn
 
 LEARNED = ("anomalyclip", "adaptclip")
 

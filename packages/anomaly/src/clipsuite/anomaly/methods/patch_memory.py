@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
+
 from clipsuite.anomaly.methods import vit
 from clipsuite.anomaly.methods.base import AnomalyResult, gaussian_smooth, upsample
 from clipsuite.core.errors import InputError

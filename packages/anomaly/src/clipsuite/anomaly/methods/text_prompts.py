@@ -9,9 +9,10 @@ prompts. Works on open_clip's own text transformer (CLIP); an HF text tower rais
 from __future__ import annotations
 
 import torch
+from torch import nn
+
 from clipsuite.core.errors import ModelError
 from clipsuite.core.models import ClipModel
-from torch import nn
 
 PROMPTS = ("object.", "damaged object.")
 

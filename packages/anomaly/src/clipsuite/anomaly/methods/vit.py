@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from clipsuite.core.errors import ModelError
 from torch import nn
+
+from clipsuite.core.errors import ModelError
 
 
 def check_vit(visual: nn.Module, name: str = "model") -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+
 from clipsuite.anomaly.methods import vit
 from clipsuite.anomaly.methods.base import AnomalyResult, gaussian_smooth, upsample
 from clipsuite.anomaly.methods.prompts import prompt_ensemble, readable_class_name

@@ -10,10 +10,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+from torch import nn
+
 from clipsuite.core.adapt.coop import PromptConfig, PromptLearner, logit_scale
 from clipsuite.core.adapt.text_encoding import TextTower
 from clipsuite.core.models import ClipModel
-from torch import nn
 
 
 class CoCoOpClassifier(nn.Module):

@@ -16,10 +16,11 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
+from torch import nn
+
 from clipsuite.core.adapt.text_encoding import TextTower
 from clipsuite.core.errors import InputError
 from clipsuite.core.models import ClipModel
-from torch import nn
 
 PLACEHOLDER = "X"
 POSITIONS = ("end", "middle", "front")

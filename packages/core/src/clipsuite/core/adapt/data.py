@@ -10,6 +10,7 @@ import os
 from dataclasses import dataclass, field
 
 import torch
+
 from clipsuite.core.adapt.coop import logit_scale
 from clipsuite.core.adapt.feature_cache import CachedFeatures, cached_features
 from clipsuite.core.adapt.fewshot_data import Item, Split

@@ -15,11 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from torch.utils.data import Dataset
+
 from clipsuite.core.adapt.fewshot_data import Item
 from clipsuite.core.checkpoints import load_tensors, save_tensors
 from clipsuite.core.images import load_image
 from clipsuite.core.models import ClipModel
-from torch.utils.data import Dataset
 
 
 @dataclass

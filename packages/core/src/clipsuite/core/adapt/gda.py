@@ -11,6 +11,7 @@ Priors pi_c are the class frequencies of the training features (uniform for K-sh
 from __future__ import annotations
 
 import torch
+
 from clipsuite.core.adapt.heads import GDAHead
 from clipsuite.core.errors import InputError
 

@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
+
 from clipsuite.core.adapt.cocoop import CoCoOpClassifier
 from clipsuite.core.adapt.coop import CoOpClassifier, PromptConfig
 from clipsuite.core.adapt.heads import HEADS
@@ -25,7 +27,6 @@ from clipsuite.core.adapt.maple import MaPLeClassifier, MaPLeConfig
 from clipsuite.core.checkpoints import load_tensors, read_config, save_tensors
 from clipsuite.core.errors import InputError
 from clipsuite.core.models import ClipModel
-from torch import nn
 
 FORMAT = "clipsuite-adapter"
 VERSION = 1

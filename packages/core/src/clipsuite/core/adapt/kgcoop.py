@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+
 from clipsuite.core.adapt.coop import CoOpClassifier
 from clipsuite.core.adapt.training import ClassificationTask
 from clipsuite.core.models import ClipModel

@@ -10,8 +10,9 @@ initialised as CLAP does from the zero-shot confidence of class c on its own sup
 from __future__ import annotations
 
 import torch
-from clipsuite.core.adapt.heads import LinearHead
 from torch import nn
+
+from clipsuite.core.adapt.heads import LinearHead
 
 PENALTIES = [10.0 ** e for e in range(-6, 1)]
 

@@ -14,11 +14,12 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
+from torch import nn
+
 from clipsuite.core.adapt.coop import PromptConfig, PromptLearner, logit_scale
 from clipsuite.core.adapt.text_encoding import TextTower, replace_tokens
 from clipsuite.core.errors import ModelError
 from clipsuite.core.models import ClipModel
-from torch import nn
 
 
 @dataclass

@@ -11,6 +11,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from torch import nn
+from torch.utils.data import TensorDataset
+
 from clipsuite.core.adapt import gda, linear_probe, tip_adapter
 from clipsuite.core.adapt.cocoop import CoCoOpClassifier
 from clipsuite.core.adapt.coop import CoOpClassifier, PromptConfig
@@ -22,8 +25,6 @@ from clipsuite.core.adapt.kgcoop import kgcoop_task
 from clipsuite.core.adapt.maple import MaPLeClassifier, MaPLeConfig
 from clipsuite.core.adapt.training import ClassificationTask, FitSettings, fit, freeze
 from clipsuite.core.errors import InputError
-from torch import nn
-from torch.utils.data import TensorDataset
 
 
 @dataclass

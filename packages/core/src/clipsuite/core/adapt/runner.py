@@ -14,6 +14,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
+from torch import nn
+
 from clipsuite.core.adapt.data import AdaptData
 from clipsuite.core.adapt.fewshot_data import Split, few_shot
 from clipsuite.core.adapt.io import LearnedClassifier, load_classifier, save_adapter
@@ -21,7 +23,6 @@ from clipsuite.core.adapt.registry import METHODS, MethodOptions
 from clipsuite.core.checkpoints import atomic_write_text
 from clipsuite.core.errors import InputError
 from clipsuite.core.models import ClipModel
-from torch import nn
 
 COLUMNS = ("method", "shots", "seed", "accuracy")
 

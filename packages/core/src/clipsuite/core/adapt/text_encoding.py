@@ -19,10 +19,11 @@ import contextlib
 from collections.abc import Iterator, Sequence
 
 import torch
-from clipsuite.core.errors import InputError, ModelError
-from clipsuite.core.models import ClipModel
 from open_clip.hf_model import HFTextEncoder
 from open_clip.transformer import text_global_pool
+
+from clipsuite.core.errors import InputError, ModelError
+from clipsuite.core.models import ClipModel
 
 
 @contextlib.contextmanager

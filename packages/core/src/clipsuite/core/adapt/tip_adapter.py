@@ -8,6 +8,7 @@ validation features over a grid (beta in [0.1, 7], alpha in [0.1, 3], as the pap
 from __future__ import annotations
 
 import torch
+
 from clipsuite.core.adapt.feature_cache import CachedFeatures
 from clipsuite.core.adapt.heads import TipAdapterHead
 

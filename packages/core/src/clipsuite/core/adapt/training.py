@@ -14,10 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from clipsuite.core.errors import ClipsuiteError
-from clipsuite.core.models import ClipModel
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
+
+from clipsuite.core.errors import ClipsuiteError
+from clipsuite.core.models import ClipModel
 
 
 @dataclass

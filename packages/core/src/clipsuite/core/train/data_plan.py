@@ -8,10 +8,11 @@ from typing import Any, Protocol
 
 import torch
 from accelerate import Accelerator
+from torch.utils.data import DataLoader, IterableDataset, default_collate
+
 from clipsuite.core.errors import InputError
 from clipsuite.core.train.config import TrainConfig
 from clipsuite.core.train.order import EpochOrder, SeededDataset, _mix
-from torch.utils.data import DataLoader, IterableDataset, default_collate
 
 
 class DataPlan(Protocol):

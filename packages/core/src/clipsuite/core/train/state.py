@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 import torch
+
 from clipsuite.core.checkpoints import atomic_write_json, load_tensors, read_config, read_json, save_tensors
 from clipsuite.core.errors import ClipsuiteError
 

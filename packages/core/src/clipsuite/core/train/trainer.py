@@ -29,6 +29,8 @@ import torch
 import torch.distributed as dist
 from accelerate import Accelerator
 from accelerate.utils import send_to_device, set_seed
+from tqdm.auto import tqdm
+
 from clipsuite.core.checkpoints import atomic_write_json, save_tensors
 from clipsuite.core.errors import ClipsuiteError, InputError
 from clipsuite.core.train import state as st
@@ -37,7 +39,6 @@ from clipsuite.core.train.data_plan import make_plan
 from clipsuite.core.train.ema import EMA
 from clipsuite.core.train.logbook import MetricsLog
 from clipsuite.core.train.schedule import build_scheduler
-from tqdm.auto import tqdm
 
 logger = logging.getLogger("clipsuite.core.train")
 EMA_FILE = "ema.safetensors"

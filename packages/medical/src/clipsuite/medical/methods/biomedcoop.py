@@ -22,6 +22,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+
 from clipsuite.core.adapt.coop import CoOpClassifier, PromptConfig
 from clipsuite.core.errors import InputError
 from clipsuite.core.models import ClipModel
