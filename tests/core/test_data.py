@@ -112,7 +112,7 @@ def test_jsonl(shapes, tmp_path):
                             for r in rows))
     assert [p.caption for p in read_pairs(path)] == [r["title"] for r in rows]
     path.write_text(path.read_text() + "{not json\n")
-    with pytest.raises(InputError, match="pairs.jsonl line 7: malformed JSON"):
+    with pytest.raises(InputError, match="pairs.jsonl: malformed JSON on line 7"):
         read_pairs(path)
     path.write_text(json.dumps({"image": "a.png", "title": "x"}) + "\n")
     with pytest.raises(InputError, match="line 1: no key 'filepath'"):

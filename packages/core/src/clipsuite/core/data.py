@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import os
 import re
 import tarfile
@@ -21,12 +20,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from torch.utils.data import Dataset
 from torchvision.transforms.functional import to_tensor
 
+from clipsuite.core.checkpoints import iter_jsonl
 from clipsuite.core.errors import InputError
-from clipsuite.core.images import load_image, to_rgb
+from clipsuite.core.images import decode_image_from, load_image
 
 IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp")
 TEXT_EXTENSION = "txt"
@@ -63,14 +63,7 @@ def decode_image(ref: Path | TarMember) -> Image.Image:
     """Decode to RGB or raise ``InputError`` naming the file (or ``shard.tar:member``)."""
     if isinstance(ref, Path):
         return load_image(ref)
-    try:
-        with Image.open(io.BytesIO(ref.read())) as handle:
-            handle.load()
-            return to_rgb(handle)
-    except UnidentifiedImageError:
-        raise InputError(f"{ref}: not a readable image (unknown or corrupt format)") from None
-    except (OSError, ValueError, SyntaxError) as error:
-        raise InputError(f"{ref}: corrupt image ({str(error).splitlines()[0] if str(error) else 'truncated'})") from None
+    return decode_image_from(io.BytesIO(ref.read()), ref)
 
 
 # ---- tables ----------------------------------------------------------------------------------------
@@ -130,15 +123,7 @@ def read_jsonl_pairs(path: str | os.PathLike[str], image_column: str = DEFAULT_I
     """One JSON object per line holding the image path and the caption."""
     path = Path(path)
     pairs = []
-    for number, line in enumerate(_read_text(path).splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise InputError(f"{path.name} line {number}: malformed JSON ({error.msg})") from None
-        if not isinstance(row, dict):
-            raise InputError(f"{path.name} line {number}: expected a JSON object")
+    for number, row in iter_jsonl(path):
         missing = [c for c in (image_column, caption_column) if c not in row]
         if missing:
             raise InputError(f"{path.name} line {number}: no key '{missing[0]}' (keys: {', '.join(row) or 'none'})")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -35,19 +36,25 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
+def decode_image_from(source: str | os.PathLike[str] | IO[bytes], name: object) -> Image.Image:
+    """Decode a file path or binary stream fully into RGB, or raise ``InputError`` naming ``name``."""
+    try:
+        with Image.open(source) as handle:
+            handle.load()
+            return to_rgb(handle)
+    except UnidentifiedImageError:
+        raise InputError(f"{name}: not a readable image (unknown or corrupt format)") from None
+    except (OSError, ValueError, SyntaxError) as error:
+        reason = str(error).splitlines()[0] if str(error) else "truncated"
+        raise InputError(f"{name}: corrupt image ({reason})") from None
+
+
 def load_image(path: str | os.PathLike[str]) -> Image.Image:
     """Decode ``path`` fully into an RGB image, or raise ``InputError`` naming the file."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: image file not found")
-    try:
-        with Image.open(path) as handle:
-            handle.load()
-            return to_rgb(handle)
-    except UnidentifiedImageError:
-        raise InputError(f"{path}: not a readable image (unknown or corrupt format)") from None
-    except (OSError, ValueError, SyntaxError) as error:
-        raise InputError(f"{path}: corrupt image ({str(error).splitlines()[0] if str(error) else 'truncated'})") from None
+    return decode_image_from(path, path)
 
 
 def is_image_file(path: Path) -> bool:

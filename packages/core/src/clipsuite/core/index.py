@@ -28,7 +28,7 @@ import faiss
 import numpy as np
 import torch
 
-from clipsuite.core.checkpoints import atomic_write_bytes, atomic_write_json, read_json
+from clipsuite.core.checkpoints import atomic_write_bytes, atomic_write_json, iter_jsonl, read_json
 from clipsuite.core.errors import InputError
 
 KINDS = ("exact", "ivf", "ivfpq", "hnsw")
@@ -299,17 +299,7 @@ class EmbeddingIndex:
 
 
 def _read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise InputError(f"{path}: malformed JSON on line {number}: {error.msg}") from None
-            if not isinstance(row, dict):
-                raise InputError(f"{path}: line {number} is not a JSON object")
-            yield row
+    return (row for _, row in iter_jsonl(path))
 
 
 def _swap_in(staging: Path, target: Path) -> None:
