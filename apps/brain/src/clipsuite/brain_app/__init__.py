@@ -1,0 +1,1 @@
+"""The clipsuite-brain command line app."""

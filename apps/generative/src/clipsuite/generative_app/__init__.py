@@ -1,0 +1,1 @@
+"""The clipsuite-generative command line app."""

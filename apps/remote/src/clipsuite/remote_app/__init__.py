@@ -1,0 +1,1 @@
+"""The clipsuite-remote command line app."""

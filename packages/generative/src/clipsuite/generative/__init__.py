@@ -1,0 +1,1 @@
+"""clipsuite.generative: Virtual try-on (LaDI-VTON) and CLIP delta-space editing on diffusers, with paired and unpaired image metrics."""
