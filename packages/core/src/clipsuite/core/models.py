@@ -17,6 +17,7 @@ from typing import Any
 
 import open_clip
 import torch
+from huggingface_hub.errors import EntryNotFoundError
 from open_clip.model import CLIP, CustomTextCLIP, get_cast_dtype
 from open_clip.tokenizer import HFTokenizer, SimpleTokenizer
 from open_clip.transform import PreprocessCfg, image_transform_v2, merge_preprocess_dict
@@ -26,8 +27,11 @@ from clipsuite.core.checkpoints import atomic_write_json, load_tensors, save_ten
 from clipsuite.core.errors import ModelError, WeightsUnavailableError
 from clipsuite.core.images import load_image
 from clipsuite.core.model_specs import CONFIG_FILE, ModelSource, resolve_relative_paths, resolve_spec
+from clipsuite.core.precision import resolve_precision
+from clipsuite.core.towers import vision_tower
+from clipsuite.core.towers.bands import adapt_conv
 
-PRECISIONS = ("fp32", "fp16", "bf16", "amp", "amp_bf16")
+MAX_LOGIT_SCALE = 100.0  # open_clip clamps the learned temperature's exp at 100 (log 100 in training)
 ImageInput = Image.Image | str | os.PathLike[str]
 
 
@@ -46,7 +50,8 @@ class ClipModel:
         self.config = config
         self.name = name
         self.device = device
-        self.precision = precision
+        # the resolved name ("auto" becomes amp_* on a GPU, fp32 on the CPU); see clipsuite.core.precision
+        self.precision = resolve_precision(precision, device).name
         preprocess_cfg = PreprocessCfg(**merge_preprocess_dict(PreprocessCfg(), config.get("preprocess_cfg", {})))
         preprocess_cfg.size = getattr(model.visual, "image_size", preprocess_cfg.size)
         self.preprocess_cfg = preprocess_cfg
@@ -92,14 +97,21 @@ class ClipModel:
         return torch.stack([self.preprocess(img.convert("RGB")) for img in decoded])
 
     def autocast(self) -> contextlib.AbstractContextManager[Any]:
-        """Mixed precision on GPU (or when asked for with amp*); a no-op in plain fp32 on the CPU."""
-        if self.precision.startswith("amp") or (self.device.type == "cuda" and self.precision == "fp32"):
-            dtype = torch.bfloat16 if self.precision == "amp_bf16" or self.device.type == "cpu" else torch.float16
-            return torch.autocast(self.device.type, dtype=dtype)
-        return contextlib.nullcontext()
+        """``torch.autocast`` for amp_bf16 / amp_fp16; a no-op for fp32 (on a GPU too) and cast weights."""
+        return resolve_precision(self.precision, self.device).autocast()
 
-    def _input_dtype(self) -> torch.dtype:
-        return {"fp16": torch.float16, "bf16": torch.bfloat16}.get(self.precision, torch.float32)
+    @property
+    def input_dtype(self) -> torch.dtype:
+        """The dtype pixels are cast to: the weights' dtype (float32 unless loaded as fp16/bf16)."""
+        return resolve_precision(self.precision, self.device).weight_dtype
+
+    def logit_scale(self) -> float:
+        """The model's own learned temperature, as open_clip uses it: ``exp(logit_scale)``, at most 100
+        (100 for a model that has none, OpenAI CLIP's value). The one scale for zero-shot and adapters."""
+        scale = getattr(self.model, "logit_scale", None)
+        if not isinstance(scale, torch.Tensor):
+            return MAX_LOGIT_SCALE
+        return float(scale.detach().float().exp().clamp(max=MAX_LOGIT_SCALE).item())
 
     # ---- encoders ----------------------------------------------------------------------------
     def _batches(self, items: Sequence[Any], batch_size: int) -> Iterator[Sequence[Any]]:
@@ -110,7 +122,7 @@ class ClipModel:
     def encode_image_tensor(self, pixels: torch.Tensor, normalize: bool = True) -> torch.Tensor:
         """Encode preprocessed pixels ``[B, 3, H, W]``; result stays on the model's device, float32."""
         with self.autocast():
-            features = self.model.encode_image(pixels.to(self.device, self._input_dtype()))
+            features = self.model.encode_image(pixels.to(self.device, self.input_dtype))
         features = features.float()
         return torch.nn.functional.normalize(features, dim=-1) if normalize else features
 
@@ -141,22 +153,21 @@ class ClipModel:
     def dense_features(self, pixels: torch.Tensor, layers: Sequence[int], project: bool = True,
                        ) -> list[torch.Tensor]:
         """Patch tokens ``[B, N_patches, D]`` after each block in ``layers`` (0-based; negatives count
-        from the end). With ``project`` they pass ``ln_post`` and the image projection, landing in
-        the joint image-text space. Gradients flow when called under ``torch.enable_grad``."""
-        visual = self.model.visual
-        if not hasattr(visual, "forward_intermediates") or not hasattr(visual, "ln_post"):
-            raise ModelError(f"{self.name}: dense_features needs an open_clip VisionTransformer image tower")
-        depth = len(visual.transformer.resblocks)
-        indices = sorted({layer % depth for layer in layers})
+        from the end). With ``project`` they pass the final norm and the image projection, landing in
+        the joint image-text space. Other image sizes than the model's use resampled position
+        embeddings. Gradients flow when called under ``torch.enable_grad``."""
+        tower = vision_tower(self)
         with self.autocast():
-            out = visual.forward_intermediates(pixels.to(self.device, self._input_dtype()), indices=indices,
-                                               intermediates_only=True, output_fmt="NLC", stop_early=True)
-            by_layer = dict(zip(indices, out["image_intermediates"]))
-            tokens = [by_layer[layer % depth] for layer in layers]
-            if project:
-                tokens = [visual.ln_post(t) @ visual.proj if visual.proj is not None else visual.ln_post(t)
-                          for t in tokens]
+            tokens = tower.patch_tokens(pixels.to(self.device), layers, project=project)
         return [t.float() for t in tokens]
+
+    def adapt_input_bands(self, n_bands: int, rule: str = "repeat") -> None:
+        """Make the image tower take ``n_bands`` input bands (multispectral), its patch embedding built
+        from the RGB filters by ``rule`` (``repeat`` or ``average``, see ``towers.bands``). The band
+        count is recorded in the config, so ``save`` + ``load_model`` gives the same model back."""
+        vision_tower(self).adapt_input_bands(n_bands, rule)
+        vision_cfg = self.config["model_cfg"]["vision_cfg"]
+        vision_cfg["in_chans"], vision_cfg["band_rule"] = int(n_bands), rule
 
     # ---- persistence -------------------------------------------------------------------------
     def save(self, path: str | os.PathLike[str]) -> Path:
@@ -219,16 +230,23 @@ def _build_from_config(source: ModelSource, precision: str, quick_gelu: bool,
         cfg["quick_gelu"] = True
     if image_size is not None:
         cfg["vision_cfg"]["image_size"] = image_size
+    # clipsuite's own vision keys (not open_clip's): the band count of an adapted patch embedding
+    in_chans = int(cfg["vision_cfg"].pop("in_chans", 3))
+    band_rule = str(cfg["vision_cfg"].pop("band_rule", "repeat"))
     text_cfg = cfg["text_cfg"]
     is_hf = "hf_model_name" in text_cfg
     if is_hf:
         text_cfg["hf_model_pretrained"] = False  # weights come from our checkpoint, never a hub
     model_class = CustomTextCLIP if (cfg.pop("custom_text", False) or is_hf) else CLIP
     # A built-in config without weights is the same random model on every load (seed 0, without
-    # touching the caller's RNG), so an adapter trained on `tiny` fits `tiny` loaded again.
+    # touching the caller's RNG), so an adapter trained on `tiny` fits `tiny` loaded again. The model
+    # is built on the CPU, so only the CPU generator is seeded (torch.manual_seed would also reset
+    # every CUDA generator, which fork_rng(devices=[]) does not restore).
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
+        torch.default_generator.manual_seed(0)
         model = model_class(**cfg, cast_dtype=get_cast_dtype(precision))
+        if in_chans != 3:
+            adapt_conv(model.visual.conv1, in_chans, band_rule)
     if source.weights is not None:
         _load_state(model, source.weights, source.name)
     context_length = int(text_cfg.get("context_length", 77))
@@ -247,6 +265,10 @@ def _build_from_config(source: ModelSource, precision: str, quick_gelu: bool,
     return model, tokenizer, saved
 
 
+# what open_clip and the hub raise for a missing/unknown model or unreachable weights (hub errors are
+# OSErrors except the EntryNotFoundError base)
+_LOAD_ERRORS = (RuntimeError, OSError, ValueError, KeyError, EntryNotFoundError)
+
 _OFFLINE_HINT = ("on a machine with network run it once to fill the cache (~/.cache/huggingface), "
                  "or pass a local copy: load_model('{name}', pretrained='/path/to/weights') or "
                  "load_model('local-dir:/path/to/folder')")
@@ -261,7 +283,7 @@ def _build_from_open_clip(source: ModelSource, precision: str, quick_gelu: bool,
                                        force_quick_gelu=quick_gelu, force_image_size=image_size,
                                        weights_only=True)
         tokenizer = open_clip.get_tokenizer(name)
-    except Exception as error:  # open_clip raises RuntimeError/OSError/ValueError for these cases
+    except _LOAD_ERRORS as error:
         text = str(error)
         if "not a known tag" in text:
             tags = open_clip.list_pretrained_tags_by_model(name)
@@ -272,8 +294,8 @@ def _build_from_open_clip(source: ModelSource, precision: str, quick_gelu: bool,
             + _OFFLINE_HINT.format(name=name)) from None
     if name.startswith("hf-hub:"):
         try:
-            model_cfg = open_clip.factory._get_hf_config(name[len("hf-hub:"):])["model_cfg"]
-        except Exception:
+            model_cfg = copy.deepcopy(open_clip.get_model_config(name))  # cached by create_model above
+        except _LOAD_ERRORS:
             model_cfg = {"embed_dim": int(model.text_projection.shape[-1]) if hasattr(model, "text_projection")
                          else -1}
     else:
@@ -287,20 +309,23 @@ def _build_from_open_clip(source: ModelSource, precision: str, quick_gelu: bool,
 
 
 def load_model(spec: str, pretrained: str | None = None, device: str | torch.device | None = None,
-               precision: str = "fp32", quick_gelu: bool = False, image_size: int | None = None) -> ClipModel:
+               precision: str = "auto", quick_gelu: bool = False, image_size: int | None = None) -> ClipModel:
     """Load a CLIP model from a spec (see ``clipsuite.core.model_specs``) onto ``device``.
 
-    ``precision``: fp32, fp16/bf16 (weights cast) or amp/amp_bf16 (fp32 weights, autocast compute).
+    ``precision`` (``clipsuite.core.precision``): ``fp32`` (fp32 on a GPU too), ``amp_bf16`` /
+    ``amp_fp16`` (alias ``amp``; fp32 weights, autocast compute), ``bf16`` / ``fp16`` (weights cast),
+    or ``auto`` (the default: an amp_* on a GPU, fp32 on the CPU).
     """
-    if precision not in PRECISIONS:
-        raise ModelError(f"unknown precision '{precision}' (choose from {', '.join(PRECISIONS)})")
+    try:
+        chosen = resolve_precision(precision, _device(device))
+    except ValueError as error:
+        raise ModelError(str(error)) from None
     source = resolve_spec(spec, pretrained)
-    build_precision = precision if precision in ("fp16", "bf16") else "fp32"
+    build_precision = chosen.name if chosen.name in ("fp16", "bf16") else "fp32"
     if source.kind == "config":
         model, tokenizer, config = _build_from_config(source, build_precision, quick_gelu, image_size)
     else:
         model, tokenizer, config = _build_from_open_clip(source, build_precision, quick_gelu, image_size)
     target = _device(device)
-    dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(precision, torch.float32)
-    model = model.to(device=target, dtype=dtype)
-    return ClipModel(model, tokenizer, config, source.name, target, precision)
+    model = model.to(device=target, dtype=chosen.weight_dtype)
+    return ClipModel(model, tokenizer, config, source.name, target, chosen.name)
