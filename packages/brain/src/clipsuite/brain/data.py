@@ -1,0 +1,242 @@
+"""fMRI response data: NIfTI beta series with an ROI mask, read lazily session by session.
+
+A subject is described by a dataset config (JSON, paths relative to the file)::
+
+    {"format": "nifti", "mask": "mask.nii.gz", "betas": ["betas_session01.nii.gz", ...],
+     "trials": "trials.tsv", "beta_scale": 300, "stimuli": "stimuli.csv"}
+
+``betas`` are 4D NIfTI files, one volume per trial (NSD: ``betas_sessionNN.nii.gz``, int16 x 300).
+The trial table (CSV or TSV) maps ``session`` (1-based position in ``betas``) and ``trial`` (0-based
+volume index) to a ``stimulus`` id. The stimulus table (optional here) names, per ``stimulus``, its
+``image`` and optionally ``caption``, ``category`` and ``split`` (train/test). GOD-style HDF5 files
+(``"format": "god"``) are read by :mod:`clipsuite.brain.god` into the same :class:`BrainData`.
+
+Only the masked voxels of the referenced trials are kept: a session's 4D file is read in chunks of
+volumes (``dataobj`` slicing, scale factors applied by nibabel), never whole.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import nibabel as nib
+import numpy as np
+
+from clipsuite.brain.tables import read_table
+from clipsuite.core.checkpoints import read_json
+from clipsuite.core.errors import InputError
+
+AFFINE_TOLERANCE = 1e-3  # mm; betas written by another tool may round the affine
+
+
+@dataclass(frozen=True)
+class DatasetConfig:
+    """Where a subject's files are. ``format`` is ``nifti`` or ``god``."""
+
+    path: Path                       # the config file itself (for messages)
+    format: str
+    mask: Path | None = None
+    betas: tuple[Path, ...] = ()
+    trials: Path | None = None
+    beta_scale: float = 1.0          # raw values are divided by this (NSD int16 betas: 300)
+    stimuli: Path | None = None
+    h5: Path | None = None           # GOD: the bdpy HDF5 file
+    roi: str = "ROI_VC"              # GOD: the ROI metadata column that selects voxels
+    data_types: tuple[int, ...] = (1, 2)  # GOD DataType values to read (1 training, 2 test perception)
+
+
+@dataclass
+class BrainData:
+    """Responses of one subject: one row per trial, one column per kept voxel."""
+
+    responses: np.ndarray            # (n_trials, n_voxels) float32
+    stimulus: np.ndarray             # (n_trials,) stimulus ids as str
+    session: np.ndarray              # (n_trials,) int, 1-based
+    voxels: np.ndarray               # (n_voxels, 3) int voxel indices in the mask's grid
+    affine: np.ndarray | None = None  # the mask's affine (NIfTI), None for GOD
+    grid: tuple[int, int, int] | None = None  # the mask's shape
+    dropped: dict[str, int] = field(default_factory=dict)  # voxels removed, by reason
+    source: str = ""
+
+    @property
+    def n_voxels(self) -> int:
+        return int(self.responses.shape[1])
+
+
+def load_config(path: str | Path) -> DatasetConfig:
+    """Read and check a dataset config; every path it names must exist."""
+    path = Path(path)
+    raw = read_json(path)
+    if not isinstance(raw, dict):
+        raise InputError(f"{path}: a dataset config must be a JSON object")
+    root = path.parent
+    fmt = str(raw.get("format", "nifti")).lower()
+
+    def file(key: str, required: bool = True) -> Path | None:
+        value = raw.get(key)
+        if value is None:
+            if required:
+                raise InputError(f"{path}: missing '{key}'")
+            return None
+        target = (root / str(value)) if not Path(str(value)).is_absolute() else Path(str(value))
+        if not target.exists():
+            raise InputError(f"{path}: '{key}' names {target}, which does not exist")
+        return target
+
+    stimuli = file("stimuli", required=False)
+    if fmt == "god":
+        return DatasetConfig(path=path, format="god", h5=file("h5"), stimuli=stimuli,
+                             roi=str(raw.get("roi", "ROI_VC")),
+                             data_types=tuple(int(v) for v in raw.get("data_types", (1, 2))))
+    if fmt != "nifti":
+        raise InputError(f"{path}: unknown format '{fmt}' (nifti or god)")
+    betas = raw.get("betas")
+    if not isinstance(betas, list) or not betas:
+        raise InputError(f"{path}: 'betas' must be a non-empty list of 4D NIfTI files, one per session")
+    paths = []
+    for index, value in enumerate(betas):
+        target = root / str(value)
+        if not target.is_file():
+            raise InputError(f"{path}: betas[{index}] names {target}, which does not exist")
+        paths.append(target)
+    scale = float(raw.get("beta_scale", 1.0))
+    if not np.isfinite(scale) or scale <= 0:
+        raise InputError(f"{path}: 'beta_scale' must be a positive number, got {raw.get('beta_scale')}")
+    return DatasetConfig(path=path, format="nifti", mask=file("mask"), betas=tuple(paths), trials=file("trials"),
+                         beta_scale=scale, stimuli=stimuli)
+
+
+def load_mask(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The boolean ROI (value > 0) and its affine."""
+    img = _load_nifti(path)
+    if len(img.shape) != 3:
+        raise InputError(f"{path}: an ROI mask must be a 3D volume, got shape {tuple(img.shape)}")
+    values = np.asarray(img.dataobj)
+    mask = np.nan_to_num(values, nan=0.0) > 0
+    if not mask.any():
+        raise InputError(f"{path}: the ROI mask selects no voxel (no value > 0)")
+    return mask, np.asarray(img.affine, dtype=np.float64)
+
+
+def read_trials(path: Path, n_sessions: int) -> dict[int, list[tuple[int, str]]]:
+    """``{session: [(volume, stimulus), ...]}`` from the trial table, checked."""
+    table = read_table(path, required=("session", "trial", "stimulus"))
+    sessions: dict[int, list[tuple[int, str]]] = {}
+    seen: set[tuple[int, int]] = set()
+    for line, row in table:
+        try:
+            session, trial = int(row["session"]), int(row["trial"])
+        except ValueError:
+            raise InputError(f"{path}: line {line}: 'session' and 'trial' must be integers") from None
+        if not 1 <= session <= n_sessions:
+            raise InputError(f"{path}: line {line}: session {session} is outside 1..{n_sessions} "
+                             f"(the config lists {n_sessions} betas files)")
+        if trial < 0:
+            raise InputError(f"{path}: line {line}: trial {trial} is negative (trials are 0-based volumes)")
+        if (session, trial) in seen:
+            raise InputError(f"{path}: line {line}: session {session} trial {trial} is listed twice")
+        seen.add((session, trial))
+        sessions.setdefault(session, []).append((trial, str(row["stimulus"]).strip()))
+    if not sessions:
+        raise InputError(f"{path}: the trial table has no rows")
+    return sessions
+
+
+def _load_nifti(path: Path) -> Any:
+    try:
+        return nib.load(str(path), keep_file_open=True)
+    except FileNotFoundError:
+        raise InputError(f"{path}: file not found") from None
+    except (nib.filebasedimages.ImageFileError, OSError, ValueError, EOFError) as error:
+        raise InputError(f"{path}: not a readable NIfTI file ({error})") from None
+
+
+def read_session(path: Path, mask: np.ndarray, affine: np.ndarray, volumes: list[int], scale: float = 1.0,
+                 chunk: int = 32) -> np.ndarray:
+    """Masked responses ``(len(volumes), n_mask_voxels)`` of one 4D beta file, in the order asked.
+
+    Volumes are read in ascending chunks so a gzip stream is decompressed once, front to back.
+    """
+    img = _load_nifti(path)
+    shape = tuple(img.shape)
+    if len(shape) != 4:
+        raise InputError(f"{path}: betas must be a 4D volume (one 3D volume per trial), got shape {shape}")
+    if shape[:3] != mask.shape:
+        raise InputError(f"{path}: volume grid {shape[:3]} differs from the mask's {mask.shape}")
+    if not np.allclose(np.asarray(img.affine), affine, atol=AFFINE_TOLERANCE):
+        raise InputError(f"{path}: affine differs from the mask's (not in the same space; resample one of them)")
+    missing = sorted(v for v in volumes if v >= shape[3])
+    if missing:
+        raise InputError(f"{path}: has {shape[3]} volumes but the trial table references volume {missing[0]}"
+                         f"{f' (and {len(missing) - 1} more)' if len(missing) > 1 else ''}")
+    wanted = np.asarray(volumes, dtype=np.int64)
+    order = np.unique(wanted)
+    out = np.empty((len(order), int(mask.sum())), dtype=np.float32)
+    try:
+        for start in range(0, len(order), chunk):
+            block = order[start:start + chunk]
+            lo, hi = int(block[0]), int(block[-1]) + 1
+            data = np.asarray(img.dataobj[..., lo:hi], dtype=np.float32)  # slope/intercept applied
+            out[start:start + len(block)] = data[mask][:, block - lo].T
+    except (OSError, EOFError, ValueError, nib.filebasedimages.ImageFileError) as error:
+        raise InputError(f"{path}: could not read volumes ({error})") from None
+    if scale != 1.0:
+        out /= np.float32(scale)
+    return out[np.searchsorted(order, wanted)]
+
+
+def load_nifti_subject(config: DatasetConfig, on_session: Callable[[int, int], None] | None = None) -> BrainData:
+    """Read every session's referenced trials inside the mask; drop NaN and constant voxels (counted)."""
+    assert config.mask is not None and config.trials is not None
+    mask, affine = load_mask(config.mask)
+    trials = read_trials(config.trials, len(config.betas))
+    blocks, stimuli, sessions = [], [], []
+    for number, session in enumerate(sorted(trials), start=1):
+        rows = trials[session]
+        blocks.append(read_session(config.betas[session - 1], mask, affine, [v for v, _ in rows], config.beta_scale))
+        stimuli.extend(s for _, s in rows)
+        sessions.extend([session] * len(rows))
+        if on_session is not None:
+            on_session(number, len(trials))
+    voxels = np.argwhere(mask)
+    responses, voxels, dropped = drop_bad_voxels(np.concatenate(blocks, axis=0), voxels)
+    return BrainData(responses=responses, stimulus=np.asarray(stimuli, dtype=str), session=np.asarray(sessions),
+                     voxels=voxels, affine=affine, grid=tuple(int(v) for v in mask.shape), dropped=dropped,
+                     source=str(config.path))
+
+
+def drop_bad_voxels(responses: np.ndarray, voxels: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
+    """Remove voxels with any non-finite value, then voxels constant over all trials; count each."""
+    finite = np.isfinite(responses).all(axis=0)
+    spread = np.zeros(responses.shape[1], dtype=bool)
+    spread[finite] = np.ptp(responses[:, finite], axis=0) > 0
+    keep = finite & spread
+    dropped = {"nan": int((~finite).sum()), "constant": int((finite & ~spread).sum())}
+    if not keep.any():
+        raise InputError("no usable voxel: every voxel in the mask is NaN or constant over the trials")
+    return np.ascontiguousarray(responses[:, keep]), voxels[keep], dropped
+
+
+def load_subject(config: DatasetConfig | str | Path,
+                 on_session: Callable[[int, int], None] | None = None) -> BrainData:
+    """A subject's responses from a dataset config (NIfTI or GOD HDF5)."""
+    if not isinstance(config, DatasetConfig):
+        config = load_config(config)
+    if config.format == "god":
+        from clipsuite.brain.god import load_god
+        return load_god(config)
+    return load_nifti_subject(config, on_session)
+
+
+def to_volume(values: np.ndarray, data: BrainData) -> np.ndarray:
+    """Put per-voxel ``values`` back into the mask's 3D grid (NaN outside the kept voxels)."""
+    if data.grid is None:
+        raise InputError(f"{data.source}: this dataset has no voxel grid (GOD HDF5); maps need NIfTI input")
+    if values.shape[0] != data.n_voxels:
+        raise InputError(f"{values.shape[0]} values for {data.n_voxels} voxels")
+    volume = np.full(data.grid, np.nan, dtype=np.float32)
+    volume[tuple(data.voxels.T)] = values
+    return volume
