@@ -1,1 +1,2 @@
-"""clipsuite.generative: Virtual try-on (LaDI-VTON) and CLIP delta-space editing on diffusers, with paired and unpaired image metrics."""
+"""clipsuite.generative: virtual try-on (LaDI-VTON) and CLIP delta-space editing on diffusers,
+with paired and unpaired image metrics."""
