@@ -1,1 +1,4 @@
-"""clipsuite.remote: Remote-sensing CLIP: multilingual image-text retrieval, GeoTIFF scene tiling and search, zero-shot scene classification."""
+"""clipsuite.remote: remote-sensing CLIP.
+
+Multilingual image-text retrieval, GeoTIFF scene tiling and search, zero-shot scene classification.
+"""

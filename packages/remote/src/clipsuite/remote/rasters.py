@@ -1,0 +1,227 @@
+"""Reading GeoTIFF (and any rasterio-readable) scenes: bands, nodata, scaling, stretch.
+
+Nothing here reads a whole scene at full resolution: band statistics come from a decimated read
+(GDAL resamples block by block), pixels from windowed reads. Tiling lives in ``tiling``.
+
+Values are brought to reflectance-like floats by ``Scaling`` (uint16 reflectance / 10000, with the
+Sentinel-2 L2A offset of -1000 DN for products processed since January 2022), then optionally to
+``[0, 1]`` by a per-band percentile stretch (2-98 by default), the usual input for an RGB CLIP.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rasterio
+from rasterio.enums import Resampling
+from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
+from rasterio.windows import Window
+
+from clipsuite.core.errors import InputError
+
+# EuroSAT-MS / Sentinel-2 L1C band order as shipped in 13-band GeoTIFFs (B8A last).
+SENTINEL2_13 = ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B09", "B10", "B11", "B12", "B8A")
+SENTINEL2_RGB = ("B04", "B03", "B02")
+S2_L2A_OFFSET_DN = -1000.0  # BOA_ADD_OFFSET of L2A products with processing baseline >= 04.00
+BandRef = int | str
+
+
+class NoCRSWarning(UserWarning):
+    """A raster without a CRS: tile geometry is in pixel coordinates."""
+
+
+@contextmanager
+def open_raster(path: str | Path) -> Iterator[Any]:
+    """``rasterio.open`` with a corrupt or unreadable file turned into one ``InputError`` line."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: raster file not found")
+    try:
+        with warnings.catch_warnings():  # crs_of says it in our words, once per scene
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            dataset = rasterio.open(path)
+    except RasterioIOError as error:
+        first = str(error).strip().splitlines()[0][:160] if str(error).strip() else "unreadable"
+        raise InputError(f"{path}: not a readable raster ({first})") from None
+    try:
+        yield dataset
+    finally:
+        dataset.close()
+
+
+def _canonical(name: str) -> str:
+    """``b4`` / ``B4`` / ``B04`` -> ``B04``; ``b8a`` -> ``B8A``; other names upper-cased and stripped."""
+    text = name.strip().upper()
+    match = re.fullmatch(r"B0?(\d{1,2})(A?)", text)
+    if match:
+        return f"B{int(match.group(1)):02d}{match.group(2)}" if not match.group(2) else f"B{int(match.group(1))}A"
+    return text
+
+
+def band_names(dataset: Any) -> list[str | None]:
+    """A name per band: its description, else a ``name``/``band_name`` tag, else the Sentinel-2 order
+    for a 13-band file (EuroSAT-MS has no descriptions), else ``None``."""
+    names: list[str | None] = []
+    for i in range(1, dataset.count + 1):
+        description = (dataset.descriptions[i - 1] or "").strip()
+        tags = {k.lower(): v for k, v in dataset.tags(i).items()}
+        names.append(description or tags.get("name") or tags.get("band_name") or None)
+    if all(n is None for n in names) and dataset.count == len(SENTINEL2_13):
+        return list(SENTINEL2_13)
+    return names
+
+
+def resolve_bands(dataset: Any, bands: Sequence[BandRef] | None, path: str | Path = "") -> list[int]:
+    """1-based band indexes for ``bands`` (1-based ints or names such as ``B04``); ``None`` = the first
+    three bands (or the only band, three times). Refuses indexes past the band count and unknown names."""
+    label = path or dataset.name
+    count = int(dataset.count)
+    if bands is None or len(bands) == 0:
+        return [1, 1, 1] if count == 1 else [1, 2, 3] if count >= 3 else _too_few(label, count, 3)
+    known = band_names(dataset)
+    lookup = {_canonical(n): i + 1 for i, n in enumerate(known) if n}
+    indexes = []
+    for band in bands:
+        if isinstance(band, str) and band.strip().isdigit():
+            band = int(band)
+        if isinstance(band, int):
+            if not 1 <= band <= count:
+                raise InputError(f"{label}: band {band} requested but the raster has {count} band(s)")
+            indexes.append(band)
+        else:
+            key = _canonical(band)
+            if key not in lookup:
+                named = ", ".join(n for n in known if n) or "none (no band descriptions)"
+                raise InputError(f"{label}: no band named '{band}' (bands: {named}; or give 1-based indexes)")
+            indexes.append(lookup[key])
+    return indexes
+
+
+def _too_few(label: Any, count: int, wanted: int) -> list[int]:
+    raise InputError(f"{label}: {wanted} bands requested but the raster has {count} band(s)")
+
+
+@dataclass(frozen=True)
+class Scaling:
+    """DN -> reflectance-like float: ``(dn + offset) * scale``; ``scale=None`` picks by dtype
+    (uint8: 1/255, uint16/int16: 1/10000 (Sentinel-2/Landsat-style reflectance), floats: 1)."""
+
+    scale: float | None = None
+    offset: float = 0.0
+
+    @classmethod
+    def sentinel2(cls, offset: bool = False) -> Scaling:
+        """Sentinel-2 L2A: DN / 10000, or (DN - 1000) / 10000 for baseline >= 04.00 products."""
+        return cls(scale=1e-4, offset=S2_L2A_OFFSET_DN if offset else 0.0)
+
+    def factor(self, dtype: np.dtype) -> float:
+        if self.scale is not None:
+            return float(self.scale)
+        kind = np.dtype(dtype)
+        if kind == np.uint8:
+            return 1.0 / 255.0
+        if kind in (np.uint16, np.int16, np.uint32, np.int32):
+            return 1e-4
+        return 1.0
+
+    def apply(self, dn: np.ndarray, dtype: np.dtype) -> np.ndarray:
+        values = dn.astype(np.float32)
+        if self.offset:
+            values += np.float32(self.offset)
+        values *= np.float32(self.factor(dtype))
+        return values
+
+
+@dataclass(frozen=True)
+class Stretch:
+    """Per-band linear stretch of the ``low``-``high`` percentiles to ``[0, 1]`` (clipped)."""
+
+    low: float = 2.0
+    high: float = 98.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.low < self.high <= 100.0:
+            raise InputError(f"stretch percentiles must satisfy 0 <= low < high <= 100, got {self.low}, {self.high}")
+
+    def limits(self, values: np.ndarray, valid: np.ndarray) -> np.ndarray:
+        """``[C, 2]`` (low, high) per band of ``values`` ``[C, H, W]`` over the ``valid`` pixels."""
+        limits = np.zeros((values.shape[0], 2), np.float32)
+        for band in range(values.shape[0]):
+            pixels = values[band][valid]
+            if pixels.size == 0:
+                limits[band] = (0.0, 1.0)
+                continue
+            lo, hi = np.percentile(pixels, [self.low, self.high])
+            limits[band] = (lo, hi if hi > lo else lo + 1e-6)
+        return limits
+
+
+def apply_limits(values: np.ndarray, limits: np.ndarray) -> np.ndarray:
+    """Stretch ``values`` ``[C, H, W]`` with per-band ``limits`` ``[C, 2]`` to ``[0, 1]``."""
+    lo, hi = limits[:, 0, None, None], limits[:, 1, None, None]
+    return np.clip((values - lo) / (hi - lo), 0.0, 1.0).astype(np.float32)
+
+
+def valid_mask(masked: np.ma.MaskedArray) -> np.ndarray:
+    """``[H, W]`` True where every band holds data (not nodata, not masked, not NaN)."""
+    data = np.ma.getdata(masked)
+    invalid = np.ma.getmaskarray(masked).any(axis=0)
+    if np.issubdtype(data.dtype, np.floating):
+        invalid |= ~np.isfinite(data).all(axis=0)
+    return ~invalid
+
+
+def read_window(dataset: Any, indexes: Sequence[int], window: Window, out_shape: tuple[int, int],
+                resampling: Resampling = Resampling.bilinear) -> tuple[np.ndarray, np.ndarray]:
+    """Raw DN ``[C, h, w]`` and the valid mask ``[h, w]`` of ``window`` (inside the raster) resampled to
+    ``out_shape``. Invalid pixels are set to 0 in the returned values."""
+    masked = dataset.read(list(indexes), window=window, out_shape=(len(indexes), *out_shape),
+                          resampling=resampling, masked=True)
+    valid = valid_mask(masked)
+    values = np.ma.getdata(masked).copy()
+    values[:, ~valid] = 0
+    return values, valid
+
+
+def scene_limits(dataset: Any, indexes: Sequence[int], scaling: Scaling, stretch: Stretch,
+                 max_side: int = 512) -> np.ndarray:
+    """Stretch limits for a whole scene from a decimated read (longest side ``max_side`` px), so the
+    tiles of a scene share one colour mapping without the scene being held in memory."""
+    factor = max(1.0, max(dataset.width, dataset.height) / max_side)
+    shape = (max(1, int(dataset.height / factor)), max(1, int(dataset.width / factor)))
+    values, valid = read_window(dataset, indexes, Window(0, 0, dataset.width, dataset.height), shape,
+                                Resampling.nearest)
+    return stretch.limits(scaling.apply(values, dataset.dtypes[0]), valid)
+
+
+def crs_of(dataset: Any, path: str | Path = "") -> str | None:
+    """The CRS as ``EPSG:n`` (or WKT); ``None`` with a ``NoCRSWarning`` when the raster has none."""
+    if dataset.crs is None:
+        warnings.warn(f"{path or dataset.name}: raster has no CRS; geometry is given in pixel coordinates",
+                      NoCRSWarning, stacklevel=3)
+        return None
+    epsg = dataset.crs.to_epsg()
+    return f"EPSG:{epsg}" if epsg else dataset.crs.to_wkt()
+
+
+def read_image(path: str | Path, bands: Sequence[BandRef] | None = None, scaling: Scaling | None = None,
+               stretch: Stretch | None = Stretch()) -> tuple[np.ndarray, np.ndarray]:
+    """A whole (small) raster -> float ``[C, H, W]`` and valid mask ``[H, W]``: for image chips such as
+    EuroSAT-MS or captioned dataset images, not for scenes (use ``tiling.iter_tiles``)."""
+    scaling = scaling or Scaling()
+    with open_raster(path) as dataset:
+        indexes = resolve_bands(dataset, bands, path)
+        values, valid = read_window(dataset, indexes, Window(0, 0, dataset.width, dataset.height),
+                                    (dataset.height, dataset.width), Resampling.nearest)
+        scaled = scaling.apply(values, dataset.dtypes[0])
+    if stretch is not None:
+        scaled = apply_limits(scaled, stretch.limits(scaled, valid))
+    scaled[:, ~valid] = 0
+    return scaled, valid
