@@ -1,0 +1,88 @@
+"""Ridge agrees with scikit-learn (fixed alphas; RidgeCV leave-one-out) and himalaya (RidgeCV, K-fold)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from clipsuite.brain.ridge import RidgeModel, fit_ridge, fit_ridge_cv, log_alphas
+
+
+def _problem(n: int = 120, p: int = 30, t: int = 40, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, p)) + rng.normal(size=p)
+    w = rng.normal(size=(p, t)) * rng.uniform(0, 1, size=t)  # targets from nearly pure noise to strong signal
+    y = x @ w + rng.normal(size=(n, t)) * rng.uniform(0.5, 20, size=t) + 3.0
+    return x, y
+
+
+ALPHAS = log_alphas(1e-2, 1e4, 10)
+
+
+def test_fixed_alphas_match_sklearn_ridge():
+    from sklearn.linear_model import Ridge
+
+    x, y = _problem()
+    per_target = np.asarray(ALPHAS * 4)[: y.shape[1]]
+    ours = fit_ridge(x, y, per_target)
+    ref = Ridge(alpha=per_target).fit(x, y)
+    np.testing.assert_allclose(ours.coef.numpy(), ref.coef_.T, atol=1e-8, rtol=1e-6)
+    np.testing.assert_allclose(ours.predict(x).numpy(), ref.predict(x), atol=1e-6)
+
+
+@pytest.mark.parametrize("shape", [(120, 30), (40, 60)])  # more samples than features, and fewer
+def test_loo_matches_sklearn_ridgecv(shape):
+    from sklearn.linear_model import RidgeCV
+
+    x, y = _problem(*shape)
+    ours = fit_ridge_cv(x, y, ALPHAS, cv="loo", budget=8 * 1024 * 8)  # several target chunks
+    ref = RidgeCV(alphas=ALPHAS, alpha_per_target=True).fit(x, y)
+    np.testing.assert_array_equal(ours.alphas.numpy(), ref.alpha_)
+    assert len(set(ref.alpha_.tolist())) >= 3  # the problem really exercises per-target choice
+    np.testing.assert_allclose(ours.predict(x).numpy(), ref.predict(x), atol=1e-4)
+    np.testing.assert_allclose(ours.cv_scores.numpy(), ref.best_score_, rtol=1e-8)
+
+
+def test_float32_on_chunks_stays_close():
+    x, y = _problem()
+    exact = fit_ridge_cv(x, y, ALPHAS, cv="loo")
+    fast = fit_ridge_cv(x, y, ALPHAS, cv="loo", dtype=torch.float32, budget=4096)
+    np.testing.assert_allclose(fast.predict(x).double().numpy(), exact.predict(x).numpy(), atol=2e-3 * np.abs(y).max())
+
+
+def test_kfold_matches_himalaya_ridgecv():
+    from himalaya.backend import set_backend
+    from himalaya.ridge import RidgeCV
+    from sklearn.model_selection import KFold
+
+    x, y = _problem(150, 25, 30, seed=1)
+    folds = list(KFold(5).split(x))
+    set_backend("torch", on_error="raise")
+    try:
+        ref = RidgeCV(alphas=np.asarray(ALPHAS), cv=KFold(5), fit_intercept=True).fit(
+            torch.as_tensor(x), torch.as_tensor(y))
+    finally:
+        set_backend("numpy")
+    ours = fit_ridge_cv(x, y, ALPHAS, cv=folds)
+    # himalaya hands alphas back as exp(-log(alpha)): compare the grid positions chosen
+    np.testing.assert_array_equal(_grid_index(ours.alphas.numpy()), _grid_index(ref.best_alphas_.numpy()))
+    np.testing.assert_array_equal(ours.alphas.numpy(), np.asarray(ALPHAS)[_grid_index(ours.alphas.numpy())])
+    assert len(set(ours.alphas.tolist())) >= 3
+    ref_pred = x @ ref.coef_.numpy() + ref.intercept_.numpy()
+    np.testing.assert_allclose(ours.predict(x).numpy(), ref_pred, atol=1e-4)
+    ours_int = fit_ridge_cv(x, y, ALPHAS, cv=5)  # an int means the same contiguous folds
+    np.testing.assert_array_equal(ours_int.alphas.numpy(), ours.alphas.numpy())
+
+
+def _grid_index(values: np.ndarray) -> np.ndarray:
+    return np.abs(np.log(values)[:, None] - np.log(ALPHAS)[None, :]).argmin(1)
+
+
+def test_save_load_roundtrip(tmp_path):
+    x, y = _problem(60, 10, 5)
+    model = fit_ridge_cv(x, y, ALPHAS)
+    model.save(tmp_path / "r.safetensors", {"features": "clip"})
+    again, config = RidgeModel.load(tmp_path / "r.safetensors")
+    assert config["features"] == "clip"
+    np.testing.assert_array_equal(again.predict(x).numpy(), model.predict(x).numpy())
