@@ -73,7 +73,7 @@ def test_missing_column_names_the_file_and_the_columns(shapes, tmp_path):
     bad = _write_table(tmp_path / "data.csv", ["filepath", "caption"], [["a.png", "x"]])
     with pytest.raises(InputError) as info:
         read_pairs(bad)
-    assert str(info.value) == "data.csv: no column 'title' (columns: filepath, caption)"
+    assert str(info.value) == f"{bad} line 1: no column 'title' (columns: filepath, caption)"
 
 
 def test_missing_image_and_empty_cell_are_caught_up_front(shapes, tmp_path):
@@ -88,7 +88,7 @@ def test_missing_image_and_empty_cell_are_caught_up_front(shapes, tmp_path):
         read_pairs(empty)
     blank = tmp_path / "blank.csv"
     blank.write_text("")
-    with pytest.raises(InputError, match="blank.csv: empty table"):
+    with pytest.raises(InputError, match="blank.csv: empty file"):
         read_pairs(blank)
     with pytest.raises(InputError, match="unknown image-text format"):
         read_pairs(tmp_path / "data.parquet")
@@ -112,7 +112,7 @@ def test_jsonl(shapes, tmp_path):
                             for r in rows))
     assert [p.caption for p in read_pairs(path)] == [r["title"] for r in rows]
     path.write_text(path.read_text() + "{not json\n")
-    with pytest.raises(InputError, match="pairs.jsonl: malformed JSON on line 7"):
+    with pytest.raises(InputError, match=r"pairs.jsonl line 7: malformed JSON \("):
         read_pairs(path)
     path.write_text(json.dumps({"image": "a.png", "title": "x"}) + "\n")
     with pytest.raises(InputError, match="line 1: no key 'filepath'"):

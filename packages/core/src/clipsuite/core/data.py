@@ -1,20 +1,22 @@
-"""Image-text datasets: CSV/TSV, JSONL, Karpathy JSON and webdataset shards, as ``dict`` samples.
+"""Image-text datasets: CSV/TSV, JSONL, Karpathy JSON, webdataset shards and pairs held in memory,
+as ``dict`` samples.
 
 Every format is first read into a list of ``Pair`` (image reference + caption + where it came
 from), validated up front: a missing column, an empty cell, a missing image file or a malformed
-line is one ``InputError`` naming the file and line before any training starts. Image paths are
-relative to the table's folder. Shards are indexed once (member offsets) and then read by random
-access, so they are an ordinary map-style dataset and a resumed run can skip exactly.
+line is one ``InputError`` naming the file and line before any training starts. Tables are read by
+``clipsuite.core.tabular`` (its delimiter rule); image paths are relative to the table's folder.
+Shards are indexed once (member offsets) and then read by random access, so they are an ordinary
+map-style dataset and a resumed run can skip exactly. In-memory ``(image, caption)`` pairs (image a
+path or a PIL image) and any torch ``Dataset`` of such pairs give the same samples.
 """
 
 from __future__ import annotations
 
-import csv
 import io
 import os
 import re
 import tarfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,9 +26,9 @@ from PIL import Image
 from torch.utils.data import Dataset
 from torchvision.transforms.functional import to_tensor
 
-from clipsuite.core.checkpoints import iter_jsonl
 from clipsuite.core.errors import InputError
-from clipsuite.core.images import decode_image_from, load_image
+from clipsuite.core.images import decode_image_from, load_image, to_rgb
+from clipsuite.core.tabular import read_table
 
 IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp")
 TEXT_EXTENSION = "txt"
@@ -52,84 +54,58 @@ class TarMember:
         return f"{self.tar}:{self.name}"
 
 
+ImageRef = Path | TarMember | Image.Image
+
+
 @dataclass(frozen=True)
 class Pair:
-    image: Path | TarMember
+    image: ImageRef
     caption: str
     where: str  # e.g. "data.csv line 7", for messages
 
 
-def decode_image(ref: Path | TarMember) -> Image.Image:
+def decode_image(ref: ImageRef) -> Image.Image:
     """Decode to RGB or raise ``InputError`` naming the file (or ``shard.tar:member``)."""
+    if isinstance(ref, Image.Image):
+        return to_rgb(ref)
     if isinstance(ref, Path):
         return load_image(ref)
     return decode_image_from(io.BytesIO(ref.read()), ref)
 
 
-# ---- tables ----------------------------------------------------------------------------------------
-def _read_text(path: Path) -> str:
-    if not path.is_file():
-        raise InputError(f"{path}: file not found")
-    try:
-        return path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError:
-        raise InputError(f"{path}: not a UTF-8 text file") from None
-
-
-def _check_columns(path: Path, columns: Sequence[str], wanted: Sequence[str]) -> None:
-    for column in wanted:
-        if column not in columns:
-            shown = ", ".join(c for c in columns if c) or "none"
-            raise InputError(f"{path.name}: no column '{column}' (columns: {shown})")
-
-
-def _pair(path: Path, line: int, row: dict[str, Any], image_column: str, caption_column: str) -> Pair:
-    where = f"{path.name} line {line}"
-    values = {}
-    for column in (image_column, caption_column):
-        value = row.get(column)
-        if not isinstance(value, str) or not value.strip():
-            raise InputError(f"{where}: empty '{column}'")
-        values[column] = value.strip()
-    image = Path(values[image_column])
-    return Pair(image if image.is_absolute() else path.parent / image, values[caption_column], where)
-
-
-def read_csv_pairs(path: str | os.PathLike[str], image_column: str = DEFAULT_IMAGE_COLUMN,
-                   caption_column: str = DEFAULT_CAPTION_COLUMN, delimiter: str | None = None) -> list[Pair]:
-    """A CSV or TSV table (delimiter: tab for ``.tsv`` or a header holding a tab, else comma)."""
-    path = Path(path)
-    text = _read_text(path)
-    lines = text.splitlines()
-    if not lines:
-        raise InputError(f"{path.name}: empty table")
-    if delimiter is None:
-        delimiter = "\t" if path.suffix.lower() == ".tsv" or "\t" in lines[0] else ","
-    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter)
-    columns = [c.strip() for c in (reader.fieldnames or [])]
-    reader.fieldnames = columns
-    _check_columns(path, columns, (image_column, caption_column))
-    try:
-        pairs = [_pair(path, reader.line_num, row, image_column, caption_column) for row in reader]
-    except csv.Error as error:
-        raise InputError(f"{path.name} line {reader.line_num}: malformed CSV ({error})") from None
-    if not pairs:
-        raise InputError(f"{path.name}: no rows under the header")
+# ---- tables and memory ----------------------------------------------------------------------------
+def read_table_pairs(path: str | os.PathLike[str], image_column: str = DEFAULT_IMAGE_COLUMN,
+                     caption_column: str = DEFAULT_CAPTION_COLUMN, delimiter: str | None = None) -> list[Pair]:
+    """A CSV, TSV or JSONL table with an image path and a caption per row."""
+    table = read_table(path, required=(image_column, caption_column), delimiter=delimiter)
+    pairs = []
+    for record in table:
+        image = Path(record.text(image_column))
+        caption = record.text(caption_column)
+        pairs.append(Pair(image if image.is_absolute() else table.path.parent / image, caption, record.where))
     return pairs
 
 
-def read_jsonl_pairs(path: str | os.PathLike[str], image_column: str = DEFAULT_IMAGE_COLUMN,
-                     caption_column: str = DEFAULT_CAPTION_COLUMN) -> list[Pair]:
-    """One JSON object per line holding the image path and the caption."""
-    path = Path(path)
+def pairs_from(items: Iterable[Pair | tuple[str | os.PathLike[str] | Image.Image, str]]) -> list[Pair]:
+    """Pairs from ``(image, caption)`` items held in memory: image a path or a PIL image."""
     pairs = []
-    for number, row in iter_jsonl(path):
-        missing = [c for c in (image_column, caption_column) if c not in row]
-        if missing:
-            raise InputError(f"{path.name} line {number}: no key '{missing[0]}' (keys: {', '.join(row) or 'none'})")
-        pairs.append(_pair(path, number, row, image_column, caption_column))
+    for number, item in enumerate(items):
+        if isinstance(item, Pair):
+            pairs.append(item)
+            continue
+        where = f"pair {number}"
+        if not isinstance(item, (tuple, list)) or len(item) != 2:
+            raise InputError(f"{where}: expected (image, caption), got {type(item).__name__}")
+        image, caption = item
+        if isinstance(image, (str, os.PathLike)):
+            image = Path(image)
+        elif not isinstance(image, Image.Image):
+            raise InputError(f"{where}: the image must be a path or a PIL image, got {type(image).__name__}")
+        if not isinstance(caption, str) or not caption.strip():
+            raise InputError(f"{where}: empty caption")
+        pairs.append(Pair(image, caption.strip(), where))
     if not pairs:
-        raise InputError(f"{path.name}: no records")
+        raise InputError("no image-caption pairs given")
     return pairs
 
 
@@ -230,10 +206,8 @@ def read_pairs(source: str | os.PathLike[str], image_column: str = DEFAULT_IMAGE
         return read_shard_pairs(source)
     if Path(text).is_dir():
         raise InputError(f"{text}: a folder, but it holds no .tar shards (give a CSV, JSONL or JSON file)")
-    if suffix in (".csv", ".tsv", ".txt"):
-        pairs = read_csv_pairs(source, image_column, caption_column, delimiter)
-    elif suffix == ".jsonl":
-        pairs = read_jsonl_pairs(source, image_column, caption_column)
+    if suffix in (".csv", ".tsv", ".txt", ".jsonl"):
+        pairs = read_table_pairs(source, image_column, caption_column, delimiter)
     elif suffix == ".json":
         pairs = read_karpathy_pairs(source, split)
     else:
@@ -257,9 +231,30 @@ def verify_images(pairs: Sequence[Pair]) -> None:
     seen: set[str] = set()
     for pair in pairs:
         key = str(pair.image)
+        if isinstance(pair.image, Image.Image):
+            continue  # decoded already
         if key not in seen:
             seen.add(key)
             decode_image(pair.image)
+
+
+Transform = Callable[[Image.Image], torch.Tensor]
+Tokenizer = Callable[[list[str]], torch.Tensor]
+
+
+def _sample(image: Image.Image | torch.Tensor, caption: str, index: int, transform: Transform | None,
+            tokenizer: Tokenizer | None) -> dict[str, Any]:
+    """The sample every image-text dataset gives; a tensor image counts as preprocessed already."""
+    if isinstance(image, torch.Tensor):
+        pixels = image
+    else:
+        pixels = transform(image) if transform is not None else to_tensor(image)
+    sample: dict[str, Any] = {"image": pixels, "index": torch.tensor(index)}
+    if tokenizer is not None:
+        sample["text"] = tokenizer([caption])[0]
+    else:
+        sample["caption"] = caption
+    return sample
 
 
 class ImageTextDataset(Dataset):
@@ -269,8 +264,8 @@ class ImageTextDataset(Dataset):
     without a ``transform`` the image is converted to a [0, 1] tensor as it is.
     """
 
-    def __init__(self, pairs: Sequence[Pair], transform: Callable[[Image.Image], torch.Tensor] | None = None,
-                 tokenizer: Callable[[list[str]], torch.Tensor] | None = None) -> None:
+    def __init__(self, pairs: Sequence[Pair], transform: Transform | None = None,
+                 tokenizer: Tokenizer | None = None) -> None:
         if not pairs:
             raise InputError("an image-text dataset needs at least one pair")
         self.pairs = list(pairs)
@@ -278,9 +273,8 @@ class ImageTextDataset(Dataset):
         self.tokenizer = tokenizer
 
     @classmethod
-    def from_source(cls, source: str | os.PathLike[str], transform: Callable[[Image.Image], torch.Tensor] | None = None,
-                    tokenizer: Callable[[list[str]], torch.Tensor] | None = None, **read_options: Any,
-                    ) -> ImageTextDataset:
+    def from_source(cls, source: str | os.PathLike[str], transform: Transform | None = None,
+                    tokenizer: Tokenizer | None = None, **read_options: Any) -> ImageTextDataset:
         return cls(read_pairs(source, **read_options), transform, tokenizer)
 
     @property
@@ -292,11 +286,40 @@ class ImageTextDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         pair = self.pairs[index]
-        image = decode_image(pair.image)
-        pixels = self.transform(image) if self.transform is not None else to_tensor(image)
-        sample: dict[str, Any] = {"image": pixels, "index": torch.tensor(index)}
-        if self.tokenizer is not None:
-            sample["text"] = self.tokenizer([pair.caption])[0]
-        else:
-            sample["caption"] = pair.caption
-        return sample
+        return _sample(decode_image(pair.image), pair.caption, index, self.transform, self.tokenizer)
+
+
+class CaptionedDataset(Dataset):
+    """Any torch ``Dataset`` of ``(image, caption)`` items, giving ``ImageTextDataset``'s samples.
+
+    The image may be a path, a PIL image, or a ``[3, H, W]`` tensor that is preprocessed already
+    (used as it is). A malformed item is an ``InputError`` naming its position.
+    """
+
+    def __init__(self, source: Dataset, transform: Transform | None = None,
+                 tokenizer: Tokenizer | None = None) -> None:
+        if len(source) == 0:  # type: ignore[arg-type]  # map-style datasets define __len__
+            raise InputError("an image-text dataset needs at least one pair")
+        self.source = source
+        self.transform = transform
+        self.tokenizer = tokenizer
+
+    def __len__(self) -> int:
+        return len(self.source)  # type: ignore[arg-type]
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        item = self.source[index]
+        where = f"dataset item {index}"
+        if not isinstance(item, (tuple, list)) or len(item) != 2:
+            raise InputError(f"{where}: expected (image, caption), got {type(item).__name__}")
+        image, caption = item
+        if not isinstance(caption, str) or not caption.strip():
+            raise InputError(f"{where}: empty caption")
+        if isinstance(image, (str, os.PathLike)):
+            image = load_image(Path(image))
+        elif isinstance(image, Image.Image):
+            image = to_rgb(image)
+        elif not isinstance(image, torch.Tensor):
+            raise InputError(f"{where}: the image must be a path, a PIL image or a tensor, "
+                             f"got {type(image).__name__}")
+        return _sample(image, caption.strip(), index, self.transform, self.tokenizer)

@@ -8,8 +8,8 @@ Vectors are L2-normalised on the way in, so inner product is cosine similarity. 
 - ``hnsw``   ``HNSW{M},Flat``: graph search tuned by ``ef_search``; no training, slow to build on big sets.
 
 A saved index is a folder: ``index.faiss`` + ``metadata.jsonl`` (one JSON object per row: ``id``,
-``path``, any other fields) + ``index.json`` (the config). The folder is written next to the target
-and swapped in, so a crash leaves the old index or the new one, never a mix.
+``path``, any other fields) + ``index.json`` (the config). The folder is staged next to the target
+and swapped in (``clipsuite.core.staging``), so a crash leaves the old index or the new one, never a mix.
 """
 
 from __future__ import annotations
@@ -17,9 +17,7 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
-import tempfile
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -28,8 +26,10 @@ import faiss
 import numpy as np
 import torch
 
-from clipsuite.core.checkpoints import atomic_write_bytes, atomic_write_json, iter_jsonl, read_json
+from clipsuite.core.checkpoints import read_json
 from clipsuite.core.errors import InputError
+from clipsuite.core.staging import staged_folder
+from clipsuite.core.tabular import iter_jsonl
 
 KINDS = ("exact", "ivf", "ivfpq", "hnsw")
 INDEX_FILE, METADATA_FILE, CONFIG_FILE = "index.faiss", "metadata.jsonl", "index.json"
@@ -242,20 +242,16 @@ class EmbeddingIndex:
 
     # ---- persistence -----------------------------------------------------------------------
     def save(self, folder: str | os.PathLike[str]) -> Path:
-        """Write the index folder atomically (built beside it, then swapped in)."""
+        """Write the index folder atomically (staged beside it, then swapped in)."""
         target = Path(folder)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-        try:
-            atomic_write_bytes(staging / INDEX_FILE, faiss.serialize_index(self.index).tobytes())
-            with open(staging / METADATA_FILE, "w", encoding="utf-8") as handle:
+        if target.is_dir() and not (target / CONFIG_FILE).exists() and any(target.iterdir()):
+            raise InputError(f"{target}: exists and is not an index folder; refusing to overwrite it")
+        with staged_folder(target) as staging:  # fsyncs every file before the swap
+            (staging / INDEX_FILE).write_bytes(faiss.serialize_index(self.index).tobytes())
+            with open(staging / METADATA_FILE, "w", encoding="utf-8") as handle:  # streamed: can be millions
                 handle.writelines(json.dumps(row, ensure_ascii=False, default=str) + "\n" for row in self.metadata)
-            atomic_write_json(staging / CONFIG_FILE, {"format_version": FORMAT_VERSION, "count": len(self),
-                                                      **asdict(self.config)})
-            _swap_in(staging, target)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
+            config = {"format_version": FORMAT_VERSION, "count": len(self), **asdict(self.config)}
+            (staging / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
         return target
 
     @classmethod
@@ -275,7 +271,7 @@ class EmbeddingIndex:
         except RuntimeError as error:
             raise InputError(f"{folder / INDEX_FILE}: not a readable faiss index "
                              f"({str(error).strip().splitlines()[0][:120]})") from None
-        metadata = list(_read_jsonl(folder / METADATA_FILE))
+        metadata = [row for _, row in iter_jsonl(folder / METADATA_FILE)]
         if index.ntotal != len(metadata) or index.d != config.dim:
             raise InputError(f"{folder}: index holds {index.ntotal} vectors of dim {index.d} but the metadata has "
                              f"{len(metadata)} rows and the config dim {config.dim}")
@@ -296,20 +292,3 @@ class EmbeddingIndex:
             merged["model"] = shards.model
         return cls.build_from_chunks(shards.chunks, shards.sizes, shards.dim, shards.metadata(),
                                      IndexConfig(**merged))
-
-
-def _read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
-    return (row for _, row in iter_jsonl(path))
-
-
-def _swap_in(staging: Path, target: Path) -> None:
-    """Replace ``target`` by ``staging``: rename the old one aside first, delete it after."""
-    if not target.exists():
-        os.replace(staging, target)
-        return
-    if not (target / CONFIG_FILE).exists() and any(target.iterdir()):
-        raise InputError(f"{target}: exists and is not an index folder; refusing to overwrite it")
-    old = target.with_name(f".{target.name}.old-{os.getpid()}")
-    os.replace(target, old)
-    os.replace(staging, target)
-    shutil.rmtree(old, ignore_errors=True)

@@ -1,0 +1,207 @@
+"""Staged writes: every output of the suite appears complete or not at all.
+
+A file is written under a hidden temporary name in its own folder (``.name.<random>.tmp``), flushed
+and fsynced, then renamed over the target: a rename within one folder is atomic, so a reader (or a
+run killed at any moment) sees the old file or the new one, never half of one. On an error the
+temporary is removed and the target is left as it was.
+
+A folder is built as a hidden temporary sibling, its files fsynced, then renamed into place (an
+existing folder is renamed aside first and deleted after, so the swap itself is two renames). With
+``merge=True`` the finished entries are instead moved one by one into a folder that also holds other
+things (a report written next to the data it describes).
+
+Temporaries are created with the ordinary permissions (umask applies), not ``mkstemp``'s 0600.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any
+
+from clipsuite.core.errors import InputError
+
+__all__ = ["StagedFile", "atomic_write_bytes", "atomic_write_json", "atomic_write_text", "staged_folder",
+           "staged_path"]
+
+
+def _sibling(target: Path, suffix: str) -> Path:
+    """A hidden name next to ``target`` that no one else uses (random part, checked by the caller)."""
+    return target.with_name(f".{target.name}.{secrets.token_hex(4)}{suffix}")
+
+
+def _fsync_path(path: Path) -> None:
+    with open(path, "rb") as handle:
+        os.fsync(handle.fileno())
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make a rename inside ``folder`` durable. Windows cannot open folders: there it is skipped."""
+    if os.name == "nt":
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class StagedFile:
+    """A file written under a temporary sibling name and renamed over ``target`` by ``commit``.
+
+    Use it as a context manager (``with StagedFile(path, "w") as out: out.write(...)``): a clean
+    exit commits, an exception aborts. Streaming writers keep the object and call ``commit`` or
+    ``abort`` themselves; ``handle`` is the open temporary file (it may be seeked and rewritten).
+    """
+
+    def __init__(self, target: str | os.PathLike[str], mode: str = "w", encoding: str | None = "utf-8") -> None:
+        if not mode.startswith("w"):
+            raise ValueError(f"StagedFile writes a new file: mode must start with 'w', got '{mode}'")
+        self.target = Path(target)
+        self.target.parent.mkdir(parents=True, exist_ok=True)
+        exclusive = "x" + mode[1:]  # never reuse an existing temporary of someone else's
+        while True:
+            self.temp = _sibling(self.target, ".tmp")
+            try:
+                self.handle: IO[Any] = open(self.temp, exclusive, encoding=None if "b" in mode else encoding)
+                break
+            except FileExistsError:
+                continue
+
+    def commit(self) -> Path:
+        """Flush, fsync and rename over the target; on any failure remove the temporary."""
+        try:
+            if self.handle.closed:  # a path-based writer wrote (and maybe replaced) the file itself
+                _fsync_path(self.temp)
+            else:
+                self.handle.flush()
+                os.fsync(self.handle.fileno())
+                self.handle.close()
+            os.replace(self.temp, self.target)
+            _fsync_folder(self.target.parent)
+        except BaseException:
+            self.abort()
+            raise
+        return self.target
+
+    def abort(self) -> None:
+        """Close and delete the temporary; the target is untouched."""
+        if not self.handle.closed:
+            self.handle.close()
+        self.temp.unlink(missing_ok=True)
+
+    def __enter__(self) -> IO[Any]:
+        return self.handle
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 trace: TracebackType | None) -> None:
+        if kind is None:
+            self.commit()
+        else:
+            self.abort()
+
+
+@contextmanager
+def staged_path(target: str | os.PathLike[str]) -> Iterator[Path]:
+    """For writers that take a file name (safetensors, faiss, PIL): yields the temporary path to write
+    to; on a clean exit it is fsynced and renamed over ``target``, on an error removed."""
+    staged = StagedFile(target, "wb")
+    staged.handle.close()
+    try:
+        yield staged.temp
+    except BaseException:
+        staged.abort()
+        raise
+    staged.commit()
+
+
+def _write(path: str | os.PathLike[str], data: str | bytes) -> None:
+    with StagedFile(path, "wb") as handle:
+        handle.write(data.encode("utf-8") if isinstance(data, str) else data)
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
+    """Write UTF-8 text as a staged file (bytes as given: no newline translation)."""
+    _write(path, text)
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
+    _write(path, data)
+
+
+def atomic_write_json(path: str | os.PathLike[str], data: Any, **dumps: Any) -> None:
+    """JSON (indent 2 unless ``dumps`` says otherwise) plus a final newline, as a staged file."""
+    _write(path, json.dumps(data, **{"indent": 2, **dumps}) + "\n")
+
+
+# ---- folders -----------------------------------------------------------------------------------------
+def _fsync_tree(folder: Path) -> None:
+    for root, _, files in os.walk(folder):
+        for name in files:
+            _fsync_path(Path(root) / name)
+        _fsync_folder(Path(root))
+
+
+def _swap(new: Path, target: Path) -> None:
+    """Put ``new`` (a file or folder) where ``target`` is. An existing folder replaced by a folder is
+    renamed aside first and deleted after, so the old one is back if the second rename fails."""
+    if target.is_dir() and not target.is_symlink():
+        if new.is_dir():
+            old = _sibling(target, ".old")
+            os.replace(target, old)
+            try:
+                os.replace(new, target)
+            except BaseException:
+                os.replace(old, target)
+                raise
+            shutil.rmtree(old, ignore_errors=True)
+            return
+        shutil.rmtree(target)
+    elif new.is_dir() and (target.exists() or target.is_symlink()):
+        target.unlink()  # a folder cannot be renamed over a file
+    os.replace(new, target)
+
+
+@contextmanager
+def staged_folder(target: str | os.PathLike[str], merge: bool = False, durable: bool = True) -> Iterator[Path]:
+    """Yield a temporary sibling folder to build ``target`` in; on a clean exit swap it into place.
+
+    ``merge``: move each top-level entry into ``target`` (created if absent), replacing entries of
+    the same name and leaving the others (each entry is swapped atomically, not the set); otherwise
+    the whole folder replaces ``target``. An error removes the temporary folder and leaves ``target``
+    as it was. ``durable``: fsync every file before the rename (off only for scratch outputs).
+    """
+    target = Path(target)
+    if target.exists() and not target.is_dir():
+        raise InputError(f"{target}: exists and is not a folder")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        temp = _sibling(target, ".tmp")
+        try:
+            temp.mkdir()
+            break
+        except FileExistsError:
+            continue
+    try:
+        yield temp
+        if durable:
+            _fsync_tree(temp)
+        if merge:
+            target.mkdir(exist_ok=True)
+            for entry in sorted(temp.iterdir()):
+                _swap(entry, target / entry.name)
+            temp.rmdir()
+        else:
+            _swap(temp, target)
+        _fsync_folder(target.parent)
+        if merge:
+            _fsync_folder(target)
+    except BaseException:
+        shutil.rmtree(temp, ignore_errors=True)
+        raise
