@@ -25,9 +25,9 @@ from typing import Any
 import nibabel as nib
 import numpy as np
 
-from clipsuite.brain.tables import read_table
 from clipsuite.core.checkpoints import read_json
 from clipsuite.core.errors import InputError
+from clipsuite.core.tabular import read_table
 
 AFFINE_TOLERANCE = 1e-3  # mm; betas written by another tool may round the affine
 
@@ -102,7 +102,10 @@ def load_config(path: str | Path) -> DatasetConfig:
         if not target.is_file():
             raise InputError(f"{path}: betas[{index}] names {target}, which does not exist")
         paths.append(target)
-    scale = float(raw.get("beta_scale", 1.0))
+    try:
+        scale = float(raw.get("beta_scale", 1.0))
+    except (TypeError, ValueError):
+        scale = float("nan")
     if not np.isfinite(scale) or scale <= 0:
         raise InputError(f"{path}: 'beta_scale' must be a positive number, got {raw.get('beta_scale')}")
     return DatasetConfig(path=path, format="nifti", mask=file("mask"), betas=tuple(paths), trials=file("trials"),
@@ -123,23 +126,22 @@ def load_mask(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 def read_trials(path: Path, n_sessions: int) -> dict[int, list[tuple[int, str]]]:
     """``{session: [(volume, stimulus), ...]}`` from the trial table, checked."""
-    table = read_table(path, required=("session", "trial", "stimulus"))
     sessions: dict[int, list[tuple[int, str]]] = {}
     seen: set[tuple[int, int]] = set()
-    for line, row in table:
+    for record in read_table(path, required=("session", "trial", "stimulus")):
         try:
-            session, trial = int(row["session"]), int(row["trial"])
+            session, trial = int(record.text("session")), int(record.text("trial"))
         except ValueError:
-            raise InputError(f"{path}: line {line}: 'session' and 'trial' must be integers") from None
+            raise record.error("'session' and 'trial' must be integers") from None
         if not 1 <= session <= n_sessions:
-            raise InputError(f"{path}: line {line}: session {session} is outside 1..{n_sessions} "
-                             f"(the config lists {n_sessions} betas files)")
+            raise record.error(f"session {session} is outside 1..{n_sessions} "
+                               f"(the config lists {n_sessions} betas files)")
         if trial < 0:
-            raise InputError(f"{path}: line {line}: trial {trial} is negative (trials are 0-based volumes)")
+            raise record.error(f"trial {trial} is negative (trials are 0-based volumes)")
         if (session, trial) in seen:
-            raise InputError(f"{path}: line {line}: session {session} trial {trial} is listed twice")
+            raise record.error(f"session {session} trial {trial} is listed twice")
         seen.add((session, trial))
-        sessions.setdefault(session, []).append((trial, str(row["stimulus"]).strip()))
+        sessions.setdefault(session, []).append((trial, record.text("stimulus")))
     if not sessions:
         raise InputError(f"{path}: the trial table has no rows")
     return sessions

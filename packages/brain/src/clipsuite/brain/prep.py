@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from clipsuite.brain.data import BrainData
-from clipsuite.brain.tables import read_table
 from clipsuite.core.errors import InputError
+from clipsuite.core.tabular import read_table
 
 REPETITIONS = ("average", "single")
 
@@ -41,17 +41,17 @@ class Samples:
 def read_stimuli(path: Path) -> dict[str, Stimulus]:
     """The stimulus table: ``stimulus`` plus optional ``image`` (relative to the table), ``caption``,
     ``category``, ``split``."""
-    rows = read_table(path, required=("stimulus",))
     out: dict[str, Stimulus] = {}
-    for line, row in rows:
-        sid = row["stimulus"]
+    for record in read_table(path, required=("stimulus",)):
+        sid = record.text("stimulus")
         if sid in out:
-            raise InputError(f"{path}: line {line}: stimulus '{sid}' is listed twice")
-        image = (path.parent / row["image"]) if row.get("image") else None
-        split = row.get("split", "").lower()
+            raise record.error(f"stimulus '{sid}' is listed twice")
+        image = record.optional_text("image")
+        split = (record.optional_text("split") or "").lower()
         if split not in ("", "train", "test"):
-            raise InputError(f"{path}: line {line}: split must be train or test, got '{row['split']}'")
-        out[sid] = Stimulus(sid, image, row.get("caption", ""), row.get("category", ""), split)
+            raise record.error(f"split must be train or test, got '{split}'")
+        out[sid] = Stimulus(sid, path.parent / image if image else None, record.optional_text("caption") or "",
+                            record.optional_text("category") or "", split)
     return out
 
 
