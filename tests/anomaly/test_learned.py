@@ -15,6 +15,7 @@ from clipsuite.anomaly.methods.text_prompts import PromptTextEncoder
 from clipsuite.anomaly.train import train_learned
 from clipsuite.anomaly_app.main import app
 from clipsuite.core.errors import InputError
+from clipsuite.core.towers import vision_tower
 from clipsuite.core.train import read_metrics
 
 runner = CliRunner()
@@ -35,7 +36,7 @@ def test_prompt_encoder_equals_encode_text_when_ctx_is_the_words(tiny):
 def test_dpam_keeps_the_cls_path_and_changes_patches(tiny):
     pixels = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
-        image, patches = encode_with_dpam(tiny.model.visual, pixels, start=2)
+        image, patches = encode_with_dpam(vision_tower(tiny), pixels, start=2)
         plain = tiny.model.encode_image(pixels)
         plain_patches = tiny.dense_features(pixels, [-1])[0]
     torch.testing.assert_close(image, plain, atol=1e-5, rtol=0)

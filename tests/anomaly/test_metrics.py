@@ -7,7 +7,7 @@ from scipy import ndimage
 
 from clipsuite.anomaly.evaluate import aupro, image_metrics
 from clipsuite.anomaly.methods.base import gaussian_smooth
-from clipsuite.anomaly.methods.vit import harmonic_mean_over_windows, window_coverage, window_indices
+from clipsuite.anomaly.methods.windows import harmonic_mean_over_windows, window_coverage, window_indices
 
 
 def _brute_force_aupro(masks, maps, limit=0.3):

@@ -21,13 +21,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from clipsuite.anomaly.methods import vit
 from clipsuite.anomaly.methods.base import AnomalyResult, gaussian_smooth, upsample
 from clipsuite.anomaly.methods.prompts import prompt_ensemble
 from clipsuite.anomaly.methods.text_prompts import PromptTextEncoder
 from clipsuite.core.errors import InputError
 from clipsuite.core.losses import dice_loss, focal_loss
 from clipsuite.core.models import ClipModel
+from clipsuite.core.towers import vision_tower
 
 TEMPERATURE = 0.07
 
@@ -71,7 +71,7 @@ class AdaptClip(nn.Module):
 
     def __init__(self, clip: ClipModel, n_ctx: int = 12, hidden: int = 128, smoothing_sigma: float = 4.0) -> None:
         super().__init__()
-        vit.check_vit(clip.model.visual, clip.name)
+        self.tower = vision_tower(clip)
         self.clip = clip
         self.settings: dict[str, Any] = {"n_ctx": n_ctx, "hidden": hidden, "smoothing_sigma": smoothing_sigma}
         dim = clip.embed_dim
@@ -80,23 +80,20 @@ class AdaptClip(nn.Module):
         self.prompts = PromptTextEncoder(clip, n_ctx, deep_depth=0)
         self.pqa = PromptQueryAdapter(dim, hidden // 2)
         self.to(clip.device)
-        for p in clip.model.parameters():
-            p.requires_grad_(False)
+        clip.model.requires_grad_(False)
         normal, anomalous = prompt_ensemble("object")
-        with torch.no_grad():
-            static = [clip.model.encode_text(clip.tokenize(p)).float().mean(0) for p in (normal, anomalous)]
-        self.register_buffer("static_text", F.normalize(torch.stack(static), dim=-1), persistent=False)
+        static = torch.stack([clip.encode_texts(p, normalize=False).mean(0) for p in (normal, anomalous)])
+        self.register_buffer("static_text", F.normalize(static, dim=-1).to(clip.device), persistent=False)
         self.memory: torch.Tensor | None = None
 
     def set_class(self, class_name: str) -> None:
         """Class-agnostic (prompts say "object")."""
 
     def encode(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        visual = self.clip.model.visual
+        tower, prefix = self.tower, self.tower.prefix_tokens
         with self.clip.autocast():
-            tokens = vit.run_blocks(visual, vit.embed(visual, pixels.to(self.clip.device)))
-            projected = vit.project(visual, tokens)
-        return projected[:, 0].float(), projected[:, 1:].float()
+            projected = tower.project(tower.run_blocks(tower.pre_norm(tower.embed(pixels.to(self.clip.device)))))
+        return projected[:, 0].float(), projected[:, prefix:].float()
 
     @torch.no_grad()
     def fit(self, reference_pixels: torch.Tensor) -> AdaptClip:

@@ -14,12 +14,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from clipsuite.anomaly.methods import vit
 from clipsuite.anomaly.methods.base import AnomalyResult, gaussian_smooth, upsample
 from clipsuite.anomaly.methods.dpam import dpam_start, encode_with_dpam
 from clipsuite.anomaly.methods.text_prompts import PromptTextEncoder
 from clipsuite.core.losses import dice_loss, focal_loss
 from clipsuite.core.models import ClipModel
+from clipsuite.core.towers import text_tower, vision_tower
 
 TEMPERATURE = 0.07
 
@@ -30,17 +30,15 @@ class AnomalyClip(nn.Module):
     def __init__(self, clip: ClipModel, n_ctx: int = 12, deep_depth: int = 9, deep_length: int = 4,
                  dpam_from: int | None = None, smoothing_sigma: float = 4.0) -> None:
         super().__init__()
-        vit.check_vit(clip.model.visual, clip.name)
+        self.tower = vision_tower(clip)
         self.clip = clip
-        depth = len(clip.model.visual.transformer.resblocks)
-        text_depth = len(clip.model.transformer.resblocks) if hasattr(clip.model, "transformer") else 0
+        depth, text_depth = self.tower.depth, text_tower(clip).depth
         self.settings: dict[str, Any] = {"n_ctx": n_ctx, "deep_depth": min(deep_depth, text_depth),
                                          "deep_length": deep_length,
                                          "dpam_from": dpam_start(depth) if dpam_from is None else dpam_from,
                                          "smoothing_sigma": smoothing_sigma}
         self.prompts = PromptTextEncoder(clip, n_ctx, self.settings["deep_depth"], deep_length).to(clip.device)
-        for p in clip.model.parameters():
-            p.requires_grad_(False)
+        clip.model.requires_grad_(False)
 
     def set_class(self, class_name: str) -> None:
         """Object-agnostic: the class name is not used."""
@@ -48,8 +46,7 @@ class AnomalyClip(nn.Module):
     def logits(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Image logits ``[B, 2]`` and patch logits ``[B, 2, h, w]`` (normal, anomalous)."""
         with self.clip.autocast():
-            image, patches = encode_with_dpam(self.clip.model.visual, pixels.to(self.clip.device),
-                                              self.settings["dpam_from"])
+            image, patches = encode_with_dpam(self.tower, pixels.to(self.clip.device), self.settings["dpam_from"])
             text = self.prompts()
         text = F.normalize(text.float(), dim=-1)
         image_logits = F.normalize(image.float(), dim=-1) @ text.T / TEMPERATURE

@@ -13,10 +13,10 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from clipsuite.anomaly.methods import vit
 from clipsuite.anomaly.methods.base import AnomalyResult, gaussian_smooth, upsample
 from clipsuite.core.errors import InputError
 from clipsuite.core.models import ClipModel
+from clipsuite.core.towers import vision_tower
 
 
 def default_layers(depth: int) -> tuple[int, ...]:
@@ -48,9 +48,10 @@ class PatchMemory:
 
     def __init__(self, clip: ClipModel, layers: Sequence[int] | None = None, coreset_ratio: float = 1.0,
                  neighbourhood: int | None = None, smoothing_sigma: float = 4.0, chunk: int = 4096) -> None:
-        vit.check_vit(clip.model.visual, clip.name)
+        tower = vision_tower(clip)
         self.clip = clip
-        depth = len(clip.model.visual.transformer.resblocks)
+        self.width = tower.width
+        depth = tower.depth
         self.layers = tuple(layers) if layers else default_layers(depth)
         self.coreset_ratio = coreset_ratio
         # 3x3 context helps on fine grids (PatchCore's 28x28); on coarse grids it blurs defects away
@@ -84,8 +85,7 @@ class PatchMemory:
         return self
 
     def _dim(self) -> int:
-        width = self.clip.model.visual.transformer.width
-        return width * len(self.layers)
+        return self.width * len(self.layers)
 
     @torch.no_grad()
     def predict(self, pixels: torch.Tensor) -> AnomalyResult:

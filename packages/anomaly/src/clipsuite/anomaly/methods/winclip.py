@@ -1,9 +1,10 @@
 """WinCLIP and WinCLIP+ (Jeong et al., CVPR 2023) on any open_clip ViT.
 
-Same computation as anomalib 2.x's ``WinClipModel`` (scores and maps agree to 1e-4 on shared
+Same computation as anomalib 2.x's ``WinClipModel`` (scores and maps agree to 1e-6 on shared
 weights; see tests/anomaly/test_winclip_vs_anomalib.py), organised for speed:
 
-* the token sequence (after ``ln_pre``) is computed once and windows gather from it;
+* the token sequence (after the pre-norm) is computed once and windows gather from it (the norm
+  acts on each token alone, so gathering after it equals anomalib's gathering before it);
 * windows run through the blocks in chunks (bounded memory, cache friendly);
 * the last block is evaluated for the CLS token only, since only CLS is pooled; in zero-shot mode
   the full-image pass does the same (its patch tokens are only needed for WinCLIP+).
@@ -20,11 +21,12 @@ from collections.abc import Sequence
 
 import torch
 
-from clipsuite.anomaly.methods import vit
 from clipsuite.anomaly.methods.base import AnomalyResult, gaussian_smooth, upsample
 from clipsuite.anomaly.methods.prompts import prompt_ensemble, readable_class_name
-from clipsuite.core.errors import InputError
+from clipsuite.anomaly.methods.windows import harmonic_mean_over_windows, window_coverage, window_indices
+from clipsuite.core.errors import InputError, ModelError
 from clipsuite.core.models import ClipModel
+from clipsuite.core.towers import vision_tower
 
 TEMPERATURE = 0.07
 
@@ -36,19 +38,21 @@ class WinClip:
 
     def __init__(self, clip: ClipModel, class_name: str = "object", scales: Sequence[int] = (2, 3),
                  temperature: float = TEMPERATURE, window_chunk: int = 1024, smoothing_sigma: float = 0.0) -> None:
-        vit.check_vit(clip.model.visual, clip.name)
+        self.tower = vision_tower(clip)
+        if not self.tower.pools_class_token:
+            raise ModelError(f"{clip.name}: WinCLIP needs an image tower pooled at the class token")
         self.clip = clip
-        self.visual = clip.model.visual
         self.scales = tuple(int(s) for s in scales)
         self.temperature = temperature
         self.window_chunk = window_chunk
         self.smoothing_sigma = smoothing_sigma
         self.grid = clip.patch_grid
         n_patches = self.grid[0] * self.grid[1]
-        self.windows = [vit.window_indices(self.grid, s) for s in self.scales]
-        self.coverage = [vit.window_coverage(w, n_patches).to(clip.device) for w in self.windows]
-        # token index lists: CLS (0) + the window's patches (shifted by one for CLS)
-        self.token_index = [torch.cat([torch.zeros(len(w), 1, dtype=torch.long), w + 1], 1).to(clip.device)
+        self.windows = [window_indices(self.grid, s) for s in self.scales]
+        self.coverage = [window_coverage(w, n_patches).to(clip.device) for w in self.windows]
+        # token index lists: CLS (0) + the window's patches (shifted past the class token)
+        prefix = self.tower.prefix_tokens
+        self.token_index = [torch.cat([torch.zeros(len(w), 1, dtype=torch.long), w + prefix], 1).to(clip.device)
                             for w in self.windows]
         self.text_embeddings = self.encode_class(class_name)
         self.reference_windows: list[torch.Tensor] | None = None
@@ -59,11 +63,8 @@ class WinClip:
     def encode_class(self, class_name: str) -> torch.Tensor:
         """``[2, D]``: mean (unnormalised) text embedding of the normal and anomalous ensembles."""
         normal, anomalous = prompt_ensemble(readable_class_name(class_name))
-        rows = []
-        for prompts in (normal, anomalous):
-            with self.clip.autocast():
-                rows.append(self.clip.model.encode_text(self.clip.tokenize(prompts)).float().mean(0))
-        return torch.stack(rows)
+        rows = [self.clip.encode_texts(prompts, normalize=False).mean(0) for prompts in (normal, anomalous)]
+        return torch.stack(rows).to(self.clip.device)
 
     def set_class(self, class_name: str) -> None:
         self.text_embeddings = self.encode_class(class_name)
@@ -88,11 +89,12 @@ class WinClip:
                ) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor | None]:
         """Image embedding ``[B, D]``, window embeddings per scale ``[B, n_win, D]`` and (if asked) the
         full image's patch tokens after ``ln_post``, unprojected ``[B, P, width]``."""
+        tower, prefix = self.tower, self.tower.prefix_tokens
         with self.clip.autocast():
-            tokens = vit.embed(self.visual, pixels.to(self.clip.device, self.clip._input_dtype()))
-            full = vit.run_blocks(self.visual, tokens, cls_only=not need_patches)
-            image = vit.project(self.visual, full[:, 0]).float()
-            patches = self.visual.ln_post(full[:, 1:]).float() if need_patches else None
+            tokens = tower.pre_norm(tower.embed(pixels.to(self.clip.device)))
+            full = tower.run_blocks(tokens, cls_only_last=not need_patches)
+            image = tower.project(full[:, 0]).float()
+            patches = tower.post_norm(full[:, prefix:]).float() if need_patches else None
             windows = [self._window_embeddings(tokens, index) for index in self.token_index]
         return image, windows, patches
 
@@ -100,9 +102,9 @@ class WinClip:
         batch, n_windows = tokens.shape[0], index.shape[0]
         gathered = tokens[:, index]                      # [B, n_win, 1 + k*k, width]
         flat = gathered.reshape(batch * n_windows, index.shape[1], tokens.shape[-1])
-        pooled = [vit.run_blocks(self.visual, flat[i:i + self.window_chunk], cls_only=True)[:, 0]
+        pooled = [self.tower.run_blocks(flat[i:i + self.window_chunk], cls_only_last=True)[:, 0]
                   for i in range(0, flat.shape[0], self.window_chunk)]
-        return vit.project(self.visual, torch.cat(pooled)).float().reshape(batch, n_windows, -1)
+        return self.tower.project(torch.cat(pooled)).float().reshape(batch, n_windows, -1)
 
     # ---- scoring -------------------------------------------------------------------------------------
     def _class_score(self, embeddings: torch.Tensor) -> torch.Tensor:
@@ -125,13 +127,13 @@ class WinClip:
         image_scores = self._class_score(image)
         # zero-shot: the image score is one more "scale"; scales combined by harmonic mean
         per_scale = [image_scores.view(-1, 1).expand(-1, height * width)]
-        per_scale += [vit.harmonic_mean_over_windows(self._class_score(w), cover)
+        per_scale += [harmonic_mean_over_windows(self._class_score(w), cover)
                       for w, cover in zip(windows, self.coverage)]
         maps = len(per_scale) / (1 / torch.stack(per_scale)).sum(0)
         if few_shot:
             assert self.reference_windows is not None and patches is not None
             visual = [self._association(patches, self.reference_patches)]
-            visual += [vit.harmonic_mean_over_windows(self._association(w, ref), cover)
+            visual += [harmonic_mean_over_windows(self._association(w, ref), cover)
                        for w, ref, cover in zip(windows, self.reference_windows, self.coverage)]
             few = torch.stack(visual).mean(0)
             maps = (maps + few) / 2

@@ -91,6 +91,11 @@ class VisionTower(abc.ABC):
         return 1
 
     @property
+    def pools_class_token(self) -> bool:
+        """True when ``pool`` reads the class token alone (so the last block may run ``cls_only``)."""
+        return True
+
+    @property
     @abc.abstractmethod
     def dtype(self) -> torch.dtype:
         """Dtype of the weights; ``embed`` casts pixels to it."""

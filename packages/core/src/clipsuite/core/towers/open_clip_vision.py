@@ -56,6 +56,10 @@ class OpenClipVisionTower(VisionTower):
         return self.module.conv1
 
     @property
+    def pools_class_token(self) -> bool:
+        return self.module.pool_type == "tok"
+
+    @property
     def dtype(self) -> torch.dtype:
         return self.module.conv1.weight.dtype
 
