@@ -79,3 +79,19 @@ def test_mask_size_must_match_image(tmp_path):
     (tmp_path / "bad.png").write_bytes(b"not a png")
     with pytest.raises(InputError, match="bad.png: not a readable mask"):
         load_mask(tmp_path / "bad.png", (4, 4))
+
+
+def test_bad_visa_split_names_the_line(mvtec_root, tmp_path):
+    visa = synthetic.write_visa(mvtec_root, tmp_path / "visa")
+    split = visa / "split_csv" / "1cls.csv"
+    lines = split.read_text().splitlines()
+    fields = lines[3].split(",")
+    split.write_text("\n".join(lines[:3] + [",".join([fields[0], "testing", *fields[2:]])] + lines[4:]) + "\n")
+    with pytest.raises(InputError, match=r"1cls.csv line 4: bad split 'testing' or label"):
+        load_dataset(visa)
+    split.write_text("\n".join(lines[:2] + ["bottle,test,anomaly,bottle/Data/Images/Anomaly/gone.JPG,"]) + "\n")
+    with pytest.raises(InputError, match=r"1cls.csv line 3: image not found: .*gone.JPG"):
+        load_dataset(visa)
+    split.write_text("object,split,label,image\n")
+    with pytest.raises(InputError, match=r"1cls.csv line 1: no column 'mask'"):
+        load_dataset(visa)

@@ -93,11 +93,11 @@ def test_bad_inputs(model: ClipModel, dataset: Path, tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     with pytest.raises(InputError, match="no images found"):
         embed_images(model, tmp_path / "empty", tmp_path / "out", _quiet())
-    with pytest.raises(InputError, match="no 'picture' among the columns"):
+    with pytest.raises(InputError, match=r"line 1: no column 'picture' \(columns: filepath, title"):
         read_inputs(dataset, path_column="picture")
     tsv = tmp_path / "list.tsv"
     tsv.write_text("caption\tother\nhello\tx\n")
-    with pytest.raises(InputError, match="no a path column"):
+    with pytest.raises(InputError, match=r"list.tsv: no path column among the columns \['caption', 'other'\]"):
         read_inputs(tsv)
     (tmp_path / "all_bad").mkdir()
     (tmp_path / "all_bad" / "a.jpg").write_bytes(b"nope")
@@ -130,3 +130,16 @@ def test_shard_writer_streams_valid_safetensors(tmp_path: Path) -> None:
     with safe_open(str(tmp_path / "e.safetensors"), framework="numpy") as handle:
         assert handle.get_tensor("embeddings").shape == (0, 4)
     assert _files(tmp_path) == ["e.safetensors", "s.safetensors"]
+
+
+def test_jsonl_input_rides_its_fields_along(dataset: Path, tmp_path: Path) -> None:
+    table = tmp_path / "inputs.jsonl"
+    table.write_text("".join(json.dumps({"id": f"img-{i}", "image": str(dataset.parent / "images" /
+                                                                          f"captions-{i:05d}.png"), "split": i % 2})
+                             + "\n" for i in range(3)))
+    rows = read_inputs(table)
+    assert [(r["id"], r["split"]) for r in rows] == [("img-0", 0), ("img-1", 1), ("img-2", 0)]
+    assert rows[1]["path"].endswith("captions-00001.png") and "image" not in rows[1]
+    table.write_text(json.dumps({"image": ""}) + "\n")
+    with pytest.raises(InputError, match=r"inputs.jsonl line 1: empty 'image'"):
+        read_inputs(table)

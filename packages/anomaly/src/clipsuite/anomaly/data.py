@@ -8,7 +8,6 @@ later (``load_pixels`` / ``load_mask``), so listing a large dataset is cheap; ev
 
 from __future__ import annotations
 
-import csv
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ from PIL import Image
 from clipsuite.core.checkpoints import read_json
 from clipsuite.core.errors import InputError
 from clipsuite.core.images import is_image_file, load_image
+from clipsuite.core.tabular import read_table
 
 FORMATS = ("auto", "mvtec", "visa", "meta", "folder")
 MASK_DIRS = ("ground_truth", "masks")
@@ -116,29 +116,25 @@ def load_visa(root: Path, categories: Sequence[str] | None = None,
     if not csv_path.is_file():
         raise InputError(f"{csv_path}: VisA split file not found")
     by_name: dict[str, Category] = {}
-    with open(csv_path, newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        needed = {"object", "split", "label", "image", "mask"}
-        if not reader.fieldnames or not needed <= set(reader.fieldnames):
-            raise InputError(f"{csv_path}: expected columns {', '.join(sorted(needed))}")
-        for line, row in enumerate(reader, start=2):
-            name, split, label = row["object"], row["split"].strip().lower(), row["label"].strip().lower()
-            if split not in ("train", "test") or label not in ("normal", "anomaly"):
-                raise InputError(f"{csv_path}: line {line}: bad split '{split}' or label '{label}'")
-            image = root / row["image"]
-            if not image.is_file():
-                raise InputError(f"{image}: image listed in {csv_path} (line {line}) not found")
-            mask = root / row["mask"] if row["mask"].strip() else None
-            if label == "anomaly" and mask is not None and not mask.is_file():
-                raise InputError(f"{mask}: mask listed in {csv_path} (line {line}) not found")
-            category = by_name.setdefault(name, Category(name))
-            sample = Sample(image, int(label == "anomaly"), mask if label == "anomaly" else None, name,
-                            "good" if label == "normal" else "anomaly")
-            if split == "train":
-                if sample.label == 0:
-                    category.train.append(sample)
-            else:
-                category.test.append(sample)
+    for record in read_table(csv_path, required=("object", "split", "label", "image", "mask")):
+        name, split, label = record.text("object"), record.text("split").lower(), record.text("label").lower()
+        if split not in ("train", "test") or label not in ("normal", "anomaly"):
+            raise record.error(f"bad split '{split}' or label '{label}'")
+        image = root / record.text("image")
+        if not image.is_file():
+            raise record.error(f"image not found: {image}")
+        mask_rel = record.optional_text("mask")
+        mask = root / mask_rel if mask_rel else None
+        if label == "anomaly" and mask is not None and not mask.is_file():
+            raise record.error(f"mask not found: {mask}")
+        category = by_name.setdefault(name, Category(name))
+        sample = Sample(image, int(label == "anomaly"), mask if label == "anomaly" else None, name,
+                        "good" if label == "normal" else "anomaly")
+        if split == "train":
+            if sample.label == 0:
+                category.train.append(sample)
+        else:
+            category.test.append(sample)
     cats = [by_name[k] for k in sorted(by_name)]
     return [by_name[c] for c in categories] if categories else cats
 

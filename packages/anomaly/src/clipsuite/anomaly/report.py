@@ -1,19 +1,16 @@
 """Per-image scores (CSV + JSON), heatmap overlays (PNG) and a small HTML page showing them.
 
-Everything is staged in a hidden temporary folder next to the output and moved into place only when
-complete, so an error part-way leaves no partial report. Maps share one colour scale across the run
-(min..max over all maps, or a fixed range) so heat is comparable between images.
+Everything is staged in a hidden temporary folder next to the output (``clipsuite.core.staging``) and
+moved into place only when complete, so an error part-way leaves no partial report; other files in the
+output folder (a dataset written beside the report) are left alone. Maps share one colour scale across
+the run (min..max over all maps, or a fixed range) so heat is comparable between images.
 """
 
 from __future__ import annotations
 
-import csv
 import html
-import io
 import json
 import os
-import shutil
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -22,6 +19,8 @@ from PIL import Image
 
 from clipsuite.anomaly.methods.base import AnomalyResult, resize_map
 from clipsuite.core.images import load_image
+from clipsuite.core.staging import staged_folder
+from clipsuite.core.tabular import format_table
 
 # A compact "jet"-like ramp: blue -> cyan -> yellow -> red.
 _STOPS = np.array([[0, 0, 128], [0, 0, 255], [0, 255, 255], [255, 255, 0], [255, 0, 0], [128, 0, 0]], np.float32)
@@ -49,7 +48,8 @@ def _page(title: str, rows: list[dict[str, object]], threshold: float | None) ->
             flag = " <b style='color:#c00'>anomalous</b>" if row["anomalous"] else " normal"
         cells.append(
             f"<figure><img src='{html.escape(str(row['heatmap']))}' width='256'>"
-            f"<figcaption>{html.escape(str(row['name']))}<br>score {float(row['score']):.4f}{flag}</figcaption></figure>")
+            f"<figcaption>{html.escape(str(row['name']))}<br>score {float(row['score']):.4f}{flag}"
+            "</figcaption></figure>")
     note = f"<p>threshold {threshold:.4f} (anomalous if score &ge; threshold)</p>" if threshold is not None else ""
     return ("<!doctype html><html><head><meta charset='utf-8'><title>" + html.escape(title) + "</title>"
             "<style>body{font-family:sans-serif}figure{display:inline-block;margin:6px}</style></head><body>"
@@ -61,11 +61,9 @@ def write_report(out_dir: str | os.PathLike[str], paths: Sequence[Path], result:
                  value_range: tuple[float, float] | None = None, extra: dict[str, object] | None = None) -> Path:
     """Write ``scores.csv``, ``scores.json``, ``heatmaps/*.png`` and ``index.html``; returns the page."""
     out = Path(out_dir)
-    out.parent.mkdir(parents=True, exist_ok=True)
     maps = result.maps.float()
     low, high = value_range or (float(maps.min()), float(maps.max()))
-    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with staged_folder(out, merge=True) as stage:
         (stage / "heatmaps").mkdir()
         rows: list[dict[str, object]] = []
         for i, path in enumerate(paths):
@@ -78,20 +76,9 @@ def write_report(out_dir: str | os.PathLike[str], paths: Sequence[Path], result:
             rows.append({"image": str(path), "name": Path(path).name, "score": score,
                          "anomalous": None if threshold is None else bool(score >= threshold),
                          "heatmap": f"heatmaps/{name}"})
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=["image", "score", "anomalous", "heatmap"], extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
-        (stage / "scores.csv").write_text(buffer.getvalue())
+        (stage / "scores.csv").write_text(format_table(rows, ["image", "score", "anomalous", "heatmap"]),
+                                          encoding="utf-8")
         summary = {"threshold": threshold, "map_range": [low, high], **(extra or {}), "images": rows}
-        (stage / "scores.json").write_text(json.dumps(summary, indent=2) + "\n")
-        (stage / "index.html").write_text(_page(title, rows, threshold))
-        out.mkdir(exist_ok=True)
-        if (out / "heatmaps").exists():
-            shutil.rmtree(out / "heatmaps")
-        for item in ("heatmaps", "scores.csv", "scores.json", "index.html"):
-            os.replace(stage / item, out / item)
-    finally:
-        shutil.rmtree(stage, ignore_errors=True)
+        (stage / "scores.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+        (stage / "index.html").write_text(_page(title, rows, threshold), encoding="utf-8")
     return out / "index.html"
-

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from clipsuite.core.errors import InputError
@@ -46,8 +46,8 @@ def load_tensors(path: str | os.PathLike[str], device: str = "cpu") -> dict[str,
         raise InputError(f"{path}: checkpoint file not found")
     try:
         with safe_open(str(path), framework="pt", device=device) as handle:
-            return {name: handle.get_tensor(name) for name in handle.keys()}
-    except Exception as error:  # safetensors raises several types for a damaged header
+            return {name: handle.get_tensor(name) for name in handle.keys()}  # noqa: SIM118 (not iterable)
+    except (SafetensorError, OSError, ValueError) as error:  # a damaged header or truncated data
         raise InputError(f"{path}: not a readable safetensors file ({_first_line(error)})") from None
 
 
@@ -57,7 +57,7 @@ def read_config(path: str | os.PathLike[str]) -> dict[str, Any] | None:
     try:
         with safe_open(str(path), framework="pt", device="cpu") as handle:
             metadata = handle.metadata() or {}
-    except Exception as error:
+    except (SafetensorError, OSError, ValueError) as error:
         raise InputError(f"{path}: not a readable safetensors file ({_first_line(error)})") from None
     raw = metadata.get(CONFIG_METADATA_KEY)
     return json.loads(raw) if raw else None

@@ -9,13 +9,12 @@ to the shard file straight away, so memory stays flat however many images there 
     EMB_DIR/shard-00000-of-00002.skipped.json  files that could not be decoded, with the reason
     EMB_DIR/skipped.json, embeddings.json      merged by the main process once all shards are done
 
-Files are written under temporary names and renamed when complete: a killed run leaves no shard
-that looks finished. ``read_shards`` gathers the shards back for the index builder.
+Files are staged (``clipsuite.core.staging``: temporary name, fsync, rename) when complete: a killed
+run leaves no shard that looks finished. ``read_shards`` gathers the shards back for the index builder.
 """
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import re
@@ -27,13 +26,15 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from clipsuite.core.checkpoints import CONFIG_METADATA_KEY, atomic_write_json
+from clipsuite.core.checkpoints import CONFIG_METADATA_KEY
 from clipsuite.core.errors import ClipsuiteError, InputError
 from clipsuite.core.images import expand_image_inputs, load_image
+from clipsuite.core.staging import StagedFile, atomic_write_json
+from clipsuite.core.tabular import iter_jsonl, read_table
 
 PATH_COLUMNS = ("filepath", "path", "image", "image_path", "file", "filename")
 TENSOR_NAME = "embeddings"
@@ -47,46 +48,34 @@ def shard_name(index: int, count: int) -> str:
 
 
 # ---- inputs ------------------------------------------------------------------------------------
-def _read_csv_rows(path: Path, path_column: str | None) -> list[dict[str, Any]]:
-    """Rows of a CSV/TSV (delimiter sniffed: open_clip's CSVs are tab-separated) with a path column."""
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError:
-        raise InputError(f"{path}: not a UTF-8 text file") from None
-    if not text.strip():
-        raise InputError(f"{path}: empty CSV file")
-    first = text.splitlines()[0]
-    delimiter = max(("\t", ",", ";"), key=first.count)
-    reader = csv.DictReader(text.splitlines(), delimiter=delimiter)
-    columns = reader.fieldnames or []
-    column = path_column or next((c for c in PATH_COLUMNS if c in columns), None)
-    if column is None or column not in columns:
-        wanted = f"'{path_column}'" if path_column else "a path column (" + ", ".join(PATH_COLUMNS) + ")"
-        raise InputError(f"{path}: no {wanted} among the columns {columns}")
+def _read_table_rows(path: Path, path_column: str | None) -> list[dict[str, Any]]:
+    """Rows of a CSV/TSV/JSONL table (``clipsuite.core.tabular``'s rule) with a path column."""
+    table = read_table(path, required=(path_column,) if path_column else ())
+    column = path_column or next((c for c in PATH_COLUMNS if c in table.columns), None)
+    if column is None:
+        raise InputError(f"{path}: no path column among the columns {table.columns} "
+                         f"(name one, or use one of {', '.join(PATH_COLUMNS)})")
     rows = []
-    for number, raw in enumerate(reader, start=2):
-        value = (raw.get(column) or "").strip()
-        if not value:
-            raise InputError(f"{path}: line {number} has an empty '{column}'")
-        image = Path(value) if Path(value).is_absolute() else path.parent / value
-        extra = {k: v for k, v in raw.items() if k not in (column, None)}
-        rows.append({"id": extra.pop("id", None), "path": str(image), **extra})
-    if not rows:
-        raise InputError(f"{path}: the CSV has a header but no rows")
+    for record in table:
+        image = Path(record.text(column))
+        extra = {k: v for k, v in record.values.items() if k != column}
+        rows.append({"id": extra.pop("id", None), "path": str(image if image.is_absolute() else path.parent / image),
+                     **extra})
     return rows
 
 
 def read_inputs(source: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
                 path_column: str | None = None) -> list[dict[str, Any]]:
-    """Metadata rows (``id``, ``path``, extra CSV fields) for a folder, an image, a CSV/TSV, a text file
-    with one path per line, or a list of paths. ``id`` is the CSV's ``id`` column or the input position."""
+    """Metadata rows (``id``, ``path``, extra table fields) for a folder, an image, a CSV/TSV/JSONL table,
+    a text file with one path per line, or a list of paths. ``id`` is the table's ``id`` column or the
+    input position."""
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
         if not path.exists():
             raise InputError(f"{path}: not found")
         suffix = path.suffix.lower()
-        if path.is_file() and suffix in (".csv", ".tsv"):
-            rows = _read_csv_rows(path, path_column)
+        if path.is_file() and suffix in (".csv", ".tsv", ".jsonl"):
+            rows = _read_table_rows(path, path_column)
         elif path.is_file() and suffix in (".txt", ".lst"):
             lines = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
             if not lines:
@@ -120,7 +109,7 @@ class ImageFiles(Dataset):
             return position, self.preprocess(load_image(self.paths[position])), None
         except ClipsuiteError as error:
             return position, None, str(error)
-        except Exception as error:  # a transform failing on an odd image is the same problem for the caller
+        except (OSError, ValueError, RuntimeError, TypeError) as error:  # a transform failing on an odd image
             return position, None, f"{self.paths[position]}: {type(error).__name__}: {error}"
 
 
@@ -146,9 +135,9 @@ class ShardWriter:
             raise InputError(f"unknown embedding dtype '{dtype}' (choose float32 or float16)")
         self.path, self.dim = path, dim
         self.np_dtype, self.st_dtype = _DTYPES[dtype]
-        self.tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         self.rows = 0
-        self.handle = open(self.tmp, "wb")
+        self.file = StagedFile(path, "wb")
+        self.handle = self.file.handle
         self.handle.write(b"\0" * (8 + _HEADER_RESERVE))
 
     def write(self, embeddings: torch.Tensor | np.ndarray) -> None:
@@ -169,37 +158,10 @@ class ShardWriter:
             raise InputError(f"{self.path}: shard metadata too large ({len(encoded)} bytes)")
         self.handle.seek(0)
         self.handle.write(struct.pack("<Q", _HEADER_RESERVE) + encoded.ljust(_HEADER_RESERVE, b" "))
-        self.handle.flush()
-        os.fsync(self.handle.fileno())
-        self.handle.close()
-        os.replace(self.tmp, self.path)
-        return self.path
+        return self.file.commit()
 
     def abort(self) -> None:
-        if not self.handle.closed:
-            self.handle.close()
-        self.tmp.unlink(missing_ok=True)
-
-
-class _LineWriter:
-    """A JSONL file written under a temporary name and renamed into place by ``commit``."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        self.handle = open(self.tmp, "w", encoding="utf-8")
-
-    def write(self, row: dict[str, Any]) -> None:
-        self.handle.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
-
-    def commit(self) -> None:
-        self.handle.close()
-        os.replace(self.tmp, self.path)
-
-    def abort(self) -> None:
-        if not self.handle.closed:
-            self.handle.close()
-        self.tmp.unlink(missing_ok=True)
+        self.file.abort()
 
 
 # ---- embedding ---------------------------------------------------------------------------------
@@ -269,7 +231,7 @@ def embed_images(model: Any, source: str | os.PathLike[str] | Sequence[str | os.
         _remove_stale_shards(folder, world)
     name = shard_name(rank, world)
     writer = ShardWriter(folder / f"{name}.safetensors", model.embed_dim, config.dtype)
-    lines = _LineWriter(folder / f"{name}.jsonl")
+    lines = StagedFile(folder / f"{name}.jsonl", "w")
     skipped: list[dict[str, Any]] = []
     loader = DataLoader(ImageFiles([r["path"] for r in share], model.preprocess), batch_size=config.batch_size,
                         num_workers=config.num_workers, collate_fn=collate_images,
@@ -285,8 +247,8 @@ def embed_images(model: Any, source: str | os.PathLike[str] | Sequence[str | os.
                     skipped.append({"id": share[position]["id"], "path": share[position]["path"], "reason": reason})
                 if pixels is not None:
                     writer.write(model.encode_image_tensor(pixels).cpu())
-                    for position in positions:
-                        lines.write(share[position])
+                    lines.handle.writelines(json.dumps(share[p], ensure_ascii=False, default=str) + "\n"
+                                            for p in positions)
                 bar.update(len(positions) + len(failures))
         if writer.rows == 0 and world == 1:  # with several processes one share may be all bad
             raise InputError(f"{source}: none of the {len(share)} images could be decoded "
@@ -358,7 +320,7 @@ class ShardSet:
         rows: list[dict[str, Any]] = []
         for path, count in zip(self.paths, self.counts):
             jsonl = path.with_suffix(".jsonl")
-            mine = [json.loads(line) for line in jsonl.read_text(encoding="utf-8").splitlines() if line.strip()]
+            mine = [row for _, row in iter_jsonl(jsonl)]
             if len(mine) != count:
                 raise InputError(f"{jsonl}: {len(mine)} metadata rows for {count} embeddings")
             rows.extend(mine)
@@ -387,7 +349,7 @@ def read_shards(folder: str | os.PathLike[str]) -> ShardSet:
             with safe_open(str(path), framework="numpy") as handle:
                 meta = json.loads((handle.metadata() or {}).get(CONFIG_METADATA_KEY, "{}"))
                 shape = handle.get_slice(TENSOR_NAME).get_shape()
-        except Exception as error:
+        except (SafetensorError, OSError, ValueError) as error:  # damaged file, bad JSON metadata, no tensor
             raise InputError(f"{path}: not a readable embedding shard ({str(error).splitlines()[0][:120]})") from None
         if not path.with_suffix(".jsonl").is_file():
             raise InputError(f"{path.with_suffix('.jsonl')}: metadata file missing")
