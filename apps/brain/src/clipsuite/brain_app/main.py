@@ -1,0 +1,234 @@
+"""``clipsuite-brain`` (also ``clipsuite brain``): fit, decode, evaluate, encode on a dataset config.
+
+Thin: check arguments and paths (before torch is imported), call ``clipsuite.brain``, print.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from clipsuite.cli.common import cli_errors, console, fail, progress
+
+app = typer.Typer(name="brain", help="fMRI decoding into CLIP space (ridge) and CLIP-based voxel-wise encoding "
+                  "models, on NIfTI beta series or GOD HDF5.", no_args_is_help=True, add_completion=False,
+                  pretty_exceptions_enable=False)
+
+DatasetArg = Annotated[Path, typer.Argument(help="Dataset config JSON (betas, mask, trials, stimuli).")]
+ModelOpt = Annotated[str, typer.Option("--model", "-m", help="CLIP model: open_clip name, preset, folder or 'tiny'.")]
+PretrainedOpt = Annotated[str | None, typer.Option(help="open_clip pretrained tag (default openai for the default "
+                                                           "model).")]
+DEFAULT_MODEL, DEFAULT_PRETRAINED = "ViT-B-32", "openai"
+DeviceOpt = Annotated[str | None, typer.Option(help="cpu, cuda, cuda:1 ... (default: cuda if available)")]
+AlphasOpt = Annotated[str, typer.Option(help="Ridge alphas: comma list, or low:high:count (log-spaced).")]
+CvOpt = Annotated[str, typer.Option(help="Alpha selection: loo (leave-one-out) or a number of folds.")]
+CacheOpt = Annotated[Path | None, typer.Option(help="Folder caching stimulus embeddings (default: next to "
+                                                     "the config, .clipsuite-cache).")]
+
+
+def _check_dataset(dataset: Path) -> None:
+    if not dataset.is_file():
+        fail(f"{dataset}: dataset config not found")
+
+
+def _alphas(text: str) -> list[float]:
+    try:
+        if ":" in text:
+            low, high, count = text.split(":")
+            import numpy as np
+            return [float(v) for v in np.logspace(np.log10(float(low)), np.log10(float(high)), int(count))]
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        fail(f"--alphas '{text}': expected numbers like 1,10,100 or 1e-1:1e5:10")
+    if not values or any(v <= 0 for v in values):
+        fail(f"--alphas '{text}': alphas must be positive")
+    return values
+
+
+def _cv(text: str) -> str | int:
+    if text.lower() == "loo":
+        return "loo"
+    if text.isdigit() and int(text) >= 2:
+        return int(text)
+    fail(f"--cv '{text}': expected loo or a number of folds (2 or more)")
+    return "loo"
+
+
+def _prep(test_fraction: float, seed: int, per_session: bool, repetitions: str):  # type: ignore[no-untyped-def]
+    if repetitions not in ("average", "single"):
+        fail(f"--train-repetitions '{repetitions}': expected average or single")
+    if not 0 < test_fraction < 1:
+        fail(f"--test-fraction {test_fraction}: expected a number between 0 and 1")
+    from clipsuite.brain.prep import PrepConfig
+    return PrepConfig(test_fraction=test_fraction, seed=seed, per_session=per_session, train_repetitions=repetitions)
+
+
+def _subject(dataset: Path, prep):  # type: ignore[no-untyped-def]
+    from clipsuite.brain.pipeline import load_prepared
+
+    with progress() as bar:
+        task = bar.add_task("reading sessions", total=None)
+        subject = load_prepared(dataset, prep, on_session=lambda i, n: bar.update(task, completed=i, total=n))
+    dropped = ", ".join(f"{v} {k}" for k, v in subject.data.dropped.items() if v)
+    console.print(f"{dataset}: {len(subject.data.responses)} trials x {subject.data.n_voxels} voxels"
+                  f"{f' (dropped {dropped})' if dropped else ''}; {len(subject.train.stimulus)} train / "
+                  f"{len(subject.test.stimulus)} test samples")
+    return subject
+
+
+def _features(subject, model: str, pretrained: str | None, device: str | None, cache: Path | None):  # type: ignore[no-untyped-def]
+    from clipsuite.brain.pipeline import subject_features
+    from clipsuite.core.models import load_model
+
+    if pretrained is None and model == DEFAULT_MODEL:
+        pretrained = DEFAULT_PRETRAINED
+    clip = load_model(model, pretrained=pretrained, device=device)
+    folder = cache if cache is not None else subject.config.path.parent / ".clipsuite-cache"
+    return clip, subject_features(clip, subject, folder)
+
+
+def _print_metrics(metrics: dict[str, float], out: Path, title: str) -> None:
+    from clipsuite.core.tabular import write_table
+
+    table = Table("metric", "value", title=title)
+    for key, value in metrics.items():
+        table.add_row(key, f"{value:.4f}" if not float(value).is_integer() else f"{int(value)}")
+    console.print(table)
+    write_table(out, [{"metric": k, "value": f"{v:.6f}"} for k, v in metrics.items()], ["metric", "value"])
+    console.print(f"metrics: {out}")
+
+
+@app.command()
+@cli_errors
+def fit(
+    dataset: DatasetArg,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the fitted decoder.")] = Path("brain_decoder"),
+    alphas: AlphasOpt = "1e-1:1e5:10", cv: CvOpt = "loo",
+    test_fraction: Annotated[float, typer.Option(help="Held-out stimuli when the table has no split.")] = 0.2,
+    seed: int = 0,
+    per_session: Annotated[bool, typer.Option(help="Z-score each session with its own training trials.")] = False,
+    train_repetitions: Annotated[str, typer.Option(help="average | single (training samples).")] = "single",
+    model: ModelOpt = DEFAULT_MODEL, pretrained: PretrainedOpt = None, device: DeviceOpt = None,
+    cache: CacheOpt = None,
+) -> None:
+    """Fit the ridge decoder (voxels -> CLIP image and text embeddings, one alpha per dimension)."""
+    _check_dataset(dataset)
+    grid, folds, prep = _alphas(alphas), _cv(cv), _prep(test_fraction, seed, per_session, train_repetitions)
+    from clipsuite.brain.pipeline import fit_decoder
+
+    subject = _subject(dataset, prep)
+    _, features = _features(subject, model, pretrained, device, cache)
+    with progress() as bar:
+        task = bar.add_task("ridge (per target)", total=None)
+        saved = fit_decoder(subject, features, grid, folds, out, {"model": model, "pretrained": pretrained},
+                            device, on_progress=lambda d, t: bar.update(task, completed=d, total=t))
+    console.print(f"decoder: {saved}")
+
+
+def _decoded(dataset: Path, decoder: Path, device: str | None, cache: Path | None):  # type: ignore[no-untyped-def]
+    _check_dataset(dataset)
+    if not (decoder / "decoder.json").is_file():
+        fail(f"{decoder}: not a decoder folder (no decoder.json; make one with `clipsuite-brain fit`)")
+    from clipsuite.brain.pipeline import decode, prep_from, read_decoder
+
+    models, meta = read_decoder(decoder)
+    subject = _subject(dataset, prep_from(meta))
+    decoded = decode(models, meta, subject.test, str(dataset))
+    clip, features = _features(subject, meta["clip"]["model"], meta["clip"]["pretrained"], device, cache)
+    return subject, decoded, clip, features
+
+
+@app.command()
+@cli_errors
+def decode(
+    dataset: DatasetArg,
+    decoder: Annotated[Path, typer.Option("--decoder", "-d", help="Folder written by `fit`.")] = Path("brain_decoder"),
+    out: Annotated[Path, typer.Option("--out", "-o", help="safetensors file of the decoded test embeddings.")] = Path(
+        "decoded.safetensors"),
+    device: DeviceOpt = None, cache: CacheOpt = None,
+) -> None:
+    """Decode the held-out samples into CLIP space; write the embeddings and the nearest stimuli (CSV)."""
+    import torch
+
+    from clipsuite.core.checkpoints import save_tensors
+    from clipsuite.core.tabular import write_table
+
+    subject, decoded, _, features = _decoded(dataset, decoder, device, cache)
+    save_tensors(out, {k: torch.as_tensor(v) for k, v in decoded.items()},
+                 {"stimulus": subject.test.stimulus.tolist()})
+    image = torch.nn.functional.normalize(torch.as_tensor(decoded["image"]), dim=1)
+    best = (image @ torch.as_tensor(features.image).T).argmax(1).tolist()
+    rows = [{"stimulus": s, "nearest_stimulus": features.ids[b], "correct": int(features.ids[b] == s)}
+            for s, b in zip(subject.test.stimulus.tolist(), best)]
+    table = out.with_suffix(".csv")
+    write_table(table, rows, ["stimulus", "nearest_stimulus", "correct"])
+    console.print(f"decoded {len(rows)} samples: {out}; nearest stimuli: {table}")
+
+
+@app.command()
+@cli_errors
+def evaluate(
+    dataset: DatasetArg,
+    decoder: Annotated[Path, typer.Option("--decoder", "-d", help="Folder written by `fit`.")] = Path("brain_decoder"),
+    out: Annotated[Path, typer.Option("--out", "-o", help="CSV metrics table.")] = Path("brain_metrics.csv"),
+    n_way: Annotated[int, typer.Option(help="Retrieval candidates per draw (MindEye: 300).", min=2)] = 300,
+    draws: Annotated[int, typer.Option(help="Random draws averaged (MindEye: 30).", min=1)] = 30,
+    device: DeviceOpt = None, cache: CacheOpt = None,
+) -> None:
+    """Retrieval (both directions), pairwise identification, category decoding of the held-out samples."""
+    from clipsuite.brain.pipeline import decoding_metrics
+
+    subject, decoded, clip, features = _decoded(dataset, decoder, device, cache)
+    metrics = decoding_metrics(decoded, subject, features, clip, n_way, draws)
+    _print_metrics(metrics, out, f"decoding {dataset.name}")
+
+
+@app.command()
+@cli_errors
+def encode(
+    dataset: DatasetArg,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for maps (NIfTI, PNG) and metrics.csv.")] = Path(
+        "brain_encoding"),
+    space: Annotated[str, typer.Option(help="Features: image or text embeddings of the stimuli.")] = "image",
+    alphas: AlphasOpt = "1e-1:1e5:10", cv: CvOpt = "loo",
+    test_fraction: float = 0.2, seed: int = 0, per_session: bool = False,
+    train_repetitions: Annotated[str, typer.Option(help="average | single")] = "single",
+    model: ModelOpt = DEFAULT_MODEL, pretrained: PretrainedOpt = None, device: DeviceOpt = None,
+    cache: CacheOpt = None,
+) -> None:
+    """Voxel-wise encoding model from CLIP features; r (and noise-ceiling-normalised r) maps in subject space."""
+    _check_dataset(dataset)
+    if space not in ("image", "text"):
+        fail(f"--space '{space}': expected image or text")
+    grid, folds, prep = _alphas(alphas), _cv(cv), _prep(test_fraction, seed, per_session, train_repetitions)
+    import numpy as np
+
+    from clipsuite.brain.encoding import fit_encoding, write_maps
+
+    subject = _subject(dataset, prep)
+    if subject.data.affine is None:
+        fail(f"{dataset}: encoding maps need NIfTI input (this dataset has no voxel grid)")
+    _, features = _features(subject, model, pretrained, device, cache)
+    table = getattr(features, space)
+    repeats = int(np.round(subject.test.repeats.mean()))
+    single = subject.test_trials
+    with progress() as bar:
+        task = bar.add_task("ridge (per voxel)", total=None)
+        result = fit_encoding(table[features.rows(subject.train.stimulus)], subject.train.responses,
+                              table[features.rows(subject.test.stimulus)], subject.test.responses, grid, folds,
+                              device, single_trials=(single.responses, single.stimulus) if repeats >= 2 else None,
+                              n_repeats=repeats, on_progress=lambda d, t: bar.update(task, completed=d, total=t))
+    written = write_maps(result, subject.data, out, f"encoding r ({space} features)")
+    _print_metrics(result.summary(), out / "metrics.csv", f"encoding {dataset.name}")
+    console.print("maps: " + ", ".join(str(p) for p in written))
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

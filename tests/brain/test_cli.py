@@ -1,0 +1,76 @@
+"""The clipsuite-brain CLI on the synthetic subject: fit -> evaluate -> decode, encode; bad input."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+
+import nibabel as nib
+import numpy as np
+from typer.testing import CliRunner
+
+from clipsuite.brain_app.main import app
+
+runner = CliRunner()
+
+
+def _opts(*extra):
+    return [*extra, "--model", "tiny", "--device", "cpu"]
+
+
+def test_fit_evaluate_decode_encode(subject, tmp_path):
+    dec = tmp_path / "dec"
+    result = runner.invoke(app, ["fit", str(subject), "-o", str(dec), "--alphas", "1:1e5:8",
+                                 "--cache", str(tmp_path / "cache"), *_opts()])
+    assert result.exit_code == 0, result.output
+    assert (dec / "image.safetensors").is_file() and (dec / "decoder.json").is_file()
+    metrics_csv = tmp_path / "m.csv"
+    result = runner.invoke(app, ["evaluate", str(subject), "-d", str(dec), "-o", str(metrics_csv),
+                                 "--cache", str(tmp_path / "cache"), "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    metrics = {row["metric"]: float(row["value"]) for row in csv.DictReader(open(metrics_csv))}
+    chance = 1 / metrics["image_n_way"]
+    # the synthetic subject's voxels carry the image embeddings: retrieval far above chance both ways
+    assert metrics["image_image_retrieval"] > 10 * chance and metrics["image_brain_retrieval"] > 10 * chance
+    assert metrics["image_pairwise"] > 0.9
+    assert metrics["image_category_top1"] > 1.5 / metrics["image_category_n_way"]
+    result = runner.invoke(app, ["decode", str(subject), "-d", str(dec), "-o", str(tmp_path / "d.safetensors"),
+                                 "--cache", str(tmp_path / "cache"), "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(open(tmp_path / "d.csv")))
+    assert len(rows) == 40 and np.mean([int(r["correct"]) for r in rows]) > 0.25
+
+    out = tmp_path / "enc"
+    result = runner.invoke(app, ["encode", str(subject), "-o", str(out), "--alphas", "1e-1:1e4:8",
+                                 "--cache", str(tmp_path / "cache"), *_opts()])
+    assert result.exit_code == 0, result.output
+    r_img = nib.load(out / "r.nii.gz")
+    mask = nib.load(subject.parent / "mask.nii.gz")
+    np.testing.assert_array_equal(r_img.affine, mask.affine)
+    r = np.asarray(r_img.dataobj)
+    strength = np.load(subject.parent / "truth.npz")["strength"]
+    signal, noise = r[strength > 0], r[(strength == 0) & np.isfinite(r)]
+    assert signal.mean() > 0.4 > 0.1 > abs(noise.mean())
+    # among signal voxels, r follows the hidden strength
+    assert np.corrcoef(strength[strength > 0], signal)[0, 1] > 0.5
+    assert (out / "r.png").stat().st_size > 1000 and (out / "noise_ceiling.nii.gz").is_file()
+
+
+def test_bad_input_one_line_exit_2(subject, tmp_path):
+    result = runner.invoke(app, ["fit", str(tmp_path / "nope.json"), *_opts()])
+    assert result.exit_code == 2 and "nope.json: dataset config not found" in result.output
+    result = runner.invoke(app, ["fit", str(subject), "--cv", "x", *_opts()])
+    assert result.exit_code == 2 and "--cv 'x'" in result.output
+    bad = tmp_path / "s"
+    shutil.copytree(subject.parent, bad, ignore=shutil.ignore_patterns("stimuli", ".clipsuite-cache"))
+    img = nib.load(bad / "betas_session02.nii.gz")
+    nib.save(nib.Nifti1Image(np.asarray(img.dataobj)[1:], img.affine), bad / "betas_session02.nii.gz")
+    out = tmp_path / "never"
+    result = runner.invoke(app, ["fit", str(bad / "dataset.json"), "-o", str(out), *_opts()])
+    assert result.exit_code == 2
+    assert "betas_session02.nii.gz: volume grid" in result.output and "Traceback" not in result.output
+    assert not out.exists()
+    (bad / "dataset.json").write_text(json.dumps({"format": "nifti", "mask": "mask.nii.gz"}))
+    result = runner.invoke(app, ["encode", str(bad / "dataset.json"), *_opts()])
+    assert result.exit_code == 2 and "'betas' must be a non-empty list" in result.output
