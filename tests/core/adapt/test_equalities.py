@@ -7,14 +7,14 @@ import pytest
 import torch
 
 from clipsuite.core.adapt import gda, tip_adapter
-from clipsuite.core.adapt.coop import CoOpClassifier, PromptConfig, logit_scale
+from clipsuite.core.adapt.coop import CoOpClassifier, PromptConfig
 from clipsuite.core.adapt.feature_cache import CachedFeatures
 from clipsuite.core.adapt.fewshot_data import load_split
 from clipsuite.core.adapt.registry import MethodOptions
 from clipsuite.core.adapt.runner import prepare, train_one
-from clipsuite.core.adapt.text_encoding import TextTower
 from clipsuite.core.errors import InputError
 from clipsuite.core.models import load_model
+from clipsuite.core.towers import text_tower
 from clipsuite.core.zeroshot import build_classifier, logits
 
 NAMES = ["red circle", "blue square", "green triangle", "yellow star"]
@@ -31,10 +31,10 @@ def _features(n: int = 10, dim: int = 64, seed: int = 0) -> torch.Tensor:
 
 
 def test_text_tower_matches_encode_text(model) -> None:  # type: ignore[no-untyped-def]
-    tower = TextTower(model)
+    tower = text_tower(model)
     tokens = model.tokenize(["a photo of a red circle.", "blue square", "a yellow star at the top"])
     with torch.no_grad():
-        ours = tower.encode(tower.embed(tokens), tokens)
+        ours = torch.nn.functional.normalize(tower.encode_embeddings(tower.embed(tokens), tokens), dim=-1)
     torch.testing.assert_close(ours, model.encode_texts(["a photo of a red circle.", "blue square",
                                                           "a yellow star at the top"]), atol=1e-5, rtol=1e-5)
 
@@ -45,7 +45,7 @@ def test_coop_with_zero_steps_equals_hand_crafted_zero_shot(model) -> None:  # t
     assert coop.prompt.ctx.shape[0] == 4  # "a photo of a" is four tokens in both tokenizers
     with torch.no_grad():
         learned = coop(features)
-    expected = logits(features, build_classifier(model, NAMES, ["a photo of a {}."]), scale=logit_scale(model))
+    expected = logits(features, build_classifier(model, NAMES, ["a photo of a {}."]), scale=model.logit_scale())
     torch.testing.assert_close(learned, expected, atol=2e-5, rtol=1e-5)
 
 
@@ -77,9 +77,9 @@ def test_truncated_class_name_is_refused(model) -> None:  # type: ignore[no-unty
 def test_tip_adapter_with_alpha_zero_equals_zero_shot(model) -> None:  # type: ignore[no-untyped-def]
     zero_shot = build_classifier(model, NAMES, ["a photo of a {}."]).T
     train = CachedFeatures(torch.stack([_features(8, seed=1), _features(8, seed=2)]), torch.arange(8) % 4)
-    head = tip_adapter.build(zero_shot, train, 4, scale=logit_scale(model), alpha=0.0, beta=5.0)
+    head = tip_adapter.build(zero_shot, train, 4, scale=model.logit_scale(), alpha=0.0, beta=5.0)
     features = _features(seed=3)
-    torch.testing.assert_close(head(features), logits(features, zero_shot.T, scale=logit_scale(model)))
+    torch.testing.assert_close(head(features), logits(features, zero_shot.T, scale=model.logit_scale()))
     # keys are the view-averaged, re-normalised training features
     torch.testing.assert_close(head.keys, torch.nn.functional.normalize(train.features.mean(0), dim=-1))
 
@@ -118,7 +118,7 @@ def test_cocoop_and_kgcoop_start_at_the_hand_crafted_prompt(model) -> None:  # t
     from clipsuite.core.adapt.kgcoop import kgcoop_task
 
     features = _features()
-    expected = logits(features, build_classifier(model, NAMES, ["a photo of a {}."]), scale=logit_scale(model))
+    expected = logits(features, build_classifier(model, NAMES, ["a photo of a {}."]), scale=model.logit_scale())
     with torch.no_grad():
         torch.testing.assert_close(CoCoOpClassifier(model, NAMES)(features), expected, atol=2e-5, rtol=1e-5)
         coop = CoOpClassifier(model, NAMES)

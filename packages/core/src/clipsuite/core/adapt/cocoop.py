@@ -12,16 +12,16 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from clipsuite.core.adapt.coop import PromptConfig, PromptLearner, logit_scale
-from clipsuite.core.adapt.text_encoding import TextTower
+from clipsuite.core.adapt.coop import PromptConfig, PromptLearner
 from clipsuite.core.models import ClipModel
+from clipsuite.core.towers import text_tower
 
 
 class CoCoOpClassifier(nn.Module):
     def __init__(self, clip: ClipModel, class_names: Sequence[str], config: PromptConfig | None = None) -> None:
         super().__init__()
         self.prompt = PromptLearner(clip, class_names, config or PromptConfig(n_ctx=4))
-        self.tower = TextTower(clip)
+        self.tower = text_tower(clip)
         dim, hidden = clip.embed_dim, max(clip.embed_dim // 16, 1)
         self.meta_net = nn.Sequential(nn.Linear(dim, hidden), nn.ReLU(inplace=True),
                                       nn.Linear(hidden, self.tower.width)).to(clip.device)
@@ -30,7 +30,7 @@ class CoCoOpClassifier(nn.Module):
         # shift swamps the context and the start is far worse than zero-shot.)
         nn.init.zeros_(self.meta_net[2].weight)
         nn.init.zeros_(self.meta_net[2].bias)
-        self.scale = logit_scale(clip)
+        self.scale = clip.logit_scale()
         self.class_names = list(class_names)
 
     def forward(self, image_features: torch.Tensor) -> torch.Tensor:
@@ -39,6 +39,7 @@ class CoCoOpClassifier(nn.Module):
         prompts = self.prompt(shift)  # [B, C, L, W]
         batch, classes = prompts.shape[:2]
         tokens = self.prompt.tokens[None].expand(batch, -1, -1).reshape(batch * classes, -1)
-        text = self.tower.encode(prompts.reshape(batch * classes, *prompts.shape[2:]), tokens)
+        text = self.tower.encode_embeddings(prompts.reshape(batch * classes, *prompts.shape[2:]), tokens)
+        text = nn.functional.normalize(text, dim=-1)
         text = text.reshape(batch, classes, -1)
         return self.scale * torch.einsum("bd,bcd->bc", image_features.to(text.dtype), text)

@@ -18,18 +18,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from clipsuite.core.adapt.text_encoding import TextTower
 from clipsuite.core.errors import InputError
 from clipsuite.core.models import ClipModel
+from clipsuite.core.towers import TextTower, text_tower
 
 PLACEHOLDER = "X"
 POSITIONS = ("end", "middle", "front")
-
-
-def logit_scale(clip: ClipModel) -> float:
-    """The model's learned temperature (100 for OpenAI CLIP), the scale every adapt classifier uses."""
-    scale = getattr(clip.model, "logit_scale", None)
-    return float(scale.detach().exp().clamp(max=100).item()) if scale is not None else 100.0
 
 
 @dataclass
@@ -55,7 +49,7 @@ class PromptLearner(nn.Module):
         if config.class_token_position not in POSITIONS:
             raise InputError(f"class token position '{config.class_token_position}' is not one of "
                              f"{', '.join(POSITIONS)}")
-        tower = TextTower(clip)
+        tower = text_tower(clip)
         self.config = config
         self.class_names = list(class_names)
         init = (config.ctx_init or "").strip()
@@ -128,12 +122,13 @@ class CoOpClassifier(nn.Module):
     def __init__(self, clip: ClipModel, class_names: Sequence[str], config: PromptConfig | None = None) -> None:
         super().__init__()
         self.prompt = PromptLearner(clip, class_names, config or PromptConfig())
-        self.tower = TextTower(clip)
-        self.scale = logit_scale(clip)
+        self.tower = text_tower(clip)
+        self.scale = clip.logit_scale()
         self.class_names = list(class_names)
 
     def text_features(self) -> torch.Tensor:
-        return self.tower.encode(self.prompt(), self.prompt.tokens)
+        """Normalised features of the learned prompts ``[C, D]``."""
+        return nn.functional.normalize(self.tower.encode_embeddings(self.prompt(), self.prompt.tokens), dim=-1)
 
     def forward(self, image_features: torch.Tensor) -> torch.Tensor:
         text = self.text_features()

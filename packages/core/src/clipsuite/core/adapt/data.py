@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 
 import torch
 
-from clipsuite.core.adapt.coop import logit_scale
 from clipsuite.core.adapt.feature_cache import CachedFeatures, cached_features
 from clipsuite.core.adapt.fewshot_data import Item, Split
 from clipsuite.core.images import load_image
@@ -42,7 +41,7 @@ class AdaptData:
 
     @property
     def scale(self) -> float:
-        return logit_scale(self.clip)
+        return self.clip.logit_scale()
 
     def _memo(self, key: str, make: object) -> object:
         if key not in self._cache:

@@ -16,10 +16,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from clipsuite.core.adapt.coop import PromptConfig, PromptLearner, logit_scale
-from clipsuite.core.adapt.text_encoding import TextTower, replace_tokens
+from clipsuite.core.adapt.coop import PromptConfig, PromptLearner
 from clipsuite.core.errors import ModelError
 from clipsuite.core.models import ClipModel
+from clipsuite.core.towers import deep_prompt_hooks, text_tower, vision_tower
 
 
 @dataclass
@@ -36,21 +36,16 @@ class MaPLeConfig:
         return asdict(self)
 
 
-def _vision_tower(clip: ClipModel) -> nn.Module:
-    visual = clip.model.visual
-    needed = ("conv1", "class_embedding", "positional_embedding", "ln_pre", "transformer", "_pool")
-    if not all(hasattr(visual, name) for name in needed) or getattr(visual, "pool_type", "tok") != "tok":
-        raise ModelError(f"{clip.name}: MaPLe needs an open_clip ViT image tower pooled at the class token")
-    return visual
-
-
 class MaPLeClassifier(nn.Module):
     def __init__(self, clip: ClipModel, class_names: Sequence[str], config: MaPLeConfig | None = None) -> None:
         super().__init__()
         config = config or MaPLeConfig()
         self.config = config
-        self.tower = TextTower(clip)
-        _vision_tower(clip)  # checked now; reached through self.clip so it is not a submodule (nor saved)
+        # towers are plain objects (not submodules), so the frozen CLIP weights are never saved here
+        self.tower = text_tower(clip)
+        self.vision = vision_tower(clip)
+        if not self.vision.pools_class_token:
+            raise ModelError(f"{clip.name}: MaPLe needs an image tower pooled at the class token")
         self.clip = clip
         words = config.ctx_init.split()
         # the first n_ctx tokens of the init phrase are learned; the rest stays part of the frozen prompt
@@ -58,8 +53,8 @@ class MaPLeClassifier(nn.Module):
         prompt_names = [f"{fixed} {name}".strip() for name in class_names]
         self.prompt = PromptLearner(clip, prompt_names, PromptConfig(n_ctx=config.n_ctx, ctx_init=learned))
         n, text_width = self.prompt.n_ctx, self.tower.width
-        vision_width = int(self.visual.conv1.out_channels)
-        self.depth = max(1, min(config.depth, len(self.tower.blocks), len(self.visual.transformer.resblocks)))
+        vision_width = self.vision.width
+        self.depth = max(1, min(config.depth, self.tower.depth, self.vision.depth))
         device = clip.device
         self.text_deep = nn.ParameterList(
             [nn.Parameter(torch.empty(n, text_width, device=device).normal_(std=0.02)) for _ in range(self.depth - 1)])
@@ -73,7 +68,7 @@ class MaPLeClassifier(nn.Module):
             for layer in (self.proj, *self.deep_proj):
                 nn.init.zeros_(layer.weight)
                 nn.init.zeros_(layer.bias)
-        self.scale = logit_scale(clip)
+        self.scale = clip.logit_scale()
         self.class_names = list(class_names)
 
     @torch.no_grad()
@@ -83,45 +78,27 @@ class MaPLeClassifier(nn.Module):
         captured: list[torch.Tensor] = []
         n = self.prompt.n_ctx
 
-        def hook(module, args, kwargs):  # type: ignore[no-untyped-def]
-            hidden = args[0] if args else kwargs["hidden_states"]
+        def grab(hidden: torch.Tensor) -> torch.Tensor:
             captured.append(hidden[:, 1:1 + n].float().mean(dim=0))
+            return hidden
 
-        blocks = self.tower.blocks[1:self.depth]
-        handles = [b.register_forward_pre_hook(hook, with_kwargs=True) for b in blocks]
-        try:
-            self.tower.encode(self.prompt(), self.prompt.tokens)
-        finally:
-            for handle in handles:
-                handle.remove()
+        self.tower.encode_embeddings(self.prompt(), self.prompt.tokens, {i: grab for i in range(1, self.depth)})
         return captured
 
-    @property
-    def visual(self) -> nn.Module:
-        return self.clip.model.visual
-
     def text_features(self) -> torch.Tensor:
-        deep = [None, *self.text_deep]
-        return self.tower.encode(self.prompt(), self.prompt.tokens, deep_prompts=deep, deep_start=1)
+        hooks = deep_prompt_hooks([None, *self.text_deep], start=1)
+        text = self.tower.encode_embeddings(self.prompt(), self.prompt.tokens, hooks)
+        return torch.nn.functional.normalize(text, dim=-1)
 
     def image_features(self, pixels: torch.Tensor) -> torch.Tensor:
-        visual = self.visual
-        dtype = visual.conv1.weight.dtype
-        x = visual.conv1(pixels.to(self.clip.device, dtype))
-        x = x.reshape(x.shape[0], x.shape[1], -1).permute(0, 2, 1)
-        cls = visual.class_embedding.to(x.dtype).expand(x.shape[0], 1, -1)
-        x = torch.cat([cls, x], dim=1) + visual.positional_embedding.to(x.dtype)
-        x = visual.patch_dropout(x)
+        tower = self.vision
+        x = tower.embed(pixels.to(self.clip.device))
+        # shallow prompts: appended after the patches, before the pre-norm; deep ones overwrite them
         shallow = self.proj(self.prompt.ctx).to(x.dtype)
-        x = torch.cat([x, shallow.expand(x.shape[0], -1, -1)], dim=1)
-        x = visual.ln_pre(x)
+        x = tower.pre_norm(torch.cat([x, shallow.expand(x.shape[0], -1, -1)], dim=1))
         deep = [None, *[proj(p) for proj, p in zip(self.deep_proj, self.text_deep)]]
-        with replace_tokens(list(visual.transformer.resblocks), deep, start=None):
-            x = visual.transformer(x)
-        pooled, _ = visual._pool(x)
-        if visual.proj is not None:
-            pooled = pooled @ visual.proj
-        return torch.nn.functional.normalize(pooled.float(), dim=-1)
+        x = tower.run_blocks(x, hooks=deep_prompt_hooks(deep, start=None))
+        return torch.nn.functional.normalize(tower.pool(x).float(), dim=-1)
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
         text = self.text_features()
