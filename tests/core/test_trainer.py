@@ -247,16 +247,49 @@ def test_bad_config_and_bad_tasks_are_one_line_errors(tmp_path):
         Trainer(task, TrainConfig(output_dir=tmp_path / "x", progress=False)).fit(Regression())
     with pytest.raises(InputError, match="empty"):
         Trainer(LinearTask(), TrainConfig(output_dir=tmp_path / "y", progress=False)).fit(Regression(0))
-    with pytest.raises(InputError, match="fp16 needs a CUDA GPU"):
-        if not torch.cuda.is_available():
-            Trainer(LinearTask(), TrainConfig(output_dir=tmp_path / "z", precision="fp16")).fit(Regression())
-        else:
-            raise InputError("fp16 needs a CUDA GPU")  # nothing to check on a GPU machine
+    with pytest.raises(InputError, match="unknown precision 'fp8'"):
+        TrainConfig(output_dir=tmp_path, precision="fp8")
+    with pytest.raises(InputError, match="checkpoint_every must be >= 0"):
+        TrainConfig(output_dir=tmp_path, checkpoint_every=-1)
+    with pytest.raises(InputError, match="unknown distributed mode 'zero3'"):
+        TrainConfig(output_dir=tmp_path, distributed="zero3")
+    assert TrainConfig(output_dir=tmp_path, precision="amp").precision == "amp_fp16"  # open_clip's name
 
 
-def test_bf16_autocast_on_cpu_trains(tmp_path):
-    _, result = _fit(tmp_path, "bf16", precision="bf16")
-    assert result.step == 6 and math.isfinite(result.metrics["loss"])
+@pytest.mark.parametrize("cast", ["bf16", "fp16"])
+def test_cast_weights_are_refused_for_training_naming_the_amp_precision(tmp_path, cast):
+    with pytest.raises(InputError, match=f"precision '{cast}' casts the weights.*use amp_{cast}"):
+        TrainConfig(output_dir=tmp_path, precision=cast)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU refusal")
+def test_amp_fp16_on_the_cpu_is_one_clear_error(tmp_path):
+    with pytest.raises(InputError, match="amp_fp16 needs a CUDA GPU"):
+        Trainer(LinearTask(), TrainConfig(output_dir=tmp_path / "z", precision="amp_fp16")).fit(Regression())
+
+
+class DtypeTask(LinearTask):
+    """Records the dtype the linear layer computes in."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.dtypes: set[torch.dtype] = set()
+
+    def loss(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        out = self.module(batch["x"])
+        self.dtypes.add(out.dtype)
+        return {"loss": torch.nn.functional.mse_loss(out.float(), batch["y"])}
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="on a GPU auto means amp")
+def test_precision_policy_on_the_cpu(tmp_path):
+    """amp_bf16 computes in bf16 with float32 weights; auto and fp32 compute in float32 on the CPU."""
+    for name, want in (("amp_bf16", torch.bfloat16), ("auto", torch.float32), ("fp32", torch.float32)):
+        task = DtypeTask()
+        cfg = TrainConfig(output_dir=tmp_path / name, epochs=1, batch_size=8, lr=0.05, precision=name, progress=False)
+        result = Trainer(task, cfg).fit(Regression())
+        assert task.dtypes == {want}, name
+        assert task.module.weight.dtype == torch.float32 and math.isfinite(result.metrics["loss"])
 
 
 def test_epoch_order_is_a_sharded_permutation():
@@ -286,23 +319,36 @@ DDP_SCRIPT = textwrap.dedent('''
         def __getitem__(self, i):
             return {"x": self.x[i], "y": self.y[i]}
 
+    def inside_ddp_forward():
+        frame = sys._getframe()
+        while frame is not None:
+            if frame.f_code.co_name == "forward" and frame.f_code.co_filename.endswith("parallel/distributed.py"):
+                return True
+            frame = frame.f_back
+        return False
+
     class Task:
         def __init__(self):
             torch.manual_seed(1 + int(os.environ.get("RANK", "0")))  # ranks differ: rank 0's must win
             self.module = torch.nn.Linear(5, 1)
+            self.in_ddp = set()
         def loss(self, batch):
+            self.in_ddp.add(inside_ddp_forward())
             return torch.nn.functional.mse_loss(self.module(batch["x"]), batch["y"])
 
-    def run(out, batch_size):
-        cfg = TrainConfig(output_dir=Path(out), epochs=2, batch_size=batch_size, lr=0.05, optimizer="sgd",
-                          momentum=0.0, schedule="constant", progress=False)
-        return Trainer(Task(), cfg).fit(Reg())
+    def run(out, batch_size, resume=False, task=None):
+        cfg = TrainConfig(output_dir=Path(out), epochs=2, batch_size=batch_size, lr=0.05, optimizer="adam",
+                          schedule="constant", progress=False, resume=resume)
+        return Trainer(task or Task(), cfg).fit(Reg())
 
     def worker(rank, out, port):  # as torchrun would set it up; forked, so torch is imported once
         os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2", LOCAL_WORLD_SIZE="2",
                           MASTER_ADDR="127.0.0.1", MASTER_PORT=port)
-        step = run(out, 4).step
-        os.write(1, f"DONE {step}\\n".encode())  # one write: the two ranks share the pipe and must not interleave
+        task = Task()
+        step = run(out, 4, task=task).step
+        again = run(out, 4, resume=True)  # restores every process's state; nothing left to train
+        # one write: the two ranks share the pipe and must not interleave
+        os.write(1, f"DONE {step} in_ddp={sorted(task.in_ddp)} resumed={again.resumed_from}\\n".encode())
 
     if __name__ == "__main__":
         import torch._dynamo  # noqa: F401  (optimizers import it lazily, slowly: do it once, before forking)
@@ -325,12 +371,18 @@ def test_two_processes_equal_one_process_with_the_global_batch(tmp_path):
     assert one.step == 4
     stdout, stderr = two.communicate(timeout=300)
     assert two.returncode == 0, stderr[-2000:]
-    assert stdout.count("DONE 4") == 2  # 16 samples / (2 x 4) per step, 2 epochs
-    got, want = load_tensors(tmp_path / "two" / "checkpoint.safetensors"), load_tensors(tmp_path / "one" / "checkpoint.safetensors")
+    # 16 samples / (2 x 4) per step, 2 epochs; each loss ran inside DDP's forward (its all-reduce hooks)
+    assert stdout.count("DONE 4 in_ddp=[True] resumed=4") == 2, stdout
+    got = load_tensors(tmp_path / "two" / "checkpoint.safetensors")
+    want = load_tensors(tmp_path / "one" / "checkpoint.safetensors")
     for key in want:
         torch.testing.assert_close(got[key], want[key], rtol=1e-5, atol=1e-6)
     assert sorted(p.name for p in (tmp_path / "two" / "state").iterdir()) == [
         "step-00000004.rank0.rng.safetensors", "step-00000004.rank1.rng.safetensors", "step-00000004.safetensors"]
+    # one process cannot take over the two processes' run: one line naming both sizes and --resume
+    saved_by_two = r"cannot resume on 1 process\(es\), the run was saved by 2;.*without --resume"
+    with pytest.raises(ClipsuiteError, match=saved_by_two):
+        _script_namespace(DDP_SCRIPT)["run"](tmp_path / "two", 4, resume=True)
 
 
 class Augmented(Regression):
@@ -373,3 +425,64 @@ def test_unusable_data_and_damaged_state_are_one_line_errors(tmp_path):
         _fit(tmp_path, "d", resume=True)
     with pytest.raises(ClipsuiteError, match="weight 'weight' does not fit this model"):
         load_trainable(torch.nn.Linear(3, 1), tmp_path / "d" / "checkpoint.safetensors")
+
+
+class WatchedTask(LinearTask):
+    """Notes after each step whether a checkpoint is in force yet, and where its frozen helper went."""
+
+    def __init__(self, out: Path) -> None:
+        super().__init__()
+        self.state_file = out / "trainer_state.json"
+        self.seen: list[bool] = []
+        self.helper = torch.nn.Linear(5, 5).requires_grad_(False)  # frozen, not part of the module
+        self.placed: list[torch.device] = []
+
+    def frozen_modules(self) -> list[torch.nn.Module]:
+        return [self]  # type: ignore[list-item]  # a Placeable: records the move
+
+    def to(self, device: torch.device) -> WatchedTask:
+        self.placed.append(torch.device(device))
+        self.helper.to(device)
+        return self
+
+    def loss(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        features = batch["x"] + 0.0 * self.helper(batch["x"])
+        return {"loss": torch.nn.functional.mse_loss(self.module(features), batch["y"])}
+
+    def after_step(self) -> None:
+        self.seen.append(self.state_file.exists())
+
+
+@pytest.mark.parametrize(("every", "first_checkpoint_after"), [(0, None), (None, 3), (2, 2)])
+def test_checkpoint_every_zero_writes_only_the_final_checkpoint(tmp_path, every, first_checkpoint_after):
+    # 20 samples / batch 8 = 3 steps per epoch, 2 epochs
+    task = WatchedTask(tmp_path / "c")
+    cfg = TrainConfig(output_dir=tmp_path / "c", epochs=2, batch_size=8, lr=0.05, checkpoint_every=every,
+                      progress=False)
+    result = Trainer(task, cfg).fit(Regression())
+    # after_step runs before the step's checkpoint: step k sees the checkpoints of steps < k
+    first = task.seen.index(True) if True in task.seen else None
+    assert first == first_checkpoint_after
+    assert json.loads((tmp_path / "c" / "trainer_state.json").read_text())["step"] == result.step == 6
+    torch.testing.assert_close(load_tensors(result.checkpoint)["weight"], task.module.weight.detach())
+    assert sorted(p.name for p in (tmp_path / "c" / "state").iterdir()) == [
+        "step-00000006.rank0.rng.safetensors", "step-00000006.safetensors"]
+    assert [d.type for d in task.placed] == ["cuda" if torch.cuda.is_available() else "cpu"]
+
+
+def test_tasks_are_checked_against_the_protocol(tmp_path):
+    from clipsuite.core.train import TrainTask
+    from clipsuite.core.train.task import Evaluates, HoldsFrozen, split_loss
+
+    assert isinstance(LinearTask(), TrainTask) and isinstance(LinearTask(), Evaluates)
+    assert not isinstance(LinearTask(), HoldsFrozen) and isinstance(WatchedTask(tmp_path), HoldsFrozen)
+
+    class NoLoss:
+        module = torch.nn.Linear(2, 1)
+
+    with pytest.raises(ClipsuiteError, match="NoLoss: a training task needs a 'loss"):
+        Trainer(NoLoss(), TrainConfig(output_dir=tmp_path))  # type: ignore[arg-type]
+    with pytest.raises(ClipsuiteError, match="must return a tensor or a dict holding 'loss'"):
+        split_loss({"mse": torch.tensor(1.0)})
+    loss, parts = split_loss({"loss": torch.tensor(2.0), "ce": torch.tensor(1.5), "logits": torch.ones(3)})
+    assert float(loss) == 2.0 and sorted(parts) == ["ce", "loss"]  # only one-element tensors are logged

@@ -8,10 +8,11 @@ from pathlib import Path
 from typing import Any
 
 from clipsuite.core.errors import InputError
+from clipsuite.core.precision import CAST, check_precision
 
 OPTIMIZERS = ("adamw", "adam", "sgd")
 SCHEDULES = ("cosine", "constant")
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+DISTRIBUTED = ("ddp", "fsdp")
 
 
 @dataclass
@@ -31,11 +32,18 @@ class TrainConfig:
     schedule: str = "cosine"
     warmup_steps: int = 0
     grad_accum: int = 1
-    precision: str = "auto"               # auto: bf16 (fp16 if unsupported) on GPU, fp32 on CPU
+    # clipsuite.core.precision's names: auto (amp_bf16, or amp_fp16 on an older GPU; fp32 on the CPU;
+    # `accelerate launch --mixed_precision` decides when given), fp32, amp_bf16, amp_fp16 (CUDA only)
+    precision: str = "auto"
     grad_checkpointing: bool = False
     ema_decay: float | None = None
     max_grad_norm: float | None = None
-    checkpoint_every: int | None = None   # optimizer steps; None = at each epoch end
+    checkpoint_every: int | None = None   # optimizer steps; None = at each epoch end; 0 = only at the end
+    # several processes: "ddp" replicates the module (DDP's bucketed all-reduce, overlapped with backward);
+    # "fsdp" shards it across GPUs with accelerate's FSDP2 plugin (one process: no sharding)
+    distributed: str = "ddp"
+    fsdp_wrap: tuple[str, ...] | None = None  # fsdp: block classes sharded as units (None: found by shape)
+    ddp_find_unused: bool = True          # ddp: allow batches that leave some trainable parameters unused
     log_every: int = 10
     seed: int = 0
     num_workers: int = 0
@@ -47,14 +55,16 @@ class TrainConfig:
     def __post_init__(self) -> None:
         self.output_dir = Path(self.output_dir)
         self.betas = (float(self.betas[0]), float(self.betas[1]))
+        if self.fsdp_wrap is not None:
+            self.fsdp_wrap = tuple(str(name) for name in self.fsdp_wrap)
         problems = []
         for name in ("epochs", "batch_size", "grad_accum", "log_every"):
             if int(getattr(self, name)) < 1:
                 problems.append(f"{name} must be >= 1 (got {getattr(self, name)})")
-        for name in ("max_steps", "checkpoint_every"):
-            value = getattr(self, name)
-            if value is not None and int(value) < 1:
-                problems.append(f"{name} must be >= 1 or None (got {value})")
+        if self.max_steps is not None and int(self.max_steps) < 1:
+            problems.append(f"max_steps must be >= 1 or None (got {self.max_steps})")
+        if self.checkpoint_every is not None and int(self.checkpoint_every) < 0:
+            problems.append(f"checkpoint_every must be >= 0 or None (got {self.checkpoint_every})")
         if self.warmup_steps < 0 or self.num_workers < 0:
             problems.append("warmup_steps and num_workers must be >= 0")
         if not self.lr > 0:
@@ -65,8 +75,9 @@ class TrainConfig:
             problems.append(f"unknown optimizer '{self.optimizer}' (choose from {', '.join(OPTIMIZERS)})")
         if self.schedule not in SCHEDULES:
             problems.append(f"unknown schedule '{self.schedule}' (choose from {', '.join(SCHEDULES)})")
-        if self.precision not in PRECISIONS:
-            problems.append(f"unknown precision '{self.precision}' (choose from {', '.join(PRECISIONS)})")
+        problems.extend(self._precision_problems())
+        if self.distributed not in DISTRIBUTED:
+            problems.append(f"unknown distributed mode '{self.distributed}' (choose from {', '.join(DISTRIBUTED)})")
         if self.ema_decay is not None and not 0.0 < self.ema_decay < 1.0:
             problems.append(f"ema_decay must be in (0, 1) (got {self.ema_decay})")
         if self.max_grad_norm is not None and not self.max_grad_norm > 0:
@@ -74,8 +85,19 @@ class TrainConfig:
         if problems:
             raise InputError("TrainConfig: " + "; ".join(problems))
 
+    def _precision_problems(self) -> list[str]:
+        try:
+            self.precision = check_precision(self.precision)
+        except ValueError as error:
+            return [str(error)]
+        if self.precision in CAST:  # the optimizer needs float32 master weights
+            return [f"precision '{self.precision}' casts the weights, which training cannot do; "
+                    f"use amp_{self.precision} (float32 weights, {self.precision} compute)"]
+        return []
+
     def to_json(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         data["output_dir"] = str(self.output_dir)
         data["betas"] = list(self.betas)
+        data["fsdp_wrap"] = list(self.fsdp_wrap) if self.fsdp_wrap is not None else None
         return data

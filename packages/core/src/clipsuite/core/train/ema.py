@@ -1,10 +1,12 @@
-"""Exponential moving average of the trainable parameters (kept in float32)."""
+"""Exponential moving average of the trainable parameters (kept in float32; sharded like them under FSDP)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
 import torch
+
+from clipsuite.core.train.shards import shard_like
 
 
 class EMA:
@@ -31,4 +33,6 @@ class EMA:
 
     def load_state_tensors(self, tensors: Mapping[str, torch.Tensor]) -> None:
         for name in self.shadow:
-            self.shadow[name] = tensors[name].to(self.shadow[name].device, torch.float32).clone()
+            live = self.shadow[name]  # a 0-dim parameter that FSDP trains as a 1-element vector: reshape
+            saved = tensors[name].to(torch.float32).reshape(live.shape)
+            self.shadow[name] = shard_like(saved, live).clone()

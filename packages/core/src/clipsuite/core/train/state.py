@@ -2,13 +2,14 @@
 
 Layout inside ``output_dir``::
 
-    state/step-00000120.safetensors         trainable weights, optimizer tensors, EMA (main process)
+    state/step-00000120.safetensors         trainable weights, buffers, optimizer tensors, EMA (main process)
     state/step-00000120.rank0.rng.safetensors   RNG state of each process
     trainer_state.json                      the commit record: which step, which files, JSON state
     checkpoint.safetensors                  trainable weights of the latest checkpoint (for users)
 
 Every file is written atomically, and ``trainer_state.json`` is written last: a run killed at any
-moment leaves the previous complete checkpoint in force.
+moment leaves the previous complete checkpoint in force. Tensors are whole (FSDP shards are gathered
+on save and split again on resume), so a checkpoint reads the same whatever wrote it.
 """
 
 from __future__ import annotations
@@ -20,14 +21,16 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch.distributed.tensor import DTensor
 
 from clipsuite.core.checkpoints import atomic_write_json, load_tensors, read_config, read_json, save_tensors
 from clipsuite.core.errors import ClipsuiteError
+from clipsuite.core.train.shards import full_tensor, shard_like
 
 STATE_FILE = "trainer_state.json"
 WEIGHTS_FILE = "checkpoint.safetensors"
 STATE_DIR = "state"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: optimizer state keyed by parameter name (1: by index)
 
 
 def step_tensor_file(step: int) -> str:
@@ -38,31 +41,95 @@ def step_rng_file(step: int, rank: int) -> str:
     return f"{STATE_DIR}/step-{step:08d}.rank{rank}.rng.safetensors"
 
 
-# ---- optimizer -----------------------------------------------------------------------------------
-def optimizer_state(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """Split ``optimizer.state_dict()`` into tensors (``opt.<param>.<key>``) and a JSON part."""
-    state = optimizer.state_dict()
-    tensors: dict[str, torch.Tensor] = {}
+# ---- weights and optimizer -------------------------------------------------------------------------
+def gather_state(module: torch.nn.Module, optimizer: torch.optim.Optimizer, ema: Mapping[str, torch.Tensor] | None,
+                 keep: bool, scalars: frozenset[str] = frozenset()) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """A checkpoint as whole CPU tensors (``w.`` trainable weights, ``b.`` buffers,
+    ``opt.<param>.<key>`` optimizer tensors, ``ema.``) plus the optimizer's JSON part, keyed by
+    parameter name.
+
+    FSDP shards are gathered (``full_tensor``, a collective: every process calls this, and the
+    order of the gathers is the same everywhere); only where ``keep`` (the main process) is anything
+    returned. ``scalars`` names 0-dim parameters that FSDP trains as 1-element vectors: they are
+    saved in their own shape.
+    """
+    kept: dict[str, torch.Tensor] = {}
+
+    def put(key: str, name: str, tensor: torch.Tensor) -> None:
+        whole = full_tensor(tensor)
+        if keep:
+            kept[key] = whole.reshape(()) if name in scalars and whole.numel() == 1 else whole
+    names = {id(p): n for n, p in module.named_parameters()}
+    for name, param in module.named_parameters():
+        if param.requires_grad:
+            put(f"w.{name}", name, param)
+    params = {n for n, _ in module.named_parameters(remove_duplicate=False)}
+    for name, tensor in module.state_dict(keep_vars=True).items():
+        if name not in params:  # persistent buffers: BatchNorm statistics and the like
+            put(f"b.{name}", name, tensor)
+    order = [names[id(p)] for group in optimizer.param_groups for p in group["params"]]
+    raw = optimizer.state_dict()  # its state is keyed by the position of the parameter in ``order``
     plain: dict[str, dict[str, Any]] = {}
-    for index, entry in state["state"].items():
-        plain[str(index)] = {}
+    for index, entry in raw["state"].items():
+        name = order[index]
+        plain[name] = {}
         for key, value in entry.items():
             if isinstance(value, torch.Tensor):
-                tensors[f"opt.{index}.{key}"] = value
+                put(f"opt.{name}.{key}", name, value)
             else:
-                plain[str(index)][key] = value
-    groups = [{k: (list(v) if isinstance(v, tuple) else v) for k, v in g.items()} for g in state["param_groups"]]
-    return tensors, {"state": plain, "param_groups": groups}
+                plain[name][key] = value
+    for name, tensor in (ema or {}).items():
+        put(f"ema.{name}", name, tensor)
+    if not keep:
+        return {}, {}
+    groups = [{k: ([order[i] for i in v] if k == "params" else list(v) if isinstance(v, tuple) else v)
+               for k, v in group.items()} for group in raw["param_groups"]]
+    return kept, {"state": plain, "param_groups": groups}
 
 
-def load_optimizer_state(optimizer: torch.optim.Optimizer, tensors: Mapping[str, torch.Tensor],
-                         plain: Mapping[str, Any]) -> None:
-    entries: dict[int, dict[str, Any]] = {int(k): dict(v) for k, v in plain["state"].items()}
-    for name, tensor in tensors.items():
-        _, index, key = name.split(".", 2)
-        entries.setdefault(int(index), {})[key] = tensor
-    groups = [{k: (tuple(v) if k == "betas" else v) for k, v in g.items()} for g in plain["param_groups"]]
-    optimizer.load_state_dict({"state": entries, "param_groups": groups})
+def restore_state(module: torch.nn.Module, optimizer: torch.optim.Optimizer, tensors: Mapping[str, torch.Tensor],
+                  optimizer_plain: Mapping[str, Any], source: Path, scalars: frozenset[str] = frozenset()) -> None:
+    """Load what ``gather_state`` saved into ``module`` and ``optimizer``, sharded again like the live
+    parameters under FSDP (every process passes the same tensors). A trainable parameter missing
+    from the file, or of another shape, is one clear error."""
+    own = dict(module.named_parameters())
+    trained = {name: p for name, p in own.items() if p.requires_grad}
+
+    def live(name: str, tensor: torch.Tensor) -> torch.Tensor:
+        """The saved tensor shaped (a 0-dim parameter FSDP trains as a vector) and sharded like the parameter."""
+        param = own[name]
+        if name in scalars and tensor.numel() == 1:
+            tensor = tensor.reshape(param.shape)
+        return shard_like(tensor, param) if isinstance(param, DTensor) and tensor.shape == param.shape else tensor
+
+    for name, param in trained.items():
+        saved = tensors.get(f"w.{name}")
+        if saved is None or (saved.shape != param.shape and not (name in scalars and saved.numel() == 1)):
+            raise ClipsuiteError(f"{source}: cannot resume, trainable parameter '{name}' is missing or has "
+                                 "another shape; the task's model has changed")
+    order = [n for group in optimizer_plain["param_groups"] for n in group["params"]]
+    names = {id(p): n for n, p in own.items()}
+    if order != [names[id(p)] for group in optimizer.param_groups for p in group["params"]]:
+        raise ClipsuiteError(f"{source}: cannot resume, the optimizer was saved for other parameters; "
+                             "the task's model has changed")
+    params = {n for n, _ in module.named_parameters(remove_duplicate=False)}
+    with torch.no_grad():
+        for name, param in trained.items():
+            param.copy_(live(name, tensors[f"w.{name}"]))
+        for name, buffer in module.state_dict(keep_vars=True).items():
+            saved = tensors.get(f"b.{name}")
+            if name not in params and saved is not None and saved.shape == buffer.shape:
+                buffer.copy_(saved)
+    index = {name: i for i, name in enumerate(order)}
+    state: dict[int, dict[str, Any]] = {index[n]: dict(entry) for n, entry in optimizer_plain["state"].items()}
+    for key, tensor in tensors.items():
+        if key.startswith("opt."):
+            name, field = key[len("opt."):].rsplit(".", 1)
+            # torch's rule: "step" is a counter, every other state tensor mirrors its parameter
+            state.setdefault(index[name], {})[field] = tensor if field == "step" else live(name, tensor)
+    groups = [{k: ([index[n] for n in v] if k == "params" else tuple(v) if k == "betas" else v)
+               for k, v in group.items()} for group in optimizer_plain["param_groups"]]
+    optimizer.load_state_dict({"state": state, "param_groups": groups})
 
 
 # ---- RNG -----------------------------------------------------------------------------------------
@@ -119,9 +186,11 @@ def read_record(output_dir: Path) -> dict[str, Any] | None:
     if not path.exists():
         return None
     record = read_json(path)
-    if not isinstance(record, dict) or record.get("format") != FORMAT_VERSION or "step" not in record:
-        raise ClipsuiteError(f"{path}: not a clipsuite trainer state (format {FORMAT_VERSION}); "
-                             "delete the folder or train without resume")
+    if not isinstance(record, dict) or "step" not in record:
+        raise ClipsuiteError(f"{path}: not a clipsuite trainer state; delete the folder or train without resume")
+    if record.get("format") != FORMAT_VERSION:
+        raise ClipsuiteError(f"{path}: a trainer state of format {record.get('format')}, this clipsuite resumes "
+                             f"format {FORMAT_VERSION}; train afresh (without resume) or in another folder")
     return record
 
 
@@ -148,8 +217,8 @@ def load_trainable(module: torch.nn.Module, path: str | Path) -> list[str]:
     own = dict(module.named_parameters())
     for name, tensor in tensors.items():
         if name not in own or own[name].shape != tensor.shape:
-            raise ClipsuiteError(f"{path}: weight '{name}' does not fit this model "
-                                 f"({'missing' if name not in own else tuple(own[name].shape)} vs {tuple(tensor.shape)})")
+            have = "missing" if name not in own else tuple(own[name].shape)
+            raise ClipsuiteError(f"{path}: weight '{name}' does not fit this model ({have} vs {tuple(tensor.shape)})")
     with torch.no_grad():
         for name, tensor in tensors.items():
             own[name].copy_(tensor)
