@@ -23,7 +23,7 @@ CONFIG_FILE = "open_clip_config.json"
 WEIGHT_FILES = ("open_clip_model.safetensors", "open_clip_pytorch_model.safetensors", "model.safetensors",
                 "open_clip_pytorch_model.bin", "pytorch_model.bin")
 
-SourceKind = Literal["config", "open_clip"]
+SourceKind = Literal["config", "open_clip", "transformers"]
 
 
 @dataclass
@@ -47,6 +47,10 @@ def _read_builtin(name: str) -> dict[str, Any]:
 
 
 def _from_folder(folder: Path) -> ModelSource:
+    from clipsuite.core.backends import transformers_source  # imports this module: not at the top
+
+    if transformers_source.is_transformers_folder(folder):
+        return transformers_source.folder_source(folder)
     config_path = folder / CONFIG_FILE
     if not config_path.is_file():
         raise ModelError(f"{folder}: no {CONFIG_FILE} in this folder (save one with ClipModel.save)")
@@ -62,6 +66,10 @@ def _from_file(path: Path, pretrained_for: str | None) -> ModelSource:
         config = read_config(path)
         if config is not None:
             return ModelSource("config", str(path), config, path.parent, path)
+    from clipsuite.core.backends import transformers_source
+
+    if transformers_source.is_transformers_folder(path.parent):
+        return transformers_source.folder_source(path.parent, weights=path)
     sibling = path.parent / CONFIG_FILE
     if sibling.is_file():
         source = _from_folder(path.parent)
@@ -73,7 +81,12 @@ def _from_file(path: Path, pretrained_for: str | None) -> ModelSource:
     )
 
 
-def resolve_spec(spec: str, pretrained: str | None = None) -> ModelSource:
+def resolve_spec(spec: Any, pretrained: str | None = None) -> ModelSource:
+    """``spec`` is a string, or a ``transformers.CLIPConfig`` / its dict (transformers backend)."""
+    from clipsuite.core.backends import transformers_source
+
+    if not isinstance(spec, str):
+        return transformers_source.config_source(spec, pretrained)
     preset = find_preset(spec)
     if preset is not None and preset.spec != spec:
         return resolve_spec(preset.spec, pretrained if pretrained is not None else preset.pretrained)
@@ -83,7 +96,9 @@ def resolve_spec(spec: str, pretrained: str | None = None) -> ModelSource:
             raise ModelError(f"{folder}: folder not found (from spec '{spec}')")
         return _from_folder(folder)
     if spec.startswith("hf-hub:"):
-        return ModelSource("open_clip", spec)
+        return transformers_source.hub_source(spec[len("hf-hub:"):]) or ModelSource("open_clip", spec)
+    if spec in transformers_source.builtin_names():
+        return transformers_source.builtin_source(spec, pretrained)
     if spec in builtin_names():
         weights = Path(pretrained) if pretrained else None
         if weights is not None and not weights.is_file():

@@ -308,7 +308,7 @@ def _build_from_open_clip(source: ModelSource, precision: str, quick_gelu: bool,
     return model, tokenizer, {"model_cfg": model_cfg, "preprocess_cfg": preprocess_cfg}
 
 
-def load_model(spec: str, pretrained: str | None = None, device: str | torch.device | None = None,
+def load_model(spec: str | Any, pretrained: str | None = None, device: str | torch.device | None = None,
                precision: str = "auto", quick_gelu: bool = False, image_size: int | None = None) -> ClipModel:
     """Load a CLIP model from a spec (see ``clipsuite.core.model_specs``) onto ``device``.
 
@@ -321,6 +321,10 @@ def load_model(spec: str, pretrained: str | None = None, device: str | torch.dev
     except ValueError as error:
         raise ModelError(str(error)) from None
     source = resolve_spec(spec, pretrained)
+    if source.kind == "transformers":  # CLIP as transformers holds it: its own backend module
+        from clipsuite.core.backends.transformers_clip import build_clip_model
+
+        return build_clip_model(source, _device(device), chosen.name, quick_gelu, image_size)
     build_precision = chosen.name if chosen.name in ("fp16", "bf16") else "fp32"
     if source.kind == "config":
         model, tokenizer, config = _build_from_config(source, build_precision, quick_gelu, image_size)

@@ -39,7 +39,20 @@ def _open_clip_text(clip: ClipModel) -> TextTower:
     return OpenClipTextTower(clip)
 
 
-_BACKENDS: dict[str, tuple[VisionFactory, TextFactory]] = {"open_clip": (_open_clip_vision, _open_clip_text)}
+def _transformers_vision(clip: ClipModel) -> VisionTower:
+    from clipsuite.core.towers.transformers_clip import vision_tower as build
+
+    return build(clip)
+
+
+def _transformers_text(clip: ClipModel) -> TextTower:
+    from clipsuite.core.towers.transformers_clip import text_tower as build
+
+    return build(clip)
+
+
+_BACKENDS: dict[str, tuple[VisionFactory, TextFactory]] = {"open_clip": (_open_clip_vision, _open_clip_text),
+                                                           "transformers": (_transformers_vision, _transformers_text)}
 
 
 def register_backend(name: str, vision: VisionFactory, text: TextFactory) -> None:
