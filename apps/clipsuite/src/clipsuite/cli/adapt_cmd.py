@@ -43,10 +43,10 @@ def register(app: typer.Typer) -> None:
     @cli_errors
     def methods() -> None:
         """List the methods and their kind."""
-        from clipsuite.core.adapt import METHODS
+        from clipsuite.core.adapt import installed_methods
 
         table = Table("method", "kind", "needs")
-        for method in METHODS.values():
+        for method in installed_methods().values():
             table.add_row(method.name, method.kind, "--descriptions" if method.needs_descriptions else "")
         console.print(table)
 
@@ -81,7 +81,7 @@ def register(app: typer.Typer) -> None:
         device: str = typer.Option(None, help="cpu, cuda, cuda:1 ... (default: cuda when available)."),
     ) -> None:
         """Train one or more methods on a K-shot draw and print (and save) method, shots, seed, accuracy."""
-        from clipsuite.core.adapt import MethodOptions, prepare, resolve_methods, run, train_one, write_csv
+        from clipsuite.core.adapt import MethodOptions, Row, prepare, resolve_methods, run, train_one, write_csv
         from clipsuite.core.models import load_model
 
         names = resolve_methods(method, have_descriptions=descriptions is not None)
@@ -98,7 +98,10 @@ def register(app: typer.Typer) -> None:
         folder = output.parent if single_file else output
         err_console.print(f"adapting {clip.name} on {len(data_split.class_names)} classes, {shots} shots, "
                           f"methods: {', '.join(names)}")
-        report = lambda r: err_console.print(f"  {r.method} seed {r.seed}: {r.accuracy:.2f}")
+
+        def report(row: Row) -> None:
+            err_console.print(f"  {row.method} seed {row.seed}: {row.accuracy:.2f}")
+
         if single_file:  # one method, one seed, saved under the asked name
             data = prepare(clip, data_split, shots, seed_list[0], views, cache_dir)
             _, row = train_one(names[0], data, options, output)

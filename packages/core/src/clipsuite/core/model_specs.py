@@ -16,7 +16,7 @@ import open_clip
 
 from clipsuite.core.checkpoints import read_config, read_json
 from clipsuite.core.errors import ModelError
-from clipsuite.core.presets import PRESETS, find_preset
+from clipsuite.core.presets import find_preset, preset_names
 
 BUILTIN_CONFIG_DIR = Path(__file__).parent / "model_configs"
 CONFIG_FILE = "open_clip_config.json"
@@ -113,7 +113,7 @@ def resolve_spec(spec: Any, pretrained: str | None = None) -> ModelSource:
         return ModelSource("open_clip", spec, pretrained=pretrained)
     if "/" in spec or spec.endswith((".safetensors", ".pt", ".bin", ".pth")):
         raise ModelError(f"{spec}: no such file or folder")
-    known = ", ".join(sorted(PRESETS)) + "; or any of open_clip's " + str(len(open_clip.list_models())) + " names"
+    known = ", ".join(preset_names()) + "; or any of open_clip's " + str(len(open_clip.list_models())) + " names"
     raise ModelError(f"unknown model '{spec}' (known: {known}; `clipsuite models` lists them)")
 
 

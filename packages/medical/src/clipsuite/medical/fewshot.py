@@ -1,13 +1,16 @@
 """BiomedCoOp training and the paper-style comparison against zero-shot, CoOp, CoCoOp and KgCoOp.
 
 Every method is fitted on the same K-shot draw per seed (the core's ``AdaptData``: frozen features
-encoded once). Protocols: ``few-shot`` (all classes; test accuracy) and ``base-to-novel`` (train on
+encoded once). Methods come from the core's adaptation-method registry; BiomedCoOp joins it through
+this package's ``clipsuite.adapt_methods`` entry point, so ``clipsuite adapt train --method biomedcoop``
+works too. Protocols: ``few-shot`` (all classes; test accuracy) and ``base-to-novel`` (train on
 the first half of the sorted classes, test on base and, with the same learned context, on the novel
 half; the harmonic mean summarises both).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
@@ -21,7 +24,7 @@ from clipsuite.core.adapt.data import AdaptData
 from clipsuite.core.adapt.feature_cache import FeatureDataset
 from clipsuite.core.adapt.fewshot_data import Split, base_novel
 from clipsuite.core.adapt.io import load_classifier, save_adapter
-from clipsuite.core.adapt.registry import METHODS, MethodOptions
+from clipsuite.core.adapt.registry import Method, MethodOptions, find_method
 from clipsuite.core.adapt.runner import accuracy, bind, prepare
 from clipsuite.core.adapt.training import FitSettings, fit, freeze
 from clipsuite.core.errors import InputError
@@ -56,6 +59,13 @@ def fit_biomedcoop(data: AdaptData, descriptions: Mapping[str, Sequence[str]], o
     return classifier
 
 
+def _fit_registered(data: AdaptData, options: MethodOptions) -> CoOpClassifier:
+    return fit_biomedcoop(data, options.sentences("biomedcoop", data.class_names), options)
+
+
+BIOMEDCOOP = Method("biomedcoop", "prompt", _fit_registered, needs_descriptions=True)
+
+
 @dataclass
 class CompareRow:
     method: str
@@ -66,25 +76,19 @@ class CompareRow:
     hm: float | None = None
 
 
-def _fit(method: str, data: AdaptData, options: MethodOptions,
-         descriptions: Mapping[str, Sequence[str]] | None) -> torch.nn.Module:
-    if method == "biomedcoop":
-        if descriptions is None:
-            raise InputError("biomedcoop needs LLM sentences per class: pass a descriptions JSON")
-        return fit_biomedcoop(data, descriptions, options)
-    if method not in METHODS:
-        raise InputError(f"unknown method '{method}' (choose from {', '.join(COMPARE_METHODS)})")
-    torch.manual_seed(data.seed)
-    return METHODS[method].fit(data, options)
+def _fit(method: Method, data: AdaptData, options: MethodOptions) -> torch.nn.Module:
+    torch.manual_seed(data.seed)  # random context init is part of the seed
+    return method.fit(data, options)
 
 
-def _novel_accuracy(method: str, module: torch.nn.Module, base: AdaptData, novel: AdaptData,
+def _novel_accuracy(method: Method, module: torch.nn.Module, base: AdaptData, novel: AdaptData,
                     options: MethodOptions) -> float:
-    """Learned prompts re-targeted to the novel class names; zero-shot simply uses the novel names."""
-    if method == "zeroshot":
-        return accuracy(bind(METHODS["zeroshot"].fit(novel, options), novel, method), novel)
+    """Learned prompts re-targeted to the novel class names; a method that learns nothing from the shots
+    (zero-shot) is simply fitted on the novel names."""
+    if not method.uses_shots:
+        return accuracy(bind(method.fit(novel, options), novel, method.name), novel)
     with tempfile.TemporaryDirectory(prefix="clipsuite-b2n-") as tmp:
-        path = save_adapter(Path(tmp) / "adapter.safetensors", module, method, base.class_names, base.clip)
+        path = save_adapter(Path(tmp) / "adapter.safetensors", module, method.name, base.class_names, base.clip)
         classifier = load_classifier(path, base.clip, novel.class_names)
         return accuracy(classifier, novel)
 
@@ -95,8 +99,11 @@ def compare(clip: ClipModel, split: Split, methods: Sequence[str] = COMPARE_METH
             cache_dir: str | os.PathLike[str] | None = None,
             on_row: Callable[[CompareRow], None] | None = None) -> list[CompareRow]:
     options = options or MethodOptions()
+    if descriptions is not None:
+        options = dataclasses.replace(options, descriptions=descriptions)
     if protocol not in ("few-shot", "base-to-novel"):
         raise InputError(f"protocol '{protocol}': use few-shot or base-to-novel")
+    chosen = [find_method(name) for name in methods]  # an unknown name fails before any encoding
     rows = []
     for seed in seeds:
         if protocol == "few-shot":
@@ -105,10 +112,10 @@ def compare(clip: ClipModel, split: Split, methods: Sequence[str] = COMPARE_METH
         else:
             data = prepare(clip, base_novel(split, "base"), shots, seed, views, cache_dir)
             novel = AdaptData(clip, base_novel(split, "novel"), shots, seed, views=0, cache_dir=cache_dir)
-        for method in methods:
-            module = _fit(method, data, options, descriptions)
-            acc = accuracy(bind(module, data, method), data)
-            row = CompareRow(method, shots, seed, acc)
+        for method in chosen:
+            module = _fit(method, data, options)
+            acc = accuracy(bind(module, data, method.name), data)
+            row = CompareRow(method.name, shots, seed, acc)
             if novel is not None:
                 row.novel = _novel_accuracy(method, module, data, novel, options)
                 row.hm = harmonic_mean(acc, row.novel)

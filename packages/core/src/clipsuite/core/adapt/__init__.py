@@ -19,9 +19,9 @@ from clipsuite.core.adapt.fewshot_data import (
            load_split,
 )
 from clipsuite.core.adapt.io import LearnedClassifier, load_classifier, save_adapter
-from clipsuite.core.adapt.registry import METHODS, MethodOptions, resolve_methods
+from clipsuite.core.adapt.registry import Method, MethodOptions, find_method, installed_methods, resolve_methods
 from clipsuite.core.adapt.runner import Row, evaluate_file, prepare, run, train_one, write_csv
 
-__all__ = ["METHODS", "Item", "LearnedClassifier", "MethodOptions", "Row", "Split", "base_novel", "evaluate_file",
-           "few_shot", "load_class_folders", "load_classifier", "load_split", "prepare", "resolve_methods", "run",
-           "save_adapter", "train_one", "write_csv"]
+__all__ = ["Item", "LearnedClassifier", "Method", "MethodOptions", "Row", "Split", "base_novel", "evaluate_file",
+           "few_shot", "find_method", "installed_methods", "load_class_folders", "load_classifier", "load_split",
+           "prepare", "resolve_methods", "run", "save_adapter", "train_one", "write_csv"]

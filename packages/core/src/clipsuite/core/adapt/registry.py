@@ -1,30 +1,28 @@
-"""The methods by name: how each is fitted on an ``AdaptData`` draw, with the papers' defaults.
+"""Adaptation methods by name: what a method is, the options a user may override, and the registry.
 
-``fit(data, options) -> nn.Module`` returns a head (features -> logits) or a prompt learner ready
-for ``io.save_adapter``. Options not given fall back to each method's defaults below.
+Methods are ``Method`` objects declared as entry points of the group ``clipsuite.adapt_methods``; the
+core declares its own (``methods.py``) the same way a domain or third-party package declares one::
+
+    [project.entry-points."clipsuite.adapt_methods"]
+    biomedcoop = "clipsuite.medical.fewshot:BIOMEDCOOP"
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-from torch import nn
-from torch.utils.data import TensorDataset
-
-from clipsuite.core.adapt import gda, linear_probe, tip_adapter
-from clipsuite.core.adapt.cocoop import CoCoOpClassifier
-from clipsuite.core.adapt.coop import CoOpClassifier, PromptConfig
-from clipsuite.core.adapt.data import AdaptData
-from clipsuite.core.adapt.descriptions import cupl_head, descriptor_head
-from clipsuite.core.adapt.feature_cache import FeatureDataset
-from clipsuite.core.adapt.heads import LinearHead
-from clipsuite.core.adapt.kgcoop import kgcoop_task
-from clipsuite.core.adapt.maple import MaPLeClassifier, MaPLeConfig
-from clipsuite.core.adapt.training import ClassificationTask, FitSettings, fit, freeze
 from clipsuite.core.errors import InputError
+from clipsuite.core.plugins import Registry
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from clipsuite.core.adapt.data import AdaptData
+
+Sentences = Mapping[str, Sequence[str]]
 
 
 @dataclass
@@ -41,171 +39,64 @@ class MethodOptions:
     csc: bool = False
     class_token_position: str = "end"
     augment: bool = False  # prompt learners: train on the augmented views instead of plain features
-    descriptions: str | None = None  # CuPL / descriptor JSON
+    descriptions: str | os.PathLike[str] | Sentences | None = None  # class -> sentences: a JSON file or in memory
     progress: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
+    def sentences(self, method: str, class_names: Sequence[str]) -> Sentences:
+        """The class -> sentences of ``descriptions`` (a file is read and checked against ``class_names``)."""
+        if self.descriptions is None or self.descriptions == "":
+            raise InputError(f"method '{method}' needs a descriptions JSON (LLM sentences per class, "
+                             "class -> sentences); pass --descriptions")
+        if isinstance(self.descriptions, Mapping):
+            return self.descriptions
+        from clipsuite.core.prompts import load_descriptions
 
-def _coop_epochs(shots: int) -> int:
-    return 50 if shots <= 1 else 100 if shots <= 4 else 200  # CoOp's schedule by shot count
-
-
-def _settings(data: AdaptData, options: MethodOptions, epochs: int, lr: float, batch: int, optimizer: str = "sgd",
-              weight_decay: float = 5e-4) -> FitSettings:
-    return FitSettings(epochs=options.epochs if options.epochs is not None else epochs,
-                       lr=options.lr if options.lr is not None else lr,
-                       batch_size=options.batch_size if options.batch_size is not None else batch,
-                       max_steps=options.max_steps, optimizer=options.optimizer or optimizer, weight_decay=weight_decay,
-                       seed=data.seed, progress=options.progress)
-
-
-def _prompt_config(options: MethodOptions, n_ctx: int) -> PromptConfig:
-    init = "a photo of a" if options.ctx_init is None else options.ctx_init
-    return PromptConfig(n_ctx=options.n_ctx or n_ctx, ctx_init=init or None, csc=options.csc,
-                        class_token_position=options.class_token_position)
-
-
-def _train_set(data: AdaptData, options: MethodOptions) -> FeatureDataset:
-    return FeatureDataset(data.train_views() if options.augment else data.features("train"))
-
-
-def fit_zeroshot(data: AdaptData, options: MethodOptions) -> nn.Module:
-    return LinearHead(data.zero_shot(), None, data.scale)
-
-
-def fit_coop(data: AdaptData, options: MethodOptions) -> nn.Module:
-    freeze(data.clip)
-    module = CoOpClassifier(data.clip, data.class_names, _prompt_config(options, 16))
-    fit(ClassificationTask(data.clip, module), _train_set(data, options),
-        _settings(data, options, _coop_epochs(data.shots), 2e-3, 32))
-    return module
-
-
-def fit_kgcoop(data: AdaptData, options: MethodOptions) -> nn.Module:
-    freeze(data.clip)
-    module = CoOpClassifier(data.clip, data.class_names, _prompt_config(options, 4))
-    task = kgcoop_task(data.clip, module, data.class_names, data.template,
-                       float(options.extra.get("kg_weight", 8.0)))
-    fit(task, _train_set(data, options), _settings(data, options, _coop_epochs(data.shots), 2e-3, 32))
-    return module
-
-
-def fit_cocoop(data: AdaptData, options: MethodOptions) -> nn.Module:
-    freeze(data.clip)
-    module = CoCoOpClassifier(data.clip, data.class_names, _prompt_config(options, 4))
-    fit(ClassificationTask(data.clip, module), _train_set(data, options), _settings(data, options, 10, 2e-3, 1))
-    return module
-
-
-def fit_maple(data: AdaptData, options: MethodOptions) -> nn.Module:
-    freeze(data.clip)
-    config = MaPLeConfig(n_ctx=options.n_ctx or 2, depth=int(options.extra.get("depth", 9)),
-                         deep_init=str(options.extra.get("deep_init", "hidden")),
-                         zero_vision=bool(options.extra.get("zero_vision", False)))
-    module = MaPLeClassifier(data.clip, data.class_names, config)
-    pixels, labels = data.pixels("train")
-    dataset = _PixelDataset(pixels, labels)
-    fit(ClassificationTask(data.clip, module, uses_pixels=True), dataset,
-        _settings(data, options, 5, 3.5e-3, 4))
-    return module
-
-
-class _PixelDataset(TensorDataset):
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:  # type: ignore[override]
-        pixels, label = super().__getitem__(index)
-        return {"pixels": pixels, "label": label}
-
-
-def fit_tip(data: AdaptData, options: MethodOptions) -> nn.Module:
-    head = tip_adapter.build(data.zero_shot(), data.train_views(), data.n_classes, data.scale)
-    val = data.features("val")
-    tip_adapter.search(head, val.features[0], val.labels)
-    return head
-
-
-def fit_tip_f(data: AdaptData, options: MethodOptions) -> nn.Module:
-    views = data.train_views()
-    head = tip_adapter.build(data.zero_shot(), views, data.n_classes, data.scale, train_keys=True)
-    head.to(data.clip.device)
-    fit(ClassificationTask(data.clip, head), FeatureDataset(views),
-        _settings(data, options, 20, 1e-3, 256, optimizer="adamw", weight_decay=0.0))
-    head.keys.requires_grad_(False)
-    val = data.features("val")
-    tip_adapter.search(head, val.features[0], val.labels)
-    return head
-
-
-def fit_gda(data: AdaptData, options: MethodOptions) -> nn.Module:
-    features, labels = data.train_views().flat
-    head = gda.build(data.zero_shot(), features, labels, data.n_classes, data.scale)
-    val = data.features("val")
-    gda.search(head, val.features[0], val.labels)
-    return head
-
-
-def fit_linear_probe(data: AdaptData, options: MethodOptions) -> nn.Module:
-    train, val = data.features("train"), data.features("val")
-    head, _ = linear_probe.fit_plain(train.features[0], train.labels, val.features[0], val.labels, data.n_classes)
-    return head
-
-
-def fit_clap(data: AdaptData, options: MethodOptions) -> nn.Module:
-    train = data.features("train")
-    zero_shot = data.zero_shot()
-    lambdas = linear_probe.clap_lambdas(zero_shot, train.features[0], train.labels, data.scale)
-    head = linear_probe.CLAPHead(zero_shot, data.scale, lambdas).to(data.clip.device)
-    task = ClassificationTask(data.clip, head, extra_loss=lambda: {"constraint": head.penalty()})
-    fit(task, _train_set(data, options), _settings(data, options, 300, 1e-3, 256, optimizer="adamw", weight_decay=0.0))
-    return head
-
-
-def _descriptions(options: MethodOptions, method: str) -> str:
-    if not options.descriptions:
-        raise InputError(f"method '{method}' needs a descriptions JSON (class -> sentences); pass --descriptions")
-    return options.descriptions
-
-
-def fit_cupl(data: AdaptData, options: MethodOptions) -> nn.Module:
-    return cupl_head(data.clip, data.class_names, _descriptions(options, "cupl"), data.scale)
-
-
-def fit_descriptors(data: AdaptData, options: MethodOptions) -> nn.Module:
-    return descriptor_head(data.clip, data.class_names, _descriptions(options, "descriptors"), data.scale)
+        return load_descriptions(self.descriptions, class_names)
 
 
 @dataclass(frozen=True)
 class Method:
+    """One adaptation method: ``fit(data, options)`` returns the trained head or prompt learner.
+
+    ``uses_shots`` False: nothing is learned from the K-shot images (zero-shot, description
+    classifiers), so on other classes the method is simply fitted again.
+    """
+
     name: str
     kind: str  # baseline | prompt | training-free | linear | descriptions
     fit: Callable[[AdaptData, MethodOptions], nn.Module]
     needs_descriptions: bool = False
+    uses_shots: bool = True
 
 
-METHODS: dict[str, Method] = {m.name: m for m in (
-    Method("zeroshot", "baseline", fit_zeroshot),
-    Method("coop", "prompt", fit_coop),
-    Method("cocoop", "prompt", fit_cocoop),
-    Method("kgcoop", "prompt", fit_kgcoop),
-    Method("maple", "prompt", fit_maple),
-    Method("tip-adapter", "training-free", fit_tip),
-    Method("tip-adapter-f", "training-free", fit_tip_f),
-    Method("gda", "training-free", fit_gda),
-    Method("linear-probe", "linear", fit_linear_probe),
-    Method("clap", "linear", fit_clap),
-    Method("cupl", "descriptions", fit_cupl, needs_descriptions=True),
-    Method("descriptors", "descriptions", fit_descriptors, needs_descriptions=True),
-)}
+KIND_ORDER = ("baseline", "prompt", "training-free", "linear", "descriptions")  # the papers' table order
+REGISTRY: Registry[Method] = Registry("clipsuite.adapt_methods", "adaptation method",
+                                      lambda value: isinstance(value, Method), "a clipsuite.core.adapt.registry.Method")
+
+
+def find_method(name: str) -> Method:
+    """The installed method ``name``; an unknown name lists the installed ones."""
+    return REGISTRY.get(name)
+
+
+def installed_methods() -> dict[str, Method]:
+    """Every installed method, grouped by kind as the papers' tables are (other kinds last), then in
+    registry order (the core's first)."""
+    found = REGISTRY.load_all()
+    rank = {kind: i for i, kind in enumerate(KIND_ORDER)}
+    return dict(sorted(found.items(), key=lambda item: rank.get(item[1].kind, len(rank))))
 
 
 def resolve_methods(spec: str | list[str], have_descriptions: bool = False) -> list[str]:
-    """``all``, a comma-separated list, or a list of names -> known method names (in table order)."""
+    """``all``, a comma-separated list, or a list of names -> installed method names (``all``: registry order)."""
     names = spec.split(",") if isinstance(spec, str) else list(spec)
     names = [n.strip().lower() for n in names if n.strip()]
     if names == ["all"]:
-        return [m.name for m in METHODS.values() if have_descriptions or not m.needs_descriptions]
-    unknown = [n for n in names if n not in METHODS]
+        return [m.name for m in installed_methods().values() if have_descriptions or not m.needs_descriptions]
+    unknown = [n for n in names if n not in REGISTRY]
     if unknown:
-        raise InputError(f"unknown method '{unknown[0]}' (choose from {', '.join(METHODS)} or 'all')")
+        raise InputError(f"unknown method '{unknown[0]}' (choose from {', '.join(REGISTRY.names())} or 'all')")
     if not names:
         raise InputError("no method given")
     return names

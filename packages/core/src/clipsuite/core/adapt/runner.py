@@ -19,7 +19,7 @@ from torch import nn
 from clipsuite.core.adapt.data import AdaptData
 from clipsuite.core.adapt.fewshot_data import Split, few_shot
 from clipsuite.core.adapt.io import LearnedClassifier, load_classifier, save_adapter
-from clipsuite.core.adapt.registry import METHODS, MethodOptions
+from clipsuite.core.adapt.registry import MethodOptions, find_method
 from clipsuite.core.checkpoints import atomic_write_text
 from clipsuite.core.errors import InputError
 from clipsuite.core.models import ClipModel
@@ -66,10 +66,9 @@ def prepare(clip: ClipModel, split: Split, shots: int, seed: int, views: int = 1
 def train_one(method: str, data: AdaptData, options: MethodOptions | None = None,
               output: str | os.PathLike[str] | None = None) -> tuple[LearnedClassifier, Row]:
     """Fit one method on a draw, score it on the test part, optionally save it to ``output``."""
-    if method not in METHODS:
-        raise InputError(f"unknown method '{method}' (choose from {', '.join(METHODS)})")
+    fit_method = find_method(method).fit
     torch.manual_seed(data.seed)  # random context / meta-net init is part of the seed
-    module = METHODS[method].fit(data, options or MethodOptions())
+    module = fit_method(data, options or MethodOptions())
     classifier = bind(module, data, method)
     if output is not None:
         save_adapter(output, module, method, data.class_names, data.clip,

@@ -1,0 +1,10 @@
+"""The anomaly backbones as presets (declared under ``clipsuite.presets`` in this package's pyproject)."""
+
+from __future__ import annotations
+
+from clipsuite.core.presets import Preset
+
+WINCLIP = Preset("winclip", "ViT-B-16-plus-240", "laion400m_e31", "anomaly", "open_clip tag laion400m_e31",
+                 "WinCLIP's backbone, 240 px, as the paper and anomalib")
+ANOMALYCLIP = Preset("anomalyclip", "ViT-L-14-336-quickgelu", "openai", "anomaly", "open_clip tag openai",
+                     "AnomalyCLIP / AdaptCLIP backbone, 518 px in the papers (force_image_size)")
