@@ -33,5 +33,5 @@ def test_roco_bad_rows(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="line 3: image 'ROCO_00001.jpg' not found"):
         read_roco(csv_path)
     (tmp_path / "other.csv").write_text("id,file\n1,a.jpg\n")
-    with pytest.raises(InputError, match="missing column"):
+    with pytest.raises(InputError, match=r"other.csv line 1: no column 'name' \(columns: id, file\)"):
         read_roco(tmp_path / "other.csv")

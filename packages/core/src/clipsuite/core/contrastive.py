@@ -1,5 +1,6 @@
 """Contrastive fine-tuning of a ``ClipModel`` (CLIP or SigLIP loss) as a task for the Trainer,
-plus ``train_contrastive``: data file -> trained model folder that ``load_model(folder)`` reads.
+plus ``train_contrastive``: image-text data (a file, pairs in memory, or a Dataset) -> trained model
+folder that ``load_model(folder)`` reads.
 """
 
 from __future__ import annotations
@@ -13,13 +14,16 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset, Subset
 
 from clipsuite.core.data import (
     DEFAULT_CAPTION_COLUMN,
     DEFAULT_IMAGE_COLUMN,
+    CaptionedDataset,
     ImageTextDataset,
     Pair,
+    pairs_from,
     read_pairs,
     verify_images,
 )
@@ -27,6 +31,7 @@ from clipsuite.core.errors import InputError
 from clipsuite.core.losses import clip_loss, same_caption_targets, siglip_loss, soft_clip_loss
 from clipsuite.core.metrics import retrieval_metrics
 from clipsuite.core.models import ClipModel, load_model
+from clipsuite.core.retrieval import caption_index
 from clipsuite.core.train import TrainConfig, Trainer, TrainResult
 
 LOSSES = ("clip", "siglip")
@@ -75,7 +80,7 @@ class ContrastiveTask:
     """Batches ``{"image", "text"}`` -> CLIP or SigLIP loss on the normalized embeddings."""
 
     def __init__(self, clip: ClipModel, config: ContrastiveConfig | None = None,
-                 eval_data: ImageTextDataset | None = None, eval_batch_size: int = 64) -> None:
+                 eval_data: Dataset | None = None, eval_batch_size: int = 64) -> None:
         self.clip = clip
         self.settings = config or ContrastiveConfig()
         self.eval_data = eval_data
@@ -130,8 +135,11 @@ class ContrastiveTask:
         for batch in loader:
             images.append(model.encode_image(batch["image"].to(device), normalize=True).float().cpu())
             texts.append(model.encode_text(batch["text"].to(device), normalize=True).float().cpu())
-        owners = torch.arange(len(self.eval_data))
-        metrics = retrieval_metrics(torch.cat(images), torch.cat(texts), owners, ks=(1, 5))
+        image_features, owners = torch.cat(images), torch.arange(len(self.eval_data))
+        if isinstance(self.eval_data, ImageTextDataset):  # an image with several captions is ranked once
+            index = caption_index(self.eval_data.pairs)
+            image_features, owners = image_features[index.first_pair], index.owners
+        metrics = retrieval_metrics(image_features, torch.cat(texts), owners, ks=(1, 5))
         return {"i2t_R@1": metrics["image_to_text_R@1"], "t2i_R@1": metrics["text_to_image_R@1"],
                 "mean_recall": metrics["mean_recall"]}
 
@@ -147,29 +155,45 @@ class ContrastiveResult:
     main_process: bool = True  # False on the other processes of a multi-process launch
 
 
-def _split_holdout(pairs: list[Pair], fraction: float, seed: int) -> tuple[list[Pair], list[Pair]]:
+def _holdout(count: int, fraction: float, seed: int) -> tuple[list[int], list[int]]:
+    """(training positions, held-out positions): a seeded draw of ``fraction`` (at most 512) held out."""
     if fraction <= 0:
-        return pairs, []
-    count = min(512, max(1, int(len(pairs) * fraction)))
-    if count >= len(pairs):
-        raise InputError(f"{len(pairs)} pairs are too few to hold out {count} for evaluation")
-    order = torch.randperm(len(pairs), generator=torch.Generator().manual_seed(seed)).tolist()
-    held = set(order[:count])
-    return [p for i, p in enumerate(pairs) if i not in held], [pairs[i] for i in sorted(held)]
+        return list(range(count)), []
+    held_count = min(512, max(1, int(count * fraction)))
+    if held_count >= count:
+        raise InputError(f"{count} pairs are too few to hold out {held_count} for evaluation")
+    order = torch.randperm(count, generator=torch.Generator().manual_seed(seed)).tolist()
+    held = set(order[:held_count])
+    return [i for i in range(count) if i not in held], sorted(held)
 
 
-def train_contrastive(data: str | os.PathLike[str], output_dir: str | os.PathLike[str], model: str = "tiny",
+def _image_text(source: Dataset | list[Pair], positions: list[int], clip: ClipModel, transform: Any) -> Dataset:
+    """The samples at ``positions`` of pairs or of a Dataset of pairs, preprocessed and tokenized."""
+    if isinstance(source, Dataset):
+        return CaptionedDataset(Subset(source, positions), transform, clip.tokenizer)
+    return ImageTextDataset([source[i] for i in positions], transform, clip.tokenizer)
+
+
+PairItem = Pair | tuple[str | os.PathLike[str] | Image.Image, str]
+ContrastiveData = str | os.PathLike[str] | Sequence[PairItem] | Dataset
+
+
+def train_contrastive(data: ContrastiveData, output_dir: str | os.PathLike[str], model: str = "tiny",
                       pretrained: str | None = None, contrastive: ContrastiveConfig | None = None,
                       image_column: str = DEFAULT_IMAGE_COLUMN, caption_column: str = DEFAULT_CAPTION_COLUMN,
                       split: str | None = None, verify: bool = True, holdout: float = 0.0,
                       augment: bool = True, overwrite: bool = False, **train_options: Any) -> ContrastiveResult:
-    """Fine-tune (or train from scratch) ``model`` on an image-text source and save it.
+    """Fine-tune (or train from scratch) ``model`` on image-text data and save it.
 
-    ``train_options`` are ``TrainConfig`` fields (epochs, batch_size, lr, precision, grad_accum,
-    resume, ...). The data is checked before anything is written (columns, files, and with
-    ``verify`` every image decoded once); a fresh run that fails leaves no output folder behind.
-    ``holdout`` keeps that fraction of pairs (at most 512) for retrieval recall at each epoch end.
-    A folder holding an earlier run is only reused with ``resume`` (continue) or ``overwrite``.
+    ``data``: a file or shard source (``clipsuite.core.data.read_pairs``: CSV/TSV/JSONL, Karpathy JSON,
+    webdataset shards); a sequence of ``(image, caption)`` pairs held in memory (image a path or a PIL
+    image; ``Pair`` objects too); or a torch ``Dataset`` of such pairs (its images may also be
+    preprocessed tensors, used as they are). ``train_options`` are ``TrainConfig`` fields (epochs,
+    batch_size, lr, precision, grad_accum, resume, ...). Files and pairs are checked before anything
+    is written (columns, files, and with ``verify`` every image decoded once); a Dataset is read
+    lazily, so its problems surface when its items are. A fresh run that fails leaves no output
+    folder behind. ``holdout`` keeps that fraction of pairs (at most 512) for retrieval recall at
+    each epoch end. A folder holding an earlier run is only reused with ``resume`` or ``overwrite``.
     """
     settings = contrastive or ContrastiveConfig()
     out = Path(output_dir)
@@ -179,14 +203,19 @@ def train_contrastive(data: str | os.PathLike[str], output_dir: str | os.PathLik
     if (out / "trainer_state.json").exists() and not (cfg.resume or overwrite):
         raise InputError(f"{out}: already holds a training run; resume it or choose another folder "
                          "(or overwrite it)")
-    pairs = read_pairs(data, image_column=image_column, caption_column=caption_column, split=split)
-    if verify:
-        verify_images(pairs)
-    train_pairs, eval_pairs = _split_holdout(pairs, holdout, cfg.seed)
+    source: Dataset | list[Pair]
+    if isinstance(data, Dataset):
+        source = data
+    else:
+        source = (read_pairs(data, image_column=image_column, caption_column=caption_column, split=split)
+                  if isinstance(data, (str, os.PathLike)) else pairs_from(data))
+        if verify:
+            verify_images(source)
+    train_at, held_at = _holdout(len(source), holdout, cfg.seed)  # type: ignore[arg-type]  # map-style: has len
     torch.manual_seed(cfg.seed)  # a model built from scratch is the same on resume
     clip = load_model(model, pretrained=pretrained, device="cpu")
-    dataset = ImageTextDataset(train_pairs, clip.preprocess_train if augment else clip.preprocess, clip.tokenizer)
-    eval_data = ImageTextDataset(eval_pairs, clip.preprocess, clip.tokenizer) if eval_pairs else None
+    dataset = _image_text(source, train_at, clip, clip.preprocess_train if augment else clip.preprocess)
+    eval_data = _image_text(source, held_at, clip, clip.preprocess) if held_at else None
     task = ContrastiveTask(clip, settings, eval_data)
     fresh_folder = not out.exists()
     try:
@@ -205,10 +234,3 @@ def train_contrastive(data: str | os.PathLike[str], output_dir: str | os.PathLik
         raise
     return ContrastiveResult(output_dir=out, model=clip, train=result,
                              main_process=accelerator is None or accelerator.is_main_process)
-
-
-def caption_pairs(images: Sequence[str | os.PathLike[str]], captions: Sequence[str]) -> list[Pair]:
-    """Pairs from two parallel lists (for callers holding data in memory rather than a file)."""
-    if len(images) != len(captions):
-        raise InputError(f"{len(images)} images but {len(captions)} captions")
-    return [Pair(Path(i), c, f"pair {n}") for n, (i, c) in enumerate(zip(images, captions))]

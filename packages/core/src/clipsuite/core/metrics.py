@@ -57,14 +57,29 @@ def accuracy(logits: ArrayLike, targets: ArrayLike) -> float:
 
 
 # ---- retrieval ----------------------------------------------------------------------------------
-def _first_hit_rank(similarity: torch.Tensor, relevant: torch.Tensor) -> torch.Tensor:
-    """For each row, how many items score strictly higher than its best relevant item (0 = first).
+def _hit_probability(similarity: torch.Tensor, relevant: torch.Tensor, k: int) -> torch.Tensor:
+    """Per row, the chance that a relevant item is among the top ``k`` when exact ties are ordered at
+    random: the expected value of a sort-based recall, and independent of any sort order.
 
-    ``relevant`` is a boolean mask like ``similarity``. Counting strictly higher scores makes the
-    result independent of the sort order among exact ties.
+    With ``h`` items strictly above the best relevant score and a tie group of ``t`` items at that
+    score holding ``r`` relevant ones, ``m = k - h`` places are left: a hit for sure when ``m >= t``,
+    never when ``m <= 0``, else ``1 - C(t - r, m) / C(t, m)``. Without ties this is the plain
+    "is the first relevant item within the top k". Ties are not credited for free: a collapsed model
+    (all scores equal) scores chance, not a perfect recall.
     """
-    best = torch.where(relevant, similarity, torch.full_like(similarity, -torch.inf)).max(dim=1).values
-    return (similarity > best[:, None]).sum(dim=1)
+    sim = similarity.double()
+    best = torch.where(relevant, sim, torch.full_like(sim, -torch.inf)).max(dim=1, keepdim=True).values
+    higher = (sim > best).sum(dim=1).double()
+    tied = sim == best
+    t = tied.sum(dim=1).double()
+    r = (tied & relevant).sum(dim=1).double()
+    m = (k - higher).clamp(min=0)
+    # C(t - r, m) / C(t, m) through log-gamma; zero where fewer than m irrelevant items tie
+    misses = t - r
+    log_ratio = (torch.lgamma(misses + 1) - torch.lgamma((misses - m).clamp(min=0) + 1)
+                 - torch.lgamma(t + 1) + torch.lgamma((t - m).clamp(min=0) + 1))
+    miss_all = torch.where(misses >= m, log_ratio.exp(), torch.zeros_like(t))
+    return torch.where(m >= t, torch.ones_like(t), torch.where(m <= 0, torch.zeros_like(t), 1 - miss_all))
 
 
 def retrieval_recall(similarity: ArrayLike, text_to_image: ArrayLike,
@@ -74,7 +89,8 @@ def retrieval_recall(similarity: ArrayLike, text_to_image: ArrayLike,
     ``text_to_image[j]`` is the image that caption ``j`` describes (several captions per image are
     fine). Image->text is a hit when ANY of the image's captions is in its top ``k``; text->image when
     the caption's image is. Keys: ``image_to_text_R@k``, ``text_to_image_R@k`` and ``mean_recall``
-    (the mean over all of them, the usual RSICD / COCO "mR" when ``ks`` is 1, 5, 10).
+    (the mean over all of them, the usual RSICD / COCO "mR" when ``ks`` is 1, 5, 10). Exact ties are
+    counted as if broken at random (in expectation), see ``_hit_probability``.
     """
     sim = _tensor(similarity).float()
     owner = _tensor(text_to_image).long().reshape(-1)
@@ -83,17 +99,17 @@ def retrieval_recall(similarity: ArrayLike, text_to_image: ArrayLike,
                          f"{owner.shape[0]} caption owners (expected [N_images, N_texts])")
     if owner.numel() == 0 or int(owner.min()) < 0 or int(owner.max()) >= sim.shape[0]:
         raise InputError(f"retrieval_recall: caption owners must index 0..{sim.shape[0] - 1}")
+    if not bool(torch.isfinite(sim).all()):
+        raise InputError("retrieval_recall: the similarity matrix holds NaN or infinity")
     relevant = owner[None, :] == torch.arange(sim.shape[0])[:, None]  # [N_images, N_texts]
     if not bool(relevant.any(dim=1).all()):
         missing = int((~relevant.any(dim=1)).nonzero()[0])
         raise InputError(f"retrieval_recall: image {missing} has no caption")
-    i2t = _first_hit_rank(sim, relevant)
-    t2i = _first_hit_rank(sim.T, relevant.T)
     out: dict[str, float] = {}
     for k in ks:
-        out[f"image_to_text_R@{k}"] = float((i2t < k).float().mean())
+        out[f"image_to_text_R@{k}"] = float(_hit_probability(sim, relevant, k).mean())
     for k in ks:
-        out[f"text_to_image_R@{k}"] = float((t2i < k).float().mean())
+        out[f"text_to_image_R@{k}"] = float(_hit_probability(sim.T, relevant.T, k).mean())
     out["mean_recall"] = float(np.mean(list(out.values())))
     return out
 

@@ -9,13 +9,12 @@
 
 from __future__ import annotations
 
-import csv
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from clipsuite.core.errors import InputError
+from clipsuite.core.tabular import read_table
 from clipsuite.medical.fewshot import fit_biomedcoop
 from clipsuite.medical.train_vqa import VQASettings, load_vqa_run, train_vqa
 
@@ -32,22 +31,13 @@ def read_roco(csv_path: str | os.PathLike[str], image_dir: str | os.PathLike[str
     if not csv_path.is_file():
         raise InputError(f"{csv_path}: ROCO caption file not found")
     folder = Path(image_dir) if image_dir else csv_path.parent / "images"
-    with csv_path.open(newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        missing = {"name", "caption"} - set(reader.fieldnames or [])
-        if missing:
-            raise InputError(f"{csv_path}: missing column '{min(missing)}' (ROCO has id,name,caption)")
-        pairs = []
-        for line, row in enumerate(reader, start=2):
-            image = folder / str(row["name"]).strip()
-            if not image.is_file():
-                raise InputError(f"{csv_path} line {line}: image '{row['name']}' not found in {folder}")
-            caption = str(row["caption"] or "").strip()
-            if not caption:
-                raise InputError(f"{csv_path} line {line}: empty caption")
-            pairs.append((image, caption))
-    if not pairs:
-        raise InputError(f"{csv_path}: no rows")
+    pairs = []
+    for record in read_table(csv_path, required=("name", "caption")):
+        name = record.text("name")
+        image = folder / name
+        if not image.is_file():
+            raise record.error(f"image '{name}' not found in {folder}")
+        pairs.append((image, record.text("caption")))
     return pairs
 
 
@@ -60,10 +50,4 @@ def train_pubmedclip(roco_csv: str | os.PathLike[str], output_dir: str | os.Path
 
     pairs = read_roco(roco_csv, image_dir)
     options = {**PUBMEDCLIP_DEFAULTS, **train_options}
-    with tempfile.TemporaryDirectory(prefix="clipsuite-roco-") as tmp:
-        table = Path(tmp) / "pairs.csv"  # the core reads filepath/title tables: absolute paths
-        with table.open("w", newline="", encoding="utf-8") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(["filepath", "title"])
-            writer.writerows([[str(image.resolve()), caption] for image, caption in pairs])
-        return train_contrastive(table, output_dir, model=model, pretrained=pretrained, **options)
+    return train_contrastive(pairs, output_dir, model=model, pretrained=pretrained, **options)
