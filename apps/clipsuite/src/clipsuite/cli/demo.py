@@ -8,10 +8,8 @@ no half-written report behind.
 
 from __future__ import annotations
 
-import csv
 import html
 import json
-import shutil
 import time
 from dataclasses import dataclass
 from importlib.metadata import entry_points
@@ -57,9 +55,10 @@ def _train(settings: DemoSettings, train_csv: Path, out: Path) -> tuple[Path, li
 def _zero_shot(model: Any, test_csv: Path) -> dict[str, Any]:
     from clipsuite.core.metrics import topk_accuracy
     from clipsuite.core.synthetic import class_names
+    from clipsuite.core.tabular import read_table
     from clipsuite.core.zeroshot import build_classifier, logits
 
-    rows = list(csv.DictReader(open(test_csv, newline="")))
+    rows = [dict(record.values) for record in read_table(test_csv, required=("filepath", "title", "label"))]
     features = model.encode_images([test_csv.parent / r["filepath"] for r in rows])
     classifier = build_classifier(model, class_names(), ["a {}.", "a photo of a {}."])
     accuracy = topk_accuracy(logits(features, classifier), [int(r["label"]) for r in rows], topk=(1, 3))
@@ -137,14 +136,13 @@ def _write_report(out: Path, summary: dict[str, Any]) -> None:
 def run_demo(settings: DemoSettings) -> dict[str, Any]:
     """Run every demo step into a staging folder; move it to ``settings.output`` when all succeeded."""
     from clipsuite.core import load_model
+    from clipsuite.core.staging import staged_folder
     from clipsuite.core.synthetic import write_shapes_dataset
     from clipsuite.core.visualize import line_plot
 
-    final = settings.output
-    staging = final.with_name(final.name + ".partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    try:
+    # built in a hidden sibling folder and swapped in when complete; durable=False: fsyncing thousands
+    # of scratch images costs seconds, and the swap is atomic without it
+    with staged_folder(settings.output, durable=False) as staging:
         started = time.perf_counter()
         _log(f"writing {settings.train_images} + {settings.test_images} synthetic captioned images")
         train_csv = write_shapes_dataset(staging / "data", settings.train_images, settings.seed, name="train.csv")
@@ -167,11 +165,6 @@ def run_demo(settings: DemoSettings) -> dict[str, Any]:
                    "domains": domains, "seconds": round(time.perf_counter() - started, 1)}
         (staging / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
         _write_report(staging, summary | {"search": search})
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    shutil.rmtree(final, ignore_errors=True)
-    staging.rename(final)
     return summary
 
 
