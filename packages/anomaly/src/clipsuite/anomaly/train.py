@@ -60,10 +60,14 @@ class AnomalyTrainSet(Dataset):
 
 
 class LearnedTask:
-    """Adapter between an AnomalyCLIP/AdaptCLIP module and the Trainer contract."""
+    """An AnomalyCLIP/AdaptCLIP module as a ``TrainTask``: its learned prompts/adapters train, the CLIP
+    model it encodes with is frozen and declared, so the Trainer places it beside them."""
 
     def __init__(self, module: nn.Module) -> None:
         self.module = module
+
+    def frozen_modules(self) -> Sequence[ClipModel]:
+        return [self.module.clip]
 
     def loss(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return self.module.loss(batch)

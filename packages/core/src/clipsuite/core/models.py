@@ -96,6 +96,12 @@ class ClipModel:
         decoded = [img if isinstance(img, Image.Image) else load_image(img) for img in images]
         return torch.stack([self.preprocess(img.convert("RGB")) for img in decoded])
 
+    def to(self, device: str | torch.device) -> ClipModel:
+        """Move the model to ``device``; inputs follow it (the Trainer places frozen models this way)."""
+        self.device = torch.device(device)
+        self.model.to(self.device)
+        return self
+
     def autocast(self) -> contextlib.AbstractContextManager[Any]:
         """``torch.autocast`` for amp_bf16 / amp_fp16; a no-op for fp32 (on a GPU too) and cast weights."""
         return resolve_precision(self.precision, self.device).autocast()

@@ -1,14 +1,16 @@
 """Training of learned prompts and adapters: one task object per method, run by the core Trainer.
 
-A task is ``module`` (only the learned parameters require grad; the CLIP model is frozen and held
-outside the module) plus ``loss(batch)``. Batches are dicts holding either cached ``features`` or
-``pixels`` (then encoded by the frozen image tower on the fly) and ``label``.
+A task (``clipsuite.core.train.TrainTask``) is ``module`` (only the learned parameters require
+grad) plus ``loss(batch)``; the CLIP model is frozen, held outside the module and declared with
+``frozen_modules()``, so the Trainer places it beside the learned module (a model loaded on the CPU
+trains on a visible GPU). Batches are dicts holding either cached ``features`` or ``pixels`` (then
+encoded by the frozen image tower on the fly) and ``label``.
 """
 
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,7 +19,6 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from clipsuite.core.errors import ClipsuiteError
 from clipsuite.core.models import ClipModel
 
 
@@ -35,7 +36,7 @@ class FitSettings:
     seed: int = 0
     output_dir: Path | None = None  # None: a temporary folder, removed afterwards
     progress: bool = False
-    precision: str = "auto"  # the Trainer's: fp32 on the CPU, bf16/fp16 autocast on a GPU
+    precision: str = "auto"  # clipsuite.core.precision's names (auto: fp32 on the CPU, amp_bf16 on a GPU)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -63,8 +64,11 @@ class ClassificationTask:
         self.extra_loss = extra_loss
         self.uses_pixels = uses_pixels
 
+    def frozen_modules(self) -> Sequence[ClipModel]:
+        return [self.clip]
+
     def loss(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        inputs = batch["pixels"].to(self.clip.device) if self.uses_pixels else image_features(self.clip, batch)
+        inputs = batch["pixels"] if self.uses_pixels else image_features(self.clip, batch)
         logits = self.module(inputs)
         labels = batch["label"].to(logits.device)
         ce = nn.functional.cross_entropy(logits, labels)
@@ -85,10 +89,6 @@ def fit(task: ClassificationTask, dataset: Dataset, settings: FitSettings) -> No
 
     if settings.max_steps == 0 or settings.epochs == 0:
         return
-    if task.clip.device.type == "cpu" and torch.cuda.is_available():
-        # the Trainer places the learned module on the GPU it sees; the frozen model would stay behind
-        raise ClipsuiteError("training an adapter with the model on the CPU while a GPU is visible is not "
-                             "supported: load the model on the GPU, or hide it (CUDA_VISIBLE_DEVICES=)")
     with tempfile.TemporaryDirectory(prefix="clipsuite-adapt-") as tmp:
         output = settings.output_dir or Path(tmp)
         config = TrainConfig(output_dir=output, epochs=settings.epochs, max_steps=settings.max_steps,
@@ -96,7 +96,7 @@ def fit(task: ClassificationTask, dataset: Dataset, settings: FitSettings) -> No
                              weight_decay=settings.weight_decay, optimizer=settings.optimizer,
                              schedule="cosine", warmup_steps=settings.warmup_steps, precision=settings.precision,
                              seed=settings.seed, progress=settings.progress, log_every=50,
-                             checkpoint_every=10**9)  # one checkpoint, at the end: runs are short
+                             checkpoint_every=0)  # one checkpoint, at the end: runs are short
         # Our own seeded DataLoader rather than the Trainer's per-sample-seeded Dataset plan: samples here
         # are cached tensors with nothing random to seed, and torch.manual_seed per sample costs ~3 ms
         # on a CPU-only machine (it records a stack trace for the lazy CUDA seeding) -- most of a run.
