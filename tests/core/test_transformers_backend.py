@@ -315,6 +315,18 @@ def test_hf_hub_transformers_repo_from_the_offline_cache(tiny, pixels, tmp_path:
     assert hub_source("someone/not-cached") is None  # offline and unknown: open_clip's error and hint
 
 
+def test_hf_hub_offline_and_not_cached_is_open_clips_clear_error(monkeypatch: pytest.MonkeyPatch,
+                                                                 tmp_path: Path) -> None:
+    from huggingface_hub import constants
+
+    from clipsuite.core import WeightsUnavailableError
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # set after import: honoured too
+    with pytest.raises(WeightsUnavailableError, match="pass a local copy"):
+        load_model("hf-hub:someone/not-cached", device="cpu")
+
+
 # ---- other ClipModel features through this backend ---------------------------------------------------
 def test_input_bands_are_saved_and_reloaded(tmp_path: Path) -> None:
     clip = load_model("tiny-transformers", device="cpu")

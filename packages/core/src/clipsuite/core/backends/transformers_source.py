@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -89,15 +90,22 @@ def config_source(config: Any, weights: str | None = None) -> ModelSource:
     return ModelSource("transformers", "transformers-config", data, None, path)
 
 
+def _offline() -> bool:
+    """huggingface_hub reads HF_HUB_OFFLINE once at import; a later setting of the variable counts too."""
+    from huggingface_hub import constants
+
+    return bool(constants.HF_HUB_OFFLINE) or os.environ.get("HF_HUB_OFFLINE", "").upper() in ("1", "ON", "YES", "TRUE")
+
+
 def _hub_file(repo_id: str, filename: str) -> Path | None:
     """``filename`` of ``repo_id`` from the local cache, or downloaded when online; None if absent."""
-    from huggingface_hub import constants, hf_hub_download, try_to_load_from_cache
+    from huggingface_hub import hf_hub_download, try_to_load_from_cache
     from huggingface_hub.errors import EntryNotFoundError
 
     cached = try_to_load_from_cache(repo_id, filename)
     if isinstance(cached, str):
         return Path(cached)
-    if constants.HF_HUB_OFFLINE or cached is not None:  # offline, or cached as known-missing
+    if _offline() or cached is not None:  # offline, or cached as known-missing
         return None
     try:
         return Path(hf_hub_download(repo_id, filename))
@@ -108,7 +116,7 @@ def _hub_file(repo_id: str, filename: str) -> Path | None:
 def hub_source(repo_id: str) -> ModelSource | None:
     """A transformers CLIP repo as a folder source, or None when the repo is open_clip's (or cannot be
     told offline: then open_clip's loader gives its error with the hint what to pass)."""
-    from huggingface_hub import constants, snapshot_download
+    from huggingface_hub import snapshot_download
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 
     try:
@@ -121,7 +129,7 @@ def hub_source(repo_id: str) -> ModelSource | None:
         return None
     try:
         folder = snapshot_download(repo_id, allow_patterns=HUB_PATTERNS,
-                                   local_files_only=bool(constants.HF_HUB_OFFLINE))
+                                   local_files_only=_offline())
     except (LocalEntryNotFoundError, HfHubHTTPError, OSError) as error:
         first = (str(error).strip().splitlines() or [type(error).__name__])[0]
         raise ModelError(f"hf-hub:{repo_id}: the transformers CLIP files are not all here ({first[:160]}); "
