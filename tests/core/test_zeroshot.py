@@ -46,15 +46,19 @@ def test_descriptor_classifier_averages_similarities(tiny):
     descriptors = {c: ["sharp edges", "is bright"] for c in CLASSES}
     clf = build_descriptor_classifier(tiny, CLASSES, descriptors)
     feats = tiny.encode_images(torch.randn(2, 3, 64, 64))
-    scores = clf.logits(feats)
+    scores = clf.logits(feats, scale=100.0)
     prompts = [f"{CLASSES[1]}, which has sharp edges", f"{CLASSES[1]}, which is bright"]
     expected = (100 * feats @ tiny.encode_texts(prompts).T).mean(dim=1)
     torch.testing.assert_close(scores[:, 1], expected)
 
 
 def test_predict_gives_probabilities(tiny):
-    probs = predict(tiny, torch.randn(4, 3, 64, 64), build_classifier(tiny, CLASSES))
-    torch.testing.assert_close(probs.sum(-1), torch.ones(4))
+    pixels, classifier = torch.randn(4, 3, 64, 64), build_classifier(tiny, CLASSES)
+    probs = predict(tiny, pixels, classifier)
+    # the model's own temperature (tiny's init: 1 / 0.07), not a fixed 100
+    assert tiny.logit_scale() == pytest.approx(1 / 0.07, rel=1e-5)
+    expected = (tiny.logit_scale() * tiny.encode_images(pixels) @ classifier).softmax(dim=-1)
+    torch.testing.assert_close(probs, expected)
 
 
 def test_malformed_description_file_names_file(tmp_path):

@@ -61,7 +61,8 @@ def _zero_shot(model: Any, test_csv: Path) -> dict[str, Any]:
     rows = [dict(record.values) for record in read_table(test_csv, required=("filepath", "title", "label"))]
     features = model.encode_images([test_csv.parent / r["filepath"] for r in rows])
     classifier = build_classifier(model, class_names(), ["a {}.", "a photo of a {}."])
-    accuracy = topk_accuracy(logits(features, classifier), [int(r["label"]) for r in rows], topk=(1, 3))
+    scores = logits(features, classifier, model.logit_scale())
+    accuracy = topk_accuracy(scores, [int(r["label"]) for r in rows], topk=(1, 3))
     return {"top1": accuracy[1], "top3": accuracy[3], "chance_top1": 1 / len(class_names()),
             "classes": len(class_names()), "images": len(rows), "features": features, "rows": rows}
 

@@ -72,7 +72,7 @@ def register(app: typer.Typer) -> None:
             if names is None:
                 raise InputError("give --classes, --classes-file or --adapter")
             sentences = load_descriptions(descriptions, names) if descriptions else None
-            scores = logits(features, build_classifier(clip, names, templates, sentences))
+            scores = logits(features, build_classifier(clip, names, templates, sentences), clip.logit_scale())
         probs = scores.softmax(dim=-1)
         k = min(top_k, len(names))
         top = probs.topk(k, dim=-1)

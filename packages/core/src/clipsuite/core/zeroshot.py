@@ -65,7 +65,9 @@ class DescriptorClassifier:
     owner: torch.Tensor
     n_classes: int
 
-    def logits(self, image_features: torch.Tensor, scale: float = 100.0) -> torch.Tensor:
+    def logits(self, image_features: torch.Tensor, scale: float) -> torch.Tensor:
+        """Per-class mean of ``scale * cos`` over the class's descriptors (``scale``: usually
+        ``ClipModel.logit_scale()``)."""
         sims = scale * image_features @ self.embeddings.T  # [N, P]
         totals = torch.zeros(image_features.shape[0], self.n_classes).index_add_(1, self.owner, sims)
         counts = torch.bincount(self.owner, minlength=self.n_classes).clamp(min=1)
@@ -87,11 +89,12 @@ def build_descriptor_classifier(model: ClipModel, class_names: Sequence[str],
     return DescriptorClassifier(model.encode_texts(prompts), torch.tensor(owner), len(class_names))
 
 
-def logits(image_features: torch.Tensor, classifier: torch.Tensor, scale: float = 100.0) -> torch.Tensor:
+def logits(image_features: torch.Tensor, classifier: torch.Tensor, scale: float) -> torch.Tensor:
+    """``scale * features @ classifier``; ``scale`` is the model's own (``ClipModel.logit_scale()``)."""
     return scale * image_features @ classifier
 
 
 def predict(model: ClipModel, images: object, classifier: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
     """Class probabilities ``[N, C]`` for images (tensor, PIL images or paths)."""
     features = model.encode_images(images, batch_size=batch_size)  # type: ignore[arg-type]
-    return logits(features, classifier).softmax(dim=-1)
+    return logits(features, classifier, model.logit_scale()).softmax(dim=-1)

@@ -57,11 +57,6 @@ def make_classifier(clip: ClipModel, classes: Sequence[str], templates: str | Se
     return build_classifier(clip, classes, templates or MEDICAL_TEMPLATES, descriptions)
 
 
-def _scale(clip: ClipModel) -> float:
-    scale = getattr(clip.model, "logit_scale", None)
-    return float(scale.detach().exp()) if isinstance(scale, torch.Tensor) else 100.0
-
-
 def volume_pixels(clip: ClipModel, volume: Volume, options: VolumeOptions) -> tuple[torch.Tensor, list[int]]:
     rgb, indices = volume_to_rgb(volume, options.axis, options.slices, options.n, options.mode,  # type: ignore[arg-type]
                                  options.window, options.windows)
@@ -73,7 +68,7 @@ def classify_volume(clip: ClipModel, volume: Volume, classes: Sequence[str], cla
     options = options or VolumeOptions()
     pixels, indices = volume_pixels(clip, volume, options)
     features = clip.encode_images(pixels, batch_size=batch_size)
-    probs = (_scale(clip) * features @ classifier).softmax(dim=-1)
+    probs = (clip.logit_scale() * features @ classifier).softmax(dim=-1)
     overall = aggregate(probs, options.aggregate)  # type: ignore[arg-type]
     slices = [{"slice": k, "label": classes[int(p.argmax())], "scores": dict(zip(classes, p.tolist()))}
               for k, p in zip(indices, probs)]
@@ -83,7 +78,7 @@ def classify_volume(clip: ClipModel, volume: Volume, classes: Sequence[str], cla
 def classify_images(clip: ClipModel, paths: Sequence[Path], classes: Sequence[str], classifier: torch.Tensor,
                     batch_size: int = 64) -> list[Prediction]:
     features = clip.encode_images(list(paths), batch_size=batch_size)
-    probs = (_scale(clip) * features @ classifier).softmax(dim=-1)
+    probs = (clip.logit_scale() * features @ classifier).softmax(dim=-1)
     return [Prediction(str(p), classes[int(row.argmax())], dict(zip(classes, row.tolist())))
             for p, row in zip(paths, probs)]
 
