@@ -90,7 +90,7 @@ def test_embed_errors(tmp_path: Path, dataset: Path) -> None:
             "--no-progress"], "x.jpg: not a readable image")
     assert not (tmp_path / "out").exists()
     _fails(["embed", str(dataset), "-o", str(tmp_path / "out"), "--model", "no-such-model"], "no-such-model")
-    _fails(["embed", str(dataset), "-o", str(tmp_path / "out"), "--path-column", "nope"], "no 'nope' among")
+    _fails(["embed", str(dataset), "-o", str(tmp_path / "out"), "--path-column", "nope"], "no column 'nope'")
 
 
 def test_search_errors(index_dir: Path, tmp_path: Path) -> None:

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 from pathlib import Path
 from typing import Any
 
@@ -38,21 +35,13 @@ def build(
 
 
 def _write_results(path: Path, records: list[dict[str, Any]]) -> None:
-    from clipsuite.core.checkpoints import atomic_write_json, atomic_write_text
+    from clipsuite.core.staging import atomic_write_json
+    from clipsuite.core.tabular import write_table
 
-    suffix = path.suffix.lower()
-    if suffix == ".json":
+    if path.suffix.lower() == ".json":
         atomic_write_json(path, records)
-    elif suffix in (".csv", ".tsv"):
-        columns: list[str] = []
-        for record in records:
-            columns.extend(k for k in record if k not in columns)
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=columns, delimiter="\t" if suffix == ".tsv" else ",")
-        writer.writeheader()
-        writer.writerows([{k: json.dumps(v) if isinstance(v, (dict, list)) else v for k, v in r.items()}
-                          for r in records])
-        atomic_write_text(path, buffer.getvalue())
+    elif path.suffix.lower() in (".csv", ".tsv"):
+        write_table(path, records)  # the core's delimiter rule; nested values as JSON
     else:
         raise InputError(f"{path}: unknown output format (use .json, .csv or .tsv)")
 
