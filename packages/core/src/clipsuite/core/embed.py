@@ -185,8 +185,9 @@ class EmbedResult:
     num_processes: int = 1
 
 
-def _process_layout(process_index: int | None, num_processes: int | None) -> tuple[int, int, Any]:
-    """(rank, world, PartialState or None). Explicit numbers win (SLURM arrays, tests)."""
+def process_layout(process_index: int | None, num_processes: int | None) -> tuple[int, int, Any]:
+    """(rank, world, PartialState or None) of this process under accelerate launch / torchrun, for any
+    job that splits its inputs across processes. Explicit numbers win (SLURM arrays, tests)."""
     if process_index is not None or num_processes is not None:
         rank, world = int(process_index or 0), int(num_processes or 1)
         if not 0 <= rank < world:
@@ -221,7 +222,7 @@ def embed_images(model: Any, source: str | os.PathLike[str] | Sequence[str | os.
     if config.on_error not in ("skip", "fail"):
         raise InputError(f"on_error must be 'skip' or 'fail', got '{config.on_error}'")
     rows = read_inputs(source, config.path_column)
-    rank, world, state = _process_layout(process_index, num_processes)
+    rank, world, state = process_layout(process_index, num_processes)
     start, stop = rank * len(rows) // world, (rank + 1) * len(rows) // world
     share = rows[start:stop]
     folder = Path(output_dir)
