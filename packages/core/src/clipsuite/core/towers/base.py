@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from clipsuite.core.errors import InputError
+from clipsuite.core.errors import InputError, ModelError
 from clipsuite.core.towers.bands import adapt_conv
 
 if TYPE_CHECKING:
@@ -244,6 +244,12 @@ class TextTower(abc.ABC):
         """Features ``[N, output_dim]`` (unnormalised) of prompts given as embeddings ``[N, L, width]``
         with their token ids ``[N, L]`` (used for the attention mask and the pooling position only).
         ``hooks[i]`` rewrites the hidden states entering block ``i``."""
+
+    def encode_states(self, embeddings: torch.Tensor, tokens: torch.Tensor,
+                      hooks: BlockHooks | None = None) -> torch.Tensor:
+        """Every token's final state ``[N, L, width]`` before pooling (the sequence a diffusion UNet
+        attends to). Backends that can give it override this."""
+        raise ModelError(f"{self.clip.name}: this text tower does not expose per-token states")
 
     def encode(self, tokens: torch.Tensor, hooks: BlockHooks | None = None) -> torch.Tensor:
         """Features of token ids; without hooks equal to the model's own text encoder."""

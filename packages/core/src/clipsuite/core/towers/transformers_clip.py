@@ -194,6 +194,15 @@ class TransformersTextTower(TextTower):
     def encode_embeddings(self, embeddings: torch.Tensor, tokens: torch.Tensor,
                           hooks: BlockHooks | None = None) -> torch.Tensor:
         tokens = tokens.to(embeddings.device)
+        x = self.encode_states(embeddings, tokens, hooks)
+        pooled = x[torch.arange(x.shape[0], device=x.device), eos_positions(tokens, self.eos_token_id).to(x.device)]
+        return self.projection(pooled) if self.projection is not None else pooled
+
+    def encode_states(self, embeddings: torch.Tensor, tokens: torch.Tensor,
+                      hooks: BlockHooks | None = None) -> torch.Tensor:
+        """Every token's final state ``[N, L, width]`` (after ``final_layer_norm``, unpooled): what
+        ``CLIPTextModel`` returns as ``last_hidden_state`` and diffusers' UNets attend to."""
+        tokens = tokens.to(embeddings.device)
         positions = self.module.embeddings.position_embedding
         length = embeddings.shape[1]
         if length > positions.num_embeddings:
@@ -206,9 +215,7 @@ class TransformersTextTower(TextTower):
             if hooks is not None and i in hooks:
                 x = hooks[i](x)
             x = _run_layer(layer, x, mask, is_causal=True)
-        x = self.module.final_layer_norm(x)
-        pooled = x[torch.arange(x.shape[0], device=x.device), eos_positions(tokens, self.eos_token_id).to(x.device)]
-        return self.projection(pooled) if self.projection is not None else pooled
+        return self.module.final_layer_norm(x)
 
 
 def vision_tower(clip: ClipModel) -> VisionTower:
