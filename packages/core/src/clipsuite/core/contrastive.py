@@ -174,6 +174,19 @@ def _image_text(source: Dataset | list[Pair], positions: list[int], clip: ClipMo
     return ImageTextDataset([source[i] for i in positions], transform, clip.tokenizer)
 
 
+def _rebuilt(model: str, pretrained: str | None, settings: ContrastiveConfig, cfg: TrainConfig,
+             result: TrainResult) -> ClipModel:
+    """The model as ``train_contrastive`` built it, with the trained weights (EMA's when kept) loaded."""
+    from clipsuite.core.train import load_trainable
+    from clipsuite.core.train.checkpointing import EMA_FILE
+
+    torch.manual_seed(cfg.seed)
+    clip = load_model(model, pretrained=pretrained, device="cpu")
+    ContrastiveTask(clip, settings)  # the same changes to the model (SigLIP's bias, locked towers)
+    load_trainable(clip.model, result.output_dir / EMA_FILE if cfg.ema_decay else result.checkpoint)
+    return clip
+
+
 PairItem = Pair | tuple[str | os.PathLike[str] | Image.Image, str]
 ContrastiveData = str | os.PathLike[str] | Sequence[PairItem] | Dataset
 
@@ -221,6 +234,8 @@ def train_contrastive(data: ContrastiveData, output_dir: str | os.PathLike[str],
     try:
         trainer = Trainer(task, cfg)
         result = trainer.fit(dataset)
+        if trainer.sharded:  # under FSDP the live model stays in shards: rebuild it whole from the run's weights
+            clip = _rebuilt(model, pretrained, settings, cfg, result)
         clip.model.eval()
         clip.device = clip.model.logit_scale.device
         accelerator = trainer.accelerator
