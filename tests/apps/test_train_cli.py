@@ -97,6 +97,8 @@ def test_bad_options_are_one_line_errors(shapes, tmp_path):
     out = tmp_path / "o"
     _one_line_error(_train(str(shapes), "--loss", "triplet", "--output", str(out)), "unknown loss 'triplet'")
     _one_line_error(_train(str(shapes), "--precision", "fp8", "--output", str(out)), "unknown precision 'fp8'")
+    _one_line_error(_train(str(shapes), "--precision", "bf16", "--output", str(out)), "use amp_bf16")
+    _one_line_error(_train(str(shapes), "--distributed", "zero3", "--output", str(out)), "unknown distributed mode")
     _one_line_error(_train(str(shapes), "--model", "no-such-model", "--output", str(out)), "unknown model")
     _one_line_error(_train(str(tmp_path / "nothing.csv"), "--output", str(out)), "nothing.csv: file not found")
     assert not out.exists()

@@ -29,12 +29,17 @@ def register(app: typer.Typer) -> None:
         lock_text: bool = typer.Option(False, "--lock-text", help="Freeze the text tower."),
         shared_positives: bool = typer.Option(False, "--shared-positives",
                                               help="clip loss: repeated captions in a batch are all positives."),
-        precision: str = typer.Option("auto", help="auto, fp32, bf16 or fp16 (auto: bf16/fp16 on GPU, fp32 on CPU)."),
+        precision: str = typer.Option("auto", help="auto, fp32, amp_bf16 or amp_fp16 (float32 weights, autocast "
+                                      "compute). auto: amp_bf16 on a GPU (amp_fp16 on an older one), fp32 on the CPU, "
+                                      "or what `accelerate launch --mixed_precision` says."),
+        distributed: str = typer.Option("ddp", help="Several processes: ddp (replicated model) or fsdp (model "
+                                                    "sharded across GPUs, for models that do not fit one)."),
         grad_accum: int = typer.Option(1, "--grad-accum", help="Micro-batches per optimizer step."),
         grad_checkpointing: bool = typer.Option(False, "--grad-checkpointing", help="Trade compute for memory."),
         ema: float = typer.Option(None, help="EMA decay of the weights, e.g. 0.999."),
         checkpoint_every: int = typer.Option(None, "--checkpoint-every", help="Steps between checkpoints "
-                                                                             "(default: each epoch end)."),
+                                                                             "(default: each epoch end; 0: only "
+                                                                             "the final one)."),
         resume: bool = typer.Option(False, "--resume", help="Continue the run in --output from its last checkpoint."),
         overwrite: bool = typer.Option(False, "--overwrite", help="Replace an earlier run in --output."),
         image_column: str = typer.Option("filepath", "--image-column", help="Column (or JSONL key) of image paths."),
@@ -59,6 +64,7 @@ def register(app: typer.Typer) -> None:
             epochs=epochs, max_steps=max_steps, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
             warmup_steps=warmup, precision=precision, grad_accum=grad_accum, grad_checkpointing=grad_checkpointing,
             ema_decay=ema, checkpoint_every=checkpoint_every, resume=resume, num_workers=workers, seed=seed,
+            distributed=distributed,
             progress=not quiet)
         if not result.main_process:  # under a multi-process launch, one process reports
             return
