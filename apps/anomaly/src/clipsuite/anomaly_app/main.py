@@ -25,7 +25,8 @@ DEFAULT_PRETRAINED = "laion400m_e31"
 ModelOpt = Annotated[str, typer.Option("--model", "-m", help="Backbone: open_clip name, preset, folder or 'tiny'.")]
 PretrainedOpt = Annotated[str | None, typer.Option(help="open_clip pretrained tag (default laion400m_e31 for "
                                                            "the default backbone).")]
-MethodOpt = Annotated[str, typer.Option(help="winclip | patch_memory | anomalyclip | adaptclip")]
+MethodOpt = Annotated[str, typer.Option(help="An installed method: winclip, patch_memory, anomalyclip, adaptclip ... "
+                                             "(`methods` lists them).")]
 DeviceOpt = Annotated[str | None, typer.Option(help="cpu, cuda, cuda:1 ... (default: cuda if available)")]
 
 
@@ -34,6 +35,20 @@ def _load(model: str, pretrained: str | None, device: str | None):  # type: igno
     if pretrained is None and model == DEFAULT_MODEL:
         pretrained = DEFAULT_PRETRAINED
     return load_model(model, pretrained=pretrained, device=device)
+
+
+@app.command()
+@cli_errors
+def methods() -> None:
+    """List the installed anomaly methods and what each needs."""
+    from clipsuite.anomaly.methods.base import method_class, method_names
+
+    needs = {"unused": "-", "optional": "optional", "required": "required"}
+    table = Table("method", "reference images (--reference / --shots)", "trained (--weights from `train`)")
+    for name in method_names():
+        cls = method_class(name)
+        table.add_row(name, needs[cls.references], "yes" if cls.trained else "-")
+    console.print(table)
 
 
 @app.command()
@@ -135,8 +150,10 @@ def evaluate(
 @app.command()
 @cli_errors
 def train(
-    dataset: Annotated[Path, typer.Argument(help="Training dataset with masks (e.g. the other benchmark's test split).")],
-    method: Annotated[str, typer.Option(help="anomalyclip | adaptclip")] = "anomalyclip",
+    dataset: Annotated[Path, typer.Argument(help="Training dataset with masks (e.g. the other benchmark's test "
+                                                 "split).")],
+    method: Annotated[str, typer.Option(help="A trained method: anomalyclip, adaptclip ... (`methods` lists "
+                                             "them).")] = "anomalyclip",
     out: Annotated[Path, typer.Option("--out", "-o", help="Where to save the learned parts (.safetensors).")] = Path(
         "anomaly_prompts.safetensors"),
     format: Annotated[str, typer.Option(help="auto | mvtec | visa | meta | folder")] = "auto",

@@ -1,6 +1,8 @@
 """From image files to scores and maps: method construction, reference fitting, batched inference.
 
-This is what the CLI and the demo call; a library user can too::
+Methods are found by name in the ``clipsuite.anomaly_methods`` registry; what a method needs (reference
+images, a weights file) is read from the method class, so nothing here names a method. This is what the
+CLI and the demo call; a library user can too::
 
     detector = Detector.create(load_model("tiny"), "patch_memory")
     detector.fit_references(list_images("normal/"))
@@ -13,41 +15,32 @@ import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 
 from clipsuite.anomaly.data import Category, load_pixels
-from clipsuite.anomaly.methods.base import AnomalyResult, gaussian_smooth
+from clipsuite.anomaly.methods.base import AnomalyMethod, AnomalyResult, MethodSetup, method_class
 from clipsuite.core.errors import InputError
 from clipsuite.core.images import load_image
 from clipsuite.core.models import ClipModel
 
-METHODS = ("winclip", "patch_memory", "anomalyclip", "adaptclip")
-FEW_SHOT_ONLY = ("patch_memory",)
-
 
 def build_method(clip: ClipModel, name: str, class_name: str = "object", weights: str | Path | None = None,
-                 smoothing_sigma: float | None = None) -> Any:
-    """A method object by name; learned methods read their trained parts from ``weights``."""
-    if name == "winclip":
-        from clipsuite.anomaly.methods.winclip import WinClip
-        return WinClip(clip, class_name=class_name, smoothing_sigma=smoothing_sigma or 0.0)
-    if name == "patch_memory":
-        from clipsuite.anomaly.methods.patch_memory import PatchMemory
-        return PatchMemory(clip, smoothing_sigma=4.0 if smoothing_sigma is None else smoothing_sigma)
-    if name in ("anomalyclip", "adaptclip"):
-        from clipsuite.anomaly.methods.learned import load_learned
-        return load_learned(clip, name, weights, smoothing_sigma=smoothing_sigma)
-    raise InputError(f"unknown method '{name}' (choose from {', '.join(METHODS)})")
+                 smoothing_sigma: float | None = None) -> AnomalyMethod:
+    """The installed method ``name``; trained methods read their learned parts from ``weights``."""
+    cls = method_class(name)
+    if weights is not None and not cls.trained:
+        raise InputError(f"method '{name}' is not trained: it takes no --weights file")
+    return cls.build(clip, MethodSetup(class_name, Path(weights) if weights is not None else None, smoothing_sigma))
 
 
 @dataclass
 class Detector:
     clip: ClipModel
-    method: Any
+    method: AnomalyMethod
     batch_size: int = 8
     reference_size: tuple[int, int] | None = None
+    fitted: bool = False  # normal references were given (fit_references)
 
     @classmethod
     def create(cls, clip: ClipModel, method: str, class_name: str = "object", weights: str | Path | None = None,
@@ -56,7 +49,7 @@ class Detector:
 
     @property
     def needs_references(self) -> bool:
-        return getattr(self.method, "name", "") in FEW_SHOT_ONLY
+        return self.method.references == "required"
 
     def _pixels(self, paths: Sequence[Path]) -> tuple[torch.Tensor, list[tuple[int, int]]]:
         cfg = self.clip.preprocess_cfg
@@ -66,7 +59,7 @@ class Detector:
         """K normal images of one size (the size queries are then checked against)."""
         if not paths:
             raise InputError("no reference images given")
-        if not hasattr(self.method, "fit"):
+        if self.method.references == "unused":
             raise InputError(f"method '{self.method.name}' does not use reference images")
         sizes = {}
         for path in paths:
@@ -75,10 +68,12 @@ class Detector:
         first = sizes[paths[0]]
         for path, size in sizes.items():
             if size != first:
-                raise InputError(f"{path}: reference image is {size[1]}x{size[0]}, the others are {first[1]}x{first[0]}")
+                raise InputError(f"{path}: reference image is {size[1]}x{size[0]}, "
+                                 f"the others are {first[1]}x{first[0]}")
         pixels, _ = self._pixels(paths)
-        self.method.fit(pixels)
+        self.method.fit(pixels)  # type: ignore[attr-defined]  # references != "unused" promises fit()
         self.reference_size = first
+        self.fitted = True
 
     def check_query_size(self, path: Path, size: tuple[int, int]) -> None:
         if self.reference_size is not None and size != self.reference_size:
@@ -88,7 +83,7 @@ class Detector:
     def predict_paths(self, paths: Sequence[Path], on_batch: Callable[[int], None] | None = None,
                       ) -> tuple[AnomalyResult, list[tuple[int, int]]]:
         """Scores ``[N]`` and maps ``[N, S, S]`` at the model's input size, plus original sizes."""
-        if self.needs_references and getattr(self.method, "memory", None) is None:
+        if self.needs_references and not self.fitted:
             raise InputError(f"method '{self.method.name}' needs normal reference images (--reference DIR)")
         results, sizes = [], []
         for start in range(0, len(paths), self.batch_size):
@@ -116,7 +111,3 @@ class Detector:
             self.fit_references(references)
             self.reference_size = None  # datasets mix sizes (VisA); evaluation resizes everything
         return self.predict_paths([s.image for s in category.test], on_batch)
-
-
-def smooth(result: AnomalyResult, sigma: float) -> AnomalyResult:
-    return AnomalyResult(result.scores, gaussian_smooth(result.maps, sigma)) if sigma > 0 else result

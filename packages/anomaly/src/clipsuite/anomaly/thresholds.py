@@ -16,8 +16,3 @@ def threshold_from_validation(labels: Sequence[int], scores: Sequence[float] | t
     if not 0 < sum(labels) < len(labels):
         raise InputError("threshold: validation data needs both normal and anomalous images")
     return metrics.f1_max_threshold(labels, scores)[1]
-
-
-def decide(scores: torch.Tensor, threshold: float) -> torch.Tensor:
-    """Boolean anomalous decisions."""
-    return scores >= threshold

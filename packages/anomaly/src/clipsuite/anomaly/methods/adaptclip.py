@@ -15,13 +15,14 @@ Loss per branch: CE(image) + focal(map) + dice(anomalous) + dice(normal).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from clipsuite.anomaly.methods.base import AnomalyResult, gaussian_smooth, upsample
+from clipsuite.anomaly.methods.base import AnomalyResult, MethodSetup, References, gaussian_smooth, upsample
+from clipsuite.anomaly.methods.learned import load_learned
 from clipsuite.anomaly.methods.prompts import prompt_ensemble
 from clipsuite.anomaly.methods.text_prompts import PromptTextEncoder
 from clipsuite.core.errors import InputError
@@ -68,6 +69,12 @@ class PromptQueryAdapter(nn.Module):
 
 class AdaptClip(nn.Module):
     name = "adaptclip"
+    references: ClassVar[References] = "optional"  # references add the prompt-query branch
+    trained: ClassVar[bool] = True
+
+    @classmethod
+    def build(cls, clip: ClipModel, setup: MethodSetup) -> AdaptClip:
+        return load_learned(clip, cls.name, setup.weights, setup.smoothing_sigma)
 
     def __init__(self, clip: ClipModel, n_ctx: int = 12, hidden: int = 128, smoothing_sigma: float = 4.0) -> None:
         super().__init__()

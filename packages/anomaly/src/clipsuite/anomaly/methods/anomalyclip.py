@@ -8,14 +8,15 @@ Loss = CE(image) + focal(map) + dice(anomalous, mask) + dice(normal, 1 - mask).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from clipsuite.anomaly.methods.base import AnomalyResult, gaussian_smooth, upsample
+from clipsuite.anomaly.methods.base import AnomalyResult, MethodSetup, References, gaussian_smooth, upsample
 from clipsuite.anomaly.methods.dpam import dpam_start, encode_with_dpam
+from clipsuite.anomaly.methods.learned import load_learned
 from clipsuite.anomaly.methods.text_prompts import PromptTextEncoder
 from clipsuite.core.losses import dice_loss, focal_loss
 from clipsuite.core.models import ClipModel
@@ -26,6 +27,12 @@ TEMPERATURE = 0.07
 
 class AnomalyClip(nn.Module):
     name = "anomalyclip"
+    references: ClassVar[References] = "unused"  # object-agnostic prompts, applied zero-shot
+    trained: ClassVar[bool] = True
+
+    @classmethod
+    def build(cls, clip: ClipModel, setup: MethodSetup) -> AnomalyClip:
+        return load_learned(clip, cls.name, setup.weights, setup.smoothing_sigma)
 
     def __init__(self, clip: ClipModel, n_ctx: int = 12, deep_depth: int = 9, deep_length: int = 4,
                  dpam_from: int | None = None, smoothing_sigma: float = 4.0) -> None:

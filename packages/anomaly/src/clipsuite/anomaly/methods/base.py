@@ -1,18 +1,29 @@
-"""What every anomaly method returns, plus the shared post-processing (upsampling, smoothing).
+"""What an anomaly method is and returns, the registry that finds one by name, and the shared
+post-processing (upsampling, smoothing).
 
-A method is any object with ``predict(pixels) -> AnomalyResult``; few-shot methods also take
-``fit(reference_pixels)``. Pixels are the CLIP-preprocessed tensor ``[B, 3, S, S]``; maps come back at
-``S x S`` and the caller resizes them to each original image (``resize_map``).
+A method is a class declared as an entry point of the group ``clipsuite.anomaly_methods`` (this package
+declares WinCLIP, patch memory, AnomalyCLIP and AdaptCLIP; another package can add one the same way).
+The class says what it needs as class attributes (``AnomalyMethod``), so the pipeline asks the method,
+never its name. Pixels are the CLIP-preprocessed tensor ``[B, 3, S, S]``; maps come back at ``S x S``
+and the caller resizes them to each original image (``resize_map``).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
 import torch
 import torch.nn.functional as F
+
+from clipsuite.core.plugins import Registry
+
+if TYPE_CHECKING:
+    from clipsuite.core.models import ClipModel
+
+References = Literal["unused", "optional", "required"]
 
 
 @dataclass
@@ -30,11 +41,59 @@ class AnomalyResult:
         return AnomalyResult(torch.cat([r.scores for r in results]), torch.cat([r.maps for r in results]))
 
 
-@runtime_checkable
+@dataclass(frozen=True)
+class MethodSetup:
+    """What a caller knows when it builds a method: the object's name for text prompts, the weights file
+    of a trained method, and a smoothing sigma (``None``: the method's own default)."""
+
+    class_name: str = "object"
+    weights: Path | None = None
+    smoothing_sigma: float | None = None
+
+
 class AnomalyMethod(Protocol):
-    name: str
+    """The contract of a registered method class.
+
+    ``references``: normal reference images are ``unused``, ``optional`` (they add a few-shot branch,
+    as in WinCLIP+) or ``required``; a method that takes them has ``fit(reference_pixels)``.
+    ``trained``: the learned parts come from a weights file written by ``train`` (``MethodSetup.weights``).
+    A method whose text prompts name the object also has ``set_class(name)``.
+    """
+
+    name: ClassVar[str]
+    references: ClassVar[References]
+    trained: ClassVar[bool]
+
+    @classmethod
+    def build(cls, clip: ClipModel, setup: MethodSetup) -> AnomalyMethod: ...
 
     def predict(self, pixels: torch.Tensor) -> AnomalyResult: ...
+
+
+CONTRACT = ("name", "references", "trained", "build", "predict")
+
+
+def _is_method_class(value: Any) -> bool:
+    return (isinstance(value, type) and all(hasattr(value, a) for a in CONTRACT)
+            and value.references in ("unused", "optional", "required"))
+
+
+REGISTRY: Registry[type[AnomalyMethod]] = Registry(
+    "clipsuite.anomaly_methods", "anomaly method", _is_method_class,
+    "a class with " + ", ".join(CONTRACT) + " (clipsuite.anomaly.methods.base.AnomalyMethod)")
+
+
+def method_class(name: str) -> type[AnomalyMethod]:
+    """The installed method class ``name``; an unknown name lists the installed ones."""
+    return REGISTRY.get(name)
+
+
+def method_names(trained: bool | None = None) -> list[str]:
+    """Installed method names; ``trained`` True/False keeps only methods that do / do not need training
+    (this imports the declaring modules; without the filter only metadata is read)."""
+    if trained is None:
+        return REGISTRY.names()
+    return [name for name, cls in REGISTRY.load_all().items() if cls.trained == trained]
 
 
 def upsample(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:

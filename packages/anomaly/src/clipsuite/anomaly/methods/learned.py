@@ -1,5 +1,8 @@
-"""Saving and loading the learned parts of AnomalyCLIP / AdaptCLIP (a small safetensors file).
+"""Building trained methods (AnomalyCLIP, AdaptCLIP, any registered class with ``trained = True``) and
+saving/loading their learned parts (a small safetensors file).
 
+A trained method class is built as ``cls(clip, **settings)`` and offers ``settings`` (the keyword
+arguments that rebuild it), ``learned_state()`` (the tensors to save) and ``loss(batch)`` (training).
 The file holds only prompts/adapters; its JSON metadata names the method, its settings and the backbone
 they were trained on, so ``detect``/``evaluate`` rebuild the same module and refuse a mismatched file.
 """
@@ -11,22 +14,19 @@ from typing import Any
 
 from torch import nn
 
+from clipsuite.anomaly.methods.base import method_class, method_names
 from clipsuite.core.checkpoints import load_tensors, read_config, save_tensors
 from clipsuite.core.errors import InputError
 from clipsuite.core.models import ClipModel
 
-LEARNED = ("anomalyclip", "adaptclip")
-
 
 def build_learned(clip: ClipModel, method: str, settings: dict[str, Any] | None = None) -> nn.Module:
-    settings = dict(settings or {})
-    if method == "anomalyclip":
-        from clipsuite.anomaly.methods.anomalyclip import AnomalyClip
-        return AnomalyClip(clip, **settings)
-    if method == "adaptclip":
-        from clipsuite.anomaly.methods.adaptclip import AdaptClip
-        return AdaptClip(clip, **settings)
-    raise InputError(f"unknown learned method '{method}' (choose from {', '.join(LEARNED)})")
+    """A fresh (untrained) instance of the trained method ``method`` with ``settings``."""
+    cls = method_class(method)
+    if not cls.trained:
+        raise InputError(f"method '{method}' has nothing to train (trained methods: "
+                         f"{', '.join(method_names(trained=True))})")
+    return cls(clip, **dict(settings or {}))  # type: ignore[call-arg]  # trained methods take (clip, **settings)
 
 
 def save_learned(module: nn.Module, path: str | Path, extra: dict[str, Any] | None = None) -> Path:

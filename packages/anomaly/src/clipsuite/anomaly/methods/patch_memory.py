@@ -9,11 +9,12 @@ nearest memory patch; image score = max of the patch map; map upsampled and Gaus
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 
-from clipsuite.anomaly.methods.base import AnomalyResult, gaussian_smooth, upsample
+from clipsuite.anomaly.methods.base import AnomalyResult, MethodSetup, References, gaussian_smooth, upsample
 from clipsuite.core.errors import InputError
 from clipsuite.core.models import ClipModel
 from clipsuite.core.towers import vision_tower
@@ -45,6 +46,12 @@ def greedy_coreset(features: torch.Tensor, size: int, projection_dim: int = 128,
 
 class PatchMemory:
     name = "patch_memory"
+    references: ClassVar[References] = "required"  # the memory is built from normal references
+    trained: ClassVar[bool] = False
+
+    @classmethod
+    def build(cls, clip: ClipModel, setup: MethodSetup) -> PatchMemory:
+        return cls(clip, smoothing_sigma=4.0 if setup.smoothing_sigma is None else setup.smoothing_sigma)
 
     def __init__(self, clip: ClipModel, layers: Sequence[int] | None = None, coreset_ratio: float = 1.0,
                  neighbourhood: int | None = None, smoothing_sigma: float = 4.0, chunk: int = 4096) -> None:

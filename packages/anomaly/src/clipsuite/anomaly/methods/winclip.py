@@ -18,10 +18,11 @@ oracle and documents it.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import ClassVar
 
 import torch
 
-from clipsuite.anomaly.methods.base import AnomalyResult, gaussian_smooth, upsample
+from clipsuite.anomaly.methods.base import AnomalyResult, MethodSetup, References, gaussian_smooth, upsample
 from clipsuite.anomaly.methods.prompts import prompt_ensemble, readable_class_name
 from clipsuite.anomaly.methods.windows import harmonic_mean_over_windows, window_coverage, window_indices
 from clipsuite.core.errors import InputError, ModelError
@@ -35,6 +36,12 @@ class WinClip:
     """Zero-shot WinCLIP; after ``fit(reference_pixels)`` it is WinCLIP+ (k-shot)."""
 
     name = "winclip"
+    references: ClassVar[References] = "optional"  # reference images add the WinCLIP+ branch
+    trained: ClassVar[bool] = False
+
+    @classmethod
+    def build(cls, clip: ClipModel, setup: MethodSetup) -> WinClip:
+        return cls(clip, class_name=setup.class_name, smoothing_sigma=setup.smoothing_sigma or 0.0)
 
     def __init__(self, clip: ClipModel, class_name: str = "object", scales: Sequence[int] = (2, 3),
                  temperature: float = TEMPERATURE, window_chunk: int = 1024, smoothing_sigma: float = 0.0) -> None:
