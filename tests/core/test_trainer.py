@@ -425,6 +425,11 @@ def test_unusable_data_and_damaged_state_are_one_line_errors(tmp_path):
         _fit(tmp_path, "d", resume=True)
     with pytest.raises(ClipsuiteError, match="weight 'weight' does not fit this model"):
         load_trainable(torch.nn.Linear(3, 1), tmp_path / "d" / "checkpoint.safetensors")
+    _fit(tmp_path, "old", max_steps=1)
+    record = json.loads((tmp_path / "old" / "trainer_state.json").read_text())
+    (tmp_path / "old" / "trainer_state.json").write_text(json.dumps({**record, "format": 1}))
+    with pytest.raises(ClipsuiteError, match="a trainer state of format 1, this clipsuite resumes format 2"):
+        _fit(tmp_path, "old", resume=True)
 
 
 class WatchedTask(LinearTask):
