@@ -60,7 +60,8 @@ class VQAModel(nn.Module):
 
 
 class VQATask:
-    """A task for the core Trainer: BCE over answers (+ QCR's type loss, + the autoencoder's)."""
+    """A ``TrainTask`` for the core Trainer: BCE over answers (+ QCR's type loss, + the autoencoder's). The
+    image tower it reads from is part of ``module`` (trained or frozen), so nothing else needs placing."""
 
     def __init__(self, model: VQAModel, eval_data: VQADataset | None, config: dict[str, Any]) -> None:
         self.module = model
