@@ -88,6 +88,12 @@ class ClipModel:
             raise ModelError(f"{self.name}: the image tower has no patch grid (not a ViT)")
         return int(grid[0]), int(grid[1])
 
+    @property
+    def image_encoder(self) -> torch.nn.Module:
+        """The module that owns the image tower's weights and maps pixels to pooled image features
+        (to freeze, fine-tune or register it in a bigger model). For steps, use ``towers.vision_tower``."""
+        return self.model.visual
+
     # ---- inputs ------------------------------------------------------------------------------
     def tokenize(self, texts: Sequence[str]) -> torch.Tensor:
         return self.tokenizer(list(texts)).to(self.device)

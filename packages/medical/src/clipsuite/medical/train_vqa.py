@@ -92,7 +92,7 @@ def _build(clip: ClipModel, settings: VQASettings, answers: AnswerVocab, questio
                     ae_size=settings.ae_size, ae_channels=settings.ae_channels, dropout=settings.dropout)
     if cfg.head == "qcr" and (not cfg.closed_answers or not cfg.open_answers):
         raise InputError("QCR needs training questions of both types (OPEN and CLOSED); use --head mevf")
-    visual = ClipVisualTokens(clip.model.visual, settings.patch_tokens, settings.pool_grid)
+    visual = ClipVisualTokens(clip, settings.patch_tokens, settings.pool_grid)
     visual.requires_grad_(settings.finetune_visual)
     return VQAModel(MedVQA(cfg), visual)
 
@@ -180,7 +180,7 @@ def load_vqa_run(run_dir: str | os.PathLike[str], device: str | None = None) -> 
     answers = AnswerVocab.from_dict(config["answers"])
     questions = QuestionTokenizer.from_dict(config["questions"])
     model = VQAModel(MedVQA(VQAConfig.from_dict(config["vqa"])), ClipVisualTokens(
-        clip.model.visual, settings.patch_tokens, settings.pool_grid))
+        clip, settings.patch_tokens, settings.pool_grid))
     model.visual.requires_grad_(settings.finetune_visual)
     load_trainable(model, weights)
     return VQARun(model.to(clip.device).eval(), clip, answers, questions, settings)

@@ -22,6 +22,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from clipsuite.core.errors import ModelError
+from clipsuite.core.models import ClipModel
+from clipsuite.core.towers import VisionTower, vision_tower
+
 Head = Literal["mevf", "qcr"]
 
 
@@ -183,8 +187,9 @@ class MedVQA(nn.Module):
         batch = closed.shape[0]
         scores = out["closed_logits"].new_full((batch, self.cfg.n_answers), float("-inf"))
         closed_rows = closed.bool()
-        scores[closed_rows.nonzero(as_tuple=True)[0].unsqueeze(1), self.closed_index] = out["closed_logits"][closed_rows]
-        scores[(~closed_rows).nonzero(as_tuple=True)[0].unsqueeze(1), self.open_index] = out["open_logits"][~closed_rows]
+        for rows, index, key in ((closed_rows, self.closed_index, "closed_logits"),
+                                 (~closed_rows, self.open_index, "open_logits")):
+            scores[rows.nonzero(as_tuple=True)[0].unsqueeze(1), index] = out[key][rows]
         return scores
 
     def loss(self, out: dict[str, torch.Tensor], answers: torch.Tensor, is_closed: torch.Tensor,
@@ -222,27 +227,32 @@ def _local_targets(answers: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
 
 class ClipVisualTokens(nn.Module):
     """A CLIP image tower -> ``[B, 1 + N, D]``: the pooled, projected image feature first, then (for a
-    ViT, when ``patch_tokens``) the last block's patch tokens through ``ln_post`` and the projection."""
+    ViT, when ``patch_tokens``) the last block's patch tokens through the final norm and the
+    projection. Other image towers (ResNets) give the pooled feature alone."""
 
-    def __init__(self, visual: nn.Module, patch_tokens: bool = True, pool_grid: int | None = None) -> None:
+    def __init__(self, clip: ClipModel, patch_tokens: bool = True, pool_grid: int | None = None) -> None:
         super().__init__()
-        self.visual = visual
-        self.patch_tokens = patch_tokens and hasattr(visual, "forward_intermediates") and hasattr(visual, "ln_post")
+        self.tower: VisionTower | None = None
+        if patch_tokens:
+            try:
+                self.tower = vision_tower(clip)
+            except ModelError:  # not a ViT: pooled feature only
+                self.tower = None
+        self.patch_tokens = self.tower is not None
+        # registered, so fine-tuning and state dicts reach the image tower's weights
+        self.visual = self.tower.module if self.tower is not None else clip.image_encoder
         self.pool_grid = pool_grid  # average the patch grid down to pool_grid x pool_grid regions (cheaper)
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-        if not self.patch_tokens:
+        if self.tower is None:
             return F.normalize(self.visual(pixels), dim=-1).unsqueeze(1)
-        depth = len(self.visual.transformer.resblocks)
-        out = self.visual.forward_intermediates(pixels, indices=[depth - 1], output_fmt="NLC")
-        patches = self.visual.ln_post(out["image_intermediates"][0])
-        if self.visual.proj is not None:
-            patches = patches @ self.visual.proj
+        tower = self.tower
+        tokens = tower.run_blocks(tower.pre_norm(tower.embed(pixels)))
+        patches = tower.project(tokens[:, tower.prefix_tokens:])
         if self.pool_grid:
-            grid = self.visual.grid_size
-            patches = patches[:, -grid[0] * grid[1]:]  # drop class/register tokens if present
+            grid = tower.grid_for(pixels)
             maps = patches.transpose(1, 2).reshape(patches.shape[0], -1, grid[0], grid[1])
             patches = F.adaptive_avg_pool2d(maps, self.pool_grid).flatten(2).transpose(1, 2)
-        pooled = out["image_features"]
+        pooled = tower.pool(tokens)
         # unit-normalised tokens keep the head's input scale the same for every backbone
         return F.normalize(torch.cat([pooled.unsqueeze(1), patches], dim=1), dim=-1)
