@@ -1,0 +1,1 @@
+"""Brain decoders as pure torch modules (one module per method)."""
