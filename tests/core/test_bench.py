@@ -46,3 +46,31 @@ def test_embed_benchmark_writes_distinct_jpegs(harness, tmp_path: Path) -> None:
 def test_unknown_benchmark_is_refused(harness) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(SystemExit, match="unknown benchmark"):
         harness.run_benchmarks(["nope"], [], None)
+
+
+def test_trainer_benchmark_baseline_trains_like_the_trainer(harness, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The old loop kept in bench_trainer.py is a faithful baseline: on one CPU process in fp32 it ends
+    with the same weights as the Trainer on the same batches."""
+    import torch
+
+    from clipsuite.core.contrastive import ContrastiveConfig
+    from clipsuite.core.models import load_model
+    from clipsuite.core.train import TrainConfig, Trainer
+
+    module = harness._load(BENCH / "bench_trainer.py")
+    weights = []
+    for kind in ("old", "new"):
+        torch.manual_seed(0)
+        clip = load_model("tiny", device="cpu")
+        task = module.TimedTask(clip, ContrastiveConfig())
+        loader = torch.utils.data.DataLoader(module.Pairs(12, clip.image_size, clip.context_length, 100), batch_size=4)
+        cfg = TrainConfig(output_dir=tmp_path / kind, max_steps=3, batch_size=4, lr=1e-3, schedule="constant",
+                          precision="fp32", checkpoint_every=0, progress=False)
+        if kind == "old":
+            module.old_loop(task, loader, cfg, torch.device("cpu"))
+        else:
+            Trainer(task, cfg).fit(loader)
+        assert len(task.stamps) == 3
+        weights.append({k: v.detach().clone() for k, v in clip.model.state_dict().items()})
+    for key in weights[0]:
+        assert torch.equal(weights[0][key], weights[1][key]), key
