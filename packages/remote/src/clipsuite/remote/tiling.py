@@ -124,10 +124,12 @@ def count_tiles(path: str | Path, spec: TileSpec) -> int:
 
 def iter_tiles(path: str | Path, bands: Sequence[BandRef] | None = None, spec: TileSpec | None = None,
                scaling: Scaling | None = None, stretch: Stretch | None = Stretch(),
-               stats: TilingStats | None = None, part: tuple[int, int] = (0, 1)) -> Iterator[Tile]:
+               stats: TilingStats | None = None, part: tuple[int, int] = (0, 1),
+               limits: np.ndarray | None = None) -> Iterator[Tile]:
     """Tiles of one scene, read window by window. ``part=(i, n)`` yields only every tile whose grid
     position ``% n == i`` (a process's share). Tiles below ``spec.min_valid`` are counted in ``stats``
-    and skipped. A raster without CRS warns once and gives pixel-coordinate bounds."""
+    and skipped. A raster without CRS warns once and gives pixel-coordinate bounds. ``limits``: stretch
+    limits computed beforehand (``rasters.scene_limits``), so worker processes share one colour mapping."""
     spec, scaling = spec or TileSpec(), scaling or Scaling()
     stats = stats if stats is not None else TilingStats()
     stats.scenes.append(str(path))
@@ -135,7 +137,8 @@ def iter_tiles(path: str | Path, bands: Sequence[BandRef] | None = None, spec: T
         indexes = resolve_bands(dataset, bands, path)
         crs = crs_of(dataset, path)
         dtype = dataset.dtypes[0]
-        limits = scene_limits(dataset, indexes, scaling, stretch) if stretch is not None else None
+        if limits is None and stretch is not None:
+            limits = scene_limits(dataset, indexes, scaling, stretch)
         for position, (row, col, window) in enumerate(tile_windows(dataset.width, dataset.height,
                                                                    dataset.res, spec)):
             if position % part[1] != part[0]:

@@ -1,0 +1,223 @@
+"""Scene indexing: tile whole scenes window by window, embed the tiles, build the core's faiss index.
+
+Every tile's geometry (scene, window, bounds, CRS) goes into the index's metadata table, so a search
+hit is a place on the ground. Tiles are read in DataLoader workers (each worker a disjoint share of
+the tile grid) while the model encodes the previous batch. Under ``accelerate launch`` / ``torchrun``
+each process embeds its share of the tiles into its own shard (the core's shard format, as
+``clipsuite embed`` writes it); the main process then builds the index from all shards.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+from tqdm.auto import tqdm
+
+from clipsuite.core.checkpoints import read_config
+from clipsuite.core.embed import ShardWriter, read_shards, shard_name
+from clipsuite.core.errors import InputError
+from clipsuite.core.index import EmbeddingIndex, IndexConfig
+from clipsuite.core.models import ClipModel
+from clipsuite.core.staging import StagedFile, atomic_write_json, staged_folder
+from clipsuite.core.towers import vision_tower
+from clipsuite.remote.rasters import BandRef, Scaling, Stretch, open_raster, resolve_bands, scene_limits
+from clipsuite.remote.tiling import TileSpec, TilingStats, count_tiles, iter_tiles
+
+RASTER_SUFFIXES = (".tif", ".tiff", ".vrt", ".jp2", ".img")
+
+
+@dataclass
+class SceneIndexConfig:
+    """How scenes are read and tiled; stored in the index (``extra``) so search re-reads tiles alike."""
+
+    bands: list[BandRef] | None = None
+    tile: TileSpec = field(default_factory=TileSpec)
+    scale: float | None = None
+    offset: float = 0.0
+    stretch: tuple[float, float] | None = (2.0, 98.0)
+    batch_size: int = 64
+    num_workers: int = 2
+    progress: bool = True
+
+    @property
+    def scaling(self) -> Scaling:
+        return Scaling(self.scale, self.offset)
+
+    @property
+    def stretcher(self) -> Stretch | None:
+        return Stretch(*self.stretch) if self.stretch is not None else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"bands": self.bands, "tile": asdict(self.tile), "scale": self.scale, "offset": self.offset,
+                "stretch": list(self.stretch) if self.stretch is not None else None}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SceneIndexConfig:
+        stretch = data.get("stretch")
+        return cls(bands=data.get("bands"), tile=TileSpec(**data.get("tile", {})), scale=data.get("scale"),
+                   offset=float(data.get("offset", 0.0)), stretch=tuple(stretch) if stretch else None)
+
+
+@dataclass
+class SceneIndexResult:
+    index_dir: Path
+    tiles: int
+    skipped_nodata: int
+    scenes: int
+
+
+def find_scenes(sources: Sequence[str | os.PathLike[str]]) -> list[Path]:
+    """Raster files from files and folders (recursively, sorted); refuses an empty result."""
+    found: list[Path] = []
+    for source in sources:
+        path = Path(source)
+        if path.is_dir():
+            found.extend(sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in RASTER_SUFFIXES))
+        elif path.is_file():
+            found.append(path)
+        else:
+            raise InputError(f"{path}: not found")
+    if not found:
+        raise InputError(f"{', '.join(map(str, sources))}: no raster files ({', '.join(RASTER_SUFFIXES)})")
+    return found
+
+
+def model_input(pixels: torch.Tensor, clip: ClipModel) -> torch.Tensor:
+    """Tiles ``[B, C, H, W]`` in [0, 1] -> the model's input: resized to its image size and normalised
+    with its mean/std (extra bands reuse the RGB statistics in turn, like the ``repeat`` band rule)."""
+    size = clip.image_size
+    if pixels.shape[-2:] != (size, size):
+        pixels = torch.nn.functional.interpolate(pixels, size=(size, size), mode="bilinear", antialias=True,
+                                                 align_corners=False)
+    mean = torch.tensor(clip.preprocess_cfg.mean, dtype=pixels.dtype)
+    std = torch.tensor(clip.preprocess_cfg.std, dtype=pixels.dtype)
+    channels = torch.arange(pixels.shape[1]) % len(mean)
+    return (pixels - mean[channels].view(1, -1, 1, 1)) / std[channels].view(1, -1, 1, 1)
+
+
+def check_bands(clip: ClipModel, scenes: Sequence[Path], config: SceneIndexConfig) -> list[np.ndarray | None]:
+    """Resolve the bands of every scene up front (a bad file fails before any work) and compute each
+    scene's stretch limits once. The model must take as many bands as are selected."""
+    in_chans = vision_tower(clip).in_chans
+    limits = []
+    for scene in scenes:
+        with open_raster(scene) as dataset:
+            indexes = resolve_bands(dataset, config.bands, scene)
+            if len(indexes) != in_chans:
+                raise InputError(f"{scene}: {len(indexes)} bands selected but the model takes {in_chans}; "
+                                 f"choose {in_chans} with --bands")
+            stretch = config.stretcher
+            limits.append(scene_limits(dataset, indexes, config.scaling, stretch) if stretch is not None else None)
+    return limits
+
+
+class SceneTiles(IterableDataset):
+    """Tiles of several scenes; worker ``w`` of process ``r`` takes grid positions ``= r * W + w`` mod
+    ``world * W``. Yields ``(pixels, metadata)`` for tiles and ``(None, {"skipped": n})`` per scene."""
+
+    def __init__(self, scenes: Sequence[Path], limits: Sequence[np.ndarray | None], config: SceneIndexConfig,
+                 rank: int = 0, world: int = 1) -> None:
+        self.scenes, self.limits, self.config = list(scenes), list(limits), config
+        self.rank, self.world = rank, world
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor | None, dict[str, Any]]]:
+        info = get_worker_info()
+        workers, worker = (info.num_workers, info.id) if info is not None else (1, 0)
+        part = (self.rank * workers + worker, self.world * workers)
+        for scene, limits in zip(self.scenes, self.limits):
+            stats = TilingStats()
+            for tile in iter_tiles(scene, self.config.bands, self.config.tile, self.config.scaling,
+                                   self.config.stretcher, stats, part, limits):
+                yield torch.from_numpy(tile.pixels), tile.metadata()
+            yield None, {"skipped": stats.skipped_nodata}
+
+
+def _collate(items: list[tuple[torch.Tensor | None, dict[str, Any]]]) -> tuple[torch.Tensor | None, list, int]:
+    tiles = [(p, m) for p, m in items if p is not None]
+    skipped = sum(m["skipped"] for p, m in items if p is None)
+    pixels = torch.stack([p for p, _ in tiles]) if tiles else None
+    return pixels, [m for _, m in tiles], skipped
+
+
+def _process_layout(process_index: int | None, num_processes: int | None) -> tuple[int, int, Any]:
+    """(rank, world, PartialState or None): explicit numbers win (tests, SLURM arrays)."""
+    if process_index is not None or num_processes is not None:
+        rank, world = int(process_index or 0), int(num_processes or 1)
+        if not 0 <= rank < world:
+            raise InputError(f"process_index {rank} outside 0..{world - 1}")
+        return rank, world, None
+    from accelerate import PartialState
+
+    state = PartialState(cpu=not torch.cuda.is_available())
+    return state.process_index, state.num_processes, state
+
+
+def embed_scene_tiles(clip: ClipModel, scenes: Sequence[Path], shard_dir: str | os.PathLike[str],
+                      config: SceneIndexConfig, model_spec: str | None = None, process_index: int | None = None,
+                      num_processes: int | None = None) -> tuple[int, int, int, int]:
+    """This process's share of the tiles -> ``shard_dir/shard-r-of-n.safetensors`` + ``.jsonl``.
+    Returns ``(rank, world, tiles written, tiles skipped for nodata)``."""
+    rank, world, state = _process_layout(process_index, num_processes)
+    limits = check_bands(clip, scenes, config)
+    folder = Path(shard_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    name = shard_name(rank, world)
+    writer = ShardWriter(folder / f"{name}.safetensors", clip.embed_dim)
+    lines = StagedFile(folder / f"{name}.jsonl", "w")
+    loader = DataLoader(SceneTiles(scenes, limits, config, rank, world), batch_size=config.batch_size,
+                        num_workers=config.num_workers, collate_fn=_collate)
+    total = sum(count_tiles(s, config.tile) for s in scenes)
+    skipped = 0
+    try:
+        with tqdm(total=-(-total // world), desc=f"tiles {name}", unit="tile",
+                  disable=not config.progress or rank != 0, leave=False) as bar:
+            for pixels, metadata, skipped_here in loader:
+                skipped += skipped_here
+                if pixels is not None:
+                    writer.write(clip.encode_image_tensor(model_input(pixels, clip)).cpu())
+                    lines.handle.writelines(json.dumps(m, ensure_ascii=False) + "\n" for m in metadata)
+                    bar.update(len(metadata))
+        lines.commit()
+        writer.close({"model": model_spec, "dim": clip.embed_dim, "shard": rank, "num_shards": world,
+                      "count": writer.rows, "skipped_nodata": skipped})
+    except BaseException:
+        writer.abort()
+        lines.abort()
+        raise
+    if state is not None:
+        state.wait_for_everyone()
+    return rank, world, writer.rows, skipped
+
+
+def build_scene_index(clip: ClipModel, sources: Sequence[str | os.PathLike[str]], index_dir: str | os.PathLike[str],
+                      config: SceneIndexConfig | None = None, model_spec: str | None = None, kind: str = "exact",
+                      process_index: int | None = None, num_processes: int | None = None,
+                      ) -> SceneIndexResult | None:
+    """Tile and embed ``sources`` (files or folders of rasters) into a faiss index at ``index_dir``.
+    Shards are kept in ``index_dir/shards`` (a multi-process run writes one per process); the main
+    process builds the index and returns the result, other processes return ``None``."""
+    config = config or SceneIndexConfig()
+    scenes = find_scenes(sources)
+    target = Path(index_dir)
+    shard_dir = target.with_name(f"{target.name}.shards")
+    rank, world, _, _ = embed_scene_tiles(clip, scenes, shard_dir, config, model_spec, process_index, num_processes)
+    if rank != 0:
+        return None
+    shards = read_shards(shard_dir)
+    skipped = sum(int((read_config(path) or {}).get("skipped_nodata", 0)) for path in shards.paths)
+    if sum(shards.counts) == 0:
+        raise InputError(f"{', '.join(map(str, sources))}: every tile is nodata ({skipped} skipped); nothing to index")
+    extra = {"remote": config.to_dict(), "scenes": [str(s) for s in scenes], "skipped_nodata": skipped}
+    index = EmbeddingIndex.from_shards(shard_dir, IndexConfig(kind=kind, model=model_spec, extra=extra))
+    index.save(target)
+    with staged_folder(target, merge=True) as extra_dir:
+        atomic_write_json(extra_dir / "scenes.json", extra)
+    return SceneIndexResult(target, len(index), skipped, len(scenes))

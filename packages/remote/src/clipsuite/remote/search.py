@@ -1,0 +1,178 @@
+"""Searching a scene index: text (any language the model reads) -> tiles, as GeoJSON, PNGs and HTML.
+
+GeoJSON polygons are in WGS84 (RFC 7946) by default, reprojected from each scene's CRS; ``crs="scene"``
+keeps the scenes' own CRS (all hits must share it) and names it in a ``crs`` member, which GDAL, QGIS
+and geopandas read. Tiles of a raster without CRS stay in pixel coordinates, with a warning.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from rasterio.warp import transform_geom
+from rasterio.windows import Window
+
+from clipsuite.core.errors import InputError
+from clipsuite.core.index import EmbeddingIndex
+from clipsuite.core.models import ClipModel, load_model
+from clipsuite.core.staging import atomic_write_json, atomic_write_text, staged_folder
+from clipsuite.remote.rasters import NoCRSWarning, apply_limits, open_raster, read_window, resolve_bands, scene_limits
+from clipsuite.remote.scenes import SceneIndexConfig, model_input
+
+WGS84 = "EPSG:4326"
+
+
+@dataclass
+class Hit:
+    query: str
+    rank: int
+    score: float
+    tile: dict[str, Any]  # the index metadata row: id, path, row, col, window, bounds, crs
+
+
+def load_scene_index(index_dir: str | os.PathLike[str]) -> tuple[EmbeddingIndex, SceneIndexConfig]:
+    index = EmbeddingIndex.load(index_dir)
+    remote = index.config.extra.get("remote")
+    if not isinstance(remote, dict):
+        raise InputError(f"{index_dir}: not a scene index (no tiling settings; build it with `clipsuite-remote index`)")
+    return index, SceneIndexConfig.from_dict(remote)
+
+
+def search_vectors(index: EmbeddingIndex, vectors: torch.Tensor, labels: Sequence[str], top: int = 20,
+                   ) -> list[list[Hit]]:
+    """Top-``top`` tiles for each query embedding (``labels`` name the queries in the output)."""
+    if vectors.shape[-1] != index.dim:
+        raise InputError(f"query dimension {vectors.shape[-1]} does not match the index dimension {index.dim}")
+    result = index.search(vectors, k=min(top, len(index)))
+    return [[Hit(label, rank + 1, float(score), dict(meta))
+             for rank, (score, meta) in enumerate(zip(result.scores[q], result.metadata[q])) if meta is not None]
+            for q, label in enumerate(labels)]
+
+
+def _index_model(index: EmbeddingIndex, index_dir: str | os.PathLike[str], clip: ClipModel | None,
+                 device: str | None) -> ClipModel:
+    if clip is None:
+        if not index.config.model:
+            raise InputError(f"{index_dir}: the index does not record its model; pass one with --model")
+        clip = load_model(index.config.model, device=device)
+    if clip.embed_dim != index.dim:
+        raise InputError(f"{index_dir}: index dimension {index.dim} but the model embeds in {clip.embed_dim}")
+    return clip
+
+
+def search_scenes(index_dir: str | os.PathLike[str], queries: Sequence[str], top: int = 20,
+                  clip: ClipModel | None = None, device: str | None = None) -> list[list[Hit]]:
+    """Top-``top`` tiles per text query. ``clip`` defaults to the model recorded in the index."""
+    if not queries or any(not q.strip() for q in queries):
+        raise InputError("search: give at least one non-empty query")
+    index, _ = load_scene_index(index_dir)
+    clip = _index_model(index, index_dir, clip, device)
+    return search_vectors(index, clip.encode_texts(list(queries)), queries, top)
+
+
+def search_by_image(index_dir: str | os.PathLike[str], pixels: torch.Tensor, labels: Sequence[str], top: int = 20,
+                    clip: ClipModel | None = None, device: str | None = None) -> list[list[Hit]]:
+    """Search by example: ``pixels`` ``[B, C, H, W]`` in [0, 1] (e.g. ``rasters.read_image`` of a chip
+    read with the index's bands and scaling) prepared the way indexed tiles were."""
+    index, _ = load_scene_index(index_dir)
+    clip = _index_model(index, index_dir, clip, device)
+    return search_vectors(index, clip.encode_image_tensor(model_input(pixels, clip)).cpu(), labels, top)
+
+
+def _polygon(bounds: Sequence[float]) -> dict[str, Any]:
+    left, bottom, right, top = bounds
+    ring = [[left, bottom], [right, bottom], [right, top], [left, top], [left, bottom]]
+    return {"type": "Polygon", "coordinates": [ring]}
+
+
+def hits_geojson(hits: Sequence[Hit], crs: str = "wgs84", thumbnails: Sequence[str] | None = None) -> dict[str, Any]:
+    """A FeatureCollection, one polygon per hit with query, rank, score, scene, window and tile id."""
+    if crs not in ("wgs84", "scene"):
+        raise InputError(f"crs must be 'wgs84' or 'scene', got '{crs}'")
+    scene_crs = {h.tile.get("crs") for h in hits}
+    if None in scene_crs:
+        warnings.warn("some hits come from rasters without CRS: their polygons are in pixel coordinates",
+                      NoCRSWarning, stacklevel=2)
+    if crs == "scene" and len(scene_crs) > 1:
+        names = ', '.join(sorted(map(str, scene_crs)))
+        raise InputError(f"hits come from scenes in different CRSs ({names}); "
+                         "use the default WGS84 output")
+    features = []
+    for i, hit in enumerate(hits):
+        geometry = _polygon(hit.tile["bounds"])
+        if crs == "wgs84" and hit.tile.get("crs"):
+            geometry = transform_geom(hit.tile["crs"], WGS84, geometry)
+        properties = {"query": hit.query, "rank": hit.rank, "score": round(hit.score, 6), "tile": hit.tile["id"],
+                      "scene": hit.tile["path"], "row": hit.tile["row"], "col": hit.tile["col"],
+                      "window": hit.tile["window"], "scene_crs": hit.tile.get("crs")}
+        if thumbnails is not None:
+            properties["thumbnail"] = thumbnails[i]
+        features.append({"type": "Feature", "geometry": geometry, "properties": properties})
+    collection: dict[str, Any] = {"type": "FeatureCollection", "features": features}
+    only = next(iter(scene_crs)) if len(scene_crs) == 1 else None
+    if crs == "scene" and only and only.startswith("EPSG:"):
+        collection["crs"] = {"type": "name", "properties": {"name": f"urn:ogc:def:crs:EPSG::{only.split(':')[1]}"}}
+    return collection
+
+
+def tile_thumbnail(tile: dict[str, Any], config: SceneIndexConfig, size: int = 128) -> Image.Image:
+    """Re-read a hit's window with the index's bands, scaling and stretch; RGB PNG-ready."""
+    with open_raster(tile["path"]) as dataset:
+        indexes = resolve_bands(dataset, config.bands, tile["path"])[:3]
+        window = Window(*tile["window"])
+        values, valid = read_window(dataset, indexes, window, (size, size))
+        scaled = config.scaling.apply(values, dataset.dtypes[0])
+        stretch = config.stretcher
+        if stretch is not None:
+            scaled = apply_limits(scaled, scene_limits(dataset, indexes, config.scaling, stretch))
+        else:
+            scaled = np.clip(scaled, 0, 1)
+    scaled[:, ~valid] = 0
+    if scaled.shape[0] < 3:
+        scaled = np.repeat(scaled[:1], 3, axis=0)
+    return Image.fromarray((scaled.transpose(1, 2, 0) * 255).round().astype(np.uint8))
+
+
+def _html(hits: Sequence[Hit], thumbnails: Sequence[str]) -> str:
+    rows = []
+    for hit, thumb in zip(hits, thumbnails):
+        left, bottom, right, top = hit.tile["bounds"]
+        rows.append(f"<tr><td>{html.escape(hit.query)}</td><td>{hit.rank}</td><td>{hit.score:.4f}</td>"
+                    f"<td><img src=\"{thumb}\" width=128></td><td>{html.escape(Path(hit.tile['path']).name)}</td>"
+                    f"<td>{left:.1f}, {bottom:.1f}, {right:.1f}, {top:.1f} ({html.escape(str(hit.tile.get('crs')))})"
+                    "</td></tr>")
+    return ("<!doctype html><meta charset=utf-8><title>clipsuite-remote search</title>"
+            "<table border=1 cellpadding=4><tr><th>query</th><th>rank</th><th>score</th><th>tile</th>"
+            "<th>scene</th><th>bounds (scene CRS)</th></tr>" + "".join(rows) + "</table>\n")
+
+
+def write_search_results(hits: Sequence[Hit], config: SceneIndexConfig, output_dir: str | os.PathLike[str],
+                         crs: str = "wgs84") -> Path:
+    """``output_dir/hits.geojson``, ``thumbnails/NNN.png`` and ``index.html``, written as one staged folder."""
+    if not hits:
+        raise InputError("search: no hits to write (empty index?)")
+    with staged_folder(output_dir) as folder:
+        (folder / "thumbnails").mkdir()
+        names = []
+        for i, hit in enumerate(hits):
+            name = f"thumbnails/{i:04d}.png"
+            tile_thumbnail(hit.tile, config).save(folder / name)
+            names.append(name)
+        atomic_write_json(folder / "hits.geojson", hits_geojson(hits, crs, names), ensure_ascii=False)
+        atomic_write_text(folder / "index.html", _html(hits, names))
+    return Path(output_dir)
+
+
+def hits_table(hits: Sequence[Hit]) -> list[dict[str, Any]]:
+    return [{"query": h.query, "rank": h.rank, "score": round(h.score, 4), "tile": h.tile["id"],
+             "bounds": json.dumps([round(b, 2) for b in h.tile["bounds"]])} for h in hits]
