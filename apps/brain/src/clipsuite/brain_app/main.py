@@ -101,11 +101,38 @@ def _print_metrics(metrics: dict[str, float], out: Path, title: str) -> None:
     console.print(f"metrics: {out}")
 
 
+DECODERS = ("ridge", "mlp")
+
+
+def _mlp_settings(epochs: int, batch_size: int, lr: float, hidden: int, blocks: int, projector: int,
+                  mixup_fraction: float, text_weight: float, precision: str, grad_accum: int) -> None:
+    """The MLP options, checked before torch is imported."""
+    from clipsuite.core.precision import check_precision
+
+    problems = [f"--{name} must be >= 1 (got {value})" for name, value in
+                (("epochs", epochs), ("batch-size", batch_size), ("hidden", hidden), ("grad-accum", grad_accum))
+                if value < 1]
+    problems += [f"--{name} must be >= 0 (got {value})" for name, value in
+                 (("blocks", blocks), ("projector", projector), ("text-weight", text_weight)) if value < 0]
+    if not lr > 0:
+        problems.append(f"--lr must be > 0 (got {lr})")
+    if not 0 <= mixup_fraction <= 1:
+        problems.append(f"--mixup-fraction must be in [0, 1] (got {mixup_fraction})")
+    try:
+        check_precision(precision)
+    except ValueError as error:
+        problems.append(f"--precision: {error}")
+    if problems:
+        fail("; ".join(problems))
+
+
 @app.command()
 @cli_errors
 def fit(
     dataset: DatasetArg,
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the fitted decoder.")] = Path("brain_decoder"),
+    decoder: Annotated[str, typer.Option(help="ridge (per-dimension alphas) or mlp (MindEye-style network, "
+                                              "BiMixCo then SoftCLIP, on the core Trainer).")] = "ridge",
     alphas: AlphasOpt = "1e-1:1e5:10", cv: CvOpt = "loo",
     test_fraction: Annotated[float, typer.Option(help="Held-out stimuli when the table has no split.")] = 0.2,
     seed: int = 0,
@@ -113,18 +140,56 @@ def fit(
     train_repetitions: Annotated[str, typer.Option(help="average | single (training samples).")] = "single",
     model: ModelOpt = DEFAULT_MODEL, pretrained: PretrainedOpt = None, device: DeviceOpt = None,
     cache: CacheOpt = None,
+    epochs: Annotated[int, typer.Option(help="mlp: epochs (MindEye: 240).")] = 60,
+    batch_size: Annotated[int, typer.Option(help="mlp: batch per process.")] = 32,
+    lr: Annotated[float, typer.Option(help="mlp: peak learning rate (AdamW, cosine).")] = 3e-4,
+    hidden: Annotated[int, typer.Option(help="mlp: width of the residual MLP (MindEye: 4096).")] = 4096,
+    blocks: Annotated[int, typer.Option(help="mlp: residual blocks (MindEye: 4).")] = 4,
+    projector: Annotated[int, typer.Option(help="mlp: projector width after each head (MindEye: 2048; 0: "
+                                                "none).")] = 0,
+    mixup_fraction: Annotated[float, typer.Option(help="mlp: share of epochs trained with BiMixCo before "
+                                                       "SoftCLIP (MindEye: 0.33).")] = 0.33,
+    text_weight: Annotated[float, typer.Option(help="mlp: weight of the text head's loss.")] = 1.0,
+    precision: Annotated[str, typer.Option(help="mlp: auto, fp32, amp_bf16, amp_fp16.")] = "auto",
+    grad_accum: Annotated[int, typer.Option(help="mlp: micro-batches per optimizer step.")] = 1,
+    run_dir: Annotated[Path | None, typer.Option(help="mlp: training state and metrics.jsonl (default: "
+                                                      "<out>.run).")] = None,
+    resume: Annotated[bool, typer.Option(help="mlp: continue the run in --run-dir after a stop.")] = False,
+    checkpoint_every: Annotated[int | None, typer.Option(help="mlp: checkpoint every N optimizer steps (default: "
+                                                              "each epoch; 0: only at the end).", min=0)] = None,
 ) -> None:
-    """Fit the ridge decoder (voxels -> CLIP image and text embeddings, one alpha per dimension)."""
+    """Fit a decoder (voxels -> CLIP image and text embeddings): ridge, or the MLP (trains on a GPU when one is
+    visible; several with `accelerate launch`)."""
     _check_dataset(dataset)
+    if decoder not in DECODERS:
+        fail(f"--decoder '{decoder}': expected {' or '.join(DECODERS)}")
     grid, folds, prep = _alphas(alphas), _cv(cv), _prep(test_fraction, seed, per_session, train_repetitions)
-    from clipsuite.brain.pipeline import fit_decoder
+    if decoder == "mlp":
+        _mlp_settings(epochs, batch_size, lr, hidden, blocks, projector, mixup_fraction, text_weight, precision,
+                      grad_accum)
+    from clipsuite.brain.pipeline import fit_decoder, fit_mlp_decoder
 
     subject = _subject(dataset, prep)
     _, features = _features(subject, model, pretrained, device, cache)
-    with progress() as bar:
-        task = bar.add_task("ridge (per target)", total=None)
-        saved = fit_decoder(subject, features, grid, folds, out, {"model": model, "pretrained": pretrained},
-                            device, on_progress=lambda d, t: bar.update(task, completed=d, total=t))
+    spec = {"model": model, "pretrained": pretrained}
+    if decoder == "mlp":
+        from clipsuite.brain.pipeline import MLPFit
+        from clipsuite.brain.train import LossSettings
+        from clipsuite.core.train import TrainConfig
+
+        folder = run_dir if run_dir is not None else out.with_name(out.name + ".run")
+        train = TrainConfig(output_dir=folder, epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=1e-2,
+                            precision=precision, grad_accum=grad_accum, seed=seed, resume=resume, log_every=1,
+                            checkpoint_every=checkpoint_every)
+        settings = MLPFit(hidden=hidden, blocks=blocks, projector=projector,
+                          loss=LossSettings(mixup_fraction=mixup_fraction, text_weight=text_weight))
+        saved = fit_mlp_decoder(subject, features, out, spec, train, settings)
+        console.print(f"training run: {folder} (metrics.jsonl)")
+    else:
+        with progress() as bar:
+            task = bar.add_task("ridge (per target)", total=None)
+            saved = fit_decoder(subject, features, grid, folds, out, spec, device,
+                                on_progress=lambda d, t: bar.update(task, completed=d, total=t))
     console.print(f"decoder: {saved}")
 
 
@@ -132,11 +197,12 @@ def _decoded(dataset: Path, decoder: Path, device: str | None, cache: Path | Non
     _check_dataset(dataset)
     if not (decoder / "decoder.json").is_file():
         fail(f"{decoder}: not a decoder folder (no decoder.json; make one with `clipsuite-brain fit`)")
-    from clipsuite.brain.pipeline import decode, prep_from, read_decoder
+    from clipsuite.brain.decoders import read_decoder
+    from clipsuite.brain.pipeline import decode, prep_from
 
-    models, meta = read_decoder(decoder)
+    fitted, meta = read_decoder(decoder, device)
     subject = _subject(dataset, prep_from(meta))
-    decoded = decode(models, meta, subject.test, str(dataset))
+    decoded = decode(fitted, meta, subject.test, str(dataset))
     clip, features = _features(subject, meta["clip"]["model"], meta["clip"]["pretrained"], device, cache)
     return subject, decoded, clip, features
 
@@ -145,7 +211,8 @@ def _decoded(dataset: Path, decoder: Path, device: str | None, cache: Path | Non
 @cli_errors
 def decode(
     dataset: DatasetArg,
-    decoder: Annotated[Path, typer.Option("--decoder", "-d", help="Folder written by `fit`.")] = Path("brain_decoder"),
+    decoder: Annotated[Path, typer.Option("--decoder", "-d", help="Folder written by `fit` (ridge or mlp).")] = Path(
+        "brain_decoder"),
     out: Annotated[Path, typer.Option("--out", "-o", help="safetensors file of the decoded test embeddings.")] = Path(
         "decoded.safetensors"),
     device: DeviceOpt = None, cache: CacheOpt = None,
@@ -172,7 +239,8 @@ def decode(
 @cli_errors
 def evaluate(
     dataset: DatasetArg,
-    decoder: Annotated[Path, typer.Option("--decoder", "-d", help="Folder written by `fit`.")] = Path("brain_decoder"),
+    decoder: Annotated[Path, typer.Option("--decoder", "-d", help="Folder written by `fit` (ridge or mlp).")] = Path(
+        "brain_decoder"),
     out: Annotated[Path, typer.Option("--out", "-o", help="CSV metrics table.")] = Path("brain_metrics.csv"),
     n_way: Annotated[int, typer.Option(help="Retrieval candidates per draw (MindEye: 300).", min=2)] = 300,
     draws: Annotated[int, typer.Option(help="Random draws averaged (MindEye: 30).", min=1)] = 30,

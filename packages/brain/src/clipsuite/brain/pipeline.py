@@ -1,13 +1,16 @@
-"""The steps the CLI runs, as functions: prepare a subject, fit/apply the ridge decoder, score it, encode.
+"""The steps the CLI runs, as functions: prepare a subject, fit/apply a decoder (ridge or MLP), score
+it, encode.
 
-A fitted decoder is a folder: ``image.safetensors`` and ``text.safetensors`` (ridge voxels -> CLIP
-image / text embedding) and ``decoder.json`` (the CLIP model spec, the preprocessing, the voxel
-count). Decoding a dataset repeats the stored preprocessing (same split, same z-scoring) exactly.
+A fitted decoder is a folder (``decoders.py``): the kind's weights and ``decoder.json`` (the kind, the
+CLIP model spec, the preprocessing, the voxel count). Decoding a dataset repeats the stored
+preprocessing (same split, same z-scoring) exactly.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,14 +20,18 @@ import numpy as np
 import torch
 
 from clipsuite.brain.data import BrainData, DatasetConfig, load_config, load_subject
+from clipsuite.brain.decoders import META_FILE, Decoder, MLPDecoder, RidgeDecoder
 from clipsuite.brain.evaluate import category_decoding, pairwise_identification, retrieval
 from clipsuite.brain.features import StimulusFeatures, encode_stimuli
+from clipsuite.brain.losses import LossSchedule
+from clipsuite.brain.methods.mlp import BrainMLP, MLPConfig
 from clipsuite.brain.prep import PrepConfig, Samples, Stimulus, check_stimuli, prepare, read_stimuli
-from clipsuite.brain.ridge import RidgeModel, fit_ridge_cv
-from clipsuite.core.checkpoints import read_json
+from clipsuite.brain.ridge import fit_ridge_cv
+from clipsuite.brain.train import DecoderDataset, DecoderObjective, DecoderTask, LossSettings, steps_per_epoch
 from clipsuite.core.errors import InputError
 from clipsuite.core.models import ClipModel
 from clipsuite.core.staging import atomic_write_json, staged_folder
+from clipsuite.core.train import TrainConfig, Trainer
 
 SPACES = ("image", "text")
 
@@ -58,39 +65,82 @@ def subject_features(clip: ClipModel, subject: Subject, cache_dir: str | Path | 
     return encode_stimuli(clip, [subject.stimuli[s] for s in used], cache_dir)
 
 
+def _meta(subject: Subject, kind: str, model_spec: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    return {"kind": kind, "clip": model_spec, "prep": dataclasses.asdict(subject.prep),
+            "n_voxels": subject.data.n_voxels, "dataset": str(subject.config.path), **extra}
+
+
 def fit_decoder(subject: Subject, features: StimulusFeatures, alphas: list[float], cv: str | int, out: str | Path,
                 model_spec: dict[str, Any], device: str | None = None,
                 on_progress: Callable[[int, int], None] | None = None) -> Path:
     """Ridge from voxels to each CLIP space, alphas chosen per embedding dimension; saved to ``out``."""
     rows = features.rows(subject.train.stimulus)
-    fitted = {space: fit_ridge_cv(subject.train.responses, getattr(features, space)[rows], alphas, cv=cv,
-                                  device=device, dtype=torch.float32, on_progress=on_progress) for space in SPACES}
+    fitted = RidgeDecoder({space: fit_ridge_cv(subject.train.responses, getattr(features, space)[rows], alphas,
+                                               cv=cv, device=device, dtype=torch.float32, on_progress=on_progress)
+                           for space in SPACES})
     with staged_folder(out) as folder:
-        for space, model in fitted.items():
-            model.save(folder / f"{space}.safetensors", {"space": space})
-        atomic_write_json(folder / "decoder.json", {
-            "kind": "ridge-decoder", "clip": model_spec, "prep": dataclasses.asdict(subject.prep),
-            "n_voxels": subject.data.n_voxels, "dataset": str(subject.config.path), "alphas": alphas, "cv": cv})
+        fitted.save(folder)
+        atomic_write_json(folder / META_FILE, _meta(subject, "ridge-decoder", model_spec, alphas=alphas, cv=cv))
     return Path(out)
 
 
-def read_decoder(folder: str | Path) -> tuple[dict[str, RidgeModel], dict[str, Any]]:
-    folder = Path(folder)
-    meta = read_json(folder / "decoder.json")
-    if not isinstance(meta, dict) or meta.get("kind") != "ridge-decoder":
-        raise InputError(f"{folder / 'decoder.json'}: not a clipsuite ridge decoder")
-    return {space: RidgeModel.load(folder / f"{space}.safetensors")[0] for space in SPACES}, meta
+@dataclass(frozen=True)
+class MLPFit:
+    """The MLP decoder's sizes and loss settings (``TrainConfig`` holds the rest of the run)."""
+
+    hidden: int = 4096
+    blocks: int = 4
+    projector: int = 0
+    input_dropout: float = 0.5
+    block_dropout: float = 0.15
+    loss: LossSettings = LossSettings()
+
+
+def fit_mlp_decoder(subject: Subject, features: StimulusFeatures, out: str | Path, model_spec: dict[str, Any],
+                    train_config: TrainConfig, settings: MLPFit = MLPFit()) -> Path:
+    """Train the MindEye-style MLP decoder (BiMixCo then SoftCLIP) on the core Trainer and save it to
+    ``out``; ``train_config.output_dir`` holds the run (checkpoints, ``metrics.jsonl``, resume)."""
+    from accelerate import PartialState
+
+    rows = features.rows(subject.train.stimulus)
+    train = DecoderDataset(subject.train.responses, {s: getattr(features, s)[rows] for s in SPACES})
+    test_rows = features.rows(subject.test.stimulus)
+    held_out = DecoderDataset(subject.test.responses, {s: getattr(features, s)[test_rows] for s in SPACES})
+    config = MLPConfig(n_voxels=subject.data.n_voxels, embed_dim=features.image.shape[1], hidden=settings.hidden,
+                       blocks=settings.blocks, projector=settings.projector, input_dropout=settings.input_dropout,
+                       block_dropout=settings.block_dropout)
+    per_epoch = steps_per_epoch(len(train), train_config, PartialState().num_processes)
+    epochs = (math.ceil(train_config.max_steps / per_epoch) if train_config.max_steps else train_config.epochs)
+    loss = settings.loss
+    schedule = LossSchedule(epochs, loss.mixup_fraction, loss.mix_temperature, loss.soft_temperature)
+    torch.manual_seed(train_config.seed)  # the initial weights, so a resumed run rebuilds the same model
+    objective = DecoderObjective(BrainMLP(config), schedule, per_epoch, loss.text_weight)
+    meta = _meta(subject, "mlp-decoder", model_spec, mlp=config.to_dict(),
+                 fit={**dataclasses.asdict(settings), "train": train_config.to_json()})
+    trainer = Trainer(DecoderTask(objective, held_out, meta), train_config)
+    result = trainer.fit(train)
+    if trainer.accelerator is None or trainer.accelerator.is_main_process:
+        decoder = MLPDecoder(objective.decoder.cpu().eval())
+        with staged_folder(out) as folder:
+            decoder.save(folder)
+            atomic_write_json(folder / META_FILE, {**meta, "trained_steps": result.step,
+                                                   "eval": {k: v for k, v in result.metrics.items()
+                                                            if k.startswith("eval/")}})
+            log = Path(train_config.output_dir) / "metrics.jsonl"
+            if log.is_file():
+                shutil.copyfile(log, folder / "metrics.jsonl")
+    return Path(out)
 
 
 def prep_from(meta: dict[str, Any]) -> PrepConfig:
     return PrepConfig(**meta["prep"])
 
 
-def decode(models: dict[str, RidgeModel], meta: dict[str, Any], samples: Samples, source: str) -> dict[str, np.ndarray]:
+def decode(decoder: Decoder, meta: dict[str, Any], samples: Samples, source: str) -> dict[str, np.ndarray]:
     if samples.responses.shape[1] != meta["n_voxels"]:
         raise InputError(f"{source}: {samples.responses.shape[1]} usable voxels, the decoder was fitted on "
                          f"{meta['n_voxels']} (another mask or subject?)")
-    return {space: model.predict(samples.responses).float().cpu().numpy() for space, model in models.items()}
+    return decoder.predict(samples.responses)
 
 
 def decoding_metrics(decoded: dict[str, np.ndarray], subject: Subject, features: StimulusFeatures,
