@@ -1,0 +1,59 @@
+"""The clipsuite-remote CLI: one clear line and exit 2 for bad input, outputs for good input."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from clipsuite.remote import synthetic
+from clipsuite.remote_app.main import app
+
+runner = CliRunner()
+
+
+def _run(*args: str):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+@pytest.fixture(scope="module")
+def indexed(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli")
+    layout = synthetic.write_scene(root / "scene.tif", rows=2, cols=3, cell=32)
+    result = _run("index", layout.path, "-o", root / "idx", "--tile-size", "32", "--bands", "B04,B03,B02",
+                  "--workers", "0")
+    assert result.exit_code == 0, result.output
+    assert "indexed 4 tiles from 1 scene(s) (2 nodata tiles skipped)" in result.output
+    return root
+
+
+def test_search_writes_geojson_thumbnails_and_page(indexed):
+    result = _run("search", indexed / "idx", "a winding blue river", "강이 땅을 가로질러 흐른다", "--top", "2",
+                  "-o", indexed / "hits")
+    assert result.exit_code == 0, result.output
+    collection = json.loads((indexed / "hits" / "hits.geojson").read_text(encoding="utf-8"))
+    assert len(collection["features"]) == 4
+    assert {f["properties"]["query"] for f in collection["features"]} == {"a winding blue river",
+                                                                         "강이 땅을 가로질러 흐른다"}
+    assert (indexed / "hits" / "thumbnails" / "0003.png").is_file() and (indexed / "hits" / "index.html").is_file()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["index", "missing.tif"], "missing.tif: not found"),
+    (["index", "SCENE", "--bands", "B04,B03,B8A"], "no band named 'B8A'"),
+    (["index", "SCENE", "--bands", "1,2,9"], "band 9 requested but the raster has 4"),
+    (["index", "SCENE", "--tile-size", "32", "--overlap", "32"], "--overlap 32 must be smaller than --tile-size 32"),
+    (["index", "SCENE", "--stretch", "98,2"], "--stretch '98,2': need 0 <= LOW < HIGH <= 100"),
+    (["index", "CORRUPT"], "broken.tif: not a readable raster"),
+    (["search", "nowhere", "forest"], "nowhere: index folder not found"),
+    (["search", "IDX", "forest", "--crs", "utm"], "--crs 'utm': choose wgs84 or scene"),
+])
+def test_bad_input_gives_one_line_and_exit_2(indexed, args, message):
+    corrupt = indexed / "broken.tif"
+    corrupt.write_bytes(b"II*\x00" + b"\x00" * 64)
+    substitutions = {"SCENE": str(indexed / "scene.tif"), "CORRUPT": str(corrupt), "IDX": str(indexed / "idx")}
+    result = _run(*[substitutions.get(a, a) for a in args])
+    assert result.exit_code == 2, result.output
+    assert message in " ".join(result.output.split())
+    assert "Traceback" not in result.output
