@@ -1,7 +1,8 @@
 """The diffusers parts of a try-on / editing model, built from configs (no hub, no network).
 
 ``TINY_UNET`` / ``TINY_VAE`` are the shapes diffusers' own tests use for an inpainting pipeline
-(a few hundred thousand parameters, seconds on a CPU); ``SD2_INPAINT_UNET`` / ``SD2_VAE`` are the
+(1.4 M + 0.7 M parameters, seconds on a CPU), ``MICRO_*`` a quarter of that for tests and the
+demo; ``SD2_INPAINT_UNET`` / ``SD2_VAE`` are the
 published ``stabilityai/stable-diffusion-2-inpainting`` shapes, for randomly initialised full-size
 benchmarks. Real weights load through ``from_pretrained`` on a local folder (same classes).
 """
@@ -41,7 +42,13 @@ SD2_VAE: dict[str, Any] = {
     "layers_per_block": 2, "sample_size": 512,
     "down_block_types": ("DownEncoderBlock2D",) * 4, "up_block_types": ("UpDecoderBlock2D",) * 4,
 }
-SIZES = {"tiny": (TINY_UNET, TINY_VAE), "sd2-inpainting": (SD2_INPAINT_UNET, SD2_VAE)}
+# smaller still, for tests and the one-minute demo on a shared CPU (one layer per block, half the width)
+MICRO_UNET: dict[str, Any] = {**TINY_UNET, "block_out_channels": (16, 32), "layers_per_block": 1,
+                              "norm_num_groups": 8}
+MICRO_VAE: dict[str, Any] = {**TINY_VAE, "block_out_channels": (16, 32), "layers_per_block": 1,
+                             "norm_num_groups": 8}
+SIZES = {"micro": (MICRO_UNET, MICRO_VAE), "tiny": (TINY_UNET, TINY_VAE),
+         "sd2-inpainting": (SD2_INPAINT_UNET, SD2_VAE)}
 SCHEDULER: dict[str, Any] = {  # SD-2 inpainting's scheduler settings, as DDIM
     "beta_start": 0.00085, "beta_end": 0.012, "beta_schedule": "scaled_linear", "clip_sample": False,
     "set_alpha_to_one": False, "steps_offset": 1, "num_train_timesteps": 1000,
@@ -63,7 +70,7 @@ class DiffusionParts:
 
 
 def build_parts(size: str = "tiny", seed: int = 0, cross_attention_dim: int | None = None) -> DiffusionParts:
-    """Seeded, randomly initialised parts of a named size (``tiny`` or ``sd2-inpainting``). The caller's
+    """Seeded, randomly initialised parts of a named size (``micro``, ``tiny`` or ``sd2-inpainting``). The caller's
     RNG is left as it was. ``cross_attention_dim`` follows the text tower the UNet will listen to."""
     if size not in SIZES:
         raise ModelError(f"unknown generator size '{size}' (choose from {', '.join(SIZES)})")

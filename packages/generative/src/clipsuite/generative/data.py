@@ -38,6 +38,8 @@ CATEGORY_LABELS = {
     "dresses": (5, 6, 7, 9, 10, 11, 12, 14, 15, 16, 17),
 }
 CATEGORIES = tuple(CATEGORY_LABELS)
+# The worn garment itself (what the warping stage learns to match)
+GARMENT_LABELS = {"upper_body": (5, 6, 7), "lower_body": (9, 12), "dresses": (6,)}
 N_KEYPOINTS = 18
 BODY25_TO_COCO18 = (0, 1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18)
 MASK_TOLERANCE = 48       # grey levels from 0 / 255 still counted as that value (JPEG ringing)
@@ -194,10 +196,11 @@ def load_sample(files: TryOnFiles, size: tuple[int, int] | None = None) -> Loade
         person = person.resize((size[1], size[0]), Image.BICUBIC)
     if (garment.height, garment.width) != size:
         garment = garment.resize((size[1], size[0]), Image.BICUBIC)
+    parse = load_parse(files.parse, size) if files.parse is not None else None
     if files.mask is not None:
         mask = load_binary_mask(files.mask, size)
-    elif files.parse is not None:
-        mask = repaint_mask(load_parse(files.parse, size), files.category, dilate=max(1, size[0] // 64))
+    elif parse is not None:
+        mask = repaint_mask(parse, files.category, dilate=max(1, size[0] // 64))
     else:
         raise InputError(f"{files.person}: no repaint region: give a mask or a human-parsing file")
     if not mask.any():
@@ -214,6 +217,9 @@ def load_sample(files: TryOnFiles, size: tuple[int, int] | None = None) -> Loade
     cloth_mask_t = torch.from_numpy(cloth_mask.astype(np.float32))[None]
     sample = {"image": image, "mask": mask_t, "masked_image": image * (1 - mask_t), "pose": pose,
               "cloth": to_tensor(garment) * cloth_mask_t + (1 - cloth_mask_t), "cloth_mask": cloth_mask_t}
+    if parse is not None:  # the garment as worn: the warping stage's target
+        worn = np.isin(parse, GARMENT_LABELS[files.category]).astype(np.float32)
+        sample["garment_region"] = torch.from_numpy(worn)[None]
     return Loaded(sample, notes)
 
 

@@ -31,14 +31,17 @@ BACKGROUND = (236, 236, 232)
 COLOURS = ((200, 40, 40), (40, 140, 60), (40, 80, 200), (220, 180, 30), (150, 60, 170), (240, 120, 30))
 
 
-def _pattern(draw: ImageDraw.ImageDraw, box: tuple[float, float, float, float], colour: tuple[int, int, int],
-             stripes: int, width: float) -> None:
-    """Horizontal stripes of a darker shade across ``box`` (clipped later by the garment mask)."""
-    x0, y0, x1, y1 = box
-    dark = tuple(int(c * 0.55) for c in colour)
-    for k in range(stripes):
-        y = y0 + (k + 0.5) * (y1 - y0) / stripes
-        draw.rectangle((x0, y - width / 2, x1, y + width / 2), fill=dark)
+def _pattern(size: tuple[int, int], top: float, bottom: float, colour: tuple[int, int, int],
+             stripes: int) -> Image.Image:
+    """The garment's fabric, laid out relative to the garment (top..bottom): a shade that darkens
+    downwards and darker horizontal stripes, so a garment shows where each part of it went."""
+    w, h = size
+    y = (np.arange(h, dtype=np.float32)[:, None] - top) / max(bottom - top, 1.0)
+    shade = np.clip(1.0 - 0.5 * y, 0.45, 1.0)
+    stripe = (np.floor(np.clip(y, 0, 0.999) * stripes * 2) % 2 == 1) & (y >= 0) & (y <= 1)
+    shade = np.where(stripe, shade * 0.55, shade)
+    rgb = np.asarray(colour, dtype=np.float32)[None, None] * shade[..., None] * np.ones((1, w, 1), np.float32)
+    return Image.fromarray(np.clip(rgb, 0, 255).astype(np.uint8))
 
 
 def _garment_polygons(cx: float, top: float, bottom: float, half: float, sleeve: float, drop: float,
@@ -53,13 +56,12 @@ def _garment_polygons(cx: float, top: float, bottom: float, half: float, sleeve:
 
 def _draw_garment(size: tuple[int, int], polys: list[list[tuple[float, float]]], colour: tuple[int, int, int],
                   stripes: int, background: tuple[int, int, int]) -> tuple[Image.Image, Image.Image]:
-    w, h = size
     mask = Image.new("L", size, 0)
     md = ImageDraw.Draw(mask)
     for poly in polys:
         md.polygon(poly, fill=255)
-    cloth = Image.new("RGB", size, colour)
-    _pattern(ImageDraw.Draw(cloth), (0, 0, w, h), colour, stripes, max(1.0, h / 40))
+    top, bottom = polys[0][0][1], polys[0][2][1]
+    cloth = _pattern(size, top, bottom, colour, stripes)
     out = Image.new("RGB", size, background)
     out.paste(cloth, (0, 0), mask)
     return out, mask
