@@ -21,6 +21,7 @@ import torch
 
 from clipsuite.brain.data import BrainData, DatasetConfig, load_config, load_subject
 from clipsuite.brain.decoders import META_FILE, Decoder, MLPDecoder, RidgeDecoder
+from clipsuite.brain.decoders import read_decoder as read_decoder  # re-exported: the CLI's and demo's name
 from clipsuite.brain.evaluate import category_decoding, pairwise_identification, retrieval
 from clipsuite.brain.features import StimulusFeatures, encode_stimuli
 from clipsuite.brain.losses import LossSchedule
