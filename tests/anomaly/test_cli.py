@@ -72,7 +72,8 @@ def test_detect_bad_inputs_one_line_no_report(mvtec_root, tmp_path):
                                  "--reference", str(refs), "--out", str(out), *TINY])
     assert result.exit_code == 2 and "64x64 but the reference images are 80x80" in result.output
     assert not out.exists()
-    result = runner.invoke(app, ["detect", str(folder / "000.png"), "--method", "patch_memory", "--out", str(out), *TINY])
+    result = runner.invoke(app, ["detect", str(folder / "000.png"), "--method", "patch_memory", "--out", str(out),
+                                 *TINY])
     assert result.exit_code == 2 and "needs normal reference images" in result.output
 
 
@@ -105,7 +106,8 @@ def test_demo_step(tmp_path):
     from clipsuite.anomaly_app.demo import run_demo_step
 
     lines: list[str] = []
-    summary = run_demo_step(tmp_path, lines.append)
-    assert summary["report"] == "anomaly/index.html" and (tmp_path / summary["report"]).is_file()
-    assert summary["pixel_auroc"] > 0.8  # drawn defects are found even by an untrained tiny backbone
-    assert lines
+    result = run_demo_step(tmp_path, lines.append)
+    assert result.files == {"heatmap report": Path("report/index.html")} and (tmp_path / "report/index.html").is_file()
+    assert result.metrics["pixel_auroc"] > 0.8  # drawn defects are found even by an untrained tiny backbone
+    assert f"pixel AUROC {result.metrics['pixel_auroc']}" in result.summary[0]
+    assert lines and not any(str(tmp_path) in line for line in lines)  # logs name paths inside the step folder

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 from typer.testing import CliRunner
 
 from clipsuite.medical import synthetic
@@ -92,7 +93,15 @@ def test_demo_step(tmp_path: Path) -> None:
     from clipsuite.medical_app.demo import run_demo_step
 
     lines: list[str] = []
-    summary = run_demo_step(tmp_path, lines.append)
-    assert (tmp_path / "chest_windows.png").is_file() and len(lines) == 2
-    assert summary["volume_shape"] == [48, 48, 24]
-    assert 0.0 <= summary["vqa_overall"] <= 100.0
+    result = run_demo_step(tmp_path, lines.append)
+    assert result.pictures == {"CT windows": Path("chest_windows.png")} and (tmp_path / "chest_windows.png").is_file()
+    assert result.summary[0].startswith("CT phantom (48, 48, 24) spacing") and len(lines) == 2
+    from clipsuite.medical.data import load_vqa_rad
+
+    metrics = result.metrics
+    test = load_vqa_rad(tmp_path / "vqa_rad", "test")
+    closed = sum(s.answer_type == "CLOSED" for s in test)
+    # overall is the question-weighted mean of open and closed accuracy
+    expected = (metrics["vqa_open"] * (len(test) - closed) + metrics["vqa_closed"] * closed) / len(test)
+    assert metrics["vqa_overall"] == pytest.approx(expected)
+    assert f"overall {metrics['vqa_overall']:.1f}%" in result.summary[1]

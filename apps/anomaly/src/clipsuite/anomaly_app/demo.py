@@ -1,14 +1,15 @@
 """The anomaly step of ``clipsuite demo``: a synthetic MVTec-like category, few-shot patch memory on the
-offline ``tiny`` backbone, heatmaps and a page under ``out_dir/anomaly``."""
+offline ``tiny`` backbone, heatmaps and a page in the step's folder."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+
+from clipsuite.core.plugins import DemoStepResult
 
 
-def run_demo_step(out_dir: Path, log: Callable[[str], None]) -> dict[str, Any]:
+def run_demo_step(out_dir: Path, log: Callable[[str], None]) -> DemoStepResult:
     from clipsuite.anomaly import synthetic
     from clipsuite.anomaly.data import load_mvtec_category
     from clipsuite.anomaly.evaluate import score_category
@@ -16,16 +17,19 @@ def run_demo_step(out_dir: Path, log: Callable[[str], None]) -> dict[str, Any]:
     from clipsuite.anomaly.report import write_report
     from clipsuite.core.models import load_model
 
-    folder = Path(out_dir) / "anomaly"
-    log("anomaly: writing a synthetic MVTec-like 'bottle' category")
+    folder = Path(out_dir)
+    log("writing a synthetic MVTec-like 'bottle' category")
     category = load_mvtec_category(synthetic.make_category(folder / "data", "bottle", n_train=4, n_test_good=6,
                                                            n_test_defect=3, size=64, seed=0))
     detector = Detector.create(load_model("tiny", device="cpu"), "patch_memory", "bottle")
-    log("anomaly: few-shot patch memory (4 normal references) on the tiny backbone")
+    log("few-shot patch memory (4 normal references) on the tiny backbone")
     result, sizes = detector.run_category(category, shots=4)
     scored = score_category(category, result, sizes)
-    page = write_report(folder, [s.image for s in category.test], result, title="clipsuite demo: anomaly heatmaps")
-    summary: dict[str, Any] = {k: round(v, 4) for k, v in scored.metrics.items()}
-    summary["report"] = str(page.relative_to(out_dir))
-    log(f"anomaly: image AUROC {summary.get('image_auroc')}, pixel AUROC {summary.get('pixel_auroc')} -> {page}")
-    return summary
+    page = write_report(folder / "report", [s.image for s in category.test], result,
+                        title="clipsuite demo: anomaly heatmaps")
+    metrics = {k: round(v, 4) for k, v in scored.metrics.items()}
+    finding = (f"patch memory, 4 normal references, tiny backbone, {len(category.test)} test images: "
+               f"image AUROC {metrics.get('image_auroc')}, pixel AUROC {metrics.get('pixel_auroc')}")
+    log(f"{finding} -> {page.relative_to(folder)}")  # relative: the demo folder is renamed at the end
+    return DemoStepResult("Anomaly detection (clipsuite.anomaly)", [finding], metrics,
+                          files={"heatmap report": page.relative_to(folder)})

@@ -5,20 +5,21 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+
+from clipsuite.core.plugins import DemoStepResult
 
 
-def run_demo_step(out_dir: Path, log: Callable[[str], None]) -> dict[str, Any]:
+def run_demo_step(out_dir: Path, log: Callable[[str], None]) -> DemoStepResult:
     import numpy as np
 
     from clipsuite.brain import synthetic
+    from clipsuite.brain.decoders import read_decoder
     from clipsuite.brain.encoding import fit_encoding, write_maps
     from clipsuite.brain.pipeline import (
         decode,
         decoding_metrics,
         fit_decoder,
         load_prepared,
-        read_decoder,
         subject_features,
     )
     from clipsuite.brain.prep import PrepConfig
@@ -43,13 +44,14 @@ def run_demo_step(out_dir: Path, log: Callable[[str], None]) -> dict[str, Any]:
                           single_trials=(single.responses, single.stimulus),
                           n_repeats=int(np.round(subject.test.repeats.mean())))
     maps = write_maps(result, subject.data, folder / "encoding", "encoding r (tiny CLIP image features)")
-    summary: dict[str, Any] = {
+    summary = {
         "image_retrieval": round(metrics["image_image_retrieval"], 4),
         "brain_retrieval": round(metrics["image_brain_retrieval"], 4),
         "retrieval_chance": round(1 / metrics["image_n_way"], 4),
         "encoding_median_r": round(result.summary()["median_r"], 4),
-        "report": str(maps[-1].relative_to(out_dir)),
     }
-    log(f"brain: image retrieval {summary['image_retrieval']} "
-        f"(chance {summary['retrieval_chance']}), encoding median r {summary['encoding_median_r']} -> {maps[-1]}")
-    return summary
+    finding = (f"image retrieval {summary['image_retrieval']} (chance {summary['retrieval_chance']}), "
+               f"encoding median r {summary['encoding_median_r']}")
+    log(f"brain: {finding} -> {maps[-1].relative_to(out_dir)}")  # relative: the demo folder is renamed at the end
+    return DemoStepResult("Brain decoding and encoding (clipsuite.brain)", [finding], summary,
+                          files={"encoding r map (NIfTI)": maps[0]}, pictures={"encoding r": maps[-1]})

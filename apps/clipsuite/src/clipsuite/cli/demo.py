@@ -11,14 +11,19 @@ from __future__ import annotations
 import html
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 
 from clipsuite.cli.common import cli_errors, console, fail
+from clipsuite.core.plugins import DemoStepResult, PluginError, Registry, describe
+
+# step(folder, log) -> DemoStepResult, declared by each domain app
+DEMO_STEPS: Registry[Callable[[Path, Callable[[str], None]], DemoStepResult]] = Registry(
+    "clipsuite.demo_steps", "demo step", callable, "a function (folder, log) -> DemoStepResult")
 
 QUERY = "a red circle"
 
@@ -83,40 +88,46 @@ def _search(model: Any, features: Any, rows: list[dict[str, str]], test_csv: Pat
     return {"query": QUERY, "precision_at_10": precision, "hits": hits}
 
 
-def _relative_to(value: Any, folder: Path) -> Any:
-    if isinstance(value, (str, Path)) and Path(value).is_absolute():
-        try:
-            return str(Path(value).relative_to(folder))
-        except ValueError:
-            return str(value)
-    return value
+def run_step(name: str, out: Path) -> DemoStepResult:
+    """Run the installed demo step ``name`` in ``out/name``; its paths come back relative to that folder
+    (the demo is written under a staging name and renamed at the end)."""
+    step = DEMO_STEPS.get(name)
+    folder = out / name
+    folder.mkdir(parents=True, exist_ok=True)
+    result = step(folder, lambda message: _log(f"[{name}] {message}"))
+    if not isinstance(result, DemoStepResult):
+        raise PluginError(f"demo step {describe(DEMO_STEPS.entries()[name])} returned {type(result).__name__}, "
+                          "not a clipsuite.core.plugins.DemoStepResult")
+    return result.relative_to(folder)
 
 
-def _domain_steps(out: Path) -> dict[str, Any]:
-    results: dict[str, Any] = {}
-    for entry in sorted(entry_points(group="clipsuite.demo_steps"), key=lambda e: e.name):
-        _log(f"domain step: {entry.name}")
+def _domain_steps(out: Path) -> dict[str, dict[str, Any]]:
+    results: dict[str, dict[str, Any]] = {}
+    for name in DEMO_STEPS.names():
+        _log(f"domain step: {name}")
         started = time.perf_counter()
-        step = entry.load()
-        folder = out / entry.name
-        folder.mkdir(parents=True, exist_ok=True)
-        summary = step(folder, lambda message, name=entry.name: _log(f"[{name}] {message}"))
-        # the staging folder is renamed at the end: keep paths relative to the step's folder
-        summary = {key: _relative_to(value, folder) for key, value in summary.items()}
-        summary["seconds"] = round(time.perf_counter() - started, 1)
-        results[entry.name] = summary
+        results[name] = run_step(name, out).to_dict() | {"seconds": round(time.perf_counter() - started, 1)}
     return results
+
+
+def _domain_section(name: str, result: dict[str, Any]) -> str:
+    """One domain step in the report: its findings, metrics table, linked files and pictures."""
+    def link(path: str) -> str:
+        return html.escape(f"{name}/{path}", quote=True)
+
+    lines = "".join(f"<li>{html.escape(line)}</li>" for line in result["summary"])
+    metrics = "".join(f"<tr><td>{html.escape(k)}</td><td>{v:.4g}</td></tr>" for k, v in result["metrics"].items())
+    files = "".join(f'<li><a href="{link(p)}">{html.escape(k)}</a></li>' for k, p in result["files"].items())
+    pictures = "".join(f'<figure><img src="{link(p)}" alt="{html.escape(k)}"><figcaption>{html.escape(k)}'
+                       "</figcaption></figure>" for k, p in result["pictures"].items())
+    return (f"<h2>{html.escape(result['title'])}</h2>" + (f"<ul>{lines}</ul>" if lines else "")
+            + (f"<table>{metrics}</table>" if metrics else "") + (f"<ul>{files}</ul>" if files else "")
+            + pictures + f"<p><small>{result['seconds']} s</small></p>")
 
 
 def _write_report(out: Path, summary: dict[str, Any]) -> None:
     zs, search = summary["zero_shot"], summary["search"]
-    domain_rows = "".join(
-        f"<h2>{html.escape(name)}</h2><pre>{html.escape(json.dumps(result, indent=1, default=str))}</pre>"
-        + (f'<p><a href="{name}/{html.escape(str(result["report"]))}">open the {name} report</a></p>'
-           if "report" in result else "")
-        + "".join(f'<img src="{name}/{html.escape(str(v))}" alt="{html.escape(k)}">'
-                  for k, v in result.items() if isinstance(v, str) and v.endswith(".png"))
-        for name, result in summary["domains"].items())
+    domain_rows = "".join(_domain_section(name, result) for name, result in summary["domains"].items())
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>clipsuite demo</title>
 <style>body{{font-family:sans-serif;max-width:900px;margin:2em auto}} td,th{{padding:4px 10px}}</style></head><body>
 <h1>clipsuite demo</h1>
@@ -169,19 +180,24 @@ def run_demo(settings: DemoSettings) -> dict[str, Any]:
     return summary
 
 
+OutputOpt = Annotated[Path, typer.Option(help="Folder for the report.")]
+StepsOpt = Annotated[int, typer.Option(min=1, help="Training steps for tiny.")]
+TrainImagesOpt = Annotated[int, typer.Option(min=1, help="Synthetic training images.")]
+DomainsOpt = Annotated[bool, typer.Option(help="Run each installed domain's demo step too.")]
+SeedOpt = Annotated[int, typer.Option(help="Seed of the synthetic data and the training run.")]
+
+
 def register(app: typer.Typer) -> None:
     @app.command("demo")
     @cli_errors
-    def demo(output: Path = typer.Option(Path("clipsuite-demo"), help="Folder for the report."),
-             steps: int = typer.Option(250, help="Training steps for tiny."),
-             train_images: int = typer.Option(2000, help="Synthetic training images."),
-             domains: bool = typer.Option(True, help="Run each installed domain's demo step too."),
-             seed: int = typer.Option(0)) -> None:
+    def demo(output: OutputOpt = Path("clipsuite-demo"), steps: StepsOpt = 250, train_images: TrainImagesOpt = 2000,
+             domains: DomainsOpt = True, seed: SeedOpt = 0) -> None:
         """Train tiny offline on synthetic data, check zero-shot and search, run domain demos, write a report."""
         settings = DemoSettings(output=output, steps=steps, train_images=train_images, domains=domains, seed=seed)
         summary = run_demo(settings)
+        report = (output / "index.html").resolve()
         zs = summary["zero_shot"]
         if zs["top1"] < 3 * zs["chance_top1"]:
             fail(f"zero-shot top-1 {zs['top1']:.3f} is not far above chance {zs['chance_top1']:.3f}: "
-                 "training did not learn (report kept in {output})")
-        console.print(f"[bold green]done[/] in {summary['seconds']} s: report at {output / 'index.html'}")
+                 f"training did not learn (report kept at {report})")
+        console.print(f"[bold green]done[/] in {summary['seconds']} s: report at {report}", soft_wrap=True)

@@ -8,9 +8,10 @@ briefly and reports its held-out accuracy against always giving the most common 
 from __future__ import annotations
 
 import pathlib
-import time
 from collections.abc import Callable
 from typing import Any
+
+from clipsuite.core.plugins import DemoStepResult
 
 
 def montage(volume: Any, path: pathlib.Path, n: int = 6) -> pathlib.Path:
@@ -30,7 +31,7 @@ def montage(volume: Any, path: pathlib.Path, n: int = 6) -> pathlib.Path:
     return path
 
 
-def run_demo_step(out_dir: pathlib.Path, log: Callable[[str], None]) -> dict[str, Any]:
+def run_demo_step(out_dir: pathlib.Path, log: Callable[[str], None]) -> DemoStepResult:
     import torch
 
     from clipsuite.core.train import TrainConfig
@@ -40,14 +41,14 @@ def run_demo_step(out_dir: pathlib.Path, log: Callable[[str], None]) -> dict[str
     from clipsuite.medical.train_vqa import VQASettings, train_vqa
     from clipsuite.medical.volumes import load_volume
 
-    start = time.perf_counter()
     out_dir = pathlib.Path(out_dir)
     torch.manual_seed(0)
     hu = synthetic.phantom_volume("chest", "tumor", "left", (48, 48, 24), seed=3)
     nifti = synthetic.write_nifti(out_dir / "chest_phantom.nii.gz", hu, orientation="LPS")
     volume = load_volume(nifti)
     picture = montage(volume, out_dir / "chest_windows.png")
-    log(f"volume {volume.shape} spacing {volume.spacing} -> {picture.name} (soft tissue / lung / bone)")
+    volume_line = f"CT phantom {volume.shape} spacing {volume.spacing}, drawn in soft tissue / lung / bone windows"
+    log(f"{volume_line} -> {picture.name}")
 
     synthetic.write_vqa_rad(out_dir / "vqa_rad", n_images=24, seed=1)
     train, test = load_vqa_rad(out_dir / "vqa_rad", "train"), load_vqa_rad(out_dir / "vqa_rad", "test")
@@ -60,12 +61,16 @@ def run_demo_step(out_dir: pathlib.Path, log: Callable[[str], None]) -> dict[str
     floor = vqa_accuracy([run.answers.index(_most_common(test, s.answer_type)) for s in test],
                          [run.answers.index(s.answer) for s in test], [s.answer_type == "CLOSED" for s in test])
     metrics = run.metrics
-    log(f"QCR VQA on {len(test)} held-out questions: open {metrics['open']:.1f}%, closed {metrics['closed']:.1f}%, "
-        f"overall {metrics['overall']:.1f}% (most common answer per type: {floor['overall']:.1f}%)")
-    return {"volume_shape": list(volume.shape), "montage": str(picture), "vqa_open": metrics["open"],
-            "vqa_closed": metrics["closed"], "vqa_overall": metrics["overall"],
-            "vqa_majority_overall": majority, "vqa_per_type_floor": floor["overall"],
-            "seconds": round(time.perf_counter() - start, 1)}
+    vqa_line = (f"QCR VQA on {len(test)} held-out questions: open {metrics['open']:.1f}%, closed "
+                f"{metrics['closed']:.1f}%, overall {metrics['overall']:.1f}% (most common answer per type: "
+                f"{floor['overall']:.1f}%)")
+    log(vqa_line)
+    return DemoStepResult("Medical imaging (clipsuite.medical)", [volume_line, vqa_line],
+                          {"vqa_open": metrics["open"], "vqa_closed": metrics["closed"],
+                           "vqa_overall": metrics["overall"], "vqa_majority_overall": majority,
+                           "vqa_per_type_floor": floor["overall"]},
+                          files={"CT volume (NIfTI)": nifti.relative_to(out_dir)},
+                          pictures={"CT windows": picture.relative_to(out_dir)})
 
 
 def _most_common(samples: list[Any], answer_type: str) -> str:
