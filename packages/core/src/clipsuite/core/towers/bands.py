@@ -2,11 +2,13 @@
 
 Two rules, each scaled so the activations keep their size:
 
-* ``repeat``: band ``b`` gets the filter of RGB channel ``b % 3``, divided by the number of bands that
-  share that filter. For N a multiple of 3 this is timm's ``adapt_input_conv`` (repeat, times 3/N);
-  for any N an input whose band ``b`` is RGB channel ``b % 3`` gives exactly the RGB activations.
-* ``average``: every band gets the mean of the RGB filters times 3/N, so an input with the same image
-  in every band (a grey image) gives exactly the RGB model's activations on that grey image.
+* ``repeat`` (N >= 3): band ``b`` gets the filter of RGB channel ``b % 3``, divided by the number of
+  bands that share that filter. For N a multiple of 3 this is timm's ``adapt_input_conv`` (repeat,
+  times 3/N); for any N an input whose band ``b`` is RGB channel ``b % 3`` gives the RGB activations
+  (timm's plain 3/N would weigh R 5/13 and G, B 4/13 each at N = 13).
+* ``average`` (any N): every band gets the mean of the RGB filters times 3/N, so an input with the
+  same image in every band (a grey image) gives the RGB model's activations on that grey image. At
+  N = 1 this is timm's sum of the filters.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ def band_weights(rgb: torch.Tensor, n_bands: int, rule: str = "repeat") -> torch
     if n_bands < 1:
         raise ModelError(f"number of input bands must be at least 1, got {n_bands}")
     if rule == "repeat":
+        if n_bands < 3:
+            raise ModelError(f"the 'repeat' band rule needs at least 3 bands (got {n_bands}); use 'average'")
         source = torch.arange(n_bands) % 3
         shares = torch.bincount(source, minlength=3)[source].to(rgb.dtype)  # bands per RGB filter
         return rgb[:, source] / shares.view(1, -1, 1, 1)
