@@ -327,6 +327,100 @@ def test_hf_hub_offline_and_not_cached_is_open_clips_clear_error(monkeypatch: py
         load_model("hf-hub:someone/not-cached", device="cpu")
 
 
+# ---- prompt learners through this backend's towers ----------------------------------------------
+CLASSES = ["red circle", "blue square", "green triangle", "damaged bottle with a long crack on the left"]
+
+
+@pytest.fixture(scope="module")
+def shapes(tiny, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """Pixels, labels and class names of eight coloured-shape images of four classes."""
+    import csv
+
+    from clipsuite.core.synthetic import write_shapes_dataset
+
+    path = write_shapes_dataset(tmp_path_factory.mktemp("shapes"), n=48, seed=5)
+    rows = list(csv.DictReader(path.read_text().splitlines()))
+    names = sorted({r["class_name"] for r in rows})[:4]
+    rows = [r for r in rows if r["class_name"] in names][:8]
+    pixels = tiny.preprocess_images([path.parent / r["filepath"] for r in rows])
+    return pixels, torch.tensor([names.index(r["class_name"]) for r in rows]), names
+
+
+def _train(module: torch.nn.Module, inputs: torch.Tensor, labels: torch.Tensor, steps: int, lr: float) -> list[float]:
+    """A few Adam steps on the learner's own parameters, the CLIP weights frozen (as the runner does)."""
+    optimizer = torch.optim.Adam([p for p in module.parameters() if p.requires_grad], lr=lr)
+    losses = []
+    for _ in range(steps):
+        loss = torch.nn.functional.cross_entropy(module(inputs), labels)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    return losses
+
+
+def test_coop_at_init_equals_the_hand_crafted_prompt(tiny) -> None:  # type: ignore[no-untyped-def]
+    from clipsuite.core.adapt.coop import CoOpClassifier, PromptConfig
+    from clipsuite.core.zeroshot import build_classifier, logits
+
+    # the longest prompt decides how much shared padding is trimmed: its end token must stay
+    features = _normalized(torch.randn(6, 64, generator=torch.Generator().manual_seed(0)))
+    coop = CoOpClassifier(tiny, CLASSES, PromptConfig(ctx_init="a photo of a"))
+    assert coop.prompt.ctx.shape == (4, 64)
+    with torch.no_grad():
+        learned = coop(features)
+    expected = logits(features, build_classifier(tiny, CLASSES, ["a photo of a {}."]), scale=tiny.logit_scale())
+    torch.testing.assert_close(learned, expected, atol=1e-5, rtol=0)
+
+
+def test_coop_loss_falls(tiny, shapes) -> None:  # type: ignore[no-untyped-def]
+    from clipsuite.core.adapt.coop import CoOpClassifier, PromptConfig
+
+    pixels, labels, names = shapes
+    tiny.model.requires_grad_(False)
+    coop = CoOpClassifier(tiny, names, PromptConfig(n_ctx=4, ctx_init="a photo of a"))
+    losses = _train(coop, tiny.encode_images(pixels), labels, steps=15, lr=0.02)
+    # a random-init tower moves slowly (about 1.49 -> 1.40); a context that got no gradient stays put
+    assert all(b < a for a, b in zip(losses, losses[1:])) and losses[-1] < losses[0] - 0.05
+    assert coop.prompt.ctx.grad is not None and float(coop.prompt.ctx.grad.abs().max()) > 0
+
+
+def test_maple_starts_at_the_hand_crafted_text_and_trains(tiny, shapes) -> None:  # type: ignore[no-untyped-def]
+    from clipsuite.core.adapt.maple import MaPLeClassifier, MaPLeConfig
+
+    maple = MaPLeClassifier(tiny, CLASSES, MaPLeConfig(n_ctx=2, depth=3))
+    with torch.no_grad():  # deep text prompts start at the tower's own hidden states: the plain prompt
+        torch.testing.assert_close(maple.text_features(), tiny.encode_texts([f"a photo of a {c}." for c in CLASSES]),
+                                   atol=1e-5, rtol=0)
+    pixels, labels, names = shapes
+    tiny.model.requires_grad_(False)
+    maple = MaPLeClassifier(tiny, names, MaPLeConfig(n_ctx=2, depth=3))
+    losses = _train(maple, pixels, labels, steps=8, lr=0.02)
+    assert losses[-1] < 0.9 * losses[0]  # about 1.49 -> 1.27
+    assert maple.deep_proj[0].weight.grad is not None  # the text -> vision couplings learn too
+
+
+@pytest.mark.parametrize("method", ["coop", "cocoop", "kgcoop", "maple"])
+def test_prompt_learners_run_through_the_adapt_runner(tiny, method: str,  # type: ignore[no-untyped-def]
+                                                      tmp_path_factory: pytest.TempPathFactory) -> None:
+    from clipsuite.core.adapt.fewshot_data import load_split
+    from clipsuite.core.adapt.registry import MethodOptions
+    from clipsuite.core.adapt.runner import prepare, train_one
+    from clipsuite.core.synthetic import write_shapes_split
+
+    split = write_shapes_split(tmp_path_factory.mktemp("split"), {"train": 2, "val": 1, "test": 2}, seed=3)
+    data = prepare(tiny, load_split(split), 1, seed=0, views=0)
+    before, _ = train_one(method, data, MethodOptions(epochs=0))
+    after, _ = train_one(method, data, MethodOptions(max_steps=2, batch_size=6, lr=0.05, optimizer="adamw"))
+    pixels = data.pixels("test")[0][:4]
+    if method == "coop":  # with no step CoOp is the hand-crafted zero-shot classifier
+        zero, _ = train_one("zeroshot", data)
+        test = data.features("test").features[0]
+        torch.testing.assert_close(before.logits(test), zero.logits(test), atol=1e-5, rtol=0)
+    assert not torch.allclose(before.logits(pixels), after.logits(pixels))  # the learned prompt moved
+    assert all(not p.requires_grad for p in tiny.model.parameters())  # the backbone stayed frozen
+
+
 # ---- other ClipModel features through this backend ---------------------------------------------------
 def test_input_bands_are_saved_and_reloaded(tmp_path: Path) -> None:
     clip = load_model("tiny-transformers", device="cpu")

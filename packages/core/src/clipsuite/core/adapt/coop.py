@@ -95,7 +95,7 @@ class PromptLearner(nn.Module):
         # Drop the padding every prompt shares: the causal mask (built-in tower) or the attention mask
         # (HF towers) keeps padding out of the pooled token, so this is exact and cuts the text cost.
         if tower.padding_is_inert:
-            used = int((tokens != tower.pad_id).sum(dim=1).max())
+            used = int(tower.attention_mask(tokens).sum(dim=1).max())  # pad may equal the end token
             tokens = tokens[:, :used].contiguous()
         placeholder = tower.tokenize([PLACEHOLDER])[0, 1]
         index_tensor = torch.tensor(indices, dtype=torch.long, device=tokens.device)
