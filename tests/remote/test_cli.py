@@ -57,3 +57,18 @@ def test_bad_input_gives_one_line_and_exit_2(indexed, args, message):
     assert result.exit_code == 2, result.output
     assert message in " ".join(result.output.split())
     assert "Traceback" not in result.output
+
+
+def test_evaluate_and_classify_commands(tmp_path):
+    captions, translations = synthetic.write_captions(tmp_path / "rsicd", per_class=2)
+    result = _run("evaluate", captions, "--languages", "en,ko", "--translations", translations, "-o",
+                  tmp_path / "eval.json")
+    assert result.exit_code == 0, result.output
+    rows = json.loads((tmp_path / "eval.json").read_text(encoding="utf-8"))
+    assert [(r["language"], r["convention"]) for r in rows] == [("en", "all"), ("en", "dedup"), ("ko", "all"),
+                                                                ("ko", "dedup")]
+    missing = _run("evaluate", captions, "--languages", "en,ko")
+    assert missing.exit_code == 2 and "need a translations JSONL" in missing.output
+    root = synthetic.write_class_folders(tmp_path / "classes", per_class=1, classes=("forest", "river"))
+    result = _run("classify", root)
+    assert result.exit_code == 0 and "2 images, 2 classes: top-1" in result.output

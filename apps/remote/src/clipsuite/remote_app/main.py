@@ -120,6 +120,96 @@ def search(
     console.print(f"{len(hits)} hits -> {folder / 'hits.geojson'}, {folder / 'index.html'}")
 
 
+def _write_json(path: Path, data: object) -> None:
+    import json
+
+    from clipsuite.core.staging import atomic_write_text
+
+    atomic_write_text(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
+@app.command()
+@cli_errors
+def classify(
+    root: Annotated[Path, typer.Argument(help="Class folders (EuroSAT / RESISC45 layout: ROOT/<Class>/*.jpg).")],
+    model: ModelOpt = "tiny-multilingual", device: DeviceOpt = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="JSON with accuracy and predictions.")] = None,
+) -> None:
+    """Zero-shot scene classification with remote-sensing templates; top-1/top-5 accuracy."""
+    if not root.is_dir():
+        fail(f"{root}: folder not found")
+    from clipsuite.core.models import load_model
+    from clipsuite.remote.evaluate import zero_shot_classify
+
+    result = zero_shot_classify(load_model(model, device=device), root)
+    top = next(k for k in result if k.startswith("top") and k != "top1")
+    console.print(f"{result['images']} images, {len(result['classes'])} classes: top-1 {result['top1']:.2f}%, "
+                  f"{top} {result[top]:.2f}%")
+    if out is not None:
+        _write_json(out, result)
+
+
+@app.command("evaluate")
+@cli_errors
+def evaluate_cmd(
+    captions: Annotated[Path, typer.Argument(help="Karpathy-style caption JSON (RSICD, RSITMD, UCM, Sydney).")],
+    split: Annotated[str, typer.Option(help="Split to evaluate ('all' for every image).")] = "test",
+    languages: Annotated[str, typer.Option(help="Comma-separated languages, e.g. en,zh,ru.")] = "en",
+    translations: Annotated[Path | None, typer.Option(help="Translations JSONL (caption -> language -> text).")
+                            ] = None,
+    model: ModelOpt = "tiny-multilingual", device: DeviceOpt = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="JSON with every row.")] = None,
+) -> None:
+    """Retrieval R@1/5/10 both ways and mean recall, in both conventions (labelled), per language."""
+    if not captions.is_file():
+        fail(f"{captions}: file not found")
+    if translations is not None and not translations.is_file():
+        fail(f"{translations}: file not found")
+    langs = [x.strip() for x in languages.split(",") if x.strip()]
+    if not langs:
+        fail("--languages: give at least one language")
+    from clipsuite.core.models import load_model
+    from clipsuite.remote.evaluate import evaluate_captions
+
+    rows = evaluate_captions(load_model(model, device=device), captions, None if split == "all" else split, langs,
+                             translations)
+    for row in rows:
+        console.print(f"{row['language']:>3s} {row['convention']:>5s}: mR {row['mean_recall']:6.2f}  "
+                      f"i2t R@1/5/10 {row['image_to_text_R@1']:.1f}/{row['image_to_text_R@5']:.1f}/"
+                      f"{row['image_to_text_R@10']:.1f}  t2i {row['text_to_image_R@1']:.1f}/"
+                      f"{row['text_to_image_R@5']:.1f}/{row['text_to_image_R@10']:.1f}")
+    if out is not None:
+        _write_json(out, rows)
+
+
+@app.command()
+@cli_errors
+def leakage(
+    train: Annotated[Path, typer.Argument(help="Training images (folder).")],
+    test: Annotated[Path, typer.Argument(help="Test images (folder).")],
+    model: Annotated[str | None, typer.Option("--model", "-m", help="Also find near-duplicates by embedding.")
+                     ] = None,
+    threshold: Annotated[float, typer.Option(min=0.0, max=1.0, help="Cosine for a near-duplicate.")] = 0.98,
+    device: DeviceOpt = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="JSON list of leaked test images.")] = None,
+) -> None:
+    """Find test images that are also training images (identical pixels, or near-duplicate embeddings)."""
+    for folder in (train, test):
+        if not folder.is_dir():
+            fail(f"{folder}: folder not found")
+    from clipsuite.core.images import list_images
+    from clipsuite.core.models import load_model
+    from clipsuite.remote.evaluate import find_leakage
+
+    clip = load_model(model, device=device) if model else None
+    found = find_leakage(list_images(train), list_images(test), clip, threshold)
+    console.print(f"{len(found)} leaked test image(s)")
+    for row in found[:20]:
+        console.print(f"  {row['kind']:>14s} {row['similarity']:.4f}  {row['test']} <- {row['train']}")
+    if out is not None:
+        _write_json(out, found)
+
+
 def main() -> None:
     app()
 
