@@ -49,6 +49,9 @@ TINY = Preset("tiny", "tiny", None, "offline", "built-in config (random init)",
 TINY_HF = Preset("tiny-hf", "tiny-hf", None, "offline", "built-in config (random init)",
                  "tiny ViT + 2-layer BERT through transformers; exercises the Hugging Face text-tower path")
 SMALL = Preset("small", "small", None, "offline", "built-in config (random init)", "96 px ViT, 6 blocks")
+TINY_TRANSFORMERS = Preset("tiny-transformers", "tiny-transformers", None, "offline",
+                           "built-in transformers CLIPConfig (random init) + locally built tokenizer",
+                           "tiny CLIPModel through transformers (the backend of PubMedCLIP / diffusers encoders)")
 VIT_B_16 = Preset("vit-b-16", "ViT-B-16", "laion2b_s34b_b88k", "general", "open_clip tag laion2b_s34b_b88k",
                   "general-purpose ViT-B/16")
 VIT_B_16_OPENAI = Preset("vit-b-16-openai", "ViT-B-16-quickgelu", "openai", "general", "open_clip tag openai",
