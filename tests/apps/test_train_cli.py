@@ -81,7 +81,7 @@ def test_bad_columns_missing_and_corrupt_images_are_one_line_errors(shapes, tmp_
     images = [str(p) for p in sorted((shapes.parent / "images").glob("*.png"))]
     cases = []
     cases.append((_table(tmp_path / "data.csv", ["filepath", "caption"], [[images[0], "a thing"]]),
-                  "data.csv: no column 'title' (columns: filepath, caption)"))
+                  "data.csv line 1: no column 'title' (columns: filepath, caption)"))
     cases.append((_table(tmp_path / "missing.csv", ["filepath", "title"],
                          [[images[0], "a thing"], ["gone.png", "a ghost"]]), "missing.csv line 3: image not found"))
     (tmp_path / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
