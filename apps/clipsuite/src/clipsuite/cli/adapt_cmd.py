@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from clipsuite.cli.common import cli_errors, console, err_console
+from clipsuite.cli.common import DeviceOpt, ModelOpt, PretrainedOpt, cli_errors, console, err_console
 from clipsuite.core.errors import InputError
+
+SplitOpt = Annotated[Path, typer.Option("--split", help="Dassl split JSON, or a folder of class folders.")]
+SubsetOpt = Annotated[str, typer.Option(help="Classes: all, base or novel (base-to-novel protocol; learned prompts "
+                                             "transfer to the novel names).")]
+ImageRootOpt = Annotated[Path | None, typer.Option(
+    help="Folder the split's paths are relative to (default: the split file's folder).")]
+CsvOpt = Annotated[Path | None, typer.Option("--csv", help="Where to write the table (train default: results.csv "
+                                                           "next to the adapters).")]
 
 
 def _table(rows: list) -> Table:  # type: ignore[type-arg]
@@ -53,32 +62,36 @@ def register(app: typer.Typer) -> None:
     @adapt.command("train")
     @cli_errors
     def train(
-        split: Path = typer.Option(..., "--split", help="Dassl split JSON, or a folder of class folders."),
-        method: str = typer.Option("coop", "--method", "--methods",
-                                   help="A method, a comma-separated list, or 'all' (one row per method)."),
-        shots: int = typer.Option(16, help="Training images per class (validation uses min(K, 4))."),
-        seed: int = typer.Option(1, help="Seed of the K-shot draw and of the initialisation."),
-        seeds: str = typer.Option(None, help="Several seeds, comma-separated (overrides --seed)."),
-        model: str = typer.Option("tiny", help="Model spec (preset, open_clip name, folder, hf-hub:...)."),
-        pretrained: str = typer.Option(None, help="Pretrained tag or weight file for --model."),
-        output: Path = typer.Option(Path("runs/adapt"), help="Folder for the adapters and results.csv; a "
-                                    ".safetensors path saves a single method's adapter there."),
-        csv_path: Path = typer.Option(None, "--csv", help="Where to write the table (default: results.csv "
-                                      "next to the adapters)."),
-        epochs: int = typer.Option(None, help="Training epochs (default: the method's, from its paper)."),
-        lr: float = typer.Option(None, help="Learning rate (default: the method's)."),
-        batch_size: int = typer.Option(None, help="Batch size (default: the method's)."),
-        n_ctx: int = typer.Option(None, help="Context vectors for random init (prompt learners)."),
-        ctx_init: str = typer.Option(None, help="Initial context phrase (default 'a photo of a'; '' = random)."),
-        csc: bool = typer.Option(False, help="Class-specific contexts (CoOp)."),
-        class_token_position: str = typer.Option("end", help="end, middle or front (CoOp)."),
-        views: int = typer.Option(10, help="Augmented views of the training images cached for Tip-Adapter/GDA."),
-        augment: bool = typer.Option(False, help="Train prompt learners on the augmented views."),
-        descriptions: Path = typer.Option(None, help="CuPL / descriptor JSON (class -> sentences)."),
-        subset: str = typer.Option("all", help="Classes: all, base or novel (base-to-novel protocol)."),
-        image_root: Path = typer.Option(None, help="Folder the split's paths are relative to (default: its folder)."),
-        cache_dir: Path = typer.Option(None, help="Keep encoded image features here between runs."),
-        device: str = typer.Option(None, help="cpu, cuda, cuda:1 ... (default: cuda when available)."),
+        split: SplitOpt,
+        method: Annotated[str, typer.Option("--method", "--methods", help="A method, a comma-separated list, or "
+                                            "'all' (one row per method); `clipsuite adapt methods` lists them.")
+                          ] = "coop",
+        shots: Annotated[int, typer.Option(help="Training images per class (validation uses min(K, 4)).")] = 16,
+        seed: Annotated[int, typer.Option(help="Seed of the K-shot draw and of the initialisation.")] = 1,
+        seeds: Annotated[str | None, typer.Option(help="Several seeds, comma-separated (overrides --seed).")] = None,
+        model: ModelOpt = "tiny",
+        pretrained: PretrainedOpt = None,
+        output: Annotated[Path, typer.Option(help="Folder for the adapters and results.csv; a .safetensors path "
+                                                  "saves a single method's adapter there.")] = Path("runs/adapt"),
+        csv_path: CsvOpt = None,
+        epochs: Annotated[int | None, typer.Option(
+            help="Training epochs (default: the method's, from its paper).")] = None,
+        lr: Annotated[float | None, typer.Option(help="Learning rate (default: the method's).")] = None,
+        batch_size: Annotated[int | None, typer.Option(help="Batch size (default: the method's).")] = None,
+        n_ctx: Annotated[int | None, typer.Option(help="Context vectors for random init (prompt learners).")] = None,
+        ctx_init: Annotated[str | None, typer.Option(
+            help="Initial context phrase (default 'a photo of a'; '' = random).")] = None,
+        csc: Annotated[bool, typer.Option(help="Class-specific contexts (CoOp).")] = False,
+        class_token_position: Annotated[str, typer.Option(help="end, middle or front (CoOp).")] = "end",
+        views: Annotated[int, typer.Option(
+            help="Augmented views of the training images cached for Tip-Adapter/GDA.")] = 10,
+        augment: Annotated[bool, typer.Option(help="Train prompt learners on the augmented views.")] = False,
+        descriptions: Annotated[Path | None, typer.Option(
+            help="CuPL / descriptor JSON (class -> sentences).")] = None,
+        subset: SubsetOpt = "all",
+        image_root: ImageRootOpt = None,
+        cache_dir: Annotated[Path | None, typer.Option(help="Keep encoded image features here between runs.")] = None,
+        device: DeviceOpt = None,
     ) -> None:
         """Train one or more methods on a K-shot draw and print (and save) method, shots, seed, accuracy."""
         from clipsuite.core.adapt import MethodOptions, Row, prepare, resolve_methods, run, train_one, write_csv
@@ -124,15 +137,16 @@ def register(app: typer.Typer) -> None:
     @adapt.command("evaluate")
     @cli_errors
     def evaluate(
-        adapters: list[Path] = typer.Argument(..., help="Saved adapter files (.safetensors)."),
-        split: Path = typer.Option(..., "--split", help="Dassl split JSON, or a folder of class folders."),
-        part: str = typer.Option("test", help="train, val or test."),
-        model: str = typer.Option("tiny", help="The model the adapters were trained with."),
-        pretrained: str = typer.Option(None, help="Pretrained tag or weight file for --model."),
-        subset: str = typer.Option("all", help="Classes: all, base or novel (learned prompts transfer)."),
-        image_root: Path = typer.Option(None, help="Folder the split's paths are relative to."),
-        csv_path: Path = typer.Option(None, "--csv", help="Also write the table here."),
-        device: str = typer.Option(None, help="cpu, cuda ... (default: cuda when available)."),
+        adapters: Annotated[list[Path], typer.Argument(help="Saved adapter files (.safetensors).")],
+        split: SplitOpt,
+        part: Annotated[str, typer.Option(help="train, val or test.")] = "test",
+        model: Annotated[str, typer.Option("--model", "-m", help="The model the adapters were trained with.")
+                         ] = "tiny",
+        pretrained: PretrainedOpt = None,
+        subset: SubsetOpt = "all",
+        image_root: ImageRootOpt = None,
+        csv_path: CsvOpt = None,
+        device: DeviceOpt = None,
     ) -> None:
         """Score saved adapters on a split part and print method, shots, seed, accuracy."""
         from clipsuite.core.adapt import evaluate_file, write_csv

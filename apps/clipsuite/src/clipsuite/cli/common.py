@@ -1,11 +1,12 @@
-"""What every clipsuite command shares: the console, one-line errors, progress bars."""
+"""What every clipsuite command shares: the console, one-line errors, progress bars, and the options
+several commands take (module-level ``Annotated`` types, the one style of every clipsuite CLI)."""
 
 from __future__ import annotations
 
 import functools
 import sys
-from collections.abc import Callable, Iterable, Iterator
-from typing import Any, TypeVar
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -16,7 +17,11 @@ from clipsuite.core.errors import ClipsuiteError
 console = Console(stderr=False, highlight=False)
 err_console = Console(stderr=True, highlight=False)
 F = TypeVar("F", bound=Callable[..., Any])
-T = TypeVar("T")
+
+ModelOpt = Annotated[str, typer.Option("--model", "-m", help="Model spec: a preset (`clipsuite models`), open_clip "
+                                                             "name, folder, .safetensors file or hf-hub:org/repo.")]
+PretrainedOpt = Annotated[str | None, typer.Option(help="Pretrained tag or weight file for --model.")]
+DeviceOpt = Annotated[str | None, typer.Option(help="cpu, cuda, cuda:1 ... (default: cuda when available).")]
 
 
 def fail(message: str, code: int = 2) -> None:
@@ -49,11 +54,3 @@ def cli_errors(func: F) -> F:
 def progress() -> Progress:
     return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                     TimeRemainingColumn(), console=err_console, transient=not sys.stderr.isatty())
-
-
-def track(items: Iterable[T], description: str, total: int | None = None) -> Iterator[T]:
-    with progress() as bar:
-        task = bar.add_task(description, total=total)
-        for item in items:
-            yield item
-            bar.advance(task)

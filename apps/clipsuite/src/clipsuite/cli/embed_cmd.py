@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
-from clipsuite.cli.common import cli_errors, console, err_console
+from clipsuite.cli.common import ModelOpt, PretrainedOpt, cli_errors, console, err_console
 
 
 def model_spec_for_record(spec: str) -> str:
@@ -20,19 +21,21 @@ def register(app: typer.Typer) -> None:
     @app.command("embed")
     @cli_errors
     def embed(
-        source: Path = typer.Argument(..., help="A folder of images, an image, a CSV/TSV with a path column, "
-                                                "or a .txt list of paths."),
-        output: Path = typer.Option(..., "--output", "-o", help="Folder for the shards (created)."),
-        model: str = typer.Option("tiny", help="Model spec or preset (see `clipsuite models`)."),
-        pretrained: str = typer.Option(None, help="Pretrained tag or weight file."),
-        batch_size: int = typer.Option(64, min=1),
-        workers: int = typer.Option(2, min=0, help="DataLoader worker processes decoding images."),
-        path_column: str = typer.Option(None, help="CSV column holding image paths (default: filepath, path, "
-                                                   "image ...)."),
-        on_error: str = typer.Option("skip", help="skip: list undecodable images in skipped.json; fail: stop."),
-        dtype: str = typer.Option("float32", help="Stored precision: float32 or float16."),
-        device: str = typer.Option(None, help="cpu, cuda ... (default: this process's accelerator)."),
-        progress: bool = typer.Option(True, help="Show a progress bar."),
+        source: Annotated[Path, typer.Argument(help="A folder of images, an image, a CSV/TSV with a path column, "
+                                                    "or a .txt list of paths.")],
+        output: Annotated[Path, typer.Option("--output", "-o", help="Folder for the shards (created).")],
+        model: ModelOpt = "tiny",
+        pretrained: PretrainedOpt = None,
+        batch_size: Annotated[int, typer.Option(min=1, help="Images per forward pass.")] = 64,
+        workers: Annotated[int, typer.Option(min=0, help="DataLoader worker processes decoding images.")] = 2,
+        path_column: Annotated[str | None, typer.Option(
+            help="CSV column holding image paths (default: filepath, path, image ...).")] = None,
+        on_error: Annotated[str, typer.Option(
+            help="skip: list undecodable images in skipped.json; fail: stop.")] = "skip",
+        dtype: Annotated[str, typer.Option(help="Stored precision: float32 or float16.")] = "float32",
+        device: Annotated[str | None, typer.Option(
+            help="cpu, cuda ... (default: this process's accelerator).")] = None,
+        progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
     ) -> None:
         """Embed images into DIR/shard-*.safetensors (+ metadata JSONL).
 

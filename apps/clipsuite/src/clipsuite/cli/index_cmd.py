@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
-from clipsuite.cli.common import cli_errors, console
+from clipsuite.cli.common import DeviceOpt, PretrainedOpt, cli_errors, console
 from clipsuite.core.errors import InputError
 
 index_app = typer.Typer(name="index", help="Build and query an embedding index (faiss).", no_args_is_help=True)
@@ -17,13 +17,13 @@ index_app = typer.Typer(name="index", help="Build and query an embedding index (
 @index_app.command("build")
 @cli_errors
 def build(
-    embeddings: Path = typer.Argument(..., help="A folder written by `clipsuite embed`."),
-    output: Path = typer.Option(..., "--output", "-o", help="Index folder to write (replaced atomically)."),
-    kind: str = typer.Option("exact", help="exact | ivf | ivfpq | hnsw"),
-    nlist: int = typer.Option(None, min=1, help="IVF cells (default ~4 sqrt(N))."),
-    nprobe: int = typer.Option(32, min=1, help="IVF cells searched per query."),
-    hnsw_m: int = typer.Option(32, min=4, help="HNSW graph degree."),
-    ef_search: int = typer.Option(128, min=1, help="HNSW search beam."),
+    embeddings: Annotated[Path, typer.Argument(help="A folder written by `clipsuite embed`.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Index folder to write (replaced atomically).")],
+    kind: Annotated[str, typer.Option(help="exact | ivf | ivfpq | hnsw")] = "exact",
+    nlist: Annotated[int | None, typer.Option(min=1, help="IVF cells (default ~4 sqrt(N)).")] = None,
+    nprobe: Annotated[int, typer.Option(min=1, help="IVF cells searched per query.")] = 32,
+    hnsw_m: Annotated[int, typer.Option(min=4, help="HNSW graph degree.")] = 32,
+    ef_search: Annotated[int, typer.Option(min=1, help="HNSW search beam.")] = 128,
 ) -> None:
     """Build an index from every shard in EMBEDDINGS."""
     from clipsuite.core.index import EmbeddingIndex, IndexConfig
@@ -49,16 +49,18 @@ def _write_results(path: Path, records: list[dict[str, Any]]) -> None:
 @index_app.command("search")
 @cli_errors
 def search(
-    index_dir: Path = typer.Argument(..., help="A folder written by `clipsuite index build`."),
-    text: list[str] = typer.Option(None, "--text", "-t", help="A text query (repeatable)."),
-    image: list[Path] = typer.Option(None, "--image", "-i", help="An image query (repeatable)."),
-    k: int = typer.Option(5, "--k", "-k", min=1, help="Results per query."),
-    model: str = typer.Option(None, help="Query model (default: the one the embeddings were made with)."),
-    pretrained: str = typer.Option(None, help="Pretrained tag or weight file."),
-    nprobe: int = typer.Option(None, min=1, help="Override the IVF cells searched."),
-    ef_search: int = typer.Option(None, min=1, help="Override the HNSW search beam."),
-    device: str = typer.Option(None, help="cpu, cuda ..."),
-    output: Path = typer.Option(None, "--output", "-o", help="Also write the results (.json, .csv or .tsv)."),
+    index_dir: Annotated[Path, typer.Argument(help="A folder written by `clipsuite index build`.")],
+    text: Annotated[list[str] | None, typer.Option("--text", "-t", help="A text query (repeatable).")] = None,
+    image: Annotated[list[Path] | None, typer.Option("--image", "-i", help="An image query (repeatable).")] = None,
+    k: Annotated[int, typer.Option("--k", "-k", min=1, help="Results per query.")] = 5,
+    model: Annotated[str | None, typer.Option(
+        "--model", "-m", help="Query model (default: the one the embeddings were made with).")] = None,
+    pretrained: PretrainedOpt = None,
+    nprobe: Annotated[int | None, typer.Option(min=1, help="Override the IVF cells searched.")] = None,
+    ef_search: Annotated[int | None, typer.Option(min=1, help="Override the HNSW search beam.")] = None,
+    device: DeviceOpt = None,
+    output: Annotated[Path | None, typer.Option(
+        "--output", "-o", help="Also write the results (.json, .csv or .tsv).")] = None,
 ) -> None:
     """Nearest neighbours of text and/or image queries; prints a table."""
     import torch

@@ -7,11 +7,11 @@ domain app is mounted as ``clipsuite <domain>`` through the ``clipsuite.apps`` e
 from __future__ import annotations
 
 import importlib
-from importlib.metadata import entry_points
 
 import typer
 
 from clipsuite.cli.common import err_console
+from clipsuite.core.plugins import PluginError, Registry
 
 app = typer.Typer(name="clipsuite", help="CLIP for specialists: one core, five domains.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
@@ -44,14 +44,18 @@ def _register_core_commands() -> None:
         module.register(app)
 
 
+APPS: Registry[typer.Typer] = Registry("clipsuite.apps", "app", lambda value: isinstance(value, typer.Typer),
+                                       "a typer.Typer")
+
+
 def _mount_domain_apps() -> None:
-    for entry in entry_points(group="clipsuite.apps"):
+    for name in APPS.names():
         try:
-            sub = entry.load()
-        except Exception as error:  # a broken domain install must not take the umbrella down
-            err_console.print(f"[yellow]warning:[/] could not load the '{entry.name}' app: {error}")
+            sub = APPS.get(name)
+        except PluginError as error:  # a broken domain install must not take the umbrella down
+            err_console.print(f"[yellow]warning:[/] {error}", soft_wrap=True)
             continue
-        app.add_typer(sub, name=entry.name)
+        app.add_typer(sub, name=name)
 
 
 _register_core_commands()

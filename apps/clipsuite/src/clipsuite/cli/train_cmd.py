@@ -3,53 +3,66 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
-from clipsuite.cli.common import cli_errors, console
+from clipsuite.cli.common import ModelOpt, PretrainedOpt, cli_errors, console
+
+DataArg = Annotated[str, typer.Argument(help="Image-text pairs: CSV/TSV (filepath, title), JSONL, Karpathy JSON, or "
+                                             "webdataset .tar shards (a file, a folder, or a {000..009} pattern).")]
+OutputOpt = Annotated[Path, typer.Option("--output", "-o", help="Folder for checkpoints, metrics and the model.")]
+PrecisionOpt = Annotated[str, typer.Option(help="auto, fp32, amp_bf16 or amp_fp16 (float32 weights, autocast compute). "
+                                                "auto: amp_bf16 on a GPU (amp_fp16 on an older one), fp32 on the CPU, "
+                                                "or what `accelerate launch --mixed_precision` says.")]
+DistributedOpt = Annotated[str, typer.Option(help="Several processes: ddp (replicated model) or fsdp (model sharded "
+                                                  "across GPUs, for models that do not fit one).")]
 
 
 def register(app: typer.Typer) -> None:
     @app.command("train")
     @cli_errors
     def train(
-        data: str = typer.Argument(..., help="Image-text pairs: CSV/TSV (filepath, title), JSONL, Karpathy JSON, "
-                                             "or webdataset .tar shards (a file, a folder, or a {000..009} pattern)."),
-        output: Path = typer.Option(..., "--output", "-o", help="Folder for checkpoints, metrics and the model."),
-        model: str = typer.Option("tiny", "--model", "-m", help="Model spec (clipsuite models lists names)."),
-        pretrained: str = typer.Option(None, help="Pretrained tag or weight file."),
-        epochs: int = typer.Option(1, help="Passes over the data."),
-        max_steps: int = typer.Option(None, "--max-steps", help="Stop after this many optimizer steps."),
-        batch_size: int = typer.Option(32, "--batch-size", "-b", help="Pairs per step and process."),
-        lr: float = typer.Option(5e-4, help="Peak learning rate (AdamW, cosine schedule)."),
-        weight_decay: float = typer.Option(0.1, "--weight-decay"),
-        warmup: int = typer.Option(0, help="Linear warm-up steps."),
-        loss: str = typer.Option("clip", help="clip (softmax InfoNCE) or siglip (sigmoid)."),
-        lock_image: bool = typer.Option(False, "--lock-image", help="Freeze the image tower."),
-        lock_text: bool = typer.Option(False, "--lock-text", help="Freeze the text tower."),
-        shared_positives: bool = typer.Option(False, "--shared-positives",
-                                              help="clip loss: repeated captions in a batch are all positives."),
-        precision: str = typer.Option("auto", help="auto, fp32, amp_bf16 or amp_fp16 (float32 weights, autocast "
-                                      "compute). auto: amp_bf16 on a GPU (amp_fp16 on an older one), fp32 on the CPU, "
-                                      "or what `accelerate launch --mixed_precision` says."),
-        distributed: str = typer.Option("ddp", help="Several processes: ddp (replicated model) or fsdp (model "
-                                                    "sharded across GPUs, for models that do not fit one)."),
-        grad_accum: int = typer.Option(1, "--grad-accum", help="Micro-batches per optimizer step."),
-        grad_checkpointing: bool = typer.Option(False, "--grad-checkpointing", help="Trade compute for memory."),
-        ema: float = typer.Option(None, help="EMA decay of the weights, e.g. 0.999."),
-        checkpoint_every: int = typer.Option(None, "--checkpoint-every", help="Steps between checkpoints "
-                                                                             "(default: each epoch end; 0: only "
-                                                                             "the final one)."),
-        resume: bool = typer.Option(False, "--resume", help="Continue the run in --output from its last checkpoint."),
-        overwrite: bool = typer.Option(False, "--overwrite", help="Replace an earlier run in --output."),
-        image_column: str = typer.Option("filepath", "--image-column", help="Column (or JSONL key) of image paths."),
-        caption_column: str = typer.Option("title", "--caption-column", help="Column (or JSONL key) of captions."),
-        split: str = typer.Option(None, help="Karpathy JSON only: train on this split."),
-        holdout: float = typer.Option(0.0, help="Fraction of pairs held out for retrieval recall each epoch."),
-        verify: bool = typer.Option(True, "--verify/--no-verify", help="Decode every image once before training."),
-        workers: int = typer.Option(0, help="DataLoader worker processes."),
-        seed: int = typer.Option(0),
-        quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+        data: DataArg,
+        output: OutputOpt,
+        model: ModelOpt = "tiny",
+        pretrained: PretrainedOpt = None,
+        epochs: Annotated[int, typer.Option(help="Passes over the data.")] = 1,
+        max_steps: Annotated[int | None, typer.Option("--max-steps",
+                                                      help="Stop after this many optimizer steps.")] = None,
+        batch_size: Annotated[int, typer.Option("--batch-size", "-b", help="Pairs per step and process.")] = 32,
+        lr: Annotated[float, typer.Option(help="Peak learning rate (AdamW, cosine schedule).")] = 5e-4,
+        weight_decay: Annotated[float, typer.Option("--weight-decay", help="AdamW weight decay.")] = 0.1,
+        warmup: Annotated[int, typer.Option(help="Linear warm-up steps.")] = 0,
+        loss: Annotated[str, typer.Option(help="clip (softmax InfoNCE) or siglip (sigmoid).")] = "clip",
+        lock_image: Annotated[bool, typer.Option("--lock-image", help="Freeze the image tower.")] = False,
+        lock_text: Annotated[bool, typer.Option("--lock-text", help="Freeze the text tower.")] = False,
+        shared_positives: Annotated[bool, typer.Option(
+            "--shared-positives", help="clip loss: repeated captions in a batch are all positives.")] = False,
+        precision: PrecisionOpt = "auto",
+        distributed: DistributedOpt = "ddp",
+        grad_accum: Annotated[int, typer.Option("--grad-accum", help="Micro-batches per optimizer step.")] = 1,
+        grad_checkpointing: Annotated[bool, typer.Option("--grad-checkpointing",
+                                                         help="Trade compute for memory.")] = False,
+        ema: Annotated[float | None, typer.Option(help="EMA decay of the weights, e.g. 0.999.")] = None,
+        checkpoint_every: Annotated[int | None, typer.Option(
+            "--checkpoint-every", help="Steps between checkpoints (default: each epoch end; 0: only the final "
+                                       "one).")] = None,
+        resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --output from its last "
+                                                              "checkpoint.")] = False,
+        overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an earlier run in --output.")] = False,
+        image_column: Annotated[str, typer.Option("--image-column",
+                                                  help="Column (or JSONL key) of image paths.")] = "filepath",
+        caption_column: Annotated[str, typer.Option("--caption-column",
+                                                    help="Column (or JSONL key) of captions.")] = "title",
+        split: Annotated[str | None, typer.Option(help="Karpathy JSON only: train on this split.")] = None,
+        holdout: Annotated[float, typer.Option(help="Fraction of pairs held out for retrieval recall each "
+                                                    "epoch.")] = 0.0,
+        verify: Annotated[bool, typer.Option("--verify/--no-verify",
+                                             help="Decode every image once before training.")] = True,
+        workers: Annotated[int, typer.Option(help="DataLoader worker processes.")] = 0,
+        seed: Annotated[int, typer.Option(help="Seed of the data order and the initialisation.")] = 0,
+        quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
     ) -> None:
         """Fine-tune a CLIP model contrastively on image-caption pairs; writes a model folder that
         --model accepts. Several GPUs: `accelerate launch --multi_gpu -m clipsuite.cli.main train ...`;

@@ -5,11 +5,12 @@ from __future__ import annotations
 import csv
 import io
 from pathlib import Path
+from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from clipsuite.cli.common import cli_errors, console
+from clipsuite.cli.common import DeviceOpt, ModelOpt, PretrainedOpt, cli_errors, console
 from clipsuite.core.errors import InputError
 
 
@@ -30,18 +31,21 @@ def register(app: typer.Typer) -> None:
     @app.command("zeroshot")
     @cli_errors
     def zeroshot(
-        images: list[Path] = typer.Argument(..., help="Image files or folders."),
-        model: str = typer.Option("tiny", help="Model spec or preset (see `clipsuite models`)."),
-        pretrained: str = typer.Option(None, help="Pretrained tag or weight file."),
-        classes: str = typer.Option(None, help="Comma-separated class names."),
-        classes_file: Path = typer.Option(None, help="A text file, one class name per line."),
-        templates: str = typer.Option("photo", help="photo | simple | openai | a file | a template with {}."),
-        descriptions: Path = typer.Option(None, help="CuPL-style JSON: class -> sentences (replaces templates)."),
-        adapter: Path = typer.Option(None, help="A learned prompt/adapter file from `clipsuite adapt train`."),
-        top_k: int = typer.Option(1, min=1, help="How many classes to show per image."),
-        batch_size: int = typer.Option(64, min=1),
-        device: str = typer.Option(None, help="cpu, cuda, cuda:1 ... (default: cuda when available)."),
-        output: Path = typer.Option(None, help="Write predictions as CSV here."),
+        images: Annotated[list[Path], typer.Argument(help="Image files or folders.")],
+        model: ModelOpt = "tiny",
+        pretrained: PretrainedOpt = None,
+        classes: Annotated[str | None, typer.Option(help="Comma-separated class names.")] = None,
+        classes_file: Annotated[Path | None, typer.Option(help="A text file, one class name per line.")] = None,
+        templates: Annotated[str, typer.Option(
+            help="photo | simple | openai | a file | a template with {}.")] = "photo",
+        descriptions: Annotated[Path | None, typer.Option(
+            help="CuPL-style JSON: class -> sentences (replaces templates).")] = None,
+        adapter: Annotated[Path | None, typer.Option(
+            help="A learned prompt/adapter file from `clipsuite adapt train`.")] = None,
+        top_k: Annotated[int, typer.Option(min=1, help="How many classes to show per image.")] = 1,
+        batch_size: Annotated[int, typer.Option(min=1, help="Images per forward pass.")] = 64,
+        device: DeviceOpt = None,
+        output: Annotated[Path | None, typer.Option(help="Write predictions as CSV here.")] = None,
     ) -> None:
         """Zero-shot (or adapter) classification of images; prints a table, optionally writes CSV."""
         from clipsuite.core import load_model
