@@ -30,8 +30,8 @@ def test_dedup_convention_keeps_each_caption_once_per_image(tmp_path):
 
 def test_caption_evaluation_in_languages_and_conventions(clip, captions):
     caption_json, translations = captions
-    rows = evaluate.evaluate_captions(clip, caption_json, "test", ("en", "zh", "ru"), translations)
-    assert [(r["language"], r["convention"]) for r in rows] == [(lang, c) for lang in ("en", "zh", "ru")
+    rows = evaluate.evaluate_captions(clip, caption_json, "test", ("en", "zh"), translations)
+    assert [(r["language"], r["convention"]) for r in rows] == [(lang, c) for lang in ("en", "zh")
                                                                 for c in ("all", "dedup")]
     pairs = read_karpathy_pairs(caption_json, split="test")
     table = evaluate.read_translations(translations)

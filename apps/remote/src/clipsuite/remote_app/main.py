@@ -13,7 +13,7 @@ import typer
 from clipsuite.cli.common import cli_errors, console, fail
 
 app = typer.Typer(name="remote", help="Remote sensing: multilingual retrieval over GeoTIFF scenes (tile, index, "
-                  "search), zero-shot scene classification, retrieval evaluation, fine-tuning.",
+                  "search), zero-shot scene classification, retrieval evaluation, leakage check.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 
 ModelOpt = Annotated[str, typer.Option("--model", "-m", help="Model: preset (rs-m-clip, remoteclip-b32 ...), "
