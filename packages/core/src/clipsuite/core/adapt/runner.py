@@ -10,7 +10,7 @@ import csv
 import io as _io
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -33,9 +33,6 @@ class Row:
     shots: int
     seed: int
     accuracy: float  # top-1 on the test part, in percent
-
-    def as_dict(self) -> dict[str, object]:
-        return asdict(self)
 
 
 def bind(module: nn.Module, data: AdaptData, method: str) -> LearnedClassifier:
