@@ -1,6 +1,7 @@
 """Ridge regression with many alphas and one alpha per target, chosen by efficient cross-validation.
 
-One SVD of the (centred) design is reused for every alpha and every target:
+One SVD of the (centred) design (from the eigendecomposition of its Gram matrix) is reused for every
+alpha and every target:
 
 - ``cv="loo"``: exact leave-one-out errors from the hat matrix, as scikit-learn's
   ``RidgeCV(alpha_per_target=True)`` (GCV, SVD mode): residual_i / (1 - h_ii), with the intercept
@@ -91,8 +92,24 @@ def _chunk_size(n_rows: int, n_alphas: int, itemsize: int, budget: int) -> int:
 
 
 def _svd(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    u, s, vh = torch.linalg.svd(x, full_matrices=False)
-    return u, s, vh.mT
+    """The thin SVD ``x = U diag(s) V^T`` from the eigendecomposition of the smaller Gram matrix.
+
+    LAPACK's SVD of a tall n x p matrix costs seconds where ``X^T X`` (n p^2) and its p x p ``eigh``
+    cost a fraction, so: Gram and ``eigh`` in float64 (squaring the condition number there costs
+    nothing that float64 cannot hold), then ``U = X V / s`` (or ``V = X^T U / s`` when n < p).
+    Directions with ``s <= s_max * max(n, p) * eps`` (numpy's rank tolerance) are dropped: ridge
+    gives them zero weight and zero leverage for every alpha > 0, so nothing changes but the rank.
+    """
+    xd = x.double()
+    tall = x.shape[0] >= x.shape[1]
+    gram = xd.mT @ xd if tall else xd @ xd.mT
+    evals, vecs = torch.linalg.eigh(gram)
+    s = evals.clamp_min(0).sqrt()
+    keep = s > s.max() * max(x.shape) * torch.finfo(torch.float64).eps
+    s, vecs = s[keep].flip(0), vecs[:, keep].flip(1)  # descending, as an SVD returns them
+    other = (xd @ vecs if tall else xd.mT @ vecs) / s
+    u, v = (other, vecs) if tall else (vecs, other)
+    return u.to(x.dtype), s.to(x.dtype), v.to(x.dtype)
 
 
 class _Progress:
@@ -190,9 +207,11 @@ def _loo_scores(u: torch.Tensor, s: torch.Tensor, uty: torch.Tensor, yc: torch.T
     out = torch.empty(len(alphas), yc.shape[1], dtype=torch.float64, device=yc.device)
     for k, alpha in enumerate(alphas):
         shrink = s * s / (s * s + alpha)
-        leverage = u2 @ shrink + (1.0 / n if fit_intercept else 0.0)
-        residual = (yc - u @ (shrink[:, None] * uty)) / (1.0 - leverage)[:, None]
-        out[k] = -(residual * residual).mean(0, dtype=torch.float64)
+        weight = 1.0 / (1.0 - (u2 @ shrink + (1.0 / n if fit_intercept else 0.0)))
+        # one n x t buffer per alpha, updated in place: y - U diag(shrink) U^T y, scaled, squared
+        residual = torch.addmm(yc, u, shrink[:, None] * uty, alpha=-1)
+        residual.mul_(weight[:, None]).square_()
+        out[k] = residual.sum(0, dtype=torch.float64).div_(-n)
     return out
 
 
