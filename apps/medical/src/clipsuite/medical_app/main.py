@@ -58,7 +58,8 @@ def _write_json(path: Path, data: object) -> None:
 @app.command()
 @cli_errors
 def classify(
-    path: Annotated[Path, typer.Argument(help="Image, image folder, NIfTI file, DICOM series folder or folder of NIfTI.")],
+    path: Annotated[Path, typer.Argument(help="Image, image folder, NIfTI file, DICOM series folder or folder of "
+                                              "NIfTI.")],
     classes: Annotated[str, typer.Option(help="Comma-separated class names.")],
     window: Annotated[str, typer.Option(help="soft-tissue | lung | bone | brain | mediastinum | mr | "
                                              "A_MIN,A_MAX | percentile:LOW,HIGH")] = "soft-tissue",

@@ -24,8 +24,8 @@ def build(zero_shot: torch.Tensor, train: CachedFeatures, n_classes: int, scale:
 
 
 @torch.no_grad()
-def search(head: TipAdapterHead, val_features: torch.Tensor, val_labels: torch.Tensor, steps: tuple[int, int] = (20, 10),
-           ) -> tuple[float, float, float]:
+def search(head: TipAdapterHead, val_features: torch.Tensor, val_labels: torch.Tensor,
+           steps: tuple[int, int] = (20, 10)) -> tuple[float, float, float]:
     """Set ``head.alpha``/``head.beta`` to the grid point with the best validation accuracy.
 
     Returns (alpha, beta, accuracy); ties keep the earlier (smaller) values.
