@@ -141,7 +141,8 @@ def biomedcoop_compare(
     shots: Annotated[str, typer.Option(help="Comma-separated shot counts, e.g. 1,2,4,8,16.")] = "16",
     seeds: Annotated[str, typer.Option(help="Comma-separated seeds.")] = "1,2,3",
     protocol: Annotated[str, typer.Option(help="few-shot | base-to-novel")] = "few-shot",
-    methods: Annotated[str, typer.Option(help="Comma-separated: zeroshot, coop, cocoop, kgcoop, biomedcoop.")] = (
+    methods: Annotated[str, typer.Option(help="Comma-separated installed adaptation methods (`clipsuite adapt "
+                                              "methods` lists them); default: the paper's table.")] = (
         "zeroshot,coop,cocoop,kgcoop,biomedcoop"),
     epochs: Annotated[int | None, typer.Option(help="Override every method's epochs (default: papers').")] = None,
     csv_out: Annotated[Path | None, typer.Option("--csv", help="Write every run (method, shots, seed, ...).")] = None,
