@@ -15,22 +15,28 @@ from clipsuite.anomaly.methods.text_prompts import PromptTextEncoder
 from clipsuite.anomaly.train import train_learned
 from clipsuite.anomaly_app.main import app
 from clipsuite.core.errors import InputError
-from clipsuite.core.towers import vision_tower
+from clipsuite.core.models import load_model
+from clipsuite.core.towers import text_tower, vision_tower
 from clipsuite.core.train import read_metrics
 
 runner = CliRunner()
 TINY = ["--model", "tiny", "--device", "cpu"]
 
 
-def test_prompt_encoder_equals_encode_text_when_ctx_is_the_words(tiny):
-    encoder = PromptTextEncoder(tiny, n_ctx=3, deep_depth=0)
-    words = tiny.tokenize(["a b c object.", "a b c damaged object."])
+@pytest.mark.parametrize("spec", ["tiny", "tiny-hf"])
+def test_prompt_encoder_equals_encode_text_when_ctx_is_the_words(spec):
+    clip = load_model(spec, device="cpu")
+    encoder = PromptTextEncoder(clip, n_ctx=3, deep_depth=0)
+    words = clip.tokenize(["a b c object.", "a b c damaged object."])
     with torch.no_grad():
-        encoder.ctx.copy_(tiny.model.token_embedding(words)[:, 1:4])
-        expected = tiny.model.encode_text(words)
-        torch.testing.assert_close(encoder(), expected, atol=1e-5, rtol=0)
-    deep = PromptTextEncoder(tiny, n_ctx=3, deep_depth=3)
-    assert deep.deep.shape[0] == 2  # layers 1 and 2 get fresh tokens
+        encoder.ctx.copy_(text_tower(clip).embed(words)[:, 1:4])
+        expected = clip.model.encode_text(words)
+        torch.testing.assert_close(encoder(), expected, atol=1e-6, rtol=0)
+    deep = PromptTextEncoder(clip, n_ctx=3, deep_depth=2)
+    assert deep.deep.shape[0] == 1  # layer 1 gets fresh tokens
+    with torch.no_grad():
+        moved = deep()
+    assert (moved - encoder()).abs().max() > 1e-4  # the deep prompts reach the features
 
 
 def test_dpam_keeps_the_cls_path_and_changes_patches(tiny):

@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from open_clip.model import resize_pos_embed
 
+from clipsuite.core.errors import ModelError
 from clipsuite.core.models import load_model
 from clipsuite.core.towers import capture, deep_prompt_hooks, replace_span, text_tower, vision_tower
 from clipsuite.core.towers.open_clip_text import OpenClipHFTextTower, OpenClipTextTower
@@ -58,6 +59,8 @@ def test_text_hooks_rewrite_block_inputs_and_are_removed(clip) -> None:  # type:
     assert (moved - plain).abs().max() > 1e-3
     assert all(not block._forward_pre_hooks for block in tower.blocks)
     assert torch.equal(tower.encode(tokens), plain)
+    with pytest.raises(ModelError, match=f"hook for text block {tower.depth}, but the tower has {tower.depth}"):
+        tower.encode(tokens, {tower.depth: capture(seen)})
 
 
 def test_text_pooling_follows_the_tower() -> None:
@@ -166,7 +169,6 @@ def test_band_rules_match_timm_where_timm_defines_them() -> None:
 
 
 def test_band_rule_errors_name_the_problem() -> None:
-    from clipsuite.core.errors import ModelError
     from clipsuite.core.towers.bands import band_weights
 
     with pytest.raises(ModelError, match="needs at least 3 bands"):

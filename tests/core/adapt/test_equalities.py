@@ -36,7 +36,48 @@ def test_text_tower_matches_encode_text(model) -> None:  # type: ignore[no-untyp
     with torch.no_grad():
         ours = torch.nn.functional.normalize(tower.encode_embeddings(tower.embed(tokens), tokens), dim=-1)
     torch.testing.assert_close(ours, model.encode_texts(["a photo of a red circle.", "blue square",
-                                                          "a yellow star at the top"]), atol=1e-5, rtol=1e-5)
+                                                          "a yellow star at the top"]), atol=1e-6, rtol=0)
+
+
+def test_maple_text_side_starts_at_the_hand_crafted_prompt() -> None:
+    """Causal tower: the deep prompts initialised from the tower's own hidden states change nothing,
+    so MaPLe's text features equal "a photo of a {class}." (agreement ~1e-7)."""
+    from clipsuite.core.adapt.maple import MaPLeClassifier, MaPLeConfig
+
+    model = load_model("tiny", device="cpu")
+    maple = MaPLeClassifier(model, NAMES, MaPLeConfig(n_ctx=2, depth=4, deep_init="hidden"))
+    with torch.no_grad():
+        ours = maple.text_features()
+    torch.testing.assert_close(ours, model.encode_texts([f"a photo of a {n}." for n in NAMES]), atol=1e-6, rtol=0)
+
+
+def test_maple_image_side_equals_open_clip_forward_with_the_prompts_inserted() -> None:
+    """The oracle is open_clip's own image forward with torch hooks: shallow prompts appended at
+    ``ln_pre``'s input, deep prompts written over the last tokens at each block's input."""
+    from clipsuite.core.adapt.maple import MaPLeClassifier, MaPLeConfig
+
+    model = load_model("tiny", device="cpu")
+    maple = MaPLeClassifier(model, NAMES, MaPLeConfig(n_ctx=2, depth=3, deep_init="random"))
+    visual, n = model.model.visual, maple.prompt.n_ctx
+    shallow = maple.proj(maple.prompt.ctx).detach()
+    deep = [proj(p).detach() for proj, p in zip(maple.deep_proj, maple.text_deep)]
+    handles = [visual.ln_pre.register_forward_pre_hook(
+        lambda m, args: (torch.cat([args[0], shallow.expand(args[0].shape[0], -1, -1)], dim=1),))]
+    for block, prompt in zip(visual.transformer.resblocks[1:], deep):
+        handles.append(block.register_forward_pre_hook(
+            lambda m, args, p=prompt: (torch.cat([args[0][:, :-n], p.expand(args[0].shape[0], -1, -1)], dim=1),)))
+    pixels = torch.randn(3, 3, 64, 64, generator=torch.Generator().manual_seed(4))
+    try:
+        with torch.no_grad():
+            expected = torch.nn.functional.normalize(visual(pixels), dim=-1)
+    finally:
+        for handle in handles:
+            handle.remove()
+    with torch.no_grad():
+        ours = maple.image_features(pixels)
+        plain = model.encode_images(pixels)
+    torch.testing.assert_close(ours, expected, atol=1e-6, rtol=0)
+    assert (ours - plain).abs().max() > 1e-3  # the prompts did change the image features
 
 
 def test_coop_with_zero_steps_equals_hand_crafted_zero_shot(model) -> None:  # type: ignore[no-untyped-def]

@@ -238,6 +238,13 @@ class TextTower(abc.ABC):
         return (tokens != self.pad_id).long()
 
     # ---- encoding ----------------------------------------------------------------------------
+    def check_hooks(self, hooks: BlockHooks | None) -> None:
+        """``ModelError`` for a hook on a block this tower does not have (it would never run)."""
+        wrong = sorted(i for i in (hooks or {}) if not 0 <= i < self.depth)
+        if wrong:
+            raise ModelError(f"{self.clip.name}: a hook for text block {wrong[0]}, "
+                             f"but the tower has {self.depth} blocks")
+
     @abc.abstractmethod
     def encode_embeddings(self, embeddings: torch.Tensor, tokens: torch.Tensor,
                           hooks: BlockHooks | None = None) -> torch.Tensor:

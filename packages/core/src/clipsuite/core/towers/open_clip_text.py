@@ -80,6 +80,7 @@ class OpenClipTextTower(TextTower):
 
     def encode_embeddings(self, embeddings: torch.Tensor, tokens: torch.Tensor,
                           hooks: BlockHooks | None = None) -> torch.Tensor:
+        self.check_hooks(hooks)
         owner = self.module
         tokens = tokens.to(embeddings.device)
         cast = owner.transformer.get_cast_dtype()
@@ -159,6 +160,7 @@ class OpenClipHFTextTower(TextTower):
 
     def encode_embeddings(self, embeddings: torch.Tensor, tokens: torch.Tensor,
                           hooks: BlockHooks | None = None) -> torch.Tensor:
+        self.check_hooks(hooks)
         mask = self.attention_mask(tokens.to(embeddings.device))
         with _pre_hooks(self.blocks, hooks):
             out = self.module.transformer(inputs_embeds=embeddings, attention_mask=mask)
