@@ -44,6 +44,20 @@ def test_loo_matches_sklearn_ridgecv(shape):
     np.testing.assert_allclose(ours.cv_scores.numpy(), ref.best_score_, rtol=1e-8)
 
 
+def test_rank_deficient_design_matches_sklearn():
+    """A duplicated and a constant column: the Gram-matrix SVD drops the null directions exactly."""
+    from sklearn.linear_model import Ridge, RidgeCV
+
+    x, y = _problem(p=20)
+    x = np.concatenate([x, x[:, :3], np.full((len(x), 1), 2.0)], axis=1)
+    ours = fit_ridge_cv(x, y, ALPHAS, cv="loo")
+    ref = RidgeCV(alphas=ALPHAS, alpha_per_target=True).fit(x, y)
+    np.testing.assert_array_equal(ours.alphas.numpy(), ref.alpha_)
+    np.testing.assert_allclose(ours.predict(x).numpy(), ref.predict(x), atol=1e-6)
+    fixed = fit_ridge(x, y, 0.5)
+    np.testing.assert_allclose(fixed.coef.numpy(), Ridge(alpha=0.5).fit(x, y).coef_.T, atol=1e-7, rtol=1e-6)
+
+
 def test_float32_on_chunks_stays_close():
     x, y = _problem()
     exact = fit_ridge_cv(x, y, ALPHAS, cv="loo")
