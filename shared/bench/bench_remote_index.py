@@ -1,0 +1,91 @@
+"""Scene index build: tiles/s of the windowed pipeline against the encoder alone (issue 9: ratio >= 0.8),
+and tiling memory at growing scene sizes (must not grow with the scene).
+
+Pipeline on the largest scene (what ``clipsuite-remote index SCENE`` does): windowed reads of a 4-band
+uint16 GeoTIFF, band selection, nodata masks, reflectance scaling, scene-wide percentile stretch,
+resize/normalise in torch, encode, write the shard. Baseline: the same encoder on preloaded,
+preprocessed tiles of that scene (at most ``--baseline-tiles``).
+Memory: tracemalloc peak of the tiling pass (numpy buffers) at each scene size, one scene at a time.
+
+    uv run python shared/bench/run.py remote_index                              # 5k, 10k, 20k px
+    uv run python shared/bench/run.py remote_index -- --sizes 1024,2048,4096 --model tiny-multilingual
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+import tracemalloc
+from pathlib import Path
+
+from harness import BenchResult
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", default="tiny-multilingual", help="model spec (random init is fine)")
+    parser.add_argument("--sizes", default="5000,10000,20000", help="scene sides in pixels")
+    parser.add_argument("--tile", type=int, default=224)
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--device", default=None)
+    parser.add_argument("--baseline-tiles", type=int, default=512, help="preloaded tiles for the encoder alone")
+
+
+def run(args: argparse.Namespace) -> BenchResult:
+    import torch
+
+    from clipsuite.core.models import load_model
+    from clipsuite.remote import synthetic
+    from clipsuite.remote.scenes import SceneIndexConfig, embed_scene_tiles, model_input
+    from clipsuite.remote.tiling import TileSpec, iter_tiles
+
+    sizes = [int(v) for v in args.sizes.split(",")]
+    clip = load_model(args.model, device=args.device)
+    spec = TileSpec(size=args.tile, min_valid=0.0)
+    config = SceneIndexConfig(bands=["B04", "B03", "B02"], tile=spec, batch_size=args.batch,
+                              num_workers=args.workers, progress=False)
+    result = BenchResult("remote_index", params={"model": args.model, "sizes": sizes, "tile": args.tile,
+                                                 "batch": args.batch, "workers": args.workers,
+                                                 "device": str(clip.device), "threads": torch.get_num_threads()})
+    with tempfile.TemporaryDirectory() as tmp:
+        scenes = {}
+        for size in sizes:
+            cell = 250 if size % 250 == 0 else 256
+            cells = max(1, size // cell)
+            scenes[size] = synthetic.write_scene(Path(tmp) / f"scene_{size}.tif", rows=cells, cols=cells, cell=cell,
+                                                 nodata_cols=0).path
+        for size, path in scenes.items():  # tiling memory, one scene at a time
+            tracemalloc.start()
+            count = sum(1 for _ in iter_tiles(path, config.bands, spec, config.scaling, config.stretcher))
+            _, peak = tracemalloc.get_traced_memory()
+            tracemalloc.stop()
+            result.memory_mb[f"tiling_peak_{size}px"] = peak / 2**20
+            result.metrics[f"tiles_{size}px"] = float(count)
+        largest = scenes[sizes[-1]]  # throughput on the largest scene: fixed costs (workers, stats) amortised
+        start = time.perf_counter()
+        _, _, tiles, _ = embed_scene_tiles(clip, [largest], Path(tmp) / "shards", config, process_index=0,
+                                           num_processes=1)
+        result.timings_s["pipeline"] = time.perf_counter() - start
+        first = []  # the baseline holds at most --baseline-tiles tiles in memory
+        for tile in iter_tiles(largest, config.bands, spec, config.scaling, config.stretcher):
+            first.append(torch.from_numpy(tile.pixels))
+            if len(first) == args.baseline_tiles:
+                break
+        pixels = torch.stack(first)
+        prepared = model_input(pixels, clip)
+        start = time.perf_counter()
+        for i in range(0, len(prepared), args.batch):
+            clip.encode_image_tensor(prepared[i:i + args.batch])
+        if clip.device.type == "cuda":
+            torch.cuda.synchronize(clip.device)
+        result.timings_s["encoder_only"] = time.perf_counter() - start
+    result.metrics["pipeline_tiles_per_s"] = tiles / result.timings_s["pipeline"]
+    result.metrics["encoder_tiles_per_s"] = len(prepared) / result.timings_s["encoder_only"]
+    result.ratios["pipeline_over_encoder"] = result.metrics["pipeline_tiles_per_s"] / result.metrics[
+        "encoder_tiles_per_s"]
+    peaks = [result.memory_mb[f"tiling_peak_{s}px"] for s in sizes]
+    result.checks["throughput_ratio>=0.8"] = result.ratios["pipeline_over_encoder"] >= 0.8
+    result.checks["tiling_memory_flat"] = max(peaks) <= 1.5 * min(peaks)
+    result.notes.append("wall times, one run each; the machine is shared, so the ratio is noisy")
+    return result
