@@ -4,7 +4,6 @@ several commands take (module-level ``Annotated`` types, the one style of every 
 from __future__ import annotations
 
 import functools
-import sys
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
@@ -52,5 +51,9 @@ def cli_errors(func: F) -> F:
 
 
 def progress() -> Progress:
+    """A rich bar on stderr, under the core's rule (``clipsuite.core.progress``): none in a redirected log."""
+    from clipsuite.core.progress import progress_enabled
+
     return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TimeRemainingColumn(), console=err_console, transient=not sys.stderr.isatty())
+                    TimeRemainingColumn(), console=err_console,
+                    disable=not progress_enabled(stream=err_console.file))

@@ -28,11 +28,12 @@ import numpy as np
 import torch
 from safetensors import SafetensorError, safe_open
 from torch.utils.data import DataLoader, Dataset
-from tqdm.auto import tqdm
 
 from clipsuite.core.checkpoints import CONFIG_METADATA_KEY
 from clipsuite.core.errors import ClipsuiteError, InputError
 from clipsuite.core.images import expand_image_inputs, load_image
+from clipsuite.core.progress import progress_bar
+from clipsuite.core.skipping import SkipLog, check_on_error
 from clipsuite.core.staging import StagedFile, atomic_write_json
 from clipsuite.core.tabular import iter_jsonl, read_table
 
@@ -219,8 +220,8 @@ def embed_images(model: Any, source: str | os.PathLike[str] | Sequence[str | os.
     ``model_spec`` is recorded so a later text/image query can load the same model.
     """
     config = config or EmbedConfig()
-    if config.on_error not in ("skip", "fail"):
-        raise InputError(f"on_error must be 'skip' or 'fail', got '{config.on_error}'")
+    log = SkipLog(check_on_error(config.on_error))
+    skipped_ids: list[Any] = []  # the input id of each entry of log.skipped
     rows = read_inputs(source, config.path_column)
     rank, world, state = process_layout(process_index, num_processes)
     start, stop = rank * len(rows) // world, (rank + 1) * len(rows) // world
@@ -233,24 +234,23 @@ def embed_images(model: Any, source: str | os.PathLike[str] | Sequence[str | os.
     name = shard_name(rank, world)
     writer = ShardWriter(folder / f"{name}.safetensors", model.embed_dim, config.dtype)
     lines = StagedFile(folder / f"{name}.jsonl", "w")
-    skipped: list[dict[str, Any]] = []
     loader = DataLoader(ImageFiles([r["path"] for r in share], model.preprocess), batch_size=config.batch_size,
                         num_workers=config.num_workers, collate_fn=collate_images,
                         pin_memory=model.device.type == "cuda", persistent_workers=False)
     try:
-        bar = tqdm(total=len(share), desc=f"embedding {name}", unit="img",
-                   disable=not config.progress or (rank != 0 and state is not None), leave=False)
+        bar = progress_bar(len(share), f"embedding {name}", unit="img", leave=False,
+                           enabled=config.progress and (rank == 0 or state is None))
         with bar:
             for positions, pixels, failures in loader:
                 for position, reason in failures:
-                    if config.on_error == "fail":
-                        raise InputError(reason)
-                    skipped.append({"id": share[position]["id"], "path": share[position]["path"], "reason": reason})
+                    log.record(share[position]["path"], reason)
+                    skipped_ids.append(share[position]["id"])
                 if pixels is not None:
                     writer.write(model.encode_image_tensor(pixels).cpu())
                     lines.handle.writelines(json.dumps(share[p], ensure_ascii=False, default=str) + "\n"
                                             for p in positions)
                 bar.update(len(positions) + len(failures))
+        skipped = [{"id": row_id, **entry.as_dict()} for row_id, entry in zip(skipped_ids, log.skipped)]
         if writer.rows == 0 and world == 1:  # with several processes one share may be all bad
             raise InputError(f"{source}: none of the {len(share)} images could be decoded "
                              f"(first: {skipped[0]['reason'] if skipped else '?'})")

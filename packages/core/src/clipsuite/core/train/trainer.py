@@ -22,11 +22,11 @@ from typing import Any
 import torch
 from accelerate import Accelerator
 from accelerate.utils import DistributedType, send_to_device, set_seed
-from tqdm.auto import tqdm
 
 from clipsuite.core.checkpoints import atomic_write_json
 from clipsuite.core.errors import ClipsuiteError
 from clipsuite.core.precision import Precision
+from clipsuite.core.progress import progress_bar
 from clipsuite.core.train import state as st
 from clipsuite.core.train.checkpointing import Position, Saved, restore_checkpoint, save_checkpoint
 from clipsuite.core.train.config import TrainConfig
@@ -177,8 +177,8 @@ class Trainer:
         run = self._prepare(acc, train_data)
         pos, resumed_from = self._start(acc, run)
         total = run.saved.total_steps
-        bar = tqdm(total=total, initial=pos.step, desc="train", dynamic_ncols=True,
-                   disable=not (cfg.progress and acc.is_main_process))
+        bar = progress_bar(total, "train", initial=pos.step, dynamic_ncols=True,
+                           enabled=cfg.progress and acc.is_main_process)
         metrics: dict[str, float] = {}
         window: dict[str, torch.Tensor] = {}
         window_count = 0
