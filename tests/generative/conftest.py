@@ -5,8 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 
 from clipsuite.generative import synthetic
+
+# The test machine's cores are shared by several runs: two OpenMP threads spin-waiting on a busy
+# machine make these small convolutions ~50x slower than one thread.
+torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")
