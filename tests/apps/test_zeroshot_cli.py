@@ -44,13 +44,35 @@ def _assert_one_line_error(result, needle):
     assert needle in result.output
 
 
-def test_corrupt_image_is_one_line_and_no_output(tmp_path):
+def test_corrupt_image_is_skipped_and_listed_or_fails_with_on_error_fail(tmp_path):
     folder = _images(tmp_path / "imgs")
     (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
     out = tmp_path / "preds.csv"
     result = runner.invoke(app, ["zeroshot", str(folder), "--classes", "a,b", "--output", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "skipped 1 unreadable image: " in result.output and "broken.png" in result.output
+    rows = list(csv.DictReader(open(out)))
+    assert [row["path"].rsplit("/", 1)[-1] for row in rows] == ["img0.png", "img1.png", "img2.png", "broken.png"]
+    assert [row["error"] == "" for row in rows] == [True, True, True, False]
+    assert rows[3]["class_1"] == "" and "broken.png: not a readable image" in rows[3]["error"]
+    out.unlink()
+    result = runner.invoke(app, ["zeroshot", str(folder), "--classes", "a,b", "--output", str(out),
+                                 "--on-error", "fail"])
     _assert_one_line_error(result, "broken.png")
     assert not out.exists()
+    bad = runner.invoke(app, ["zeroshot", str(folder), "--classes", "a,b", "--on-error", "ignore"])
+    _assert_one_line_error(bad, "on_error must be 'skip' or 'fail'")
+
+
+def test_a_single_class_is_refused(tmp_path):
+    folder = _images(tmp_path / "imgs", 1)
+    for args in (["--classes", "cat"], ["--classes", "cat,"]):
+        result = runner.invoke(app, ["zeroshot", str(folder), *args, "--model", "nope"])
+        _assert_one_line_error(result, "give at least two classes, got 1 ('cat')")  # before the model is built
+    names = tmp_path / "names.txt"
+    names.write_text("cat\n\n")
+    _assert_one_line_error(runner.invoke(app, ["zeroshot", str(folder), "--classes-file", str(names)]),
+                           "scores 1.000 by construction")
 
 
 def test_empty_folder_unknown_model_and_missing_classes(tmp_path):
@@ -58,7 +80,7 @@ def test_empty_folder_unknown_model_and_missing_classes(tmp_path):
     _assert_one_line_error(runner.invoke(app, ["zeroshot", str(tmp_path / "empty"), "--classes", "a"]),
                            "no images found")
     folder = _images(tmp_path / "imgs", 1)
-    _assert_one_line_error(runner.invoke(app, ["zeroshot", str(folder), "--classes", "a", "--model", "nope"]),
+    _assert_one_line_error(runner.invoke(app, ["zeroshot", str(folder), "--classes", "a,b", "--model", "nope"]),
                            "unknown model 'nope'")
     _assert_one_line_error(runner.invoke(app, ["zeroshot", str(folder)]), "give --classes")
 
@@ -67,7 +89,7 @@ def test_malformed_descriptions_json(tmp_path):
     folder = _images(tmp_path / "imgs", 1)
     bad = tmp_path / "cupl.json"
     bad.write_text('{"a": ["x"],')
-    _assert_one_line_error(runner.invoke(app, ["zeroshot", str(folder), "--classes", "a",
+    _assert_one_line_error(runner.invoke(app, ["zeroshot", str(folder), "--classes", "a,b",
                                                "--descriptions", str(bad)]), "malformed JSON")
 
 

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from clipsuite.cli.common import DeviceOpt, ModelOpt, PretrainedOpt, cli_errors, console
+from clipsuite.cli.common import DeviceOpt, ModelOpt, PretrainedOpt, cli_errors, console, err_console
 from clipsuite.core.errors import InputError
 
 
@@ -46,17 +46,26 @@ def register(app: typer.Typer) -> None:
         batch_size: Annotated[int, typer.Option(min=1, help="Images per forward pass.")] = 64,
         device: DeviceOpt = None,
         output: Annotated[Path | None, typer.Option(help="Write predictions as CSV here.")] = None,
+        on_error: Annotated[str, typer.Option(
+            help="skip: leave out unreadable images (listed in the CSV's error column); fail: stop.")] = "skip",
     ) -> None:
         """Zero-shot (or adapter) classification of images; prints a table, optionally writes CSV."""
         from clipsuite.core import load_model
         from clipsuite.core.checkpoints import atomic_write_text
         from clipsuite.core.images import expand_image_inputs, load_image
         from clipsuite.core.prompts import load_descriptions
-        from clipsuite.core.zeroshot import build_classifier, logits
+        from clipsuite.core.skipping import SkipLog, check_on_error, read_each
+        from clipsuite.core.zeroshot import build_classifier, check_class_count, logits
 
+        log = SkipLog(check_on_error(on_error))
         paths = expand_image_inputs(images)
-        for path in paths:  # decode everything up front: a corrupt file fails before any output
-            load_image(path)
+        names = _class_names(classes, classes_file)
+        if adapter is None:
+            if names is None:
+                raise InputError("give --classes, --classes-file or --adapter")
+            check_class_count(names)
+        # decode everything up front: an unreadable file is skipped (or fails) before any output
+        paths, _ = read_each(paths, load_image, log, "images")
         clip = load_model(model, pretrained=pretrained, device=device)
         if adapter is not None:
             import torch
@@ -72,9 +81,7 @@ def register(app: typer.Typer) -> None:
                 scores = learned.logits(clip.encode_images(paths, batch_size=batch_size))
         else:
             features = clip.encode_images(paths, batch_size=batch_size)
-            names = _class_names(classes, classes_file)
-            if names is None:
-                raise InputError("give --classes, --classes-file or --adapter")
+            assert names is not None  # checked above, before the model was built
             sentences = load_descriptions(descriptions, names) if descriptions else None
             scores = logits(features, build_classifier(clip, names, templates, sentences), clip.logit_scale())
         probs = scores.softmax(dim=-1)
@@ -83,11 +90,15 @@ def register(app: typer.Typer) -> None:
         table = Table("image", *[f"#{i + 1}" for i in range(k)])
         buffer = io.StringIO()
         writer = csv.writer(buffer)
-        writer.writerow(["path"] + [f"{kind}_{i + 1}" for i in range(k) for kind in ("class", "prob")])
+        writer.writerow(["path"] + [f"{kind}_{i + 1}" for i in range(k) for kind in ("class", "prob")] + ["error"])
         for path, values, indices in zip(paths, top.values.tolist(), top.indices.tolist()):
             table.add_row(str(path), *[f"{names[i]} ({p:.2f})" for p, i in zip(values, indices)])
-            writer.writerow([str(path)] + [x for p, i in zip(values, indices) for x in (names[i], f"{p:.6f}")])
+            writer.writerow([str(path)] + [x for p, i in zip(values, indices) for x in (names[i], f"{p:.6f}")] + [""])
+        for skipped in log.skipped:  # listed, with empty predictions, so the CSV accounts for every input
+            writer.writerow([skipped.path] + [""] * (2 * k) + [skipped.reason])
         console.print(table)
+        if log.skipped:
+            err_console.print(f"[yellow]{log.summary('image')}[/]", soft_wrap=True)
         if output is not None:
             atomic_write_text(output, buffer.getvalue())
             console.print(f"predictions written to {output}")
