@@ -225,3 +225,5 @@ def test_demo_step_paths_become_relative_and_must_exist_inside_the_step_folder(t
         DemoStepResult("t", files={"x": Path("../x.txt")}).relative_to(tmp_path)
     with pytest.raises(PluginError, match="missing.png was not written"):
         DemoStepResult("t", pictures={"m": Path("missing.png")}).relative_to(tmp_path)
+    with pytest.raises(PluginError, match="metric 'auc' is None, not a number"):
+        DemoStepResult("t", metrics={"auc": None}).relative_to(tmp_path)  # type: ignore[dict-item]  # the point

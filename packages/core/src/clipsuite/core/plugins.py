@@ -15,6 +15,7 @@ entry-point name (build backends write ``entry_points.txt`` sorted, so declarati
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
@@ -145,7 +146,11 @@ class DemoStepResult:
     pictures: dict[str, Path] = field(default_factory=dict)
 
     def relative_to(self, folder: Path) -> DemoStepResult:
-        """A copy whose paths are relative to ``folder``; a path outside it is a ``PluginError``."""
+        """A copy whose paths are relative to ``folder``; a path outside it, a file not written or a metric
+        that is not a number is a ``PluginError`` (the report would otherwise break or mislead)."""
+        for key, value in self.metrics.items():
+            if isinstance(value, bool) or not isinstance(value, numbers.Real):
+                raise PluginError(f"demo step metric '{key}' is {value!r}, not a number")
         return DemoStepResult(self.title, list(self.summary), dict(self.metrics),
                               {k: _inside(Path(v), folder, k) for k, v in self.files.items()},
                               {k: _inside(Path(v), folder, k) for k, v in self.pictures.items()})
