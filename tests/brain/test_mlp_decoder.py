@@ -133,3 +133,8 @@ def test_cli_mlp_bad_options_one_line_before_work(subject, tmp_path):
     assert result.exit_code == 2
     assert "--epochs must be >= 1" in result.output and "--lr must be > 0" in result.output
     assert "--precision" in result.output and "Traceback" not in result.output
+    result = runner.invoke(app, ["fit", str(subject), "--decoder", "mlp", "-o", str(tmp_path / "d"), "--run-dir",
+                                 str(tmp_path / "d" / "run"), "--model", "tiny", "--device", "cpu",
+                                 "--cache", str(tmp_path / "cache")])
+    assert result.exit_code == 2 and "must lie outside the decoder folder" in result.output
+    assert not (tmp_path / "d").exists()

@@ -103,6 +103,10 @@ def fit_mlp_decoder(subject: Subject, features: StimulusFeatures, out: str | Pat
     ``out``; ``train_config.output_dir`` holds the run (checkpoints, ``metrics.jsonl``, resume)."""
     from accelerate import PartialState
 
+    run, folder = Path(train_config.output_dir).resolve(), Path(out).resolve()
+    if run == folder or folder in run.parents:
+        raise InputError(f"{train_config.output_dir}: the training run folder must lie outside the decoder folder "
+                         f"{out} (which is replaced when training ends)")
     rows = features.rows(subject.train.stimulus)
     train = DecoderDataset(subject.train.responses, {s: getattr(features, s)[rows] for s in SPACES})
     test_rows = features.rows(subject.test.stimulus)
