@@ -198,8 +198,10 @@ def test_trained_weights_survive_the_round_trip(tmp_path: Path) -> None:
         clip.hf.text_projection.weight.mul_(-1.0)
     flipped = clip.encode_texts(TEXTS)
     torch.testing.assert_close(flipped, -before, atol=1e-6, rtol=0)
+    clip.model.logit_bias = torch.nn.Parameter(torch.tensor(-7.5))  # as SigLIP training adds one
     reloaded = load_model(str(clip.save(tmp_path / "m")), device="cpu")
     torch.testing.assert_close(reloaded.encode_texts(TEXTS), flipped, atol=0, rtol=0)
+    assert reloaded.model.logit_bias.item() == -7.5
 
 
 def _transformers_folder(folder: Path, seed: int = 1, weights: str = "safetensors") -> CLIPModel:
@@ -451,6 +453,24 @@ def test_contrastive_loss_falls_through_the_open_clip_surface(tiny) -> None:  # 
         optimizer.step()
         losses.append(loss.item())
     assert losses[-1] < 0.5 * losses[0]
+
+
+def test_train_contrastive_fine_tunes_and_saves_a_transformers_folder(tmp_path: Path) -> None:
+    """The PubMedCLIP path: core contrastive fine-tuning of a transformers CLIP, saved and reloaded."""
+    from clipsuite.core.contrastive import train_contrastive
+    from clipsuite.core.synthetic import write_shapes_dataset
+
+    data = write_shapes_dataset(tmp_path / "data", n=16, seed=1)
+    result = train_contrastive(data, tmp_path / "out", model="tiny-transformers", max_steps=2, batch_size=8,
+                               augment=False, precision="fp32")
+    assert result.train.step == 2
+    trained = result.model
+    reloaded = load_model(str(tmp_path / "out"), device="cpu")
+    original = load_model("tiny-transformers", device="cpu")
+    assert reloaded.backend == "transformers"
+    trained.to("cpu")
+    torch.testing.assert_close(reloaded.encode_texts(TEXTS), trained.encode_texts(TEXTS), atol=0, rtol=0)
+    assert float((reloaded.encode_texts(TEXTS) - original.encode_texts(TEXTS)).abs().max()) > 1e-4  # it moved
 
 
 def test_builtin_tokenizer_has_clips_layout_and_rebuilds(tmp_path: Path) -> None:

@@ -36,6 +36,8 @@ from clipsuite.core.models import ClipModel
 from clipsuite.core.precision import resolve_precision
 
 BACKEND = "transformers"
+# a SigLIP-trained bias (core.contrastive adds one) has no field in CLIPConfig: it rides in config.json
+LOGIT_BIAS_KEY = "clipsuite_logit_bias"
 
 
 class TransformersCLIP(nn.Module):
@@ -121,7 +123,11 @@ class TransformersClipModel(ClipModel):
         atomic_write_bytes(folder / "model.safetensors", safetensors_bytes(state, metadata={"format": "pt"}))
         self.tokenizer.save(folder)
         atomic_write_json(folder / "preprocessor_config.json", transform_to_dict(self.image_transform))
-        atomic_write_json(folder / HF_CONFIG, self.hf.config.to_dict())
+        config = self.hf.config.to_dict()
+        bias = getattr(self.model, "logit_bias", None)
+        if isinstance(bias, torch.Tensor):
+            config[LOGIT_BIAS_KEY] = float(bias.detach())
+        atomic_write_json(folder / HF_CONFIG, config)
         return folder
 
 
@@ -130,6 +136,7 @@ def _hf_config(source: ModelSource, quick_gelu: bool) -> Any:
     from transformers import CLIPConfig
 
     data = copy.deepcopy(source.config or {})
+    data.pop(LOGIT_BIAS_KEY, None)
     if quick_gelu:
         for key in ("text_config", "vision_config"):
             data.setdefault(key, {})["hidden_act"] = "quick_gelu"
@@ -178,6 +185,10 @@ def build_clip_model(source: ModelSource, device: torch.device, precision: str, 
         hf = CLIPModel(config)
     if source.weights is not None:
         load_weights(hf, source.weights, source.name)
-    model = TransformersCLIP(hf).to(device=device, dtype=resolve_precision(precision, device).weight_dtype)
+    model = TransformersCLIP(hf)
+    bias = (source.config or {}).get(LOGIT_BIAS_KEY)
+    if bias is not None:
+        model.logit_bias = nn.Parameter(torch.tensor(float(bias)))
+    model = model.to(device=device, dtype=resolve_precision(precision, device).weight_dtype)
     summary = _summary(config, context_length, transform)
     return TransformersClipModel(model, tokenizer, summary, source.name, device, precision, transform)
