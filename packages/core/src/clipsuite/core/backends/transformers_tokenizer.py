@@ -6,7 +6,8 @@ This wraps a transformers tokenizer (``CLIPTokenizer(Fast)`` from a folder's tok
 way, without open_clip's extra text cleaning, so the ids equal what transformers' own pipeline makes.
 
 CLIP's tokenizers usually pad with the end token itself (``pad == eos``), so "not padding" is not
-"not the pad id": ``attention_mask`` marks every position up to and including the first end token.
+"not the pad id": ``attention_mask`` marks every position up to and including the one transformers
+pools at (``eos_positions``: the first end token).
 """
 
 from __future__ import annotations
