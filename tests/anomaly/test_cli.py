@@ -55,26 +55,54 @@ def test_detect_few_shot_and_odd_image_modes(mvtec_root, tmp_path):
     assert all(row["anomalous"] == (row["score"] >= summary["threshold"]) for row in summary["images"])
 
 
-def test_detect_bad_inputs_one_line_no_report(mvtec_root, tmp_path):
+def test_detect_skips_a_corrupt_image_and_lists_it_or_fails_on_request(mvtec_root, tmp_path):
     folder = tmp_path / "mixed"
     shutil.copytree(mvtec_root / "bottle" / "test" / "good", folder)
     (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
-    out = tmp_path / "never"
+    out = tmp_path / "report"
     result = runner.invoke(app, ["detect", str(folder), "--out", str(out), "--method", "winclip", *TINY])
+    assert result.exit_code == 0, result.output
+    assert "skipped 1 unreadable image" in result.output and "broken.png" in result.output
+    rows = list(csv.DictReader((out / "scores.csv").read_text().splitlines()))
+    assert [Path(r["image"]).name for r in rows] == ["000.png", "001.png", "002.png", "broken.png"]
+    assert [r["score"] == "" for r in rows] == [False, False, False, True]
+    assert "broken.png: corrupt image" in rows[3]["error"] and rows[0]["error"] == ""
+    summary = json.loads((out / "scores.json").read_text())
+    assert len(summary["images"]) == 3 and [Path(s["path"]).name for s in summary["skipped"]] == ["broken.png"]
+    assert "skipped 1 unreadable image(s)" in (out / "index.html").read_text()
+    assert len(list((out / "heatmaps").glob("*.png"))) == 3
+
+    never = tmp_path / "never"
+    result = runner.invoke(app, ["detect", str(folder), "--out", str(never), "--method", "winclip",
+                                 "--on-error", "fail", *TINY])
     assert result.exit_code == 2
     assert "broken.png" in result.output and "Traceback" not in result.output
-    assert not out.exists() and not list(tmp_path.glob(".never*"))
-    # reference images of another size than the queries
-    refs = tmp_path / "refs"
-    refs.mkdir()
-    Image.new("RGB", (80, 80), "white").save(refs / "big.png")
-    result = runner.invoke(app, ["detect", str(mvtec_root / "bottle" / "test" / "good"), "--method", "patch_memory",
-                                 "--reference", str(refs), "--out", str(out), *TINY])
-    assert result.exit_code == 2 and "64x64 but the reference images are 80x80" in result.output
-    assert not out.exists()
-    result = runner.invoke(app, ["detect", str(folder / "000.png"), "--method", "patch_memory", "--out", str(out),
+    assert not never.exists() and not list(tmp_path.glob(".never*"))
+    result = runner.invoke(app, ["detect", str(folder / "000.png"), "--method", "patch_memory", "--out", str(never),
                                  *TINY])
     assert result.exit_code == 2 and "needs normal reference images" in result.output
+    (tmp_path / "bad_only").mkdir()
+    shutil.copy(folder / "broken.png", tmp_path / "bad_only" / "x.png")
+    result = runner.invoke(app, ["detect", str(tmp_path / "bad_only"), "--out", str(never), *TINY])
+    assert result.exit_code == 2 and "none of the 1 images could be read" in result.output
+    assert not never.exists()
+
+
+def test_references_of_another_size_are_resized_like_the_queries(mvtec_root, tmp_path):
+    queries = mvtec_root / "bottle" / "test" / "good"  # 64x64
+    scores = {}
+    for side in (64, 80):
+        refs = tmp_path / f"refs{side}"
+        refs.mkdir()
+        Image.new("RGB", (side, side), "white").save(refs / "white.png")  # uniform: the same after any resize
+        (refs / "broken.png").write_bytes(b"not an image")  # skipped, and named
+        out = tmp_path / f"out{side}"
+        result = runner.invoke(app, ["detect", str(queries), "--method", "patch_memory", "--reference", str(refs),
+                                     "--out", str(out), *TINY])
+        assert result.exit_code == 0, result.output
+        assert "skipped 1 unreadable reference image" in result.output
+        scores[side] = [row["score"] for row in json.loads((out / "scores.json").read_text())["images"]]
+    assert scores[64] == scores[80] and len(scores[64]) == 3
 
 
 def test_evaluate_table_csv_and_mask_checks(mvtec_root, tmp_path):
@@ -83,9 +111,15 @@ def test_evaluate_table_csv_and_mask_checks(mvtec_root, tmp_path):
     assert result.exit_code == 0, result.output
     rows = list(csv.DictReader(table.read_text().splitlines()))
     assert [r["category"] for r in rows] == ["bottle", "carpet", "mean"]
-    assert set(rows[0]) == {"category", "image_auroc", "image_ap", "image_f1_max", "pixel_auroc", "pixel_aupro"}
+    assert set(rows[0]) == {"category", "image_auroc", "image_ap", "image_f1_max", "pixel_auroc", "pixel_aupro",
+                            "skipped"}
     mean = np.mean([float(rows[0]["pixel_auroc"]), float(rows[1]["pixel_auroc"])])
-    assert abs(float(rows[2]["pixel_auroc"]) - mean) < 1e-6
+    assert abs(float(rows[2]["pixel_auroc"]) - mean) < 1e-3
+    # the CSV holds the percentages the table prints
+    metric_columns = ["image_auroc", "image_ap", "image_f1_max", "pixel_auroc", "pixel_aupro"]
+    assert all(f"{float(row[m]):.1f}" in result.output for row in rows for m in metric_columns)
+    assert all(1.0 < float(row["pixel_auroc"]) <= 100.0 for row in rows)
+    assert [row["skipped"] for row in rows] == ["0", "0", "0"]
     # no masks at all: pixel metrics skipped with a note
     plain = tmp_path / "plain"
     shutil.copytree(mvtec_root / "carpet" / "test", plain)
@@ -100,6 +134,28 @@ def test_evaluate_table_csv_and_mask_checks(mvtec_root, tmp_path):
     result = runner.invoke(app, ["evaluate", str(broken), "--method", "patch_memory", "--out", str(bad_table), *TINY])
     assert result.exit_code == 2 and "000_mask.png: mask is 32x32 but its image is 64x64" in result.output
     assert not bad_table.exists()
+
+
+def test_evaluate_skips_a_corrupt_test_image_and_counts_it(mvtec_root, tmp_path):
+    root = tmp_path / "data"
+    shutil.copytree(mvtec_root / "bottle", root / "bottle")
+    (root / "bottle" / "test" / "good" / "zz_broken.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    table = tmp_path / "metrics.csv"
+    result = _run("evaluate", str(root), "--method", "winclip", "--out", str(table), *TINY)
+    assert result.exit_code == 0, result.output
+    assert "bottle: skipped 1 unreadable image(s):" in result.output and "zz_broken.png" in result.output
+    rows = list(csv.DictReader(table.read_text().splitlines()))
+    assert [(r["category"], r["skipped"]) for r in rows] == [("bottle", "1"), ("mean", "1")]
+    # the metrics are those of the readable images alone
+    (root / "bottle" / "test" / "good" / "zz_broken.png").unlink()
+    clean = tmp_path / "clean.csv"
+    assert _run("evaluate", str(root), "--method", "winclip", "--out", str(clean), *TINY).exit_code == 0
+    clean_rows = list(csv.DictReader(clean.read_text().splitlines()))
+    assert [r["image_auroc"] for r in clean_rows] == [r["image_auroc"] for r in rows]
+    (root / "bottle" / "test" / "good" / "zz_broken.png").write_bytes(b"garbage")
+    result = runner.invoke(app, ["evaluate", str(root), "--method", "winclip", "--out", str(tmp_path / "f.csv"),
+                                 "--on-error", "fail", *TINY])
+    assert result.exit_code == 2 and "zz_broken.png" in result.output and not (tmp_path / "f.csv").exists()
 
 
 def test_demo_step(tmp_path):

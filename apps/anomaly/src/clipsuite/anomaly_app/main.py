@@ -7,13 +7,17 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from clipsuite.cli.common import cli_errors, console, err_console, fail, progress
+
+if TYPE_CHECKING:
+    from clipsuite.core.skipping import Skipped
 
 app = typer.Typer(name="anomaly", help="Zero- and few-shot industrial anomaly detection (WinCLIP, AnomalyCLIP, "
                   "AdaptCLIP-style adapters, patch memory).", no_args_is_help=True, add_completion=False,
@@ -28,6 +32,8 @@ PretrainedOpt = Annotated[str | None, typer.Option(help="open_clip pretrained ta
 MethodOpt = Annotated[str, typer.Option(help="An installed method: winclip, patch_memory, anomalyclip, adaptclip ... "
                                              "(`methods` lists them).")]
 DeviceOpt = Annotated[str | None, typer.Option(help="cpu, cuda, cuda:1 ... (default: cuda if available)")]
+OnErrorOpt = Annotated[str, typer.Option(help="skip: leave out unreadable images (listed in the output and "
+                                              "counted); fail: stop at the first.")]
 
 
 def _load(model: str, pretrained: str | None, device: str | None):  # type: ignore[no-untyped-def]
@@ -69,38 +75,52 @@ def detect(
     sigma: Annotated[float | None, typer.Option(help="Gaussian smoothing of maps (pixels at model size).")] = None,
     model: ModelOpt = DEFAULT_MODEL, pretrained: PretrainedOpt = None, device: DeviceOpt = None,
     batch_size: Annotated[int, typer.Option(min=1)] = 8,
+    on_error: OnErrorOpt = "skip",
 ) -> None:
     """Score images, write per-image scores (CSV/JSON) and heatmap overlays next to an HTML page."""
     from clipsuite.anomaly.pipeline import Detector
     from clipsuite.anomaly.report import write_report
     from clipsuite.core.images import expand_image_inputs, list_images
+    from clipsuite.core.skipping import check_on_error
 
+    policy = check_on_error(on_error)
+    if validation is not None and threshold is not None:
+        fail("give either --threshold or --validation, not both")
     paths = expand_image_inputs(images)
     detector = Detector.create(_load(model, pretrained, device), method, class_name, weights, sigma, batch_size)
     if reference is not None:
-        refs = list_images(reference)
-        detector.fit_references(refs[:shots] if shots else refs)
-    if validation is not None and threshold is not None:
-        fail("give either --threshold or --validation, not both")
+        ref_skipped = detector.fit_references(list_images(reference), policy, limit=shots or None)
+        _warn_skipped(ref_skipped, "reference image")
     if validation is not None:
         from clipsuite.anomaly.data import load_dataset
         from clipsuite.anomaly.thresholds import threshold_from_validation
 
         samples = [s for c in load_dataset(validation) for s in c.test]
-        scored, _ = detector.predict_paths([s.image for s in samples])
-        threshold = threshold_from_validation([s.label for s in samples], scored.scores)
+        checked = detector.score([s.image for s in samples], policy)
+        _warn_skipped(checked.skipped, "validation image")
+        threshold = threshold_from_validation([samples[i].label for i in checked.kept], checked.result.scores)
         console.print(f"threshold from {validation}: {threshold:.4f}")
     with progress() as bar:
         task = bar.add_task("scoring", total=len(paths))
-        result, _ = detector.predict_paths(paths, on_batch=lambda n: bar.advance(task, n))
-    page = write_report(out, paths, result, threshold, title=f"{method} on {len(paths)} images",
-                        extra={"method": method, "model": model, "class_name": class_name})
+        scored = detector.score(paths, policy, on_batch=lambda n: bar.advance(task, n))
+    kept = [paths[i] for i in scored.kept]
+    page = write_report(out, kept, scored.result, threshold, title=f"{method} on {len(kept)} images",
+                        extra={"method": method, "model": model, "class_name": class_name}, skipped=scored.skipped)
     table = Table("image", "score", *(["anomalous"] if threshold is not None else []))
-    for path, score in zip(paths, result.scores.tolist()):
+    for path, score in zip(kept, scored.result.scores.tolist()):
         table.add_row(str(path), f"{score:.4f}", *(["yes" if score >= threshold else "no"] if threshold is not None
                                                     else []))
     console.print(table)
+    _warn_skipped(scored.skipped, "image", f" (listed in {out / 'scores.csv'})")
     console.print(f"report: {page}")
+
+
+def _warn_skipped(skipped: Sequence[Skipped], noun: str, where: str = "") -> None:
+    """One yellow line saying how many files were left out and which (each reason names its file)."""
+    if skipped:
+        plural = noun if len(skipped) == 1 else f"{noun}s"
+        err_console.print(f"[yellow]skipped {len(skipped)} unreadable {plural}{where}:[/] "
+                          + "; ".join(s.reason for s in skipped), soft_wrap=True)
 
 
 @app.command()
@@ -117,28 +137,34 @@ def evaluate(
     seed: int = 0,
     model: ModelOpt = DEFAULT_MODEL, pretrained: PretrainedOpt = None, device: DeviceOpt = None,
     batch_size: Annotated[int, typer.Option(min=1)] = 8,
+    on_error: OnErrorOpt = "skip",
 ) -> None:
-    """Per-category image AUROC/AP/F1-max and pixel AUROC/AUPRO, plus the mean; written as CSV."""
+    """Per-category image AUROC/AP/F1-max and pixel AUROC/AUPRO in percent, plus the mean; the CSV holds the
+    same percentages (4 decimals) and how many unreadable images each category left out."""
     from clipsuite.anomaly.data import load_dataset
     from clipsuite.anomaly.evaluate import IMAGE_METRICS, PIXEL_METRICS, evaluate_categories
     from clipsuite.anomaly.pipeline import Detector
     from clipsuite.core.checkpoints import atomic_write_text
+    from clipsuite.core.skipping import check_on_error
 
+    policy = check_on_error(on_error)
     categories = load_dataset(dataset, format, category)
     detector = Detector.create(_load(model, pretrained, device), method, "object", weights, sigma, batch_size)
     with progress() as bar:
         task = bar.add_task("evaluating", total=sum(len(c.test) for c in categories))
-        results, mean = evaluate_categories(
-            categories, lambda c: detector.run_category(c, shots, seed, on_batch=lambda n: bar.advance(task, n)))
+        results, mean = evaluate_categories(categories, lambda c: detector.score_category(
+            c, shots, seed, on_batch=lambda n: bar.advance(task, n), on_error=policy))
     columns = [m for m in IMAGE_METRICS + PIXEL_METRICS if any(m in r.metrics for r in results)]
-    table = Table("category", *columns, title=f"{method}, {shots}-shot")
+    table = Table("category", *columns, title=f"{method}, {shots}-shot (percent)")
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(["category", *columns])
-    for name, values in [(r.name, r.metrics) for r in results] + [("mean", mean)]:
+    writer.writerow(["category", *columns, "skipped"])
+    counts = [len(r.skipped) for r in results]
+    for (name, values), count in zip([(r.name, r.metrics) for r in results] + [("mean", mean)],
+                                     counts + [sum(counts)]):
         cells = [f"{100 * values[m]:.1f}" if m in values else "-" for m in columns]
         table.add_row(name, *cells)
-        writer.writerow([name, *[f"{values[m]:.6f}" if m in values else "" for m in columns]])
+        writer.writerow([name, *[f"{100 * values[m]:.4f}" if m in values else "" for m in columns], count])
     atomic_write_text(out, buffer.getvalue())
     console.print(table)
     for result in results:

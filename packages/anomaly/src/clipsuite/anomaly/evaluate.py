@@ -10,7 +10,7 @@ are skipped, with a note, when a category has no masks.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -19,7 +19,9 @@ from scipy import ndimage
 
 from clipsuite.anomaly.data import Category, Sample, load_mask
 from clipsuite.anomaly.methods.base import AnomalyResult
+from clipsuite.anomaly.pipeline import Scored
 from clipsuite.core import metrics
+from clipsuite.core.skipping import Skipped
 
 IMAGE_METRICS = ("image_auroc", "image_ap", "image_f1_max")
 PIXEL_METRICS = ("pixel_auroc", "pixel_aupro")
@@ -91,6 +93,7 @@ class CategoryResult:
     metrics: dict[str, float]
     n_images: int
     notes: list[str] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)  # unreadable images left out of the metrics
 
 
 def score_category(category: Category, result: AnomalyResult, image_sizes: Sequence[tuple[int, int]],
@@ -117,11 +120,21 @@ def mean_row(results: Sequence[CategoryResult]) -> dict[str, float]:
 
 
 def evaluate_categories(categories: Sequence[Category],
-                        run: Callable[[Category], tuple[AnomalyResult, list[tuple[int, int]]]],
+                        run: Callable[[Category], tuple[AnomalyResult, list[tuple[int, int]]] | Scored],
                         ) -> tuple[list[CategoryResult], dict[str, float]]:
-    """``run(category)`` -> (result over ``category.test`` in order, original image sizes)."""
+    """``run(category)`` -> (result over ``category.test`` in order, original image sizes), or a
+    ``Scored`` (``Detector.score_category``) whose unreadable images are left out and noted."""
     results = []
     for category in categories:
-        result, sizes = run(category)
-        results.append(score_category(category, result.cpu(), sizes))
+        out = run(category)
+        if isinstance(out, Scored):
+            scored = replace(category, test=[category.test[i] for i in out.kept])
+            result = score_category(scored, out.result.cpu(), out.sizes)
+            result.skipped = list(out.skipped)
+            if out.skipped:
+                result.notes.insert(0, f"{category.name}: skipped {len(out.skipped)} unreadable image(s): "
+                                       + "; ".join(s.reason for s in out.skipped))
+        else:
+            result = score_category(category, out[0].cpu(), out[1])
+        results.append(result)
     return results, mean_row(results)

@@ -7,22 +7,28 @@ CLI and the demo call; a library user can too::
     detector = Detector.create(load_model("tiny"), "patch_memory")
     detector.fit_references(list_images("normal/"))
     result, sizes = detector.predict_paths(list_images("test/"))
+
+Images of any size are squash-resized to the model's input (references too: a reference of another
+size than the queries is resized like them). ``score`` and ``score_category`` take ``on_error``:
+``skip`` leaves out an unreadable image and says which (``Scored.skipped``), ``fail`` stops at it.
 """
 
 from __future__ import annotations
 
 import random
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from PIL import Image
 
-from clipsuite.anomaly.data import Category, load_pixels
+from clipsuite.anomaly.data import Category, preprocess
 from clipsuite.anomaly.methods.base import AnomalyMethod, AnomalyResult, MethodSetup, method_class
 from clipsuite.core.errors import InputError
 from clipsuite.core.images import load_image
 from clipsuite.core.models import ClipModel
+from clipsuite.core.skipping import OnError, SkipLog, Skipped
 
 
 def build_method(clip: ClipModel, name: str, class_name: str = "object", weights: str | Path | None = None,
@@ -35,11 +41,20 @@ def build_method(clip: ClipModel, name: str, class_name: str = "object", weights
 
 
 @dataclass
+class Scored:
+    """Scores and maps of the inputs that could be read, in input order, and what was left out."""
+
+    result: AnomalyResult
+    sizes: list[tuple[int, int]]          # original (height, width) of each scored image
+    kept: list[int]                       # positions in the input list of the scored images
+    skipped: list[Skipped] = field(default_factory=list)
+
+
+@dataclass
 class Detector:
     clip: ClipModel
     method: AnomalyMethod
     batch_size: int = 8
-    reference_size: tuple[int, int] | None = None
     fitted: bool = False  # normal references were given (fit_references)
 
     @classmethod
@@ -51,63 +66,83 @@ class Detector:
     def needs_references(self) -> bool:
         return self.method.references == "required"
 
-    def _pixels(self, paths: Sequence[Path]) -> tuple[torch.Tensor, list[tuple[int, int]]]:
+    def _pixels(self, images: Sequence[Image.Image]) -> torch.Tensor:
         cfg = self.clip.preprocess_cfg
-        return load_pixels(paths, self.clip.image_size, cfg.mean, cfg.std)
+        return torch.stack([preprocess(image, self.clip.image_size, cfg.mean, cfg.std) for image in images])
 
-    def fit_references(self, paths: Sequence[Path]) -> None:
-        """K normal images of one size (the size queries are then checked against)."""
+    def fit_references(self, paths: Sequence[Path], on_error: OnError = "fail",
+                       limit: int | None = None) -> list[Skipped]:
+        """Normal reference images, resized like the queries; the first ``limit`` readable ones when
+        given. Returns the unreadable ones left out (``on_error="skip"``)."""
         if not paths:
             raise InputError("no reference images given")
         if self.method.references == "unused":
             raise InputError(f"method '{self.method.name}' does not use reference images")
-        sizes = {}
+        log = SkipLog(on_error)
+        images = []
         for path in paths:
-            image = load_image(path)
-            sizes[path] = (image.height, image.width)
-        first = sizes[paths[0]]
-        for path, size in sizes.items():
-            if size != first:
-                raise InputError(f"{path}: reference image is {size[1]}x{size[0]}, "
-                                 f"the others are {first[1]}x{first[0]}")
-        pixels, _ = self._pixels(paths)
-        self.method.fit(pixels)  # type: ignore[attr-defined]  # references != "unused" promises fit()
-        self.reference_size = first
+            if limit is not None and len(images) == limit:
+                break
+            image = log.attempt(path, lambda: load_image(path))  # noqa: B023 - called at once
+            if image is not None:
+                images.append(image)
+        if not images:
+            raise InputError(f"none of the {len(paths)} reference images could be read "
+                             f"(first: {log.skipped[0].reason})")
+        self.method.fit(self._pixels(images))  # type: ignore[attr-defined]  # references != "unused" promises fit()
         self.fitted = True
+        return log.skipped
 
-    def check_query_size(self, path: Path, size: tuple[int, int]) -> None:
-        if self.reference_size is not None and size != self.reference_size:
-            raise InputError(f"{path}: image is {size[1]}x{size[0]} but the reference images are "
-                             f"{self.reference_size[1]}x{self.reference_size[0]}")
+    def score(self, paths: Sequence[Path], on_error: OnError = "skip",
+              on_batch: Callable[[int], None] | None = None) -> Scored:
+        """Scores ``[N]`` and maps ``[N, S, S]`` at the model's input size of the readable ``paths``."""
+        if self.needs_references and not self.fitted:
+            raise InputError(f"method '{self.method.name}' needs normal reference images (--reference DIR)")
+        log = SkipLog(on_error)
+        results, sizes, kept = [], [], []
+        for start in range(0, len(paths), self.batch_size):
+            batch = []
+            for position in range(start, min(start + self.batch_size, len(paths))):
+                image = log.attempt(paths[position], lambda: load_image(paths[position]))  # noqa: B023
+                if image is not None:
+                    batch.append(image)
+                    kept.append(position)
+            if batch:
+                results.append(self.method.predict(self._pixels(batch)).cpu())
+                sizes.extend((image.height, image.width) for image in batch)
+            if on_batch:
+                on_batch(min(self.batch_size, len(paths) - start))
+        if not results:
+            raise InputError(f"none of the {len(paths)} images could be read"
+                             + (f" (first: {log.skipped[0].reason})" if log.skipped else ""))
+        return Scored(AnomalyResult.cat(results), sizes, kept, log.skipped)
 
     def predict_paths(self, paths: Sequence[Path], on_batch: Callable[[int], None] | None = None,
                       ) -> tuple[AnomalyResult, list[tuple[int, int]]]:
-        """Scores ``[N]`` and maps ``[N, S, S]`` at the model's input size, plus original sizes."""
-        if self.needs_references and not self.fitted:
-            raise InputError(f"method '{self.method.name}' needs normal reference images (--reference DIR)")
-        results, sizes = [], []
-        for start in range(0, len(paths), self.batch_size):
-            batch = list(paths[start:start + self.batch_size])
-            pixels, batch_sizes = self._pixels(batch)
-            for path, size in zip(batch, batch_sizes):
-                self.check_query_size(path, size)
-            results.append(self.method.predict(pixels).cpu())
-            sizes.extend(batch_sizes)
-            if on_batch:
-                on_batch(len(batch))
-        return AnomalyResult.cat(results), sizes
+        """``score`` that stops at an unreadable image: results for every path, plus original sizes."""
+        scored = self.score(paths, "fail", on_batch)
+        return scored.result, scored.sizes
 
-    def run_category(self, category: Category, shots: int = 0, seed: int = 0,
-                     on_batch: Callable[[int], None] | None = None) -> tuple[AnomalyResult, list[tuple[int, int]]]:
-        """Evaluate protocol for one category: set the class name, draw K seeded references, predict."""
+    def score_category(self, category: Category, shots: int = 0, seed: int = 0,
+                       on_batch: Callable[[int], None] | None = None, on_error: OnError = "fail") -> Scored:
+        """Evaluate protocol for one category: set the class name, draw K seeded references, predict.
+        Unreadable references and test images are left out under ``on_error="skip"`` (all listed)."""
         if hasattr(self.method, "set_class"):
             self.method.set_class(category.name)
+        skipped: list[Skipped] = []
         if shots or self.needs_references:
             k = shots or 1
             if len(category.train) < k:
                 raise InputError(f"{category.name}: {k} reference shots asked for but only "
                                  f"{len(category.train)} normal training images")
             references = random.Random(seed).sample([s.image for s in category.train], k)
-            self.fit_references(references)
-            self.reference_size = None  # datasets mix sizes (VisA); evaluation resizes everything
-        return self.predict_paths([s.image for s in category.test], on_batch)
+            skipped = self.fit_references(references, on_error)
+        scored = self.score([s.image for s in category.test], on_error, on_batch)
+        scored.skipped[:0] = skipped
+        return scored
+
+    def run_category(self, category: Category, shots: int = 0, seed: int = 0,
+                     on_batch: Callable[[int], None] | None = None) -> tuple[AnomalyResult, list[tuple[int, int]]]:
+        """``score_category`` that stops at an unreadable image: (results over ``category.test``, sizes)."""
+        scored = self.score_category(category, shots, seed, on_batch)
+        return scored.result, scored.sizes

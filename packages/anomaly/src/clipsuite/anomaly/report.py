@@ -3,7 +3,8 @@
 Everything is staged in a hidden temporary folder next to the output (``clipsuite.core.staging``) and
 moved into place only when complete, so an error part-way leaves no partial report; other files in the
 output folder (a dataset written beside the report) are left alone. Maps share one colour scale across
-the run (min..max over all maps, or a fixed range) so heat is comparable between images.
+the run (min..max over all maps, or a fixed range) so heat is comparable between images. Images left
+out as unreadable are listed in all three files (CSV rows with an empty score and the reason).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from PIL import Image
 
 from clipsuite.anomaly.methods.base import AnomalyResult, resize_map
 from clipsuite.core.images import load_image
+from clipsuite.core.skipping import Skipped
 from clipsuite.core.staging import staged_folder
 from clipsuite.core.tabular import format_table
 
@@ -40,7 +42,8 @@ def overlay(image: Image.Image, heat: np.ndarray, alpha: float = 0.5) -> Image.I
     return Image.fromarray(mixed.clip(0, 255).astype(np.uint8))
 
 
-def _page(title: str, rows: list[dict[str, object]], threshold: float | None) -> str:
+def _page(title: str, rows: list[dict[str, object]], threshold: float | None,
+          skipped: Sequence[Skipped] = ()) -> str:
     cells = []
     for row in rows:
         flag = ""
@@ -51,6 +54,9 @@ def _page(title: str, rows: list[dict[str, object]], threshold: float | None) ->
             f"<figcaption>{html.escape(str(row['name']))}<br>score {float(row['score']):.4f}{flag}"
             "</figcaption></figure>")
     note = f"<p>threshold {threshold:.4f} (anomalous if score &ge; threshold)</p>" if threshold is not None else ""
+    if skipped:
+        note += (f"<p>skipped {len(skipped)} unreadable image(s):</p><ul>"
+                 + "".join(f"<li>{html.escape(s.reason)}</li>" for s in skipped) + "</ul>")
     return ("<!doctype html><html><head><meta charset='utf-8'><title>" + html.escape(title) + "</title>"
             "<style>body{font-family:sans-serif}figure{display:inline-block;margin:6px}</style></head><body>"
             f"<h1>{html.escape(title)}</h1>{note}" + "".join(cells) + "</body></html>\n")
@@ -58,8 +64,10 @@ def _page(title: str, rows: list[dict[str, object]], threshold: float | None) ->
 
 def write_report(out_dir: str | os.PathLike[str], paths: Sequence[Path], result: AnomalyResult,
                  threshold: float | None = None, title: str = "clipsuite anomaly",
-                 value_range: tuple[float, float] | None = None, extra: dict[str, object] | None = None) -> Path:
-    """Write ``scores.csv``, ``scores.json``, ``heatmaps/*.png`` and ``index.html``; returns the page."""
+                 value_range: tuple[float, float] | None = None, extra: dict[str, object] | None = None,
+                 skipped: Sequence[Skipped] = ()) -> Path:
+    """Write ``scores.csv``, ``scores.json``, ``heatmaps/*.png`` and ``index.html``; returns the page.
+    ``paths`` are the scored images (``result`` in order); ``skipped`` the unreadable ones left out."""
     out = Path(out_dir)
     maps = result.maps.float()
     low, high = value_range or (float(maps.min()), float(maps.max()))
@@ -76,9 +84,11 @@ def write_report(out_dir: str | os.PathLike[str], paths: Sequence[Path], result:
             rows.append({"image": str(path), "name": Path(path).name, "score": score,
                          "anomalous": None if threshold is None else bool(score >= threshold),
                          "heatmap": f"heatmaps/{name}"})
-        (stage / "scores.csv").write_text(format_table(rows, ["image", "score", "anomalous", "heatmap"]),
-                                          encoding="utf-8")
-        summary = {"threshold": threshold, "map_range": [low, high], **(extra or {}), "images": rows}
+        failed = [{"image": s.path, "error": s.reason} for s in skipped]
+        (stage / "scores.csv").write_text(format_table(rows + failed, ["image", "score", "anomalous", "heatmap",
+                                                                       "error"]), encoding="utf-8")
+        summary = {"threshold": threshold, "map_range": [low, high], **(extra or {}), "images": rows,
+                   "skipped": [s.as_dict() for s in skipped]}
         (stage / "scores.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-        (stage / "index.html").write_text(_page(title, rows, threshold), encoding="utf-8")
+        (stage / "index.html").write_text(_page(title, rows, threshold, skipped), encoding="utf-8")
     return out / "index.html"
