@@ -69,14 +69,18 @@ class DiffusionParts:
         return 2 ** (len(self.vae.config.block_out_channels) - 1)
 
 
-def build_parts(size: str = "tiny", seed: int = 0, cross_attention_dim: int | None = None) -> DiffusionParts:
+def build_parts(size: str = "tiny", seed: int = 0, cross_attention_dim: int | None = None,
+                in_channels: int | None = None) -> DiffusionParts:
     """Seeded, randomly initialised parts of a named size (``micro``, ``tiny`` or ``sd2-inpainting``). The caller's
-    RNG is left as it was. ``cross_attention_dim`` follows the text tower the UNet will listen to."""
+    RNG is left as it was. ``cross_attention_dim`` follows the text tower (or image code) the UNet will listen
+    to; ``in_channels`` 4 makes a plain (not inpainting) UNet, for image variation and editing."""
     if size not in SIZES:
         raise ModelError(f"unknown generator size '{size}' (choose from {', '.join(SIZES)})")
     unet_cfg, vae_cfg = (dict(c) for c in SIZES[size])
     if cross_attention_dim is not None:
         unet_cfg["cross_attention_dim"] = cross_attention_dim
+    if in_channels is not None:
+        unet_cfg["in_channels"] = in_channels
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         unet = UNet2DConditionModel(**unet_cfg)

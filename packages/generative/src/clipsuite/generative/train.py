@@ -167,3 +167,16 @@ def load_part(module: nn.Module, part_file: str | Path, stage: str) -> nn.Module
         raise ModelError(f"{part_file}: does not fit this {stage} model (e.g. {example})")
     module.load_state_dict(state)
     return module
+
+
+def fit_delta_mapper(clip: Any, images: Sequence[Any], config: TrainConfig, part_file: str | Path,
+                     hidden: int = 256) -> TrainResult:
+    """DeltaSpace from a set of images alone: embed them once with the frozen CLIP model, train the
+    mapper on all ordered pairs, save it as the ``delta`` stage (``delta_scale`` included)."""
+    from clipsuite.generative.methods.deltaspace import DeltaMapper, DeltaTask, PairDeltas, embed_images
+
+    c, e = embed_images(clip, images)
+    data = PairDeltas(c, e)
+    mapper = DeltaMapper(c.shape[1], e.shape[1], hidden=hidden)
+    mapper.delta_scale.fill_(data.mean_delta_norm())
+    return train_stage(DeltaTask(mapper), data, config, part_file)
