@@ -8,7 +8,7 @@ torch's state-dict API gathering whatever DDP or FSDP holds.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -20,6 +20,7 @@ from clipsuite.core.errors import ClipsuiteError
 from clipsuite.core.train import state as st
 from clipsuite.core.train.config import TrainConfig
 from clipsuite.core.train.ema import EMA
+from clipsuite.core.train.logbook import Window
 
 logger = logging.getLogger("clipsuite.core.train")
 EMA_FILE = "ema.safetensors"
@@ -43,6 +44,7 @@ class Saved:
     batches_per_epoch: int
     total_steps: int
     scalars: frozenset[str] = frozenset()  # 0-dim parameters FSDP trains as vectors (shards.vectorize_scalars)
+    window: Window = field(default_factory=Window)  # running sums of the next metrics line
 
 
 def save_checkpoint(acc: Accelerator, config: TrainConfig, saved: Saved, pos: Position,
@@ -52,7 +54,8 @@ def save_checkpoint(acc: Accelerator, config: TrainConfig, saved: Saved, pos: Po
     ema = saved.ema.state_tensors() if saved.ema is not None else None
     tensors, optimizer_plain = st.gather_state(saved.module, saved.optimizer, ema, keep=acc.is_main_process,
                                               scalars=saved.scalars)
-    st.save_rng_file(out, pos.step, acc.process_index)
+    window, count = saved.window.state()
+    st.save_rng_file(out, pos.step, acc.process_index, window, {"window_count": count})
     if acc.is_main_process:
         st.save_step_tensors(out, pos.step, tensors, {"step": pos.step})
     acc.wait_for_everyone()
@@ -98,6 +101,7 @@ def restore_checkpoint(acc: Accelerator, config: TrainConfig, saved: Saved, reco
         saved.ema.load_state_tensors(averaged)
     rng_tensors, rng_plain = st.load_rng_file(out, step, acc.process_index)
     st.set_rng_state(rng_tensors, rng_plain)
+    saved.window.load(rng_tensors, int(rng_plain.get("window_count", 0)), acc.device)
     logger.info("resumed from %s at step %d", out, step)
     return Position(step=step, epoch=int(record["epoch"]), batch=int(record["batch"]))
 

@@ -1,4 +1,5 @@
-"""``metrics.jsonl``: one JSON object per line, appended as training goes."""
+"""``metrics.jsonl``: one JSON object per line, appended as training goes; ``Window``: the running sums
+behind each logged line, which a checkpoint carries so a resumed run logs what an unbroken one would."""
 
 from __future__ import annotations
 
@@ -7,9 +8,37 @@ import math
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from clipsuite.core.checkpoints import atomic_write_text
 
 METRICS_FILE = "metrics.jsonl"
+WINDOW_PREFIX = "window."
+
+
+class Window:
+    """Sums of the logged loss parts over the micro-batches since the last log line (per process)."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, torch.Tensor] = {}
+        self.count = 0
+
+    def add(self, parts: dict[str, torch.Tensor]) -> None:
+        for key, value in parts.items():
+            self.sums[key] = self.sums.get(key, 0.0) + value.detach().float().reshape(())
+        self.count += 1
+
+    def clear(self) -> None:
+        self.sums, self.count = {}, 0
+
+    def state(self) -> tuple[dict[str, torch.Tensor], int]:
+        """``({"window.<key>": sum}, count)``: what a checkpoint stores (the sums as float32 CPU tensors)."""
+        return {WINDOW_PREFIX + k: v.detach().cpu() for k, v in self.sums.items()}, self.count
+
+    def load(self, tensors: dict[str, torch.Tensor], count: int, device: torch.device) -> None:
+        """Restore what ``state`` returned (other keys are ignored; a checkpoint without a window leaves it empty)."""
+        self.sums = {k[len(WINDOW_PREFIX):]: v.to(device) for k, v in tensors.items() if k.startswith(WINDOW_PREFIX)}
+        self.count = int(count)
 
 
 class MetricsLog:

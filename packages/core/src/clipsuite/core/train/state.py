@@ -3,7 +3,7 @@
 Layout inside ``output_dir``::
 
     state/step-00000120.safetensors         trainable weights, buffers, optimizer tensors, EMA (main process)
-    state/step-00000120.rank0.rng.safetensors   RNG state of each process
+    state/step-00000120.rank0.rng.safetensors   RNG state and metrics window of each process
     trainer_state.json                      the commit record: which step, which files, JSON state
     checkpoint.safetensors                  trainable weights of the latest checkpoint (for users)
 
@@ -160,9 +160,11 @@ def set_rng_state(tensors: Mapping[str, torch.Tensor], plain: Mapping[str, Any])
 
 
 # ---- files ---------------------------------------------------------------------------------------
-def save_rng_file(output_dir: Path, step: int, rank: int) -> None:
+def save_rng_file(output_dir: Path, step: int, rank: int, extra: Mapping[str, torch.Tensor] | None = None,
+                  extra_plain: Mapping[str, Any] | None = None) -> None:
+    """This process's own state: its RNG streams, plus ``extra`` (the metrics window: each process has its own)."""
     tensors, plain = rng_state()
-    save_tensors(output_dir / step_rng_file(step, rank), tensors, plain)
+    save_tensors(output_dir / step_rng_file(step, rank), {**tensors, **(extra or {})}, {**plain, **(extra_plain or {})})
 
 
 def save_step_tensors(output_dir: Path, step: int, tensors: Mapping[str, torch.Tensor],

@@ -33,7 +33,7 @@ from clipsuite.core.train.config import TrainConfig
 from clipsuite.core.train.data_plan import DataPlan, make_plan
 from clipsuite.core.train.ema import EMA
 from clipsuite.core.train.launch import begin_group, build_accelerator
-from clipsuite.core.train.logbook import MetricsLog
+from clipsuite.core.train.logbook import MetricsLog, Window
 from clipsuite.core.train.schedule import build_scheduler
 from clipsuite.core.train.shards import vectorize_scalars
 from clipsuite.core.train.task import (
@@ -180,8 +180,7 @@ class Trainer:
         bar = progress_bar(total, "train", initial=pos.step, dynamic_ncols=True,
                            enabled=cfg.progress and acc.is_main_process)
         metrics: dict[str, float] = {}
-        window: dict[str, torch.Tensor] = {}
-        window_count = 0
+        window = run.saved.window  # restored on resume: the next log line averages what it would have
         saved_step = pos.step if resumed_from is not None else -1
         self.task.module.train()
         run.saved.optimizer.zero_grad(set_to_none=True)
@@ -196,9 +195,7 @@ class Trainer:
                 with acc.accumulate(run.step_module):
                     loss, parts = split_loss(run.step_module(batch))
                     acc.backward(loss.float())
-                for key, value in parts.items():
-                    window[key] = window.get(key, 0.0) + value.detach().float().reshape(())
-                window_count += 1
+                window.add(parts)
                 pos.batch += 1
                 if pos.batch - group_start < group_size:
                     continue
@@ -206,10 +203,10 @@ class Trainer:
                 pos.step += 1
                 bar.update(1)
                 if pos.step % cfg.log_every == 0 or pos.step == total:
-                    logged = self._log_window(window, window_count, pos, n, lr, run.log)
+                    logged = self._log_window(window, pos, n, lr, run.log)
                     metrics.update(logged)
                     bar.set_postfix(loss=f"{logged['loss']:.4f}", lr=f"{lr:.2e}")
-                    window, window_count = {}, 0
+                    window.clear()
                 epoch_end, finished = pos.batch >= n, pos.step >= total
                 if epoch_end or finished:  # evaluate at each epoch end, and where max_steps stops
                     metrics.update(self._evaluate(run, pos))
@@ -252,12 +249,11 @@ class Trainer:
             run.saved.ema.update()
         return lr
 
-    def _log_window(self, window: dict[str, torch.Tensor], count: int, pos: Position, n: int, lr: float,
-                    log: MetricsLog) -> dict[str, float]:
+    def _log_window(self, window: Window, pos: Position, n: int, lr: float, log: MetricsLog) -> dict[str, float]:
         acc = self.accelerator
         assert acc is not None
-        keys = sorted(window)
-        means = torch.stack([window[k] for k in keys]) / max(1, count)
+        keys = sorted(window.sums)
+        means = torch.stack([window.sums[k] for k in keys]) / max(1, window.count)
         if acc.num_processes > 1:
             means = acc.reduce(means, reduction="mean")
         values = {k: float(v) for k, v in zip(keys, means.tolist())}
