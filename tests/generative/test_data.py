@@ -127,3 +127,10 @@ def test_pairs_file_errors(tmp_path: Path) -> None:
     (tmp_path / "p.txt").write_text("a.jpg b.jpg\nc.jpg\n")
     with pytest.raises(InputError, match="line 2"):
         read_pairs(tmp_path / "p.txt")
+
+
+def test_cli_names_match_the_library() -> None:
+    from clipsuite.generative import components, data, names, train
+
+    assert names.CATEGORIES == data.CATEGORIES and names.STAGES == train.STAGES
+    assert tuple(components.SIZES) == names.PART_SIZES

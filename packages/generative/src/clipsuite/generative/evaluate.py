@@ -254,3 +254,32 @@ def directional_similarity(clip: ClipModel, originals: torch.Tensor, edited: tor
     text_delta = clip.encode_texts(list(target_texts)) - clip.encode_texts(list(source_texts))
     cos = F.cosine_similarity(image_delta, text_delta, dim=-1)  # an unchanged image scores 0
     return Metric("directional_similarity", float(cos.mean()))
+
+
+def read_image_folder(folder: Path, names: Sequence[str] | None = None, like: torch.Tensor | None = None,
+                      ) -> tuple[torch.Tensor, list[str]]:
+    """Images of a folder (or the listed ``names`` in it) as ``[N, 3, H, W]`` in [0, 1], sorted by name.
+    All must share one size; with ``like``, that of ``like`` (paired results against their photos)."""
+    import numpy as np
+
+    from clipsuite.core.images import load_image
+
+    folder = Path(folder)
+    if names is None:
+        names = sorted(p.name for p in folder.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp"))
+        if not names:
+            raise InputError(f"{folder}: no images (.png, .jpg, .webp) in the folder")
+    arrays = []
+    for name in names:
+        path = folder / name
+        if not path.is_file():
+            raise InputError(f"{path}: missing (the folders must hold the same file names)")
+        image = load_image(path)
+        expected = (like.shape[-1], like.shape[-2]) if like is not None else None
+        if arrays and expected is None:
+            expected = (arrays[0].shape[1], arrays[0].shape[0])
+        if expected is not None and image.size != expected:
+            raise InputError(f"{path}: {image.width}x{image.height}, expected {expected[0]}x{expected[1]} "
+                             "like the other images")
+        arrays.append(np.asarray(image, dtype=np.float32) / 255)
+    return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous(), list(names)

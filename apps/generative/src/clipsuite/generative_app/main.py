@@ -1,0 +1,291 @@
+"""``clipsuite-generative`` (also ``clipsuite generative``): tryon, edit, train, evaluate.
+
+Thin: check arguments and paths (before torch is imported), call ``clipsuite.generative``, write PNGs
+and an HTML grid, print. One-line errors, exit 2.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from clipsuite.cli.common import cli_errors, console, err_console, fail, progress
+from clipsuite.generative.names import CATEGORIES, PART_SIZES, STAGES
+
+app = typer.Typer(name="generative", help="Virtual try-on (LaDI-VTON) and CLIP delta-space editing on diffusers; "
+                  "try-on and editing metrics.", no_args_is_help=True, add_completion=False,
+                  pretty_exceptions_enable=False)
+train_app = typer.Typer(help="Train a try-on stage or a DeltaSpace mapper.", no_args_is_help=True)
+app.add_typer(train_app, name="train")
+
+ClipOpt = Annotated[str, typer.Option("--clip", help="CLIP model on the transformers backend: a transformers CLIP "
+                                                     "folder, or tiny-transformers (offline).")]
+PartsOpt = Annotated[str, typer.Option("--parts", help=f"Diffusion parts: {', '.join(PART_SIZES)} (seeded random "
+                                                       "weights) or a local diffusers pipeline folder.")]
+DeviceOpt = Annotated[str, typer.Option(help="cpu, cuda, cuda:1 ...")]
+SizeOpt = Annotated[str, typer.Option(help="Working size HxW (multiples of 8), e.g. 512x384.")]
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        h, w = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        fail(f"--size '{text}': expected HxW, e.g. 512x384")
+    if h < 8 or w < 8 or h % 8 or w % 8:
+        fail(f"--size '{text}': both sides must be multiples of 8, at least 8")
+    return h, w
+
+
+def _file(path: Path | None, what: str) -> None:
+    if path is not None and not path.is_file():
+        fail(f"{path}: {what} not found")
+
+
+def _parts(spec: str) -> None:
+    if spec not in PART_SIZES and not Path(spec).is_dir():
+        fail(f"--parts '{spec}': not a size ({', '.join(PART_SIZES)}) nor a folder")
+
+
+def _out_png(out: Path) -> None:
+    if out.suffix.lower() != ".png":
+        fail(f"{out}: the output must be a .png file")
+    if out.parent.exists() and not out.parent.is_dir():
+        fail(f"{out.parent}: not a folder")
+
+
+def _clip(spec: str, device: str):  # type: ignore[no-untyped-def]
+    from clipsuite.core.models import load_model
+    return load_model(spec, device=device)
+
+
+@app.command()
+@cli_errors
+def tryon(
+    person: Annotated[Path, typer.Option(help="Person photo.")],
+    garment: Annotated[Path, typer.Option(help="Garment photo (flat, on white).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output PNG; an HTML grid and the inputs go beside it.")],
+    category: Annotated[str, typer.Option(help=f"{', '.join(CATEGORIES)}")] = "upper_body",
+    mask: Annotated[Path | None, typer.Option(help="Binary repaint mask (0/255), or give --parse.")] = None,
+    parse: Annotated[Path | None, typer.Option(help="Human parsing PNG (LIP labels): the mask is made from it.")
+                     ] = None,
+    keypoints: Annotated[Path | None, typer.Option(help="OpenPose keypoint JSON (18 or 25 points).")] = None,
+    garment_mask: Annotated[Path | None, typer.Option(help="Binary garment mask.")] = None,
+    unet: Annotated[Path | None, typer.Option(help="Try-on UNet stage file (train tryon-stage tryon).")] = None,
+    emasc: Annotated[Path | None, typer.Option(help="EMASC stage file.")] = None,
+    warping: Annotated[Path | None, typer.Option(help="Warping stage file.")] = None,
+    inversion: Annotated[Path | None, typer.Option(help="Inversion adapter stage file.")] = None,
+    parts: PartsOpt = "micro", clip: ClipOpt = "tiny-transformers", size: SizeOpt = "64x48",
+    steps: Annotated[int, typer.Option(min=1)] = 50, guidance: Annotated[float, typer.Option(min=0)] = 7.5,
+    seed: int = 0, precision: Annotated[str, typer.Option(help="fp32, fp16, bf16 (weights).")] = "fp32",
+    attention_slicing: bool = False, cpu_offload: bool = False, device: DeviceOpt = "cpu",
+) -> None:
+    """Dress PERSON in GARMENT: PNG result plus an HTML grid (person, garment, result)."""
+    if category not in CATEGORIES:
+        fail(f"unknown category '{category}' (choose from {', '.join(CATEGORIES)})")
+    for path, what in ((person, "person image"), (garment, "garment image"), (mask, "mask"), (parse, "parsing"),
+                       (keypoints, "keypoint file"), (garment_mask, "garment mask"), (unet, "UNet stage file"),
+                       (emasc, "EMASC stage file"), (warping, "warping stage file"),
+                       (inversion, "inversion stage file")):
+        _file(path, what)
+    if mask is None and parse is None:
+        fail("give --mask or --parse: the region to repaint")
+    if precision not in ("fp32", "fp16", "bf16"):
+        fail(f"--precision '{precision}': choose fp32, fp16 or bf16")
+    _parts(parts)
+    _out_png(out)
+    hw = _size(size)
+
+    from clipsuite.generative.data import TryOnFiles, load_sample, to_image
+    from clipsuite.generative.pipeline import MemoryOptions, SamplingOptions
+    from clipsuite.generative.report import grid_html, save_png
+    from clipsuite.generative.tryon import StageFiles, TryOnModel
+
+    loaded = load_sample(TryOnFiles(person, garment, category, garment_mask, parse, keypoints, mask), hw)
+    for note in loaded.notes:
+        err_console.print(f"note: {note}", soft_wrap=True)
+    model = TryOnModel.build(_clip(clip, device), parts, StageFiles(unet, emasc, warping, inversion), hw, device,
+                             MemoryOptions(precision, attention_slicing, cpu_offload))
+    with progress() as bar:
+        task = bar.add_task("try-on", total=steps)
+        result = model.run(loaded.sample, category, SamplingOptions(steps, guidance, seed),
+                           on_step=lambda i, n: bar.update(task, completed=i, total=n))
+    files = out.parent / f"{out.stem}_files"
+    pictures = {"person": loaded.sample["image"], "garment": loaded.sample["cloth"],
+                "warped garment": result["warped_cloth"][0]}
+    rel = {}
+    for name, tensor in pictures.items():
+        rel[name] = str(save_png(to_image(tensor), files / f"{name.replace(' ', '_')}.png").relative_to(out.parent))
+    save_png(to_image(result["image"][0]), out)
+    rel["result"] = out.name
+    from clipsuite.core.staging import atomic_write_text
+    atomic_write_text(out.with_suffix(".html"), grid_html("clipsuite try-on", [(person.name, rel)], loaded.notes))
+    console.print(f"wrote {out} and {out.with_suffix('.html')}")
+
+
+@app.command()
+@cli_errors
+def edit(
+    image: Annotated[Path, typer.Argument(help="Image to edit.")],
+    target: Annotated[str, typer.Argument(help="Target prompt, e.g. 'a red car'.")],
+    neutral: Annotated[str, typer.Option(help="Neutral prompt, e.g. 'a car'.")],
+    mapper: Annotated[Path, typer.Option(help="DeltaSpace mapper (train delta).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output PNG; an HTML grid goes beside it.")],
+    strength: Annotated[float, typer.Option(help="Edit strength (0 = no edit).")] = 0.8,
+    noise_strength: Annotated[float, typer.Option(help="img2img noise level in (0, 1].")] = 0.6,
+    steps: Annotated[int, typer.Option(min=1)] = 20, guidance: Annotated[float, typer.Option(min=0)] = 3.0,
+    seed: int = 0, parts: PartsOpt = "micro", clip: ClipOpt = "tiny-transformers", size: SizeOpt = "64x64",
+    device: DeviceOpt = "cpu",
+) -> None:
+    """Edit IMAGE toward TARGET (relative to --neutral) through the DeltaSpace mapper."""
+    _file(image, "image")
+    _file(mapper, "mapper file")
+    if not target.strip() or not neutral.strip():
+        fail("the target and --neutral prompts must not be empty")
+    if not 0 < noise_strength <= 1:
+        fail(f"--noise-strength {noise_strength}: must be in (0, 1]")
+    _parts(parts)
+    _out_png(out)
+    hw = _size(size)
+
+    from PIL import Image
+
+    from clipsuite.core.checkpoints import read_config
+    from clipsuite.core.images import load_image
+    from clipsuite.core.staging import atomic_write_text
+    from clipsuite.generative.components import build_parts, load_parts
+    from clipsuite.generative.data import to_image, to_tensor
+    from clipsuite.generative.editing import EditOptions, VariationGenerator
+    from clipsuite.generative.methods.deltaspace import DeltaMapper, edit_codes, embed_images, text_delta
+    from clipsuite.generative.report import grid_html, save_png
+    from clipsuite.generative.train import load_part
+
+    model = _clip(clip, device)
+    picture = load_image(image)
+    c, e = embed_images(model, [picture])
+    cfg = read_config(mapper) or {}
+    delta_mapper = load_part(DeltaMapper(int(cfg.get("clip_dim", c.shape[1])), int(cfg.get("code_dim", e.shape[1])),
+                                         int(cfg.get("hidden", 256))), mapper, "delta")
+    delta = text_delta(model, target, neutral, float(delta_mapper.delta_scale))
+    codes = edit_codes(delta_mapper, c, e, delta, strength)
+    diffusion = build_parts(parts, 0, e.shape[1], in_channels=4) if parts in ("micro", "tiny") else load_parts(parts)
+    pixels = to_tensor(picture.resize((hw[1], hw[0]), Image.BICUBIC))[None]
+    with progress() as bar:
+        task = bar.add_task("edit", total=steps)
+        options = EditOptions(steps, noise_strength, guidance, seed)
+        edited = VariationGenerator(diffusion, device)(pixels, codes, options,
+                                                       on_step=lambda i, n: bar.update(task, completed=i, total=n))
+    files = out.parent / f"{out.stem}_files"
+    source = save_png(to_image(pixels[0]), files / "input.png")
+    save_png(to_image(edited[0]), out)
+    atomic_write_text(out.with_suffix(".html"), grid_html(
+        f"clipsuite edit: '{neutral}' -> '{target}' (strength {strength})",
+        [(image.name, {"input": str(source.relative_to(out.parent)), "edited": out.name})]))
+    console.print(f"wrote {out} and {out.with_suffix('.html')}")
+
+
+@train_app.command("delta")
+@cli_errors
+def train_delta(
+    images: Annotated[Path, typer.Argument(help="Folder of images (pairs are formed from them; no captions).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Mapper file (.safetensors).")],
+    run_dir: Annotated[Path | None, typer.Option(help="Checkpoints and metrics (default: beside --out).")] = None,
+    steps: Annotated[int, typer.Option(min=1)] = 500, batch_size: Annotated[int, typer.Option(min=1)] = 64,
+    lr: float = 1e-3, hidden: Annotated[int, typer.Option(min=8)] = 256, resume: bool = False,
+    clip: ClipOpt = "tiny-transformers", device: DeviceOpt = "cpu",
+) -> None:
+    """Train a DeltaSpace mapper on the images of a folder (text-free)."""
+    if not images.is_dir():
+        fail(f"{images}: folder not found")
+    paths = sorted(p for p in images.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png", ".webp"))
+    if len(paths) < 2:
+        fail(f"{images}: needs at least 2 images (found {len(paths)})")
+    if out.suffix != ".safetensors":
+        fail(f"{out}: the mapper file must end in .safetensors")
+
+    from clipsuite.core.images import load_image
+    from clipsuite.core.train import TrainConfig
+    from clipsuite.generative.train import fit_delta_mapper
+
+    config = TrainConfig(output_dir=run_dir or out.with_suffix(".run"), max_steps=steps, batch_size=batch_size,
+                         lr=lr, resume=resume, precision="fp32" if device == "cpu" else "auto")
+    result = fit_delta_mapper(_clip(clip, device), [load_image(p) for p in paths], config, out, hidden=hidden)
+    console.print(f"trained {result.step} steps on {len(paths)} images -> {out}")
+
+
+@train_app.command("tryon-stage")
+@cli_errors
+def train_tryon_stage(
+    stage: Annotated[str, typer.Argument(help=f"{', '.join(STAGES)}")],
+    data: Annotated[Path, typer.Option(help="VITON-HD root (train/, train_pairs.txt).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Stage file (.safetensors).")],
+    run_dir: Annotated[Path | None, typer.Option(help="Checkpoints and metrics (default: beside --out).")] = None,
+    warping: Annotated[Path | None, typer.Option(help="Trained warping stage (tryon stage input).")] = None,
+    steps: Annotated[int, typer.Option(min=1)] = 1000, batch_size: Annotated[int, typer.Option(min=1)] = 4,
+    lr: float = 1e-5, resume: bool = False, parts: PartsOpt = "micro", clip: ClipOpt = "tiny-transformers",
+    size: SizeOpt = "64x48", device: DeviceOpt = "cpu",
+) -> None:
+    """Train one LaDI-VTON stage on a VITON-HD folder; the stage file is what the next stage (and tryon) loads."""
+    if stage not in STAGES:
+        fail(f"unknown stage '{stage}' (choose from {', '.join(STAGES)})")
+    if not (data / "train").is_dir():
+        fail(f"{data / 'train'}: folder not found (not a VITON-HD root)")
+    _file(warping, "warping stage file")
+    _parts(parts)
+    if out.suffix != ".safetensors":
+        fail(f"{out}: the stage file must end in .safetensors")
+    hw = _size(size)
+
+    from clipsuite.core.train import TrainConfig
+    from clipsuite.generative.data import VitonHD
+    from clipsuite.generative.stages import make_stage_task
+    from clipsuite.generative.train import train_stage
+
+    model = _clip(clip, device)
+    task = make_stage_task(stage, model, parts, hw, warping)
+    config = TrainConfig(output_dir=run_dir or out.with_suffix(".run"), max_steps=steps, batch_size=batch_size,
+                         lr=lr, resume=resume, precision="fp32" if device == "cpu" else "auto")
+    result = train_stage(task, VitonHD(data, "train", size=hw), config, out)
+    console.print(f"stage {stage}: {result.step} steps -> {out}")
+
+
+@app.command()
+@cli_errors
+def evaluate(
+    real: Annotated[Path, typer.Option(help="Folder of real photos (the paired ground truth, same file names).")],
+    generated: Annotated[Path, typer.Option(help="Folder of paired results.")],
+    unpaired: Annotated[Path | None, typer.Option(help="Folder of unpaired results (swapped garments).")] = None,
+    inception: Annotated[Path | None, typer.Option(help="torch-fidelity Inception weights file (default: the "
+                                                        "torch hub cache).")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write the metrics as JSON.")] = None,
+) -> None:
+    """SSIM, LPIPS, FID, KID (paired; FID/KID unpaired too). Metrics whose network is absent say so."""
+    for folder in (real, generated, unpaired):
+        if folder is not None and not folder.is_dir():
+            fail(f"{folder}: folder not found")
+    _file(inception, "Inception weights file")
+
+    from clipsuite.core.staging import atomic_write_json
+    from clipsuite.generative.evaluate import read_image_folder, tryon_metrics
+
+    reals, names = read_image_folder(real)
+    paired, _ = read_image_folder(generated, names=names, like=reals)
+    others = read_image_folder(unpaired, like=reals)[0] if unpaired is not None else None
+    metrics = tryon_metrics(reals, paired, others, inception_weights=inception)
+    for metric in metrics:
+        value = f"{metric.value:.4f}" if metric.value is not None else f"unavailable: {metric.unavailable}"
+        console.print(f"{metric.name:>14}  {value}", soft_wrap=True)
+    if out is not None:
+        atomic_write_json(out, {"images": len(names), "metrics": [m.as_dict() for m in metrics]})
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()
+
+
+

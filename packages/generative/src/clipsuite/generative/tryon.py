@@ -1,0 +1,97 @@
+"""A ready try-on model: diffusion parts + trained stages + the CLIP text side, from files.
+
+What a user (or the CLI) calls: ``TryOnModel.build(...)`` assembles the pipeline from a parts size or
+a local diffusers folder and the stage files ``train`` wrote (each optional: an untrained stage is
+the identity by construction), ``run(loaded, category)`` does one sample. The prompt is LaDI-VTON's
+"a photo of a model wearing {category}", with the garment's pseudo-words when an inversion adapter
+is given.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+
+from clipsuite.core.checkpoints import read_config
+from clipsuite.generative.components import SIZES, DiffusionParts, build_parts, load_parts
+from clipsuite.generative.methods.emasc import EMASC
+from clipsuite.generative.methods.inversion import (
+    CATEGORY_WORDS,
+    InversionAdapter,
+    clip_pixels,
+    prompt_states,
+    tryon_prompt,
+    vision_tokens,
+)
+from clipsuite.generative.methods.tryon_unet import TryOnUNet
+from clipsuite.generative.methods.warping import GarmentWarper
+from clipsuite.generative.pipeline import MemoryOptions, SamplingOptions, TryOnPipeline
+from clipsuite.generative.train import load_part
+
+if TYPE_CHECKING:
+    from clipsuite.core.models import ClipModel
+
+
+@dataclass
+class StageFiles:
+    unet: Path | None = None
+    emasc: Path | None = None
+    warping: Path | None = None
+    inversion: Path | None = None
+
+
+def diffusion_parts(spec: str, cross_attention_dim: int, seed: int = 0) -> DiffusionParts:
+    """A named size (``micro``, ``tiny``, ``sd2-inpainting``: seeded random weights) or a local folder."""
+    return build_parts(spec, seed, cross_attention_dim) if spec in SIZES else load_parts(spec)
+
+
+class TryOnModel:
+    def __init__(self, clip: ClipModel, pipeline: TryOnPipeline, adapter: InversionAdapter | None) -> None:
+        from clipsuite.core.towers import text_tower, vision_tower
+
+        self.clip, self.pipeline, self.adapter = clip, pipeline, adapter
+        self.text, self.vision = text_tower(clip), vision_tower(clip)
+
+    @classmethod
+    def build(cls, clip: ClipModel, parts: str, stages: StageFiles, size: tuple[int, int],
+              device: str = "cpu", memory: MemoryOptions | None = None) -> TryOnModel:
+        from clipsuite.core.towers import text_tower, vision_tower
+
+        text_width = text_tower(clip).width
+        diffusion = diffusion_parts(parts, text_width)
+        unet = TryOnUNet(diffusion.unet)
+        if stages.unet is not None:
+            load_part(unet, stages.unet, "tryon")
+        emasc = load_part(EMASC(diffusion.vae.config), stages.emasc, "emasc") if stages.emasc else None
+        warper = None
+        if stages.warping is not None:
+            trained_size = (read_config(stages.warping) or {}).get("size", list(size))
+            warper = load_part(GarmentWarper(tuple(trained_size)), stages.warping, "warping")
+        adapter = None
+        if stages.inversion is not None:
+            n_tokens = int((read_config(stages.inversion) or {}).get("n_tokens", 16))
+            adapter = load_part(InversionAdapter(vision_tower(clip).width, text_width, n_tokens), stages.inversion,
+                                "inversion")
+        pipeline = TryOnPipeline(diffusion, unet, emasc, warper, device=device, memory=memory)  # type: ignore[arg-type]
+        return cls(clip, pipeline, adapter)  # type: ignore[arg-type]
+
+    @torch.no_grad()
+    def prompt_states(self, category: str, cloth: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(prompt states, empty-prompt states) for a batch of garments in [-1, 1]."""
+        n = len(cloth)
+        if self.adapter is not None:
+            words = self.adapter(vision_tokens(self.vision, clip_pixels(cloth, self.clip)).float())
+            states = prompt_states(self.text, [tryon_prompt(category, self.adapter.n_tokens)] * n, words)
+        else:
+            states = prompt_states(self.text, [f"a photo of a model wearing {CATEGORY_WORDS[category]}"] * n, None)
+        return states, prompt_states(self.text, [""] * n, None)
+
+    def run(self, sample: dict[str, torch.Tensor], category: str, options: SamplingOptions,
+            on_step: Callable[[int, int], None] | None = None) -> dict[str, torch.Tensor]:
+        batch = {k: v[None] for k, v in sample.items()}
+        states, null = self.prompt_states(category, batch["cloth"])
+        return self.pipeline(batch, states, null, options, on_step)

@@ -1,0 +1,111 @@
+"""clipsuite-generative end to end on micro parts and synthetic VITON-HD files, and its one-line errors."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from clipsuite.generative_app.main import app
+
+runner = CliRunner()
+FAST = ["--steps", "2", "--guidance", "2", "--size", "32x24"]
+
+
+def _run(*args: str):  # type: ignore[no-untyped-def]
+    return runner.invoke(app, [*args], catch_exceptions=False)
+
+
+def _sample(root: Path) -> list[str]:
+    t = root / "test"
+    return ["--person", str(t / "image" / "00006_00.jpg"), "--garment", str(t / "cloth" / "00006_00.jpg"),
+            "--parse", str(t / "image-parse-v3" / "00006_00.png"),
+            "--keypoints", str(t / "openpose_json" / "00006_00_keypoints.json")]
+
+
+def _error(result) -> str:  # type: ignore[no-untyped-def]
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.strip().splitlines() if line.strip()]
+    assert "Traceback" not in result.output
+    return lines[-1]
+
+
+def test_tryon_writes_png_and_grid_and_resizes_a_garment_with_a_note(vitonhd: Path, tmp_path: Path) -> None:
+    garment = tmp_path / "big_garment.png"
+    Image.open(vitonhd / "test" / "cloth" / "00006_00.jpg").resize((96, 128)).save(garment)
+    args = _sample(vitonhd)
+    args[3] = str(garment)
+    out = tmp_path / "out" / "result.png"
+    result = _run("tryon", *args, "-o", str(out), *FAST)
+    assert result.exit_code == 0, result.output
+    assert Image.open(out).size == (24, 32)
+    page = out.with_suffix(".html").read_text()
+    assert "result_files/person.png" in page and "result.png" in page and "garment resized" in page
+    assert "garment resized" in result.output
+
+
+def test_tryon_bad_inputs_are_one_line_and_leave_nothing(vitonhd: Path, tmp_path: Path) -> None:
+    out = tmp_path / "o" / "r.png"
+    line = _error(_run("tryon", *_sample(vitonhd), "-o", str(out), "--category", "shoes", *FAST))
+    assert "unknown category 'shoes'" in line
+    grey = tmp_path / "grey.png"
+    Image.fromarray(np.full((64, 48), 128, np.uint8)).save(grey)
+    args = _sample(vitonhd)
+    args[4:6] = ["--mask", str(grey)]
+    line = _error(_run("tryon", *args, "-o", str(out), *FAST))
+    assert str(grey) in line and "not binary" in line
+    bad_points = tmp_path / "kp.json"
+    bad_points.write_text(json.dumps({"people": [{"pose_keypoints_2d": [1.0, 2.0, 1.0] * 10}]}))
+    args = _sample(vitonhd)
+    args[-1] = str(bad_points)
+    line = _error(_run("tryon", *args, "-o", str(out), *FAST))
+    assert str(bad_points) in line and "10 keypoints" in line
+    line = _error(_run("tryon", *_sample(vitonhd), "-o", str(out), "--size", "30x20"))
+    assert "multiples of 8" in line
+    line = _error(_run("tryon", *_sample(vitonhd), "-o", str(tmp_path / "r.jpg")))
+    assert ".png" in line
+    assert not out.parent.exists()
+
+
+def test_train_delta_resume_edit_and_evaluate(vitonhd: Path, tmp_path: Path) -> None:
+    mapper = tmp_path / "delta.safetensors"
+    images = vitonhd / "train" / "image"
+    result = _run("train", "delta", str(images), "-o", str(mapper), "--steps", "4", "--batch-size", "8",
+                  "--hidden", "32")
+    assert result.exit_code == 0, result.output
+    result = _run("train", "delta", str(images), "-o", str(mapper), "--steps", "6", "--batch-size", "8",
+                  "--hidden", "32", "--resume")
+    assert result.exit_code == 0 and "trained 6 steps" in result.output, result.output
+    out = tmp_path / "edit" / "car.png"
+    result = _run("edit", str(images / "00000_00.jpg"), "a red shirt", "--neutral", "a shirt", "--mapper",
+                  str(mapper), "-o", str(out), "--steps", "2", "--size", "32x32")
+    assert result.exit_code == 0, result.output
+    assert Image.open(out).size == (32, 32) and "car_files/input.png" in out.with_suffix(".html").read_text()
+    line = _error(_run("edit", str(images / "00000_00.jpg"), "a shirt", "--neutral", "a shirt", "--mapper",
+                       str(mapper), "-o", str(tmp_path / "same.png"), "--size", "32x32"))
+    assert "same CLIP text embedding" in line
+    # evaluate: the photos against themselves; FID/KID/LPIPS networks are absent here
+    gen = tmp_path / "gen"
+    shutil.copytree(vitonhd / "test" / "image", gen)
+    metrics = tmp_path / "m.json"
+    result = _run("evaluate", "--real", str(vitonhd / "test" / "image"), "--generated", str(gen), "-o", str(metrics))
+    assert result.exit_code == 0, result.output
+    table = {m["name"]: m for m in json.loads(metrics.read_text())["metrics"]}
+    assert table["ssim"]["value"] == pytest.approx(1.0, abs=1e-5)
+    (gen / "00007_00.jpg").unlink()
+    line = _error(_run("evaluate", "--real", str(vitonhd / "test" / "image"), "--generated", str(gen)))
+    assert "00007_00.jpg: missing" in line
+
+
+def test_train_tryon_stage_checks_first(vitonhd: Path, tmp_path: Path) -> None:
+    line = _error(_run("train", "tryon-stage", "dance", "--data", str(vitonhd), "-o", str(tmp_path / "s.safetensors")))
+    assert "unknown stage 'dance'" in line
+    out = tmp_path / "warp.safetensors"
+    result = _run("train", "tryon-stage", "warping", "--data", str(vitonhd), "-o", str(out), "--steps", "2",
+                  "--batch-size", "3", "--size", "32x24")
+    assert result.exit_code == 0 and out.is_file(), result.output
