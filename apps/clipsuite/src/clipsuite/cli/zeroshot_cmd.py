@@ -54,7 +54,7 @@ def register(app: typer.Typer) -> None:
         from clipsuite.core.checkpoints import atomic_write_text
         from clipsuite.core.images import expand_image_inputs, load_image
         from clipsuite.core.prompts import load_descriptions
-        from clipsuite.core.skipping import SkipLog, check_on_error, read_each
+        from clipsuite.core.skipping import SkipLog, check_on_error, keep_readable
         from clipsuite.core.zeroshot import build_classifier, check_class_count, logits
 
         log = SkipLog(check_on_error(on_error))
@@ -65,7 +65,7 @@ def register(app: typer.Typer) -> None:
                 raise InputError("give --classes, --classes-file or --adapter")
             check_class_count(names)
         # decode everything up front: an unreadable file is skipped (or fails) before any output
-        paths, _ = read_each(paths, load_image, log, "images")
+        paths = keep_readable(paths, load_image, log, "images")
         clip = load_model(model, pretrained=pretrained, device=device)
         if adapter is not None:
             import torch

@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from clipsuite.cli.common import cli_errors, console, fail
+from clipsuite.cli.common import cli_errors, console, err_console, fail
 
 app = typer.Typer(name="medical", help="Medical CLIP: zero-shot on images and volumes (NIfTI/DICOM), BiomedCoOp, "
                   "medical VQA.", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
@@ -58,8 +58,8 @@ def _write_json(path: Path, data: object) -> None:
 @app.command()
 @cli_errors
 def classify(
-    path: Annotated[Path, typer.Argument(help="Image, image folder, NIfTI file, DICOM series folder or folder of "
-                                              "NIfTI.")],
+    path: Annotated[Path, typer.Argument(help="Image, image folder, NIfTI file, DICOM series folder (or one file: "
+                                              "its series) or folder of NIfTI.")],
     classes: Annotated[str, typer.Option(help="Comma-separated class names.")],
     window: Annotated[str, typer.Option(help="soft-tissue | lung | bone | brain | mediastinum | mr | "
                                              "A_MIN,A_MAX | percentile:LOW,HIGH")] = "soft-tissue",
@@ -71,29 +71,44 @@ def classify(
     templates: Annotated[str | None, typer.Option(help="Template set, file, or one template with {}.")] = None,
     descriptions: Annotated[Path | None, typer.Option(help="Class -> sentences JSON (replaces templates).")] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write all predictions (with slices) here.")] = None,
+    volume_index: Annotated[int | None, typer.Option(
+        help="One volume of a 4D NIfTI file (default: classify each volume).")] = None,
+    on_error: Annotated[str, typer.Option(
+        help="In a folder, skip: leave out unreadable files (listed in --json, counted); fail: stop.")] = "skip",
     model: ModelOpt = "biomedclip", pretrained: PretrainedOpt = None, device: DeviceOpt = None,
 ) -> None:
     """Zero-shot classification of medical images or volumes (slice predictions aggregated per volume)."""
     from dataclasses import asdict
 
     from clipsuite.core.prompts import load_descriptions
-    from clipsuite.medical.classify import VolumeOptions, classify_path
+    from clipsuite.core.skipping import check_on_error
+    from clipsuite.core.zeroshot import check_class_count
+    from clipsuite.medical.classify import VolumeOptions, classify_source
     from clipsuite.medical.volumes import parse_window
 
     if aggregate not in ("mean", "max"):
         fail(f"--aggregate '{aggregate}': use mean or max")
     parse_window(window)  # fail on a bad window before loading a model
+    policy = check_on_error(on_error)
     names = _csv(classes, "--classes")
+    check_class_count(names)
     sentences = load_descriptions(descriptions, names) if descriptions else None
     options = VolumeOptions(axis=axis, slices=_ints(slices, "--slices") if slices else None, n=n_slices, mode=mode,
                             window=window, aggregate=aggregate)
-    predictions = classify_path(_load(model, pretrained, device), path, names, options, templates, sentences)
+    found = classify_source(_load(model, pretrained, device), path, names, options, templates, sentences, policy,
+                            volume_index)
     table = Table("source", "prediction", *names)
-    for p in predictions:
+    for p in found.predictions:
         table.add_row(Path(p.source).name, p.label, *(f"{p.scores[c]:.3f}" for c in names))
     console.print(table)
-    if json_out is not None:
-        _write_json(json_out, [asdict(p) for p in predictions])
+    if found.skipped:
+        err_console.print(f"[yellow]skipped {len(found.skipped)} unreadable file(s)"
+                          f"{' (listed in ' + str(json_out) + ')' if json_out else ''}:[/] "
+                          + "; ".join(s.reason for s in found.skipped), soft_wrap=True)
+    if json_out is not None:  # every input accounted for: skipped files as entries with an error
+        _write_json(json_out, [{**asdict(p), "error": None} for p in found.predictions]
+                    + [{"source": s.path, "label": None, "scores": {}, "slices": [], "error": s.reason}
+                       for s in found.skipped])
 
 
 # ---- BiomedCoOp -------------------------------------------------------------------------------

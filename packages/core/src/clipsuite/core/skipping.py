@@ -93,6 +93,19 @@ def read_each(paths: Sequence[T], read: Callable[[T], R], log: SkipLog,
         if value is not None:
             kept.append(path)
             values.append(value)
-    if paths and not kept:
-        raise InputError(f"none of the {len(paths)} {what} could be read (first: {log.skipped[0].reason})")
+    _check_some_kept(len(paths), len(kept), log, what)
     return kept, values
+
+
+def keep_readable(paths: Sequence[T], read: Callable[[T], object], log: SkipLog, what: str = "files") -> list[T]:
+    """The paths that ``read`` accepts; what it returns is dropped at once, so a check of a large
+    folder (decoding every image) holds one file in memory at a time."""
+    kept = [path for path in paths
+            if log.attempt(path, lambda: read(path) is not None) is not None]  # noqa: B023 - called at once
+    _check_some_kept(len(paths), len(kept), log, what)
+    return kept
+
+
+def _check_some_kept(total: int, kept: int, log: SkipLog, what: str) -> None:
+    if total and not kept:
+        raise InputError(f"none of the {total} {what} could be read (first: {log.skipped[0].reason})")

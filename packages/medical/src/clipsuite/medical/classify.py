@@ -1,8 +1,10 @@
 """Zero-shot classification of medical images and volumes with a CLIP model (BiomedCLIP, PubMedCLIP...).
 
-A path may be an image, a folder of images, a NIfTI file, a DICOM series folder, or a folder of
-NIfTI files. Volumes are cut into slices (``VolumeOptions``), every slice is classified, and the
-volume's prediction aggregates the slice probabilities (mean or max).
+A path may be an image, a folder of images, a NIfTI file (a 4D one: each volume, or the one
+``volume_index`` names), a DICOM series folder or one file of a series, or a folder of NIfTI files.
+Volumes are cut into slices (``VolumeOptions``), every slice is classified, and the volume's
+prediction aggregates the slice probabilities (mean or max). In a folder of images or NIfTI files an
+unreadable file is skipped (``on_error="skip"``, listed in ``Classified.skipped``) or stops the run.
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ from pathlib import Path
 import torch
 
 from clipsuite.core.errors import InputError
-from clipsuite.core.images import list_images
+from clipsuite.core.images import list_images, load_image
 from clipsuite.core.models import ClipModel
+from clipsuite.core.skipping import OnError, SkipLog, Skipped, keep_readable
 from clipsuite.core.zeroshot import build_classifier
 from clipsuite.medical.volumes import (
     DEFAULT_RGB_WINDOWS,
@@ -25,7 +28,7 @@ from clipsuite.medical.volumes import (
     aggregate,
     is_nifti,
     is_volume_path,
-    load_volume,
+    load_volumes,
     volume_to_rgb,
 )
 
@@ -83,18 +86,43 @@ def classify_images(clip: ClipModel, paths: Sequence[Path], classes: Sequence[st
             for p, row in zip(paths, probs)]
 
 
-def classify_path(clip: ClipModel, path: str | os.PathLike[str], classes: Sequence[str],
-                  options: VolumeOptions | None = None, templates: str | Sequence[str] | None = None,
-                  descriptions: Mapping[str, Sequence[str]] | None = None) -> list[Prediction]:
-    """One prediction per image or per volume found at ``path``."""
+@dataclass
+class Classified:
+    """The predictions for what could be read at a path, and the files left out as unreadable."""
+
+    predictions: list[Prediction]
+    skipped: list[Skipped] = field(default_factory=list)
+
+
+def classify_source(clip: ClipModel, path: str | os.PathLike[str], classes: Sequence[str],
+                    options: VolumeOptions | None = None, templates: str | Sequence[str] | None = None,
+                    descriptions: Mapping[str, Sequence[str]] | None = None, on_error: OnError = "skip",
+                    volume_index: int | None = None) -> Classified:
+    """One prediction per image or per volume found at ``path``; ``on_error`` applies to the files of a
+    folder (a file named on its own, or a DICOM series folder, must be readable)."""
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: file or folder not found")
+    log = SkipLog(on_error)
     classifier = make_classifier(clip, classes, templates, descriptions)
     if is_volume_path(path):
-        return [classify_volume(clip, load_volume(path), classes, classifier, options)]
-    if path.is_dir():
-        volumes = sorted(p for p in path.iterdir() if p.is_file() and is_nifti(p))
-        if volumes:
-            return [classify_volume(clip, load_volume(v), classes, classifier, options) for v in volumes]
-    return classify_images(clip, list_images(path), classes, classifier)
+        volumes = load_volumes(path, volume_index)
+        return Classified([classify_volume(clip, v, classes, classifier, options) for v in volumes])
+    files = sorted(p for p in path.iterdir() if p.is_file() and is_nifti(p)) if path.is_dir() else []
+    if not files:
+        images = keep_readable(list_images(path), load_image, log, "images")
+        return Classified(classify_images(clip, images, classes, classifier), log.skipped)
+    predictions = []
+    for file in files:  # one file's volumes in memory at a time
+        volumes = log.attempt(file, lambda: load_volumes(file, volume_index))  # noqa: B023 - called at once
+        predictions += [classify_volume(clip, v, classes, classifier, options) for v in volumes or []]
+    if not predictions:
+        raise InputError(f"none of the {len(files)} volumes in {path} could be read (first: {log.skipped[0].reason})")
+    return Classified(predictions, log.skipped)
+
+
+def classify_path(clip: ClipModel, path: str | os.PathLike[str], classes: Sequence[str],
+                  options: VolumeOptions | None = None, templates: str | Sequence[str] | None = None,
+                  descriptions: Mapping[str, Sequence[str]] | None = None) -> list[Prediction]:
+    """``classify_source`` that stops at the first unreadable file: one prediction per image or volume."""
+    return classify_source(clip, path, classes, options, templates, descriptions, on_error="fail").predictions

@@ -107,20 +107,61 @@ def reorient_to_ras(data: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, n
     return np.ascontiguousarray(new, dtype=np.float32), new_affine
 
 
-def load_nifti(path: str | os.PathLike[str]) -> Volume:
+def _read_nifti(path: Path):  # type: ignore[no-untyped-def]  # -> nibabel image, or InputError
     import nibabel as nib
 
-    path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: file not found")
     try:
-        image = nib.load(str(path))
-        data = np.asarray(image.dataobj, dtype=np.float32)
+        return nib.load(str(path))
     except Exception as error:  # noqa: BLE001 - nibabel raises ImageFileError, EOFError, zlib errors
         raise InputError(f"{path}: not a readable NIfTI file ({_first_line(error)})") from None
-    data = _check_array(data, str(path))
-    data, affine = reorient_to_ras(data, np.asarray(image.affine, dtype=np.float64))
-    return Volume(data, affine, str(path))
+
+
+def _nifti_data(path: Path, dataobj: object) -> np.ndarray:
+    try:
+        return np.asarray(dataobj, dtype=np.float32)
+    except Exception as error:  # noqa: BLE001 - truncated or corrupt data: same zoo of reader errors
+        raise InputError(f"{path}: not a readable NIfTI file ({_first_line(error)})") from None
+
+
+def _nifti_volume(path: Path, data: np.ndarray, affine: np.ndarray, source: str) -> Volume:
+    data = _check_array(data, source)
+    data, affine = reorient_to_ras(data, np.asarray(affine, dtype=np.float64))
+    return Volume(data, affine, source)
+
+
+def _check_volume_index(path: Path, count: int, volume_index: int) -> int:
+    if not -count <= volume_index < count:
+        raise InputError(f"{path}: volume index {volume_index} is outside the file's {count} volumes (0..{count - 1})")
+    return volume_index % count
+
+
+def load_nifti(path: str | os.PathLike[str], volume_index: int | None = None) -> Volume:
+    """One 3D volume; a 4D file (time series, several volumes) needs ``volume_index``."""
+    path = Path(path)
+    image = _read_nifti(path)
+    shape = tuple(image.shape)
+    if len(shape) == 4 and shape[3] > 1:
+        if volume_index is None:
+            raise InputError(f"{path}: a 4D file of {shape[3]} volumes; choose one with volume_index "
+                             f"(--volume-index 0..{shape[3] - 1}) or read them all with load_volumes")
+        t = _check_volume_index(path, shape[3], volume_index)
+        return _nifti_volume(path, _nifti_data(path, image.dataobj[..., t]), image.affine, f"{path}[volume {t}]")
+    if volume_index is not None:
+        _check_volume_index(path, 1, volume_index)  # a 3D file is volume 0
+    return _nifti_volume(path, _nifti_data(path, image.dataobj), image.affine, str(path))
+
+
+def load_nifti_volumes(path: str | os.PathLike[str]) -> list[Volume]:
+    """Every 3D volume of a NIfTI file: one for a 3D file, one per index of a 4D file's last axis."""
+    path = Path(path)
+    image = _read_nifti(path)
+    shape = tuple(image.shape)
+    if len(shape) != 4 or shape[3] == 1:
+        return [load_nifti(path)]
+    data = _nifti_data(path, image.dataobj)
+    return [_nifti_volume(path, data[..., t], image.affine, f"{path}[volume {t}]") for t in range(shape[3])]
 
 
 def _dicom_files(folder: Path) -> list[Path]:
@@ -130,34 +171,65 @@ def _dicom_files(folder: Path) -> list[Path]:
     return files
 
 
+def _dicom_headers(path: Path) -> list[tuple[Path, object]]:
+    """(file, header) of the series to read. A folder: every DICOM file in it, all readable, one series.
+    A file: the file and its neighbours of the same SeriesInstanceUID (unreadable ones ignored), or the
+    file alone when it names no series."""
+    import pydicom
+
+    def header(file: Path) -> object:
+        try:
+            return pydicom.dcmread(str(file), stop_before_pixels=True)
+        except Exception as error:  # noqa: BLE001 - readers raise many types; one message for all
+            raise InputError(f"{file}: not a readable DICOM file ({_first_line(error)})") from None
+
+    if path.is_dir():
+        headers = [(file, header(file)) for file in _dicom_files(path)]
+        series = {str(getattr(h, "SeriesInstanceUID", "?")) for _, h in headers}
+        if len(series) > 1:
+            raise InputError(f"{path}: holds {len(series)} DICOM series (mixed SeriesInstanceUID); "
+                             "put each series in its own folder, or give one file of the series you want")
+        return headers
+    own = header(path)
+    uid = getattr(own, "SeriesInstanceUID", None)
+    if uid is None:
+        return [(path, own)]
+    chosen = [(path, own)]
+    for file in _dicom_files(path.parent):
+        if file.resolve() == path.resolve():
+            continue
+        try:
+            neighbour = header(file)
+        except InputError:
+            continue  # a stray or damaged file beside the series is not the series' problem
+        if getattr(neighbour, "SeriesInstanceUID", None) == uid:
+            chosen.append((file, neighbour))
+    return chosen
+
+
 def load_dicom_series(path: str | os.PathLike[str], reader: Literal["pydicom", "monai"] = "pydicom") -> Volume:
-    """A folder holding exactly one DICOM series (or one file of it) -> RAS volume in HU."""
+    """A folder holding exactly one DICOM series, or one file: that file's series -> RAS volume in HU."""
     import pydicom
 
     path = Path(path)
-    folder = path if path.is_dir() else path.parent
-    if not folder.exists():
+    if not path.exists():
         raise InputError(f"{path}: folder not found")
-    headers = []
-    for file in _dicom_files(folder):
-        try:
-            headers.append((file, pydicom.dcmread(str(file), stop_before_pixels=True)))
-        except Exception as error:  # noqa: BLE001 - readers raise many types; one message for all
-            raise InputError(f"{file}: not a readable DICOM file ({_first_line(error)})") from None
-    series = {str(getattr(h, "SeriesInstanceUID", "?")) for _, h in headers}
-    if len(series) > 1:
-        raise InputError(f"{folder}: holds {len(series)} DICOM series (mixed SeriesInstanceUID); "
-                         "put each series in its own folder")
+    folder = path if path.is_dir() else path.parent
+    headers = _dicom_headers(path)
+    source = str(folder) if path.is_dir() else str(path)
     if reader == "monai":
+        if not path.is_dir() and len(headers) != len(_dicom_files(folder)):
+            raise InputError(f"{path}: the monai reader reads whole folders and this one holds more than the "
+                             "file's series; use the pydicom reader")
         return _load_dicom_monai(folder)
     first = headers[0][1]
     try:
-        orientation = np.asarray(first.ImageOrientationPatient, dtype=np.float64)
+        orientation = np.asarray(first.ImageOrientationPatient, dtype=np.float64)  # type: ignore[attr-defined]
         row_dir, col_dir = orientation[:3], orientation[3:]
         normal = np.cross(row_dir, col_dir)
-        positions = {f: np.asarray(h.ImagePositionPatient, dtype=np.float64) for f, h in headers}
+        positions = {f: np.asarray(h.ImagePositionPatient, dtype=np.float64) for f, h in headers}  # type: ignore[attr-defined]
     except AttributeError as error:
-        raise InputError(f"{folder}: DICOM files lack patient position/orientation ({error})") from None
+        raise InputError(f"{source}: DICOM files lack patient position/orientation ({error})") from None
     ordered = sorted(headers, key=lambda fh: float(positions[fh[0]] @ normal))
     slices = []
     for file, _ in ordered:
@@ -169,10 +241,10 @@ def load_dicom_series(path: str | os.PathLike[str], reader: Literal["pydicom", "
         slope, intercept = float(getattr(ds, "RescaleSlope", 1)), float(getattr(ds, "RescaleIntercept", 0))
         slices.append(pixels * slope + intercept)
     if len({s.shape for s in slices}) > 1:
-        raise InputError(f"{folder}: DICOM slices have different sizes")
+        raise InputError(f"{source}: DICOM slices have different sizes")
     stack = np.stack(slices, axis=-1)  # [rows, cols, slices]
     data = np.ascontiguousarray(stack.transpose(1, 0, 2))  # [cols (x), rows (y), z]
-    row_spacing, col_spacing = (float(v) for v in first.PixelSpacing)
+    row_spacing, col_spacing = (float(v) for v in first.PixelSpacing)  # type: ignore[attr-defined]
     z_positions = [float(positions[f] @ normal) for f, _ in ordered]
     z_step = (z_positions[-1] - z_positions[0]) / (len(z_positions) - 1) if len(z_positions) > 1 else float(
         getattr(first, "SliceThickness", 1.0))
@@ -182,9 +254,9 @@ def load_dicom_series(path: str | os.PathLike[str], reader: Literal["pydicom", "
     affine_lps[:3, 2] = normal * z_step
     affine_lps[:3, 3] = positions[ordered[0][0]]
     affine = np.diag([-1.0, -1.0, 1.0, 1.0]) @ affine_lps  # LPS world -> RAS world
-    data = _check_array(data, str(folder))
+    data = _check_array(data, source)
     data, affine = reorient_to_ras(data, affine)
-    return Volume(data, affine, str(folder))
+    return Volume(data, affine, source)
 
 
 def _load_dicom_monai(folder: Path) -> Volume:
@@ -196,16 +268,25 @@ def _load_dicom_monai(folder: Path) -> Volume:
     return Volume(data, affine, str(folder))
 
 
-def load_volume(path: str | os.PathLike[str]) -> Volume:
-    """NIfTI file or DICOM series folder -> RAS float32 volume; bad files raise ``InputError``."""
+def load_volume(path: str | os.PathLike[str], volume_index: int | None = None) -> Volume:
+    """NIfTI file, DICOM series folder or one DICOM file (its series) -> RAS float32 volume; bad files
+    raise ``InputError``. ``volume_index`` picks one volume of a 4D NIfTI file."""
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: file or folder not found")
     if path.is_file() and is_nifti(path):
-        return load_nifti(path)
+        return load_nifti(path, volume_index)
     if path.is_dir() or _looks_dicom(path):
         return load_dicom_series(path)
     raise InputError(f"{path}: not a volume (expected .nii, .nii.gz or a DICOM series folder)")
+
+
+def load_volumes(path: str | os.PathLike[str], volume_index: int | None = None) -> list[Volume]:
+    """``load_volume``, except that a 4D NIfTI file without ``volume_index`` gives all its volumes."""
+    path = Path(path)
+    if volume_index is None and path.is_file() and is_nifti(path):
+        return load_nifti_volumes(path)
+    return [load_volume(path, volume_index)]
 
 
 # ---- intensities --------------------------------------------------------------------------------
