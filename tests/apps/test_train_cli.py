@@ -55,6 +55,29 @@ def test_train_then_resume_then_refuse_to_overwrite(shapes, tmp_path):
     _one_line_error(_train(str(shapes), "--batch-size", "4", "--output", str(out)), "already holds a training run")
 
 
+def test_resume_remembers_the_runs_flags_and_refuses_other_ones(shapes, tmp_path):
+    out = tmp_path / "run"
+    first = _train(str(shapes), "--epochs", "1", "--batch-size", "4", "--lr", "1e-3", "--weight-decay", "0.01",
+                   "--seed", "3", "--shared-positives", "--output", str(out))
+    assert first.exit_code == 0, first.output
+    # the run folder alone, as the README says: every flag comes back from the run, --epochs may grow
+    again = _train(str(out), "--resume", "--epochs", "2")
+    assert again.exit_code == 0, again.output
+    assert "trained 4 steps (resumed at step 2)" in again.output
+    config = read_json(out / "trainer_state.json")["config"]
+    assert (config["lr"], config["weight_decay"], config["seed"], config["batch_size"]) == (1e-3, 0.01, 3, 4)
+    assert read_json(out / "config.json")["task"]["shared_positives"] is True
+    options = read_json(out / "config.json")["options"]
+    assert options["data"] == str(shapes.resolve()) and options["lr"] == 1e-3 and options["epochs"] == 1
+    # --output with no DATA resumes too; a flag that disagrees is refused by its name, before any training
+    _one_line_error(_train("--output", str(out), "--resume", "--lr", "0.1", "--loss", "siglip"),
+                    "--lr 0.1 (the run has 0.001); --loss siglip (the run has clip)")
+    assert read_json(out / "trainer_state.json")["step"] == 4
+    same = _train("--output", str(out), "--resume", "--lr", "1e-3", "--epochs", "2")  # agreeing flags are fine
+    assert same.exit_code == 0 and "trained 4 steps (resumed at step 4)" in same.output, same.output
+    _one_line_error(_train("--output", str(tmp_path / "fresh")), "missing DATA")
+
+
 def test_siglip_with_locked_image_tower_keeps_it_fixed(shapes, tmp_path):
     out = tmp_path / "siglip"
     result = _train(str(shapes), "--loss", "siglip", "--lock-image", "--max-steps", "2", "--batch-size", "4",

@@ -7,11 +7,13 @@ from typing import Annotated
 
 import typer
 
-from clipsuite.cli.common import ModelOpt, PretrainedOpt, cli_errors, console
+from clipsuite.cli.common import ModelOpt, PretrainedOpt, cli_errors, console, fail
 
-DataArg = Annotated[str, typer.Argument(help="Image-text pairs: CSV/TSV (filepath, title), JSONL, Karpathy JSON, or "
-                                             "webdataset .tar shards (a file, a folder, or a {000..009} pattern).")]
-OutputOpt = Annotated[Path, typer.Option("--output", "-o", help="Folder for checkpoints, metrics and the model.")]
+DataArg = Annotated[str | None, typer.Argument(
+    help="Image-text pairs: CSV/TSV (filepath, title), JSONL, Karpathy JSON, or webdataset .tar shards (a file, a "
+         "folder, or a {000..009} pattern). With --resume it may be left out, or be the run folder itself.")]
+OutputOpt = Annotated[Path | None, typer.Option("--output", "-o",
+                                                help="Folder for checkpoints, metrics and the model.")]
 PrecisionOpt = Annotated[str, typer.Option(help="auto, fp32, amp_bf16 or amp_fp16 (float32 weights, autocast compute). "
                                                 "auto: amp_bf16 on a GPU (amp_fp16 on an older one), fp32 on the CPU, "
                                                 "or what `accelerate launch --mixed_precision` says.")]
@@ -23,8 +25,9 @@ def register(app: typer.Typer) -> None:
     @app.command("train")
     @cli_errors
     def train(
-        data: DataArg,
-        output: OutputOpt,
+        ctx: typer.Context,
+        data: DataArg = None,
+        output: OutputOpt = None,
         model: ModelOpt = "tiny",
         pretrained: PretrainedOpt = None,
         epochs: Annotated[int, typer.Option(help="Passes over the data.")] = 1,
@@ -49,7 +52,9 @@ def register(app: typer.Typer) -> None:
             "--checkpoint-every", help="Steps between checkpoints (default: each epoch end; 0: only the final "
                                        "one).")] = None,
         resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --output from its last "
-                                                              "checkpoint.")] = False,
+                                                              "checkpoint, with the flags it was started with "
+                                                              "(flags given again must agree; --epochs and "
+                                                              "--max-steps may be raised).")] = False,
         overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an earlier run in --output.")] = False,
         image_column: Annotated[str, typer.Option("--image-column",
                                                   help="Column (or JSONL key) of image paths.")] = "filepath",
@@ -67,18 +72,36 @@ def register(app: typer.Typer) -> None:
         """Fine-tune a CLIP model contrastively on image-caption pairs; writes a model folder that
         --model accepts. Several GPUs: `accelerate launch --multi_gpu -m clipsuite.cli.main train ...`;
         several CPU processes: `torchrun --nproc_per_node N -m clipsuite.cli.main train ...`."""
+        from clipsuite.cli.resume import absolute_if_exists, remembered
         from clipsuite.core.contrastive import ContrastiveConfig, train_contrastive
 
-        settings = ContrastiveConfig(loss=loss, lock_image=lock_image, lock_text=lock_text,
-                                     shared_positives=shared_positives)
+        if resume and output is None and data is not None and (Path(data) / "trainer_state.json").is_file():
+            output, data = Path(data), None  # `clipsuite train RUN --resume`
+        if output is None:
+            fail("--output is required (the run folder)")
+        # the run's identity, stored with it; --quiet, --workers, --verify and --overwrite are not part of it
+        o = {"data": absolute_if_exists(data), "model": model, "pretrained": pretrained, "epochs": epochs,
+             "max_steps": max_steps, "batch_size": batch_size, "lr": lr, "weight_decay": weight_decay,
+             "warmup": warmup, "loss": loss, "lock_image": lock_image, "lock_text": lock_text,
+             "shared_positives": shared_positives, "precision": precision, "distributed": distributed,
+             "grad_accum": grad_accum, "grad_checkpointing": grad_checkpointing, "ema": ema,
+             "checkpoint_every": checkpoint_every, "image_column": image_column, "caption_column": caption_column,
+             "split": split, "holdout": holdout, "seed": seed}
+        if resume:
+            o = remembered(ctx, output, o, adjustable=("epochs", "max_steps", "checkpoint_every"))
+        if o["data"] is None:
+            fail("missing DATA (image-text pairs); only --resume of a run started with this clipsuite may leave "
+                 "it out")
+        settings = ContrastiveConfig(loss=o["loss"], lock_image=o["lock_image"], lock_text=o["lock_text"],
+                                     shared_positives=o["shared_positives"])
         result = train_contrastive(
-            data, output, model, pretrained=pretrained, contrastive=settings, image_column=image_column,
-            caption_column=caption_column, split=split, verify=verify, holdout=holdout, overwrite=overwrite,
-            epochs=epochs, max_steps=max_steps, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
-            warmup_steps=warmup, precision=precision, grad_accum=grad_accum, grad_checkpointing=grad_checkpointing,
-            ema_decay=ema, checkpoint_every=checkpoint_every, resume=resume, num_workers=workers, seed=seed,
-            distributed=distributed,
-            progress=not quiet)
+            o["data"], output, o["model"], pretrained=o["pretrained"], contrastive=settings,
+            image_column=o["image_column"], caption_column=o["caption_column"], split=o["split"], verify=verify,
+            holdout=o["holdout"], overwrite=overwrite, options=o, epochs=o["epochs"], max_steps=o["max_steps"],
+            batch_size=o["batch_size"], lr=o["lr"], weight_decay=o["weight_decay"], warmup_steps=o["warmup"],
+            precision=o["precision"], grad_accum=o["grad_accum"], grad_checkpointing=o["grad_checkpointing"],
+            ema_decay=o["ema"], checkpoint_every=o["checkpoint_every"], resume=resume, num_workers=workers,
+            seed=o["seed"], distributed=o["distributed"], progress=not quiet)
         if not result.main_process:  # under a multi-process launch, one process reports
             return
         metrics = ", ".join(f"{k} {v:.4g}" for k, v in result.train.metrics.items())

@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 import os
 import shutil
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -195,7 +195,8 @@ def train_contrastive(data: ContrastiveData, output_dir: str | os.PathLike[str],
                       pretrained: str | None = None, contrastive: ContrastiveConfig | None = None,
                       image_column: str = DEFAULT_IMAGE_COLUMN, caption_column: str = DEFAULT_CAPTION_COLUMN,
                       split: str | None = None, verify: bool = True, holdout: float = 0.0,
-                      augment: bool = True, overwrite: bool = False, **train_options: Any) -> ContrastiveResult:
+                      augment: bool = True, overwrite: bool = False, options: Mapping[str, Any] | None = None,
+                      **train_options: Any) -> ContrastiveResult:
     """Fine-tune (or train from scratch) ``model`` on image-text data and save it.
 
     ``data``: a file or shard source (``clipsuite.core.data.read_pairs``: CSV/TSV/JSONL, Karpathy JSON,
@@ -207,6 +208,7 @@ def train_contrastive(data: ContrastiveData, output_dir: str | os.PathLike[str],
     lazily, so its problems surface when its items are. A fresh run that fails leaves no output
     folder behind. ``holdout`` keeps that fraction of pairs (at most 512) for retrieval recall at
     each epoch end. A folder holding an earlier run is only reused with ``resume`` or ``overwrite``.
+    ``options``: how the calling command was started, stored with the run (``train.run_options``).
     """
     settings = contrastive or ContrastiveConfig()
     out = Path(output_dir)
@@ -232,7 +234,7 @@ def train_contrastive(data: ContrastiveData, output_dir: str | os.PathLike[str],
     task = ContrastiveTask(clip, settings, eval_data)
     fresh_folder = not out.exists()
     try:
-        trainer = Trainer(task, cfg)
+        trainer = Trainer(task, cfg, options)
         result = trainer.fit(dataset)
         if trainer.sharded:  # under FSDP the live model stays in shards: rebuild it whole from the run's weights
             clip = _rebuilt(model, pretrained, settings, cfg, result)

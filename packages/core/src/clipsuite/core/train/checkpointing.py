@@ -24,6 +24,10 @@ from clipsuite.core.train.logbook import Window
 
 logger = logging.getLogger("clipsuite.core.train")
 EMA_FILE = "ema.safetensors"
+# settings a resumed run may change: where the folder lives, how it reports and loads, how long it runs
+# (to train on) and how often it saves; every other one would make the resumed run another run
+RESUME_MAY_CHANGE = frozenset({"output_dir", "resume", "progress", "num_workers", "epochs", "max_steps",
+                               "checkpoint_every"})
 
 
 @dataclass
@@ -82,6 +86,7 @@ def restore_checkpoint(acc: Accelerator, config: TrainConfig, saved: Saved, reco
     if before != now:  # each process's data shard and RNG stream belong to that layout
         raise ClipsuiteError(f"{where}: cannot resume on {now} process(es), the run was saved by {before}; relaunch "
                              f"it on {before}, or train afresh (without --resume) or into another folder")
+    _check_same_settings(where, record.get("config"), config)
     settings = (record.get("batch_size"), record.get("grad_accum"), record.get("batches_per_epoch"))
     current = (config.batch_size, config.grad_accum, saved.batches_per_epoch)
     if settings != current:
@@ -104,6 +109,18 @@ def restore_checkpoint(acc: Accelerator, config: TrainConfig, saved: Saved, reco
     saved.window.load(rng_tensors, int(rng_plain.get("window_count", 0)), acc.device)
     logger.info("resumed from %s at step %d", out, step)
     return Position(step=step, epoch=int(record["epoch"]), batch=int(record["batch"]))
+
+
+def _check_same_settings(where: Any, saved: Any, config: TrainConfig) -> None:
+    """One error naming every setting that differs from the run's own (a record without them passes)."""
+    if not isinstance(saved, dict):
+        return
+    now = config.to_json()
+    differences = [f"{name} {now[name]} (the run has {saved[name]})" for name in sorted(now)
+                   if name not in RESUME_MAY_CHANGE and name in saved and now[name] != saved[name]]
+    if differences:
+        raise ClipsuiteError(f"{where}: cannot resume with other settings: {'; '.join(differences)}; use the "
+                             "run's settings, or train afresh (without resume) or into another folder")
 
 
 def _strip(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,7 @@ from clipsuite.core.train.data_plan import DataPlan, make_plan
 from clipsuite.core.train.ema import EMA
 from clipsuite.core.train.launch import begin_group, build_accelerator
 from clipsuite.core.train.logbook import MetricsLog, Window
+from clipsuite.core.train.run_options import CONFIG_FILE, OPTIONS_KEY, as_json
 from clipsuite.core.train.schedule import build_scheduler
 from clipsuite.core.train.shards import vectorize_scalars
 from clipsuite.core.train.task import (
@@ -49,7 +50,6 @@ from clipsuite.core.train.task import (
 )
 
 logger = logging.getLogger("clipsuite.core.train")
-CONFIG_FILE = "config.json"
 
 
 @dataclass
@@ -81,9 +81,13 @@ def _no_decay(name: str, param: torch.Tensor) -> bool:
 
 
 class Trainer:
-    def __init__(self, task: TrainTask, config: TrainConfig) -> None:
+    """``options``: how the command that trains was started (``run_options``), kept in ``config.json`` so
+    that ``--resume`` can continue the run with them."""
+
+    def __init__(self, task: TrainTask, config: TrainConfig, options: Mapping[str, Any] | None = None) -> None:
         self.task = check_task(task)
         self.config = config
+        self.options = as_json(dict(options)) if options is not None else None
         self.accelerator: Accelerator | None = None
         self.precision: Precision | None = None
 
@@ -161,7 +165,10 @@ class Trainer:
         if acc.is_main_process:
             st.clear(out)
             run.log.reset()
-            atomic_write_json(out / CONFIG_FILE, {"train": self.config.to_json(), "task": self._task_config()})
+            stored = {"train": self.config.to_json(), "task": self._task_config()}
+            if self.options is not None:
+                stored[OPTIONS_KEY] = self.options
+            atomic_write_json(out / CONFIG_FILE, stored)
         acc.wait_for_everyone()
         return Position(), None
 
