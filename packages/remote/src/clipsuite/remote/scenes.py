@@ -19,13 +19,13 @@ from typing import Any
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
-from tqdm.auto import tqdm
 
 from clipsuite.core.checkpoints import read_config
 from clipsuite.core.embed import ShardWriter, read_shards, shard_name
 from clipsuite.core.errors import InputError
 from clipsuite.core.index import EmbeddingIndex, IndexConfig
 from clipsuite.core.models import ClipModel
+from clipsuite.core.progress import progress_bar
 from clipsuite.core.staging import StagedFile, atomic_write_json, staged_folder
 from clipsuite.core.towers import vision_tower
 from clipsuite.remote.rasters import BandRef, Scaling, Stretch, open_raster, resolve_bands, scene_limits
@@ -177,8 +177,8 @@ def embed_scene_tiles(clip: ClipModel, scenes: Sequence[Path], shard_dir: str | 
     total = sum(count_tiles(s, config.tile) for s in scenes)
     skipped = 0
     try:
-        with tqdm(total=-(-total // world), desc=f"tiles {name}", unit="tile",
-                  disable=not config.progress or rank != 0, leave=False) as bar:
+        with progress_bar(-(-total // world), f"tiles {name}", unit="tile", leave=False,
+                          enabled=config.progress and rank == 0) as bar:
             for pixels, metadata, skipped_here in loader:
                 skipped += skipped_here
                 if pixels is not None:
