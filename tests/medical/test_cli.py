@@ -105,3 +105,18 @@ def test_demo_step(tmp_path: Path) -> None:
     expected = (metrics["vqa_open"] * (len(test) - closed) + metrics["vqa_closed"] * closed) / len(test)
     assert metrics["vqa_overall"] == pytest.approx(expected)
     assert f"overall {metrics['vqa_overall']:.1f}%" in result.summary[1]
+
+
+def test_vqa_train_resume_remembers_the_runs_flags(tmp_path: Path, vqa_root: Path) -> None:
+    run = tmp_path / "run"
+    first = invoke("vqa", "train", vqa_root, "--out", run, "--model", "tiny", "--head", "mevf", "--epochs", "1",
+                   "--hidden", "16", "--word-dim", "16", "--no-patch-tokens", "--lr", "0.002")
+    assert first.exit_code == 0, first.output
+    # only --epochs (raised) again: the model, head, sizes and lr come back from the run
+    again = invoke("vqa", "train", vqa_root, "--out", run, "--resume", "--epochs", "2")
+    assert again.exit_code == 0, again.output
+    state = json.loads((run / "trainer_state.json").read_text())
+    assert state["step"] == 2 * state["batches_per_epoch"] and state["config"]["lr"] == 0.002
+    assert json.loads((run / "config.json").read_text())["options"]["hidden"] == 16
+    refused = invoke("vqa", "train", vqa_root, "--out", run, "--resume", "--hidden", "32")
+    assert refused.exit_code == 2 and "--hidden 32 (the run has 16)" in refused.output, refused.output

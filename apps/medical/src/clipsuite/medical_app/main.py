@@ -196,6 +196,7 @@ def biomedcoop_compare(
 @vqa_app.command("train")
 @cli_errors
 def vqa_train(
+    ctx: typer.Context,
     data: Annotated[Path, typer.Argument(help="VQA-RAD folder/JSON or SLAKE folder.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Run folder (checkpoint + config).")],
     head: Annotated[str, typer.Option(help="qcr | mevf")] = "qcr",
@@ -206,14 +207,24 @@ def vqa_train(
     hidden: Annotated[int, typer.Option(min=8, help="GRU/BAN width (MEVF: 1024).")] = 1024,
     word_dim: Annotated[int, typer.Option(min=8)] = 300,
     patch_tokens: Annotated[bool, typer.Option(help="Attend over patch tokens, not only the image feature.")] = True,
-    resume: bool = False,
+    resume: Annotated[bool, typer.Option(help="Continue the run in --out with the flags it was started with (flags "
+                                              "given again must agree; --epochs may be raised).")] = False,
     model: ModelOpt = "pubmedclip", pretrained: PretrainedOpt = None, device: DeviceOpt = None,
 ) -> None:
     """Train a VQA head on a CLIP image encoder; evaluates on the dataset's test split at each epoch end."""
+    from clipsuite.cli.resume import absolute_if_exists, remembered
     from clipsuite.core.train import TrainConfig
     from clipsuite.medical.data import load_vqa
     from clipsuite.medical.train_vqa import VQASettings, train_vqa
 
+    options = {"data": absolute_if_exists(data), "head": head, "epochs": epochs, "batch_size": batch_size, "lr": lr,
+               "finetune_visual": finetune_visual, "hidden": hidden, "word_dim": word_dim,
+               "patch_tokens": patch_tokens, "model": model, "pretrained": pretrained}
+    if resume:  # the run's own flags for those not given again (see clipsuite.cli.resume)
+        options = remembered(ctx, out, options, adjustable=("epochs",))
+        head, epochs, batch_size, lr = options["head"], options["epochs"], options["batch_size"], options["lr"]
+        finetune_visual, hidden, word_dim = options["finetune_visual"], options["hidden"], options["word_dim"]
+        patch_tokens, model, pretrained = options["patch_tokens"], options["model"], options["pretrained"]
     if head not in ("qcr", "mevf"):
         fail(f"--head '{head}': use qcr or mevf")
     train_samples = load_vqa(data, "train")
@@ -222,7 +233,7 @@ def vqa_train(
                            patch_tokens=patch_tokens)
     config = TrainConfig(output_dir=out, epochs=epochs, batch_size=batch_size, lr=lr, optimizer="adam",
                          resume=resume, checkpoint_every=None)
-    run = train_vqa(train_samples, out, model, pretrained, settings, config, test_samples, device)
+    run = train_vqa(train_samples, out, model, pretrained, settings, config, test_samples, device, options)
     _print_accuracy(f"{head} on {data} (test)", run.metrics)
 
 

@@ -8,7 +8,7 @@ both, so ``load_vqa_run`` needs nothing else.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -139,8 +139,9 @@ class VQARun:
 def train_vqa(train: Sequence[VQASample], output_dir: str | os.PathLike[str], model: str = "pubmedclip",
               pretrained: str | None = None, settings: VQASettings | None = None,
               train_config: TrainConfig | None = None, eval_samples: Sequence[VQASample] | None = None,
-              device: str | None = None) -> VQARun:
-    """Build vocabularies from ``train``, train the head on the core Trainer, evaluate on ``eval_samples``."""
+              device: str | None = None, options: Mapping[str, Any] | None = None) -> VQARun:
+    """Build vocabularies from ``train``, train the head on the core Trainer, evaluate on ``eval_samples``.
+    ``options``: how the calling command was started, stored with the run for ``--resume``."""
     settings = settings or VQASettings()
     clip = load_model(model, pretrained=pretrained, device=device or "cpu")
     answers = AnswerVocab.build(train)
@@ -158,7 +159,7 @@ def train_vqa(train: Sequence[VQASample], output_dir: str | os.PathLike[str], mo
     cfg = train_config or TrainConfig(epochs=20, batch_size=32, lr=1e-3, optimizer="adam")
     cfg.output_dir = Path(output_dir)
     eval_data = run.dataset(eval_samples) if eval_samples else None
-    result = Trainer(VQATask(vqa_model, eval_data, config), cfg).fit(run.dataset(train))
+    result = Trainer(VQATask(vqa_model, eval_data, config), cfg, options).fit(run.dataset(train))
     vqa_model.to(clip.device)
     run.metrics = {k[len("eval/"):]: v for k, v in result.metrics.items() if k.startswith("eval/")}
     return run
