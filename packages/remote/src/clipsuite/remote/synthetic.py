@@ -7,7 +7,12 @@
   which class is where, in pixels.
 * ``write_captions``: RSICD-style Karpathy JSON with PNG chips, captions in English, plus a
   translations JSONL (caption -> language -> text) into pt, es, fr, de, zh, ko, ru.
-* ``write_class_folders``: EuroSAT-style class folders, RGB PNG or multi-band GeoTIFF chips.
+* ``write_class_folders``: EuroSAT-style class folders, RGB PNG or multi-band GeoTIFF chips (4 bands,
+  or the 13 Sentinel-2 bands of EuroSAT-MS with ``bands=SENTINEL2_13``).
+
+Bands other than B02/B03/B04/B08 are derived from those four (``spectral_bands``): coastal aerosol
+near blue, red edge between red and NIR, SWIR following NIR and darkening over water, a dim water
+vapour and cirrus band; enough for a multispectral model to have something band-specific to learn.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from PIL import Image
 from rasterio.windows import Window
 
 from clipsuite.core.checkpoints import atomic_write_json, atomic_write_text
+from clipsuite.remote.rasters import SENTINEL2_13
 
 CLASSES = ("forest", "river", "solar_farm", "farmland", "desert", "residential")
 LANGUAGES = ("en", "pt", "es", "fr", "de", "zh", "ko", "ru")
@@ -136,6 +142,20 @@ def render(kind: str, size: int, rng: np.random.Generator) -> np.ndarray:
     return np.clip(image + noise, 0.001, 1.0).astype(np.float32)
 
 
+def spectral_bands(reflectance: np.ndarray, bands: tuple[str, ...] = BANDS) -> np.ndarray:
+    """``[4, H, W]`` (B02, B03, B04, B08) -> ``[len(bands), H, W]`` with the other Sentinel-2 bands
+    derived from those four (see the module note)."""
+    blue, green, red, nir = reflectance
+    derived = {"B01": 0.9 * blue + 0.02, "B02": blue, "B03": green, "B04": red,
+               "B05": 0.7 * red + 0.3 * nir, "B06": 0.4 * red + 0.6 * nir, "B07": 0.2 * red + 0.8 * nir,
+               "B08": nir, "B8A": 0.97 * nir + 0.005, "B09": 0.3 * nir + 0.01, "B10": 0.02 + 0.05 * blue,
+               "B11": 0.5 * nir + 0.4 * red + 0.02, "B12": 0.3 * nir + 0.5 * red + 0.01}
+    unknown = [b for b in bands if b not in derived]
+    if unknown:
+        raise ValueError(f"unknown band(s) {', '.join(unknown)} (known: {', '.join(SENTINEL2_13)})")
+    return np.clip(np.stack([derived[b] for b in bands]), 0.001, 1.0).astype(np.float32)
+
+
 def to_uint16(reflectance: np.ndarray) -> np.ndarray:
     """Reflectance -> DN x 10000; 0 stays reserved for nodata."""
     return np.clip(np.round(reflectance * 10000), 1, 65535).astype(np.uint16)
@@ -166,9 +186,10 @@ class SceneLayout:
 
 def write_scene(path: str | Path, rows: int = 4, cols: int = 5, cell: int = 64, seed: int = 0,
                 nodata_cols: int = 1, crs: str | None = CRS, band_descriptions: bool = True,
-                cells: list[list[str | None]] | None = None) -> SceneLayout:
+                cells: list[list[str | None]] | None = None, bands: tuple[str, ...] = BANDS) -> SceneLayout:
     """A ``rows x cols`` grid of ``cell``-px class cells; the first ``nodata_cols`` columns are nodata.
-    ``crs=None`` writes a raster without georeference (the no-CRS case)."""
+    ``crs=None`` writes a raster without georeference (the no-CRS case); ``bands`` names the bands
+    written (default B02, B03, B04, B08; ``rasters.SENTINEL2_13`` for all 13)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
@@ -178,7 +199,7 @@ def write_scene(path: str | Path, rows: int = 4, cols: int = 5, cell: int = 64, 
         cells = [[None] * nodata_cols + order[r * (cols - nodata_cols):(r + 1) * (cols - nodata_cols)]
                  for r in range(rows)]
     transform = Affine(RESOLUTION, 0, ORIGIN[0], 0, -RESOLUTION, ORIGIN[1])
-    profile = {"driver": "GTiff", "width": cols * cell, "height": rows * cell, "count": len(BANDS),
+    profile = {"driver": "GTiff", "width": cols * cell, "height": rows * cell, "count": len(bands),
                "dtype": "uint16", "nodata": 0, "compress": "deflate"}
     if cell % 16 == 0:
         profile.update(tiled=True, blockxsize=min(256, cell), blockysize=min(256, cell))
@@ -189,11 +210,11 @@ def write_scene(path: str | Path, rows: int = 4, cols: int = 5, cell: int = 64, 
         for r, row in enumerate(cells):
             for c, kind in enumerate(row):
                 window = Window(c * cell, r * cell, cell, cell)
-                block = np.zeros((len(BANDS), cell, cell), np.uint16) if kind is None else to_uint16(
-                    render(kind, cell, rng))
+                block = np.zeros((len(bands), cell, cell), np.uint16) if kind is None else to_uint16(
+                    spectral_bands(render(kind, cell, rng), bands))
                 dst.write(block, window=window)
         if band_descriptions:
-            for i, name in enumerate(BANDS, start=1):
+            for i, name in enumerate(bands, start=1):
                 dst.set_band_description(i, name)
     tmp.replace(path)
     return SceneLayout(path, cell, cells, transform if crs is not None else Affine.identity())
@@ -229,8 +250,11 @@ def write_captions(root: str | Path, per_class: int = 6, size: int = 64, seed: i
 
 
 def write_class_folders(root: str | Path, per_class: int = 4, size: int = 64, seed: int = 2,
-                        multispectral: bool = False, classes: tuple[str, ...] = CLASSES) -> Path:
-    """EuroSAT-style ``root/<Class>/<Class>_<i>.png`` (RGB) or ``.tif`` (4-band uint16 with band names)."""
+                        multispectral: bool = False, classes: tuple[str, ...] = CLASSES,
+                        bands: tuple[str, ...] = BANDS, band_descriptions: bool = True) -> Path:
+    """EuroSAT-style ``root/<Class>/<Class>_<i>.png`` (RGB) or, ``multispectral``, ``.tif`` chips (uint16
+    reflectance x 10000 of ``bands``, named unless ``band_descriptions=False``, as EuroSAT-MS ships
+    its 13 bands)."""
     root = Path(root)
     rng = np.random.default_rng(seed)
     for kind in classes:
@@ -240,10 +264,11 @@ def write_class_folders(root: str | Path, per_class: int = 4, size: int = 64, se
             reflectance = render(kind, size, rng)
             if multispectral:
                 with rasterio.open(folder / f"{kind}_{i}.tif", "w", driver="GTiff", width=size, height=size,
-                                   count=len(BANDS), dtype="uint16") as dst:
-                    dst.write(to_uint16(reflectance))
-                    for b, band in enumerate(BANDS, start=1):
-                        dst.set_band_description(b, band)
+                                   count=len(bands), dtype="uint16") as dst:
+                    dst.write(to_uint16(spectral_bands(reflectance, bands)))
+                    if band_descriptions:
+                        for b, band in enumerate(bands, start=1):
+                            dst.set_band_description(b, band)
             else:
                 Image.fromarray(to_rgb8(reflectance)).save(folder / f"{kind}_{i}.png")
     return root

@@ -1,0 +1,147 @@
+"""RS-M-CLIP's self-distillation term: a DINO-style objective between the image tower (student) and an
+exponential moving average of it (teacher), over global and local crops of each training image.
+
+Pieces, each small and pure torch:
+
+* ``random_resized_crops``: batched random crops (area ``scale``, aspect ``ratio``, horizontal flip)
+  resampled to a given size with one ``grid_sample`` call, so crops run on the device.
+* ``ProjectorHead``: a 3-layer MLP, L2-normalised bottleneck, then cosine similarities to
+  ``out_dim`` learned prototypes (DINO's head with its last layer weight-normalised, gain fixed at 1).
+* ``dino_loss``: cross-entropy between the centred, sharpened teacher distribution of each global
+  crop and the student distribution of every other crop.
+* ``EmaTeacher``: the teacher's weights kept as buffers (so the Trainer's checkpoint saves and
+  restores them) and averaged after each step by the core's ``EMA``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.func import functional_call
+
+from clipsuite.core.train import EMA
+
+GLOBAL_SCALE = (0.4, 1.0)  # RS-M-CLIP / DINO global crops: 40-100 % of the image area
+LOCAL_SCALE = (0.05, 0.4)  # local crops: 5-40 %
+RATIO = (3 / 4, 4 / 3)
+
+
+def random_resized_crops(images: torch.Tensor, size: int, scale: tuple[float, float] = GLOBAL_SCALE,
+                         ratio: tuple[float, float] = RATIO, flip: bool = True,
+                         generator: torch.Generator | None = None) -> torch.Tensor:
+    """One random crop per image of ``images`` ``[B, C, H, W]`` -> ``[B, C, size, size]`` (bilinear).
+
+    Area fraction ``~ U(scale)``, log-aspect ``~ U(log ratio)``, sides clamped to the image, the centre
+    uniform over the places where the crop fits; half the crops mirrored when ``flip``."""
+    batch, device = images.shape[0], images.device
+
+    def uniform(low: float, high: float) -> torch.Tensor:
+        return low + (high - low) * torch.rand(batch, generator=generator)
+
+    area = uniform(*scale)
+    aspect = torch.exp(uniform(float(torch.log(torch.tensor(ratio[0]))), float(torch.log(torch.tensor(ratio[1])))))
+    width = torch.sqrt(area * aspect).clamp(max=1.0)   # fractions of the image side
+    height = torch.sqrt(area / aspect).clamp(max=1.0)
+    cx = (torch.rand(batch, generator=generator) * 2 - 1) * (1 - width)  # centre in [-1, 1] coordinates
+    cy = (torch.rand(batch, generator=generator) * 2 - 1) * (1 - height)
+    sign = torch.where(torch.rand(batch, generator=generator) < 0.5, -1.0, 1.0) if flip else torch.ones(batch)
+    theta = torch.zeros(batch, 2, 3)
+    theta[:, 0, 0], theta[:, 0, 2] = width * sign, cx
+    theta[:, 1, 1], theta[:, 1, 2] = height, cy
+    grid = F.affine_grid(theta.to(device, images.dtype), [batch, images.shape[1], size, size], align_corners=False)
+    return F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+class ProjectorHead(nn.Module):
+    """``[B, in_dim]`` -> ``[B, out_dim]`` prototype scores: MLP (3 layers, GELU) -> L2-normalised
+    ``bottleneck`` -> cosine to ``out_dim`` prototypes."""
+
+    def __init__(self, in_dim: int, hidden: int = 512, bottleneck: int = 128, out_dim: int = 1024) -> None:
+        super().__init__()
+        self.mlp = nn.Sequential(nn.Linear(in_dim, hidden), nn.GELU(), nn.Linear(hidden, hidden), nn.GELU(),
+                                 nn.Linear(hidden, bottleneck))
+        self.prototypes = nn.Parameter(torch.empty(out_dim, bottleneck))
+        for layer in self.mlp:
+            if isinstance(layer, nn.Linear):
+                nn.init.trunc_normal_(layer.weight, std=0.02)
+                nn.init.zeros_(layer.bias)
+        nn.init.trunc_normal_(self.prototypes, std=0.02)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        z = F.normalize(self.mlp(features), dim=-1)
+        return z @ F.normalize(self.prototypes, dim=-1).T
+
+
+def dino_loss(student: Sequence[torch.Tensor], teacher: Sequence[torch.Tensor], center: torch.Tensor,
+              student_temp: float = 0.1, teacher_temp: float = 0.04) -> torch.Tensor:
+    """Mean over (teacher view ``t``, student view ``s != t``) of ``H(softmax((teacher_t - center) /
+    teacher_temp), softmax(student_s / student_temp))``. Teacher views are the first student views
+    (the global crops), so the pairs where a view would meet itself are skipped."""
+    targets = [F.softmax((t.detach().float() - center) / teacher_temp, dim=-1) for t in teacher]
+    log_probs = [F.log_softmax(s.float() / student_temp, dim=-1) for s in student]
+    total, terms = torch.zeros((), device=center.device), 0
+    for t, target in enumerate(targets):
+        for s, log_p in enumerate(log_probs):
+            if s != t:
+                total = total + (-target * log_p).sum(dim=-1).mean()
+                terms += 1
+    return total / max(1, terms)
+
+
+@torch.no_grad()
+def update_center(center: torch.Tensor, teacher: Sequence[torch.Tensor], momentum: float = 0.9) -> None:
+    """DINO's centring: ``center = m * center + (1 - m) * mean teacher output`` (in place)."""
+    batch_mean = torch.cat([t.float() for t in teacher]).mean(dim=0)
+    center.mul_(momentum).add_(batch_mean, alpha=1 - momentum)
+
+
+def _buffer_name(name: str) -> str:
+    return name.replace(".", "__")
+
+
+class EmaTeacher(nn.Module):
+    """An averaged copy of ``student``'s parameters, run through ``student``'s own code.
+
+    The averaged weights are registered buffers: they travel with ``.to(device)`` and the Trainer's
+    checkpoint stores and restores them, so a resumed run continues with the same teacher. The
+    average itself is the core's ``EMA``, whose shadow tensors are these buffers.
+    """
+
+    def __init__(self, student: nn.Module, decay: float) -> None:
+        super().__init__()
+        self._student = [student]  # in a list: the student is the trained model's, not a child of this
+        self.decay = float(decay)
+        self.names = [name for name, _ in student.named_parameters()]
+        for name, param in student.named_parameters():
+            self.register_buffer(_buffer_name(name), param.detach().float().clone())
+        self._ema: EMA | None = None
+
+    def weights(self) -> dict[str, torch.Tensor]:
+        return {name: getattr(self, _buffer_name(name)) for name in self.names}
+
+    def forward(self, *args: torch.Tensor) -> torch.Tensor:
+        """``student(*args)`` with the teacher's weights, without gradient."""
+        student = self._student[0]
+        weights = {name: tensor.to(dtype) for (name, tensor), dtype in
+                   zip(self.weights().items(), (p.dtype for p in student.parameters()))}
+        with torch.no_grad():
+            return functional_call(student, weights, args)
+
+    @torch.no_grad()
+    def update(self) -> None:
+        """One EMA step toward the student's current weights (after each optimizer step)."""
+        weights = self.weights()
+        first = self.names[0]
+        if self._ema is None or self._ema.shadow[first] is not weights[first]:  # (re)bind after .to() or a restore
+            self._ema = EMA(dict(self._student[0].named_parameters()), self.decay)
+            self._ema.shadow = weights
+        self._ema.update()
+
+    def state_summary(self) -> Mapping[str, float]:
+        """Distance between teacher and student weights (for logs)."""
+        student = dict(self._student[0].named_parameters())
+        squared = sum(float((w - student[n].detach().float()).pow(2).sum()) for n, w in self.weights().items())
+        return {"teacher_distance": squared ** 0.5}

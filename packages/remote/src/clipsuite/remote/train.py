@@ -1,0 +1,357 @@
+"""RS-M-CLIP-style fine-tuning as a task for the core ``Trainer``.
+
+The loss is CLIP's contrastive loss over captions in several languages (``data.MultilingualPairs``:
+every caption in every language once per epoch, languages mixed in each batch) plus, with
+``distill_weight > 0``, the self-distillation term of RS-M-CLIP: the image tower and a projector
+head (student) match an EMA teacher of themselves across two global and several local crops
+(``methods.self_distillation``). Positives of the contrastive loss are every caption of an image, in
+whatever language it is drawn: two images that share a caption are not pushed apart.
+
+``train_remote`` loads the model (adapting its patch embedding to N bands for multispectral data),
+reads the data, trains, and saves a folder that ``load_model(folder)`` reads, band count included.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from clipsuite.core.errors import InputError
+from clipsuite.core.losses import soft_clip_loss
+from clipsuite.core.metrics import retrieval_metrics
+from clipsuite.core.models import ClipModel, load_model
+from clipsuite.core.towers import vision_tower
+from clipsuite.core.towers.bands import BAND_RULES
+from clipsuite.core.train import TrainConfig, Trainer, TrainResult
+from clipsuite.remote.data import (
+    CaptionedImages,
+    MultilingualPairs,
+    RasterInput,
+    captioned_images,
+    class_folder_pairs,
+    read_captioned,
+)
+from clipsuite.remote.evaluate import read_translations
+from clipsuite.remote.methods.self_distillation import (
+    GLOBAL_SCALE,
+    LOCAL_SCALE,
+    EmaTeacher,
+    ProjectorHead,
+    dino_loss,
+    random_resized_crops,
+    update_center,
+)
+from clipsuite.remote.rasters import open_raster
+
+MAX_LOGIT_SCALE = 4.605170185988092  # log(100), open_clip's clamp
+
+
+@dataclass
+class RemoteTrainConfig:
+    """The method's settings (the run's are ``TrainConfig``)."""
+
+    languages: tuple[str, ...] = ("en",)
+    distill_weight: float = 0.0          # 0: contrastive only; > 0 adds RS-M-CLIP's self-distillation
+    teacher_decay: float = 0.996         # EMA of the teacher (DINO's starting value)
+    local_crops: int = 4
+    local_size: int | None = None        # default: half the model's image size (whole patches)
+    global_scale: tuple[float, float] = GLOBAL_SCALE
+    local_scale: tuple[float, float] = LOCAL_SCALE
+    student_temp: float = 0.1
+    teacher_temp: float = 0.04
+    center_momentum: float = 0.9
+    head_hidden: int = 512
+    head_bottleneck: int = 128
+    head_out: int = 1024
+    augment: bool = True                 # the contrastive view is a global crop (else the whole image)
+    learn_logit_scale: bool = True
+
+    def __post_init__(self) -> None:
+        self.languages = tuple(dict.fromkeys(str(x).strip() for x in self.languages if str(x).strip()))
+        self.global_scale = (float(self.global_scale[0]), float(self.global_scale[1]))
+        self.local_scale = (float(self.local_scale[0]), float(self.local_scale[1]))
+        problems = []
+        if not self.languages:
+            problems.append("give at least one language")
+        if self.distill_weight < 0:
+            problems.append(f"distill_weight must be >= 0 (got {self.distill_weight})")
+        if not 0.0 < self.teacher_decay < 1.0:
+            problems.append(f"teacher_decay must be in (0, 1) (got {self.teacher_decay})")
+        if self.local_crops < 0:
+            problems.append(f"local_crops must be >= 0 (got {self.local_crops})")
+        for name in ("global_scale", "local_scale"):
+            low, high = getattr(self, name)
+            if not 0.0 < low <= high <= 1.0:
+                problems.append(f"{name} must satisfy 0 < low <= high <= 1 (got {low}, {high})")
+        if min(self.student_temp, self.teacher_temp) <= 0 or not 0 <= self.center_momentum < 1:
+            problems.append("temperatures must be > 0 and center_momentum in [0, 1)")
+        if problems:
+            raise InputError("RemoteTrainConfig: " + "; ".join(problems))
+
+
+class ImageBranch(nn.Module):
+    """Image tower + projector head: the student of self-distillation, and the code its teacher runs."""
+
+    def __init__(self, clip: ClipModel, head: ProjectorHead) -> None:
+        super().__init__()
+        self.visual = clip.model.visual
+        self.head = head
+        self._tower = [vision_tower(clip)]  # not a module: the steps over ``visual``
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self.head(self._tower[0].forward(pixels))
+
+
+class RemoteTrainModule(nn.Module):
+    """What the Trainer trains: the CLIP model and (with self-distillation) the projector head; the
+    teacher's weights and DINO's centre are buffers, so checkpoints carry them."""
+
+    def __init__(self, model: nn.Module, head: ProjectorHead | None, teacher: EmaTeacher | None) -> None:
+        super().__init__()
+        self.model = model
+        self.head = head
+        self.teacher = teacher
+        if head is not None:
+            self.register_buffer("center", torch.zeros(head.prototypes.shape[0]))
+        # loss calls so far: crops are drawn from (seed, draws), so a resumed run draws what the
+        # uninterrupted one would, and a run without self-distillation draws the same contrastive views
+        self.register_buffer("draws", torch.zeros((), dtype=torch.long))
+
+
+class RemoteTrainTask:
+    """Batches ``{"image", "text", "targets"}`` -> contrastive (+ weighted self-distillation) loss."""
+
+    def __init__(self, clip: ClipModel, data: CaptionedImages, settings: RemoteTrainConfig | None = None,
+                 eval_data: CaptionedImages | None = None, eval_batch_size: int = 64, seed: int = 0) -> None:
+        self.clip, self.seed = clip, seed
+        self.settings = settings or RemoteTrainConfig()
+        self.data, self.eval_data, self.eval_batch_size = data, eval_data, eval_batch_size
+        self.owns = data.owns()
+        self.tower = vision_tower(clip)
+        clip.model.logit_scale.requires_grad_(self.settings.learn_logit_scale)
+        head = teacher = None
+        self.branch: ImageBranch | None = None
+        if self.settings.distill_weight > 0:
+            head = ProjectorHead(self.tower.output_dim, self.settings.head_hidden, self.settings.head_bottleneck,
+                                 self.settings.head_out)
+            self.branch = ImageBranch(clip, head)
+            teacher = EmaTeacher(self.branch, self.settings.teacher_decay)
+        self.module = RemoteTrainModule(clip.model, head, teacher)
+        patch = self.tower.patch_size[0]
+        size = self.settings.local_size or clip.image_size // 2
+        self.local_size = max(patch, size // patch * patch)
+
+    # ---- batches -------------------------------------------------------------------------------
+    def collate(self, items: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        image_ids = torch.tensor([item["image_id"] for item in items])
+        caption_ids = torch.tensor([item["caption_id"] for item in items])
+        positives = self.owns[image_ids][:, caption_ids].float()  # image i is described by text j
+        return {"image": torch.stack([item["image"] for item in items]),
+                "text": self.clip.tokenizer([item["text"] for item in items]),
+                "targets": positives / positives.sum(dim=1, keepdim=True)}
+
+    # ---- the loss ------------------------------------------------------------------------------
+    def _generators(self) -> tuple[torch.Generator, torch.Generator]:
+        """(contrastive view, self-distillation views) generators of this loss call."""
+        draw = int(self.module.draws)
+        self.module.draws += 1
+        base = (self.seed * 1_000_003 + draw) * 2
+        return torch.Generator().manual_seed(base), torch.Generator().manual_seed(base + 1)
+
+    def loss(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        settings, model = self.settings, self.module.model
+        images = batch["image"]
+        size, count = images.shape[-1], images.shape[0]
+        view_rng, distill_rng = self._generators()
+        first = (random_resized_crops(images, size, settings.global_scale, generator=view_rng)
+                 if settings.augment else images)
+        parts: dict[str, torch.Tensor] = {}
+        if self.branch is not None:
+            second = random_resized_crops(images, size, settings.global_scale, generator=distill_rng)
+            global_views = torch.cat([first, second])
+            features = self.tower.forward(global_views)
+            image_features = F.normalize(features[:count], dim=-1)
+            views = [features]
+            if settings.local_crops:
+                local = random_resized_crops(images.repeat(settings.local_crops, 1, 1, 1), self.local_size,
+                                             settings.local_scale, generator=distill_rng)
+                views.append(self.tower.forward(local))
+            student = self.branch.head(torch.cat(views)).split(count)
+            teacher_module, center = self.module.teacher, self.module.center
+            assert teacher_module is not None
+            teacher = teacher_module(global_views).split(count)
+            distill = dino_loss(student, teacher, center, settings.student_temp, settings.teacher_temp)
+            update_center(center, teacher, settings.center_momentum)
+            parts["distill"] = distill
+        else:
+            image_features = F.normalize(self.tower.forward(first), dim=-1)
+        text_features = model.encode_text(batch["text"], normalize=True)
+        scale = model.logit_scale.exp()
+        contrastive = soft_clip_loss(image_features, text_features, scale, batch["targets"])
+        total = contrastive + settings.distill_weight * parts["distill"] if parts else contrastive
+        return {"loss": total, "contrastive": contrastive.detach(), **{k: v.detach() for k, v in parts.items()},
+                "logit_scale": scale.detach()}
+
+    @torch.no_grad()
+    def after_step(self) -> None:
+        self.module.model.logit_scale.clamp_(0, MAX_LOGIT_SCALE)
+        if self.module.teacher is not None:
+            self.module.teacher.update()
+
+    # ---- evaluation ----------------------------------------------------------------------------
+    def evaluate(self) -> dict[str, float]:
+        """Held-out mean recall (%) per language (``<lang>/mean_recall``) and their mean."""
+        if self.eval_data is None:
+            return {}
+        return held_out_recall(self.module.model, self.clip.tokenizer, self.eval_data, self.eval_batch_size)
+
+    def config(self) -> dict[str, Any]:
+        return {"task": "remote-multilingual", "model": self.clip.name, **asdict(self.settings)}
+
+
+def held_out_recall(model: nn.Module, tokenizer: Any, data: CaptionedImages, batch_size: int = 64,
+                    ) -> dict[str, float]:
+    """Mean recall (R@1/5/10 both ways, in %) of ``model`` on ``data`` for each of its languages."""
+    device = model.logit_scale.device
+    chunks = [model.encode_image(data.pixels[i:i + batch_size].to(device), normalize=True).float().cpu()
+              for i in range(0, len(data.pixels), batch_size)]
+    images = torch.cat(chunks)
+    owners = torch.tensor([image for image, _ in data.pairs])
+    out: dict[str, float] = {}
+    for language in data.languages:
+        texts = [data.texts[language][caption] for _, caption in data.pairs]
+        features = torch.cat([model.encode_text(tokenizer(texts[i:i + batch_size]).to(device), normalize=True)
+                              .float().cpu() for i in range(0, len(texts), batch_size)])
+        out[f"{language}/mean_recall"] = 100 * retrieval_metrics(images, features, owners)["mean_recall"]
+    out["mean_recall"] = sum(out.values()) / len(data.languages)
+    return out
+
+
+# ---- from files to a trained folder ---------------------------------------------------------------
+@dataclass
+class TrainingData:
+    """Where the training (and held-out) material is. ``source``: an image-text file (Karpathy JSON,
+    CSV, JSONL, shards) or a folder of class folders (captions from the class names). ``eval_split``:
+    the held-out split of the same Karpathy JSON (``eval_source`` another file instead)."""
+
+    source: Path
+    split: str | None = "train"
+    eval_split: str | None = None
+    eval_source: Path | None = None
+    translations: Path | None = None
+    raster: RasterInput | None = None
+
+    def __post_init__(self) -> None:
+        self.source = Path(self.source)
+        self.eval_source = Path(self.eval_source) if self.eval_source is not None else None
+        self.translations = Path(self.translations) if self.translations is not None else None
+
+    def _load(self, source: Path, split: str | None, clip: ClipModel, languages: tuple[str, ...],
+              ) -> CaptionedImages:
+        if source.is_dir() and not any(source.glob("*.tar")):
+            table = read_translations(self.translations) if self.translations is not None else None
+            return captioned_images(class_folder_pairs(source), clip, languages, table, self.raster)
+        return read_captioned(source, clip, split, languages, self.translations, self.raster)
+
+    def load(self, clip: ClipModel, languages: tuple[str, ...]) -> tuple[CaptionedImages, CaptionedImages | None]:
+        train = self._load(self.source, self.split, clip, languages)
+        held = None
+        if self.eval_source is not None or self.eval_split is not None:
+            held = self._load(self.eval_source or self.source, self.eval_split, clip, languages)
+        return train, held
+
+
+def raster_band_count(data: TrainingData) -> int | None:
+    """Bands the model must take for ``data``: the number selected, or every band of the first raster
+    for ``bands=("all",)``; ``None`` for RGB data."""
+    raster = data.raster
+    if raster is None:
+        return None
+    if raster.bands is None:
+        return 3
+    if tuple(str(b).lower() for b in raster.bands) != ("all",):
+        return len(raster.bands)
+    first = _first_image(data.source)
+    with open_raster(first) as dataset:
+        return int(dataset.count)
+
+
+def _first_image(source: Path) -> Path:
+    from clipsuite.core.data import read_pairs
+
+    if source.is_dir() and not any(source.glob("*.tar")):
+        path = class_folder_pairs(source)[0].image
+    else:
+        path = read_pairs(source, check_files=False)[0].image
+    assert isinstance(path, Path)
+    return path
+
+
+@dataclass
+class RemoteTrainResult:
+    output_dir: Path          # the trained model: load_model(output_dir)
+    model: ClipModel
+    train: TrainResult
+    held_out: dict[str, float] = field(default_factory=dict)  # last held-out recalls (when evaluated)
+    main_process: bool = True
+
+
+def train_remote(data: TrainingData, output_dir: str | os.PathLike[str], model: str = "tiny-multilingual",
+                 pretrained: str | None = None, settings: RemoteTrainConfig | None = None,
+                 band_rule: str = "repeat", overwrite: bool = False, **train_options: Any) -> RemoteTrainResult:
+    """Fine-tune ``model`` on ``data`` and save it to ``output_dir`` (``load_model(output_dir)``).
+
+    ``train_options`` are ``TrainConfig`` fields (epochs, max_steps, batch_size, lr, precision, resume
+    ...). With ``data.raster`` selecting N bands the model's patch embedding is first adapted to N
+    bands by ``band_rule`` (``repeat`` / ``average``). A folder holding an earlier run is only reused
+    with ``resume`` or ``overwrite``; a fresh run that fails leaves no folder behind.
+    """
+    settings = settings or RemoteTrainConfig()
+    out = Path(output_dir)
+    cfg = TrainConfig(output_dir=out, **train_options)
+    if band_rule not in BAND_RULES:
+        raise InputError(f"unknown band rule '{band_rule}' (choose from {', '.join(BAND_RULES)})")
+    if cfg.distributed == "fsdp" and settings.distill_weight > 0:
+        raise InputError("self-distillation runs its EMA teacher on whole weights: train it with DDP, not FSDP")
+    if out.exists() and not out.is_dir():
+        raise InputError(f"{out}: exists and is not a folder")
+    if (out / "trainer_state.json").exists() and not (cfg.resume or overwrite):
+        raise InputError(f"{out}: already holds a training run; resume it or choose another folder (or overwrite it)")
+    torch.manual_seed(cfg.seed)  # a model built from scratch, and the head, are the same on resume
+    clip = load_model(model, pretrained=pretrained, device="cpu")
+    bands = raster_band_count(data)
+    if bands is not None and bands != vision_tower(clip).in_chans:
+        clip.adapt_input_bands(bands, band_rule)
+    if data.raster is not None and data.raster.bands is not None and \
+            tuple(str(b).lower() for b in data.raster.bands) == ("all",):
+        data.raster = RasterInput(tuple(range(1, int(bands or 3) + 1)), data.raster.scale, data.raster.offset,
+                                  data.raster.stretch)
+    train_data, held = data.load(clip, settings.languages)
+    task = RemoteTrainTask(clip, train_data, settings, held, seed=cfg.seed)
+    if data.raster is not None:
+        clip.config["remote_input"] = data.raster.to_dict()  # how chips were read: index the same way
+    fresh_folder = not out.exists()
+    try:
+        trainer = Trainer(task, cfg)
+        result = trainer.fit(MultilingualPairs(train_data))
+        clip.model.eval()
+        clip.device = clip.model.logit_scale.device
+        accelerator = trainer.accelerator
+        main = accelerator is None or accelerator.is_main_process
+        if main:  # one writer under accelerate launch
+            clip.save(out)
+        if accelerator is not None:
+            accelerator.wait_for_everyone()
+    except BaseException:
+        if fresh_folder and out.exists():  # no partial output from a run that never finished
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+    held_out = {k[len("eval/"):]: v for k, v in result.metrics.items() if k.startswith("eval/")}
+    return RemoteTrainResult(out, clip, result, held_out, main)
