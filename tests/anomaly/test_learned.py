@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 from clipsuite.anomaly.data import load_dataset
 from clipsuite.anomaly.methods.adaptclip import AdaptClip
 from clipsuite.anomaly.methods.anomalyclip import AnomalyClip
-from clipsuite.anomaly.methods.dpam import encode_with_dpam
+from clipsuite.anomaly.methods.dpam import default_dpam_layer, default_features, encode_with_dpam
 from clipsuite.anomaly.methods.learned import load_learned
 from clipsuite.anomaly.methods.text_prompts import PromptTextEncoder
 from clipsuite.anomaly.train import train_learned
@@ -42,12 +42,57 @@ def test_prompt_encoder_equals_encode_text_when_ctx_is_the_words(spec):
 def test_dpam_keeps_the_cls_path_and_changes_patches(tiny):
     pixels = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
-        image, patches = encode_with_dpam(vision_tower(tiny), pixels, start=2)
+        image, (patches,) = encode_with_dpam(vision_tower(tiny), pixels, [4], dpam_layer=3)
         plain = tiny.model.encode_image(pixels)
         plain_patches = tiny.dense_features(pixels, [-1])[0]
     torch.testing.assert_close(image, plain, atol=1e-5, rtol=0)
     assert patches.shape == plain_patches.shape == (2, 64, tiny.embed_dim)
     assert (patches - plain_patches).abs().max() > 1e-3
+
+
+def test_dpam_off_gives_the_plain_layers(tiny):
+    pixels = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        _, layers = encode_with_dpam(vision_tower(tiny), pixels, [2, 4], dpam_layer=1)
+        plain = tiny.dense_features(pixels, [1, 3])
+    for got, want in zip(layers, plain):
+        torch.testing.assert_close(got, want, atol=1e-5, rtol=0)
+
+
+def test_dpam_stream_adds_vv_attention_of_the_normal_stream(tiny):
+    """The reference's dual path: the v-v stream adds, at each DPAM block, the v-v attention of the
+    *normal* stream's input (not of its own), and never runs an FFN."""
+    tower = vision_tower(tiny)
+    pixels = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        _, (first, second) = encode_with_dpam(tower, pixels, [1, 2], dpam_layer=tower.depth + 1)
+        x0 = tower.pre_norm(tower.embed(pixels))
+        x1 = tower.block(0, x0)
+        vv1 = tower.vv_block(0, x0)
+        vv2 = vv1 + tower.vv_block(1, x1) - x1
+        chained = tower.vv_block(1, vv1)  # what a stream running on its own tokens would give
+    torch.testing.assert_close(first, tower.project(vv1[:, 1:]), atol=1e-5, rtol=0)
+    torch.testing.assert_close(second, tower.project(vv2[:, 1:]), atol=1e-5, rtol=0)
+    assert (second - tower.project(chained[:, 1:])).abs().max() > 1e-3
+
+
+def test_anomalyclip_defaults_scale_the_reference_to_the_depth():
+    assert default_features(24) == (6, 12, 18, 24) and default_dpam_layer(24) == 20
+    assert default_features(12) == (3, 6, 9, 12) and default_dpam_layer(12) == 11
+    assert default_features(4) == (1, 2, 3, 4) and default_dpam_layer(4) == 5
+
+
+def test_anomalyclip_sums_the_layer_maps(tiny):
+    module = AnomalyClip(tiny, features=[2, 4], smoothing_sigma=0)
+    single = [AnomalyClip(tiny, features=[k], smoothing_sigma=0) for k in (2, 4)]
+    for other in single:
+        other.prompts.load_state_dict(module.prompts.state_dict())
+    pixels = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(4))
+    both = module.predict(pixels).maps
+    torch.testing.assert_close(both, single[0].predict(pixels).maps + single[1].predict(pixels).maps,
+                               atol=1e-5, rtol=0)
+    with pytest.raises(InputError, match="feature layers must be 1..4"):
+        AnomalyClip(tiny, features=[5])
 
 
 def test_train_lowers_loss_and_round_trips(tiny, mvtec_root, tmp_path):

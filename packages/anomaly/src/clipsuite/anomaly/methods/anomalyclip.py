@@ -1,9 +1,12 @@
 """AnomalyCLIP (Zhou et al., ICLR 2024): object-agnostic learnable prompts + DPAM patch features.
 
-Trained once on an auxiliary dataset with masks, then applied zero-shot to other objects. Image score
-= softmax(cos(image, [normal, anomalous]) / 0.07)[anomalous]; map = (anomalous + 1 - normal) / 2 of the
+Trained once on an auxiliary dataset with masks, then applied zero-shot to other objects. As the
+reference code runs it: patch features from several layers (``features``, its ``features_list``,
+default the quarter-depth layers) taken from the DPAM v-v path (``dpam_layer``, its ``DPAM_layer``:
+the last ``dpam_layer - 1`` blocks; 1 turns DPAM off). Image score = softmax(cos(image, [normal,
+anomalous]) / 0.07)[anomalous]; map = sum over the layers of (anomalous + 1 - normal) / 2 of the
 per-patch softmax, upsampled and Gaussian-smoothed (sigma 4 at 518 px, scaled to the input size).
-Loss = CE(image) + focal(map) + dice(anomalous, mask) + dice(normal, 1 - mask).
+Loss = CE(image) + sum over the layers of focal(map) + dice(anomalous, mask) + dice(normal, 1 - mask).
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from clipsuite.anomaly.methods.base import AnomalyResult, MethodSetup, References, gaussian_smooth, upsample
-from clipsuite.anomaly.methods.dpam import dpam_start, encode_with_dpam
+from clipsuite.anomaly.methods.dpam import check_layers, default_dpam_layer, default_features, encode_with_dpam
 from clipsuite.anomaly.methods.learned import load_learned
 from clipsuite.anomaly.methods.text_prompts import PromptTextEncoder
 from clipsuite.core.losses import dice_loss, focal_loss
@@ -35,48 +38,58 @@ class AnomalyClip(nn.Module):
         return load_learned(clip, cls.name, setup.weights, setup.smoothing_sigma)
 
     def __init__(self, clip: ClipModel, n_ctx: int = 12, deep_depth: int = 9, deep_length: int = 4,
-                 dpam_from: int | None = None, smoothing_sigma: float = 4.0) -> None:
+                 features: list[int] | None = None, dpam_layer: int | None = None,
+                 smoothing_sigma: float = 4.0) -> None:
         super().__init__()
         self.tower = vision_tower(clip)
         self.clip = clip
         depth, text_depth = self.tower.depth, text_tower(clip).depth
+        features = sorted(set(features)) if features else list(default_features(depth))
+        dpam_layer = default_dpam_layer(depth) if dpam_layer is None else dpam_layer
+        check_layers(depth, features, dpam_layer)
         self.settings: dict[str, Any] = {"n_ctx": n_ctx, "deep_depth": min(deep_depth, text_depth),
-                                         "deep_length": deep_length,
-                                         "dpam_from": dpam_start(depth) if dpam_from is None else dpam_from,
-                                         "smoothing_sigma": smoothing_sigma}
+                                         "deep_length": deep_length, "features": features,
+                                         "dpam_layer": dpam_layer, "smoothing_sigma": smoothing_sigma}
         self.prompts = PromptTextEncoder(clip, n_ctx, self.settings["deep_depth"], deep_length).to(clip.device)
         clip.model.requires_grad_(False)
 
     def set_class(self, class_name: str) -> None:
         """Object-agnostic: the class name is not used."""
 
-    def logits(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Image logits ``[B, 2]`` and patch logits ``[B, 2, h, w]`` (normal, anomalous)."""
+    def logits(self, pixels: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Image logits ``[B, 2]`` and, per feature layer, patch logits ``[B, 2, h, w]`` (normal, anomalous)."""
+        pixels = pixels.to(self.clip.device)
         with self.clip.autocast():
-            image, patches = encode_with_dpam(self.tower, pixels.to(self.clip.device), self.settings["dpam_from"])
+            image, layers = encode_with_dpam(self.tower, pixels, self.settings["features"],
+                                             self.settings["dpam_layer"])
             text = self.prompts()
         text = F.normalize(text.float(), dim=-1)
         image_logits = F.normalize(image.float(), dim=-1) @ text.T / TEMPERATURE
-        patch_logits = F.normalize(patches.float(), dim=-1) @ text.T / TEMPERATURE
-        height, width = self.clip.patch_grid
-        return image_logits, patch_logits.transpose(1, 2).reshape(-1, 2, height, width)
+        height, width = self.tower.grid_for(pixels)
+        maps = [(F.normalize(p.float(), dim=-1) @ text.T / TEMPERATURE).transpose(1, 2).reshape(-1, 2, height, width)
+                for p in layers]
+        return image_logits, maps
 
     def loss(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        image_logits, patch_logits = self.logits(batch["pixels"])
-        masks = batch["mask"].to(patch_logits.device)
-        logits = F.interpolate(patch_logits, size=masks.shape[-2:], mode="bilinear", align_corners=False)
-        probs = logits.softmax(dim=1)
+        image_logits, layer_logits = self.logits(batch["pixels"])
+        masks = batch["mask"].to(image_logits.device)
         ce = F.cross_entropy(image_logits, batch["label"].to(image_logits.device).long())
-        focal = focal_loss(logits, (masks > 0.5).long())
-        dice = dice_loss(probs[:, 1], masks) + dice_loss(probs[:, 0], 1 - masks)
+        focal = dice = image_logits.new_zeros(())
+        for patch_logits in layer_logits:  # the reference sums the segmentation losses over the layers
+            logits = F.interpolate(patch_logits, size=masks.shape[-2:], mode="bilinear", align_corners=False)
+            probs = logits.softmax(dim=1)
+            focal = focal + focal_loss(logits, (masks > 0.5).long())
+            dice = dice + dice_loss(probs[:, 1], masks) + dice_loss(probs[:, 0], 1 - masks)
         return {"loss": ce + focal + dice, "image_ce": ce.detach(), "focal": focal.detach(), "dice": dice.detach()}
 
     @torch.no_grad()
     def predict(self, pixels: torch.Tensor) -> AnomalyResult:
-        image_logits, patch_logits = self.logits(pixels)
-        probs = upsample(patch_logits.softmax(dim=1).flatten(0, 1), tuple(pixels.shape[-2:]))
-        probs = probs.view(pixels.shape[0], 2, *pixels.shape[-2:])
-        maps = (probs[:, 1] + 1 - probs[:, 0]) / 2
+        image_logits, layer_logits = self.logits(pixels)
+        maps = image_logits.new_zeros(pixels.shape[0], *pixels.shape[-2:])
+        for patch_logits in layer_logits:  # the reference sums the layers' maps
+            probs = upsample(patch_logits.softmax(dim=1).flatten(0, 1), tuple(pixels.shape[-2:]))
+            probs = probs.view(pixels.shape[0], 2, *pixels.shape[-2:])
+            maps = maps + (probs[:, 1] + 1 - probs[:, 0]) / 2
         sigma = self.settings["smoothing_sigma"] * pixels.shape[-1] / 518
         return AnomalyResult(image_logits.softmax(-1)[:, 1], gaussian_smooth(maps, sigma))
 
