@@ -24,8 +24,8 @@ from pathlib import Path
 
 import torch
 
-METHODS = ("anomalib_winclip", "anomalib_winclip_fixed", "winclip", "anomalib_winclip_1shot", "winclip_1shot", "anomalyclip", "adaptclip",
-           "adaptclip_1shot", "patch_memory_1shot")
+METHODS = ("anomalib_winclip", "anomalib_winclip_fixed", "winclip", "anomalib_winclip_1shot", "winclip_1shot",
+           "anomalyclip", "adaptclip", "adaptclip_1shot", "patch_memory_1shot")
 
 
 def _peak_mb(device: torch.device) -> float:
@@ -197,7 +197,8 @@ def main() -> None:
               str(args.repeats), "--threads", str(args.threads), *(["--no-warmup"] if args.no_warmup else [])]
     rows = []
     for name in args.methods:
-        done = subprocess.run([sys.executable, __file__, "--child", name, *common], capture_output=True, text=True, check=False)
+        done = subprocess.run([sys.executable, __file__, "--child", name, *common], capture_output=True, text=True,
+                              check=False)
         if done.returncode != 0:
             raise SystemExit(f"{name} failed:\n{done.stderr[-2000:]}")
         rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
@@ -213,7 +214,8 @@ def main() -> None:
             result[key] = by_name[ours]["ratio"] / by_name[theirs]["ratio"]
             print(f"{ours} / {theirs}: {result[key]:.2f}x")
     if args.check:
-        done = subprocess.run([sys.executable, __file__, "--check-child", *common], capture_output=True, text=True, check=False)
+        done = subprocess.run([sys.executable, __file__, "--check-child", *common], capture_output=True, text=True,
+                              check=False)
         if done.returncode != 0:
             raise SystemExit(f"check failed:\n{done.stderr[-2000:]}")
         result["agreement"] = json.loads(done.stdout.strip().splitlines()[-1])

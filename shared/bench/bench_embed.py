@@ -157,7 +157,8 @@ def run(args: argparse.Namespace) -> BenchResult:
     peaks = []
     for count in sizes:
         command = [sys.executable, str(BENCH_FILE), "--child", str(folder), str(count), "--batch-size",
-                   str(args.batch_size), "--workers", str(args.workers), "--model", args.model, *(["--threads", str(args.threads)] if args.threads else [])]
+                   str(args.batch_size), "--workers", str(args.workers), "--model", args.model,
+                   *(["--threads", str(args.threads)] if args.threads else [])]
         done = subprocess.run(command, capture_output=True, text=True, check=False)
         if done.returncode != 0:
             raise RuntimeError(f"child for {count} images failed: {done.stderr.strip().splitlines()[-1:]}")

@@ -12,6 +12,7 @@ load), never as a bare wall-clock claim. ``python shared/bench/run.py --help`` r
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -92,10 +93,9 @@ def machine_info() -> dict[str, Any]:
 
     for name, dist in (("torch", "torch"), ("faiss", "faiss-cpu"), ("open_clip", "open_clip_torch"),
                        ("numpy", "numpy")):
-        try:  # metadata only: importing open_clip costs seconds (a minute on a crowded machine)
+        # metadata only: importing open_clip costs seconds (a minute on a crowded machine)
+        with contextlib.suppress(PackageNotFoundError):
             info[name] = version(dist)
-        except PackageNotFoundError:
-            pass
     return info
 
 

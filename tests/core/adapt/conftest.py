@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 import torch
 
-torch.set_num_threads(1)  # the test machine's cores are shared: one thread each is much faster than two
-
 from clipsuite.core.models import ClipModel, load_model
 from clipsuite.core.synthetic import write_shapes_dataset, write_shapes_split
+
+torch.set_num_threads(1)  # the test machine's cores are shared: one thread each is much faster than two
 
 
 def quick_pretrain(clip: ClipModel, csv_path: Path, steps: int = 50, seed: int = 0, batch_size: int = 32,

@@ -68,11 +68,14 @@ def _write(split_path: Path, name: str, mutate) -> Path:  # type: ignore[no-unty
 
 
 @pytest.mark.parametrize("name, mutate, message", [
-    ("missing.json", lambda d: d["train"][3].__setitem__(0, "images/nope.png"), "train[3]: image 'images/nope.png' not found"),
+    ("missing.json", lambda d: d["train"][3].__setitem__(0, "images/nope.png"),
+     "train[3]: image 'images/nope.png' not found"),
     ("range.json", lambda d: d["test"][0].__setitem__(1, 12), "test[0]"),
     ("negative.json", lambda d: d["train"][0].__setitem__(1, -1), "out of range"),
-    ("names.json", lambda d: d["val"][1].__setitem__(2, "green circle"), "val[1] gives label 0 the name 'green circle'"),
-    ("shape.json", lambda d: d["train"].__setitem__(2, ["images/x.png", 1]), "train[2]: expected [path, label, class name]"),
+    ("names.json", lambda d: d["val"][1].__setitem__(2, "green circle"),
+     "val[1] gives label 0 the name 'green circle'"),
+    ("shape.json", lambda d: d["train"].__setitem__(2, ["images/x.png", 1]),
+     "train[2]: expected [path, label, class name]"),
     ("label.json", lambda d: d["train"][0].__setitem__(1, "3"), "train[0]: label '3' is not an integer"),
 ])
 def test_bad_splits_name_the_entry(shapes_split: Path, name: str, mutate, message: str) -> None:  # type: ignore[no-untyped-def]

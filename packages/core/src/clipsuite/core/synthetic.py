@@ -67,8 +67,8 @@ def draw_shape(sample: ShapeSample, size: int, rng: random.Random) -> Image.Imag
         draw.rectangle([cx - radius * 0.9, cy - radius * 0.9, cx + radius * 0.9, cy + radius * 0.9], fill=colour)
     else:
         angle = rng.uniform(-0.3, 0.3)
-        points = [(cx + radius * math.sin(angle + k * 2 * math.pi / 3), cy - radius * math.cos(angle + k * 2 * math.pi / 3))
-                  for k in range(3)]
+        corners = [angle + k * 2 * math.pi / 3 for k in range(3)]
+        points = [(cx + radius * math.sin(a), cy - radius * math.cos(a)) for a in corners]
         draw.polygon(points, fill=colour)
     return image.filter(ImageFilter.GaussianBlur(radius=rng.uniform(0.0, 0.6)))
 

@@ -44,7 +44,10 @@ def phantom_volume(organ: str = "chest", lesion: str | None = "tumor", side: str
     rng = np.random.default_rng(seed)
     x, y, z = _grid(shape)
     vol = np.full(shape, -1000.0, dtype=np.float32)
-    jitter = lambda s: 1.0 + rng.uniform(-s, s)
+
+    def jitter(s: float) -> float:
+        return 1.0 + rng.uniform(-s, s)
+
     if organ == "head":
         r = np.sqrt((x / (0.8 * jitter(0.05))) ** 2 + (y / (0.9 * jitter(0.05))) ** 2 + (z / 1.3) ** 2)
         vol[r < 1.0] = 700.0                  # skull
