@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from clipsuite.core.presets import Preset
 
-WINCLIP = Preset("winclip", "ViT-B-16-plus-240", "laion400m_e31", "anomaly", "open_clip tag laion400m_e31",
+WINCLIP = Preset("winclip", "ViT-B-16-plus-240", "laion400m_e31", "anomaly",
+                 "open_clip tag laion400m_e31 (hub timm/vit_base_patch16_plus_clip_240.laion400m_e31)",
                  "WinCLIP's backbone, 240 px, as the paper and anomalib")
-ANOMALYCLIP = Preset("anomalyclip", "ViT-L-14-336-quickgelu", "openai", "anomaly", "open_clip tag openai",
+ANOMALYCLIP = Preset("anomalyclip", "ViT-L-14-336-quickgelu", "openai", "anomaly",
+                     "open_clip tag openai (hub timm/vit_large_patch14_clip_336.openai)",
                      "AnomalyCLIP / AdaptCLIP backbone, 518 px in the papers (force_image_size)")

@@ -8,7 +8,20 @@ from __future__ import annotations
 
 
 class ClipsuiteError(Exception):
-    """Base class: the message is one line meant for the person running the tool."""
+    """Base class: the message is one line meant for the person running the tool.
+
+    ``str(error)`` speaks to a library user (``load_model(..., pretrained=...)``); ``cli`` may carry the
+    same advice in command-line words (``--pretrained FILE``), which the CLIs print instead.
+    """
+
+    def __init__(self, message: str = "", cli: str | None = None) -> None:
+        super().__init__(message)
+        self.cli = cli
+
+    @property
+    def cli_message(self) -> str:
+        """The line a command-line user should read."""
+        return self.cli or str(self)
 
 
 class InputError(ClipsuiteError):

@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 import open_clip
 
+from clipsuite.core import hub
 from clipsuite.core.checkpoints import read_config, read_json
 from clipsuite.core.errors import ModelError
 from clipsuite.core.presets import find_preset, preset_names
@@ -23,6 +24,7 @@ CONFIG_FILE = "open_clip_config.json"
 WEIGHT_FILES = ("open_clip_model.safetensors", "open_clip_pytorch_model.safetensors", "model.safetensors",
                 "open_clip_pytorch_model.bin", "pytorch_model.bin")
 
+RANDOM = "none"  # pretrained="none": random weights, asked for explicitly
 SourceKind = Literal["config", "open_clip", "transformers"]
 
 
@@ -46,7 +48,7 @@ def _read_builtin(name: str) -> dict[str, Any]:
     return json.loads((BUILTIN_CONFIG_DIR / f"{name}.json").read_text())
 
 
-def _from_folder(folder: Path) -> ModelSource:
+def _from_folder(folder: Path, pretrained: str | None = None) -> ModelSource:
     from clipsuite.core.backends import transformers_source  # imports this module: not at the top
 
     if transformers_source.is_transformers_folder(folder):
@@ -58,6 +60,15 @@ def _from_folder(folder: Path) -> ModelSource:
     if "model_cfg" not in config:
         raise ModelError(f"{config_path}: missing the 'model_cfg' entry")
     weights = next((folder / w for w in WEIGHT_FILES if (folder / w).is_file()), None)
+    if pretrained and pretrained != RANDOM:
+        weights = Path(pretrained)
+        if not weights.is_file():
+            raise ModelError(f"{weights}: weight file not found")
+    elif weights is None and pretrained != RANDOM:  # never a silently random model
+        raise ModelError(f"{folder}: no weights beside {CONFIG_FILE} (expected one of {', '.join(WEIGHT_FILES)}); "
+                         f"pass pretrained='/path/to/weights', or pretrained='{RANDOM}' for random weights",
+                         cli=f"{folder}: no weights beside {CONFIG_FILE} (expected one of {', '.join(WEIGHT_FILES)}); "
+                             f"add --pretrained FILE, or --pretrained {RANDOM} for random weights")
     return ModelSource("config", str(folder), config, folder, weights)
 
 
@@ -72,9 +83,7 @@ def _from_file(path: Path, pretrained_for: str | None) -> ModelSource:
         return transformers_source.folder_source(path.parent, weights=path)
     sibling = path.parent / CONFIG_FILE
     if sibling.is_file():
-        source = _from_folder(path.parent)
-        source.weights = path
-        return source
+        return _from_folder(path.parent, str(path))
     raise ModelError(
         f"{path}: a bare weight file does not say its architecture; pass it as pretrained, "
         f"e.g. load_model('ViT-B-16', pretrained='{path}'), or put {CONFIG_FILE} beside it"
@@ -94,19 +103,23 @@ def resolve_spec(spec: Any, pretrained: str | None = None) -> ModelSource:
         folder = Path(spec[len("local-dir:"):]).expanduser()
         if not folder.is_dir():
             raise ModelError(f"{folder}: folder not found (from spec '{spec}')")
-        return _from_folder(folder)
+        return _from_folder(folder, pretrained)
     if spec.startswith("hf-hub:"):
-        return transformers_source.hub_source(spec[len("hf-hub:"):]) or ModelSource("open_clip", spec)
+        repo = spec[len("hf-hub:"):]
+        python_fix, cli_fix = hub.fixes(spec)
+        local = hub.check(hub.repo_files(repo), f"'{spec}'", python_fix, cli_fix)  # no request when cached
+        with hub.local_only(local):
+            return transformers_source.hub_source(repo) or ModelSource("open_clip", spec)
     if spec in transformers_source.builtin_names():
         return transformers_source.builtin_source(spec, pretrained)
     if spec in builtin_names():
-        weights = Path(pretrained) if pretrained else None
+        weights = Path(pretrained) if pretrained and pretrained != RANDOM else None
         if weights is not None and not weights.is_file():
             raise ModelError(f"{weights}: weight file not found (built-in '{spec}' has no named weights)")
         return ModelSource("config", spec, _read_builtin(spec), BUILTIN_CONFIG_DIR, weights)
     path = Path(spec).expanduser()
     if path.is_dir():
-        return _from_folder(path)
+        return _from_folder(path, pretrained)
     if path.is_file():
         return _from_file(path, pretrained)
     if spec in open_clip.list_models():

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import logging
 import os
 import shutil
 from collections.abc import Iterator, Sequence
@@ -23,10 +24,11 @@ from open_clip.tokenizer import HFTokenizer, SimpleTokenizer
 from open_clip.transform import PreprocessCfg, image_transform_v2, merge_preprocess_dict
 from PIL import Image
 
+from clipsuite.core import hub
 from clipsuite.core.checkpoints import atomic_write_json, load_tensors, save_tensors
-from clipsuite.core.errors import ModelError, WeightsUnavailableError
+from clipsuite.core.errors import ModelError
 from clipsuite.core.images import load_image
-from clipsuite.core.model_specs import CONFIG_FILE, ModelSource, resolve_relative_paths, resolve_spec
+from clipsuite.core.model_specs import CONFIG_FILE, RANDOM, ModelSource, resolve_relative_paths, resolve_spec
 from clipsuite.core.precision import resolve_precision
 from clipsuite.core.towers import vision_tower
 from clipsuite.core.towers.bands import adapt_conv
@@ -281,29 +283,87 @@ def _build_from_config(source: ModelSource, precision: str, quick_gelu: bool,
 # OSErrors except the EntryNotFoundError base)
 _LOAD_ERRORS = (RuntimeError, OSError, ValueError, KeyError, EntryNotFoundError)
 
-_OFFLINE_HINT = ("on a machine with network run it once to fill the cache (~/.cache/huggingface), "
-                 "or pass a local copy: load_model('{name}', pretrained='/path/to/weights') or "
-                 "load_model('local-dir:/path/to/folder')")
+
+def _hub_needs(name: str, pretrained: str | None) -> tuple[list[hub.HubFile], str | None]:
+    """The hub files open_clip will fetch for ``name`` + ``pretrained``, or a plain URL it downloads."""
+    if name.startswith("hf-hub:"):
+        return hub.repo_files(name[len("hf-hub:"):]), None
+    cfg = open_clip.get_pretrained_cfg(name, pretrained) if pretrained else {}
+    if cfg.get("hf_hub"):
+        hf_hub = str(cfg["hf_hub"])  # 'org/repo/' (open_clip's default file names) or 'org/repo/file'
+        repo, filename = (hf_hub.rstrip("/"), "") if hf_hub.endswith("/") else os.path.split(hf_hub)
+        names = (("open_clip_model.safetensors", "open_clip_pytorch_model.bin") if not filename else
+                 tuple(dict.fromkeys([filename.rsplit(".", 1)[0] + ".safetensors", filename])))
+        return [hub.HubFile(repo, names)], None
+    return [], cfg.get("url") or None
+
+
+def _fetch_file_ref(ref: str, what: str) -> str:
+    """``hf-hub:org/repo/file.pt`` (a plain open_clip state dict in a hub repo) -> its local path."""
+    from huggingface_hub import hf_hub_download
+
+    parsed = hub.parse_file_ref(ref)
+    assert parsed is not None  # callers pass file refs only
+    repo, filename = parsed
+    python_fix, cli_fix = hub.fixes(what)
+    local = hub.check([hub.HubFile(repo, (filename,))], f"weights {ref} for '{what}'", python_fix, cli_fix)
+    try:
+        with hub.local_only(local):
+            return hf_hub_download(repo, filename)
+    except _LOAD_ERRORS as error:
+        raise hub.unavailable(f"weights {ref} for '{what}'", python_fix, cli_fix,
+                              f"the download failed ({_first_line(error)})") from None
+
+
+def _first_line(error: BaseException) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
+
+
+@contextlib.contextmanager
+def _quiet_root_logger() -> Iterator[None]:
+    """open_clip logs a failed download on the root logger before raising; the error we raise says it once."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
 
 
 def _build_from_open_clip(source: ModelSource, precision: str, quick_gelu: bool,
                           image_size: int | None) -> tuple[torch.nn.Module, Any, dict[str, Any]]:
     name, pretrained = source.name, source.pretrained
     asked = f"'{name}'" + (f" with pretrained '{pretrained}'" if pretrained else "")
+    python_fix, cli_fix = hub.fixes(name)
+    if pretrained is None and not name.startswith("hf-hub:"):
+        tags = ", ".join(open_clip.list_pretrained_tags_by_model(name)) or "none published"
+        raise ModelError(f"'{name}' names an architecture, not weights: pass pretrained= a tag ({tags}) or a "
+                         f"weight file, or pretrained='{RANDOM}' for random weights",
+                         cli=f"--model {name} names an architecture, not weights: add --pretrained TAG ({tags}) or "
+                             f"--pretrained FILE, or --pretrained {RANDOM} for random weights")
+    if pretrained == RANDOM:
+        pretrained = None
+    elif pretrained is not None and hub.parse_file_ref(pretrained):
+        pretrained = _fetch_file_ref(pretrained, name)
+    elif pretrained is not None and not Path(pretrained).is_file() and pretrained.lower() not in (
+            open_clip.list_pretrained_tags_by_model(name)) and not name.startswith("hf-hub:"):
+        tags = open_clip.list_pretrained_tags_by_model(name)
+        raise ModelError(f"unknown pretrained tag '{pretrained}' for '{name}' (known: {', '.join(tags) or 'none'}; "
+                         "or a weight file that exists)")
+    files, url = _hub_needs(name, pretrained) if pretrained or name.startswith("hf-hub:") else ([], None)
+    local = hub.check(files, f"weights for {asked}", python_fix, cli_fix) if files else False
+    if url:
+        hub.check_url(url, f"weights for {asked}", python_fix, cli_fix)
     try:
-        model = open_clip.create_model(name, pretrained=pretrained, precision=precision,
-                                       force_quick_gelu=quick_gelu, force_image_size=image_size,
-                                       weights_only=True)
-        tokenizer = open_clip.get_tokenizer(name)
+        with hub.local_only(local), _quiet_root_logger():
+            model = open_clip.create_model(name, pretrained=pretrained, precision=precision,
+                                           force_quick_gelu=quick_gelu, force_image_size=image_size,
+                                           weights_only=True)
+            tokenizer = open_clip.get_tokenizer(name)
     except _LOAD_ERRORS as error:
-        text = str(error)
-        if "not a known tag" in text:
-            tags = open_clip.list_pretrained_tags_by_model(name)
-            raise ModelError(f"unknown pretrained tag '{pretrained}' for '{name}' (known: {', '.join(tags) or 'none'})"
-                             ) from None
-        raise WeightsUnavailableError(
-            f"weights for {asked} are not available here ({text.splitlines()[0][:160]}); "
-            + _OFFLINE_HINT.format(name=name)) from None
+        raise hub.unavailable(f"weights for {asked}", python_fix, cli_fix,
+                              f"they could not be loaded ({_first_line(error)})") from None
     if name.startswith("hf-hub:"):
         try:
             model_cfg = copy.deepcopy(open_clip.get_model_config(name))  # cached by create_model above
