@@ -11,7 +11,9 @@ from clipsuite.core.plugins import DemoStepResult
 SIZE = (64, 48)
 
 
-def run_demo_step(out_dir: Path, log: Callable[[str], None]) -> DemoStepResult:
+def run_demo_step(out_dir: Path, log: Callable[[str], None], warp_steps: int = 20,
+                  ddim_steps: int = 10) -> DemoStepResult:
+    """The demo's step; the tests pass fewer steps (same code path, a few seconds instead of ~40 on a busy CPU)."""
     from clipsuite.core.models import load_model
     from clipsuite.core.staging import atomic_write_text
     from clipsuite.core.train import TrainConfig
@@ -28,11 +30,11 @@ def run_demo_step(out_dir: Path, log: Callable[[str], None]) -> DemoStepResult:
     log("writing a synthetic VITON-HD folder (6 train, 2 test people)")
     root = synthetic.make_vitonhd(folder / "data", n_train=6, n_test=2, size=SIZE, seed=0)
     clip = load_model("tiny-transformers", device="cpu")
-    log("training the garment warper 20 steps (core Trainer)")
+    log(f"training the garment warper {warp_steps} steps (core Trainer)")
     warper_file = folder / "warping.safetensors"
     task = make_stage_task("warping", clip, "micro", SIZE)
     result = train_stage(task, VitonHD(root, "train", size=SIZE),
-                         TrainConfig(output_dir=folder / "warping_run", max_steps=20, batch_size=6, lr=1e-3,
+                         TrainConfig(output_dir=folder / "warping_run", max_steps=warp_steps, batch_size=6, lr=1e-3,
                                      progress=False, precision="fp32", schedule="constant"), warper_file)
     model = TryOnModel.build(clip, "micro", StageFiles(warping=warper_file), SIZE)
     test = VitonHD(root, "test", size=SIZE)
@@ -40,8 +42,8 @@ def run_demo_step(out_dir: Path, log: Callable[[str], None]) -> DemoStepResult:
     for index in range(len(test)):
         sample = test[index]
         sample.pop("index")
-        log(f"try-on {index + 1}/{len(test)}: 10 DDIM steps, guidance 2 (micro parts, untrained UNet)")
-        out = model.run(sample, "upper_body", SamplingOptions(steps=10, guidance=2.0, seed=index))
+        log(f"try-on {index + 1}/{len(test)}: {ddim_steps} DDIM steps, guidance 2 (micro parts, untrained UNet)")
+        out = model.run(sample, "upper_body", SamplingOptions(steps=ddim_steps, guidance=2.0, seed=index))
         name = test.files[index].name
         pics = {"person": sample["image"], "garment": sample["cloth"], "warped garment": out["warped_cloth"][0],
                 "result": out["image"][0]}
