@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import socket
 import subprocess
@@ -97,7 +98,8 @@ DIST_SCRIPT = textwrap.dedent('''
                                                         world_size=2)(i, t, 14.3),
             "clip_global": lambda i, t: clip_loss(i, t, 14.3, local_loss=False, gather_with_grad=False),
             "siglip": lambda i, t: siglip_loss(i, t, 10.0, -10.0),
-            "siglip_ref": lambda i, t: ref_loss.SigLipLoss(rank=rank, world_size=2, dist_impl="bidir")(i, t, 10.0, -10.0),
+            "siglip_ref": lambda i, t: ref_loss.SigLipLoss(rank=rank, world_size=2, dist_impl="bidir")(
+                i, t, 10.0, -10.0),
         }
         for name, fn in cases.items():
             i, t = images.clone().requires_grad_(True), texts.clone().requires_grad_(True)
@@ -120,8 +122,8 @@ def test_distributed_losses_match_open_clip_and_the_global_batch(tmp_path):
     with socket.socket() as probe:  # a free port for the rendezvous
         probe.bind(("127.0.0.1", 0))
         port = str(probe.getsockname()[1])
-    proc = subprocess.run([sys.executable, str(script), str(tmp_path), port], capture_output=True, text=True, check=False,
-                          timeout=240, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    proc = subprocess.run([sys.executable, str(script), str(tmp_path), port], capture_output=True, text=True,
+                          check=False, timeout=240, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert proc.returncode == 0, proc.stderr[-2000:]
     ranks = [load_tensors(tmp_path / f"rank{r}.safetensors") for r in (0, 1)]
     for res in ranks:  # same numbers as open_clip's distributed implementations
@@ -131,7 +133,8 @@ def test_distributed_losses_match_open_clip_and_the_global_batch(tmp_path):
     g = torch.Generator().manual_seed(0)
     images = F.normalize(torch.randn(8, 16, generator=g), dim=-1)
     texts = F.normalize(torch.randn(8, 16, generator=g), dim=-1)
-    for name, fn in (("clip", lambda i, t: clip_loss(i, t, 14.3)), ("siglip", lambda i, t: siglip_loss(i, t, 10.0, -10.0))):
+    for name, fn in (("clip", lambda i, t: clip_loss(i, t, 14.3)),
+                     ("siglip", lambda i, t: siglip_loss(i, t, 10.0, -10.0))):
         loss, gi, gt = _loss_and_grads(fn, images, texts)
         # gradient averaging over processes (what the Trainer does) gives the global batch's gradient
         torch.testing.assert_close((ranks[0][f"{name}.loss"] + ranks[1][f"{name}.loss"]).squeeze() / 2, loss)
@@ -197,3 +200,22 @@ def test_soft_clip_loss_with_shared_positives():
     logits = 10.0 * images @ texts.T
     manual = (F.cross_entropy(logits, targets) + F.cross_entropy(logits.T, targets)) / 2
     torch.testing.assert_close(soft_clip_loss(images, texts, 10.0, targets), manual)
+
+
+def test_shared_positives_loss_equals_the_direct_formula():
+    # captions 0, 2 and 3 are one text, 1 and 4 are two others; written out from the definition:
+    # each image's loss is the mean, over the texts identical to its own, of -log softmax over all texts
+    # (and the same for each text against the images), the two directions averaged
+    images, texts = _features(n=5)
+    tokens = torch.tensor([[7, 1], [3, 3], [7, 1], [7, 1], [2, 9]])
+    positives = [[0, 2, 3], [1], [0, 2, 3], [0, 2, 3], [4]]
+    scale = 7.0
+    sim = scale * images.double() @ texts.double().T
+    image_side = [-sum(math.log(math.exp(sim[i, j]) / sum(math.exp(sim[i, k]) for k in range(5))) for j in pos)
+                  / len(pos) for i, pos in enumerate(positives)]
+    text_side = [-sum(math.log(math.exp(sim[j, t]) / sum(math.exp(sim[k, t]) for k in range(5))) for j in pos)
+                 / len(pos) for t, pos in enumerate(positives)]
+    direct = (sum(image_side) / 5 + sum(text_side) / 5) / 2
+    got = soft_clip_loss(images, texts, scale, same_caption_targets(tokens))
+    assert float(got) == pytest.approx(direct, rel=1e-5)
+    assert float(got) != pytest.approx(float(clip_loss(images, texts, scale)), rel=1e-3)  # not plain InfoNCE

@@ -5,9 +5,11 @@ folder that ``load_model(folder)`` reads.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import shutil
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -34,7 +36,9 @@ from clipsuite.core.models import ClipModel, load_model
 from clipsuite.core.retrieval import caption_index
 from clipsuite.core.train import TrainConfig, Trainer, TrainResult
 
+logger = logging.getLogger("clipsuite.core.contrastive")
 LOSSES = ("clip", "siglip")
+REPEAT_NOTE_SHARE = 0.05  # say so when at least this share of a batch's captions repeat within it
 MAX_LOGIT_SCALE = math.log(100)  # open_clip clamps the learned temperature here
 SIGLIP_INIT_BIAS = -10.0          # SigLIP paper's initial bias (with scale log 10 from scratch)
 
@@ -74,6 +78,40 @@ def _lock(model: torch.nn.Module, tower: str) -> None:
             tensor = getattr(model, name, None)
             if isinstance(tensor, torch.nn.Parameter):
                 tensor.requires_grad_(False)
+
+
+def repeated_caption_share(captions: Sequence[str], batch_size: int) -> float:
+    """Expected share of a batch's rows whose caption appears again in the same batch, for batches of
+    ``batch_size`` drawn without replacement. A row's batch-mates are a uniform draw of ``b - 1`` of the
+    other ``n - 1`` pairs, so a caption held by ``c`` pairs misses all its twins with probability
+    ``C(n - c, b - 1) / C(n - 1, b - 1)``."""
+    n = len(captions)
+    others = min(batch_size, n) - 1
+    if others < 1:
+        return 0.0
+    repeated = 0.0
+    for c, captions_with_c in Counter(Counter(captions).values()).items():
+        if c < 2:
+            continue
+        miss = 1.0
+        for k in range(others):
+            miss *= max(0.0, (n - c - k) / (n - 1 - k))
+        repeated += captions_with_c * c * (1.0 - miss)
+    return repeated / n
+
+
+def repeated_caption_note(captions: Sequence[str], batch_size: int, settings: ContrastiveConfig) -> str | None:
+    """One line when captions repeat within batches (class-style captions) and the loss would push
+    identical texts apart; ``None`` otherwise."""
+    if settings.shared_positives:
+        return None
+    share = repeated_caption_share(captions, batch_size)
+    if share < REPEAT_NOTE_SHARE:
+        return None
+    fix = "--shared-positives" if settings.loss == "clip" else "--loss clip --shared-positives"
+    return (f"{share:.0%} of the captions in a batch of {batch_size} repeat within it ({len(set(captions))} "
+            f"distinct captions for {len(captions)} pairs): {settings.loss} loss pushes identical captions "
+            f"apart as negatives; {fix} counts them as positives for each other")
 
 
 class ContrastiveTask:
@@ -227,6 +265,10 @@ def train_contrastive(data: ContrastiveData, output_dir: str | os.PathLike[str],
         if verify:
             verify_images(source)
     train_at, held_at = _holdout(len(source), holdout, cfg.seed)  # type: ignore[arg-type]  # map-style: has len
+    if isinstance(source, list):  # a Dataset is read lazily: its captions are not known here
+        note = repeated_caption_note([source[i].caption for i in train_at], cfg.batch_size, settings)
+        if note is not None:
+            logger.warning(note)
     torch.manual_seed(cfg.seed)  # a model built from scratch is the same on resume
     clip = load_model(model, pretrained=pretrained, device="cpu")
     dataset = _image_text(source, train_at, clip, clip.preprocess_train if augment else clip.preprocess)

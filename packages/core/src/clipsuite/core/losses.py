@@ -89,7 +89,8 @@ def soft_clip_loss(image_features: torch.Tensor, text_features: torch.Tensor, lo
     """Symmetric cross-entropy against soft targets ``[N, N]`` (rows sum to 1), e.g. every pair with
     the same caption as a positive when captions repeat within a batch. Local to the process."""
     logits = logit_scale * image_features @ text_features.T
-    return (F.cross_entropy(logits, targets) + F.cross_entropy(logits.T, targets.T / targets.T.sum(1, keepdim=True))) / 2
+    text_targets = targets.T / targets.T.sum(1, keepdim=True)
+    return (F.cross_entropy(logits, targets) + F.cross_entropy(logits.T, text_targets)) / 2
 
 
 def same_caption_targets(tokens: torch.Tensor) -> torch.Tensor:
