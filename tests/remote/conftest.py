@@ -39,4 +39,5 @@ def trained(tmp_path_factory, train_captions):
     return train_remote(TrainingData(caps, split="train", eval_split="test", translations=translations),
                         tmp_path_factory.mktemp("trained") / "model",
                         settings=RemoteTrainConfig(languages=synthetic.LANGUAGES, augment=False),
-                        max_steps=30, batch_size=24, lr=5e-4, schedule="constant", progress=False)
+                        max_steps=30, batch_size=24, lr=2e-3, warmup_steps=10, schedule="constant",
+                        progress=False)
