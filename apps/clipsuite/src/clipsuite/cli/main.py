@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "clipsuite.cli.index_cmd",
     "clipsuite.cli.adapt_cmd",
     "clipsuite.cli.demo",
+    "clipsuite.cli.pretrain_cmd",
 )
 
 
