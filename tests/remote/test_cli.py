@@ -72,3 +72,38 @@ def test_evaluate_and_classify_commands(tmp_path):
     root = synthetic.write_class_folders(tmp_path / "classes", per_class=1, classes=("forest", "river"))
     result = _run("classify", root)
     assert result.exit_code == 0 and "2 images, 2 classes: top-1" in result.output
+
+
+def test_train_runs_resumes_with_its_flags_and_refuses_bad_input(tmp_path):
+    captions, translations = synthetic.write_captions(tmp_path / "rsicd", per_class=2)
+    run = tmp_path / "run"
+    first = _run("train", captions, "-o", run, "--languages", "en,zh", "--translations", translations,
+                 "--max-steps", "2", "--batch-size", "8", "--lr", "5e-4", "--distill-weight", "0.5",
+                 "--local-crops", "1", "-q")
+    assert first.exit_code == 0, first.output
+    assert "trained 2 steps" in first.output and (run / "open_clip_config.json").is_file()
+    again = _run("train", "-o", run, "--resume", "--max-steps", "3", "-q")  # data, languages ... remembered
+    assert again.exit_code == 0, again.output
+    assert "trained 3 steps (resumed at step 2)" in again.output
+    differs = _run("train", "-o", run, "--resume", "--languages", "en", "--max-steps", "4")
+    assert differs.exit_code == 2 and "--languages" in differs.output and "Traceback" not in differs.output
+    exists = _run("train", captions, "-o", run)
+    assert exists.exit_code == 2 and "already holds a training run" in exists.output
+
+    broken = synthetic.write_class_folders(tmp_path / "ms", per_class=1, classes=("forest", "river"),
+                                           multispectral=True)
+    (broken / "river" / "river_0.tif").write_bytes(b"II*\x00" + b"\x00" * 64)
+    for args, message in [
+        (["train", tmp_path / "nowhere.json", "-o", tmp_path / "o"], "nowhere.json: not found"),
+        (["train", captions], "--output is required"),
+        (["train", captions, "-o", tmp_path / "o", "--band-rule", "copy"], "--band-rule 'copy'"),
+        (["train", captions, "-o", tmp_path / "o", "--languages", "en,nl", "--translations", translations],
+         "no 'nl' translation of caption"),
+        (["train", broken, "-o", tmp_path / "o", "--bands", "all"], "river_0.tif: not a readable raster"),
+        (["train", broken, "-o", tmp_path / "o", "--bands", "B04,B03,B12"], "no band named 'B12'"),
+    ]:
+        result = _run(*args)
+        assert result.exit_code == 2, (args, result.output)
+        assert message in " ".join(result.output.split()), result.output
+        assert "Traceback" not in result.output
+        assert not (tmp_path / "o").exists()  # no partial output

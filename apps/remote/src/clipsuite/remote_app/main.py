@@ -11,9 +11,11 @@ from typing import Annotated
 import typer
 
 from clipsuite.cli.common import cli_errors, console, fail
+from clipsuite.remote_app import train_cmd
 
 app = typer.Typer(name="remote", help="Remote sensing: multilingual retrieval over GeoTIFF scenes (tile, index, "
-                  "search), zero-shot scene classification, retrieval evaluation, leakage check.",
+                  "search), zero-shot scene classification, retrieval evaluation, leakage check, fine-tuning "
+                  "(multilingual, self-distillation, multispectral).",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 
 ModelOpt = Annotated[str, typer.Option("--model", "-m", help="Model: preset (rs-m-clip, remoteclip-b32 ...), "
@@ -208,6 +210,9 @@ def leakage(
         console.print(f"  {row['kind']:>14s} {row['similarity']:.4f}  {row['test']} <- {row['train']}")
     if out is not None:
         _write_json(out, found)
+
+
+train_cmd.register(app)
 
 
 def main() -> None:

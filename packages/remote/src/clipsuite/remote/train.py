@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -305,13 +306,15 @@ class RemoteTrainResult:
 
 def train_remote(data: TrainingData, output_dir: str | os.PathLike[str], model: str = "tiny-multilingual",
                  pretrained: str | None = None, settings: RemoteTrainConfig | None = None,
-                 band_rule: str = "repeat", overwrite: bool = False, **train_options: Any) -> RemoteTrainResult:
+                 band_rule: str = "repeat", overwrite: bool = False, options: Mapping[str, Any] | None = None,
+                 **train_options: Any) -> RemoteTrainResult:
     """Fine-tune ``model`` on ``data`` and save it to ``output_dir`` (``load_model(output_dir)``).
 
     ``train_options`` are ``TrainConfig`` fields (epochs, max_steps, batch_size, lr, precision, resume
     ...). With ``data.raster`` selecting N bands the model's patch embedding is first adapted to N
     bands by ``band_rule`` (``repeat`` / ``average``). A folder holding an earlier run is only reused
-    with ``resume`` or ``overwrite``; a fresh run that fails leaves no folder behind.
+    with ``resume`` or ``overwrite``; a fresh run that fails leaves no folder behind. ``options``: how
+    the calling command was started, stored with the run for ``--resume`` (``core.train.run_options``).
     """
     settings = settings or RemoteTrainConfig()
     out = Path(output_dir)
@@ -339,7 +342,7 @@ def train_remote(data: TrainingData, output_dir: str | os.PathLike[str], model: 
         clip.config["remote_input"] = data.raster.to_dict()  # how chips were read: index the same way
     fresh_folder = not out.exists()
     try:
-        trainer = Trainer(task, cfg)
+        trainer = Trainer(task, cfg, options)
         result = trainer.fit(MultilingualPairs(train_data))
         clip.model.eval()
         clip.device = clip.model.logit_scale.device
