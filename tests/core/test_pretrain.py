@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from clipsuite.core.models import load_model
-from clipsuite.core.pretrain import PretrainConfig, ensure_pretrained, find_cached
+from clipsuite.core.pretrain import PretrainConfig, demo_backbone, ensure_pretrained, find_cached
 from clipsuite.core.synthetic_corpus import HELD_OUT, CorpusItem, corpus_categories, corpus_pairs, render
 
 
@@ -33,6 +33,7 @@ def test_defects_and_lesions_change_the_pixels_where_drawn():
 def test_backbone_is_built_once_and_keyed_by_config(tmp_path):
     config = PretrainConfig(n_pairs=64, epochs=1, batch_size=32, warmup_steps=0)
     assert find_cached(config, tmp_path) is None
+    assert demo_backbone(tmp_path)[0] == "tiny"  # nothing cached: the demo says it uses random tiny
     path = ensure_pretrained(config, tmp_path)
     stamp = (path / "open_clip_config.json").stat().st_mtime_ns
     assert ensure_pretrained(config, tmp_path) == path == find_cached(config, tmp_path)
@@ -41,3 +42,13 @@ def test_backbone_is_built_once_and_keyed_by_config(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no leftover build folder
     clip = load_model(str(path), device="cpu")
     assert clip.embed_dim == 64
+
+
+def test_demo_uses_the_cached_backbone(tmp_path, monkeypatch):
+    import clipsuite.core.pretrain as pretrain
+
+    target = pretrain.cached_path(cache_dir=tmp_path)
+    target.mkdir(parents=True)
+    (target / "open_clip_config.json").write_text("{}")
+    spec, words = demo_backbone(tmp_path)
+    assert spec == str(target) and "pretrained synthetic backbone" in words

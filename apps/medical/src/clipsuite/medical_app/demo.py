@@ -1,4 +1,5 @@
-"""The medical step of ``clipsuite demo``: offline, on the tiny model, in well under a minute.
+"""The medical step of ``clipsuite demo``: offline, on the pretrained backbone when it is cached (else the
+random tiny model), in well under a minute.
 
 Writes a synthetic CT volume (NIfTI, stored LPS so it must be reoriented) and a VQA-RAD-style
 question set, draws the volume's slices in three CT windows into a PNG, then trains a small QCR head
@@ -34,6 +35,7 @@ def montage(volume: Any, path: pathlib.Path, n: int = 6) -> pathlib.Path:
 def run_demo_step(out_dir: pathlib.Path, log: Callable[[str], None]) -> DemoStepResult:
     import torch
 
+    from clipsuite.core.pretrain import demo_backbone
     from clipsuite.core.train import TrainConfig
     from clipsuite.medical import synthetic
     from clipsuite.medical.data import load_vqa_rad
@@ -55,7 +57,9 @@ def run_demo_step(out_dir: pathlib.Path, log: Callable[[str], None]) -> DemoStep
     settings = VQASettings(head="qcr", patch_tokens=False, word_dim=32, hidden=48, ae_size=32, ae_channels=8)
     config = TrainConfig(epochs=12, batch_size=32, lr=3e-3, optimizer="adam", progress=False, log_every=100,
                          checkpoint_every=10**9)
-    run = train_vqa(train, out_dir / "vqa_run", "tiny", None, settings, config, test, device="cpu")
+    spec, backbone = demo_backbone()
+    log(f"VQA image features from {backbone}")
+    run = train_vqa(train, out_dir / "vqa_run", spec, None, settings, config, test, device="cpu")
     majority = max(sum(s.answer == a for s in test) for a in {s.answer for s in test}) / len(test) * 100
     # per-type floor: the most common answer within each question type
     floor = vqa_accuracy([run.answers.index(_most_common(test, s.answer_type)) for s in test],
@@ -63,7 +67,7 @@ def run_demo_step(out_dir: pathlib.Path, log: Callable[[str], None]) -> DemoStep
     metrics = run.metrics
     vqa_line = (f"QCR VQA on {len(test)} held-out questions: open {metrics['open']:.1f}%, closed "
                 f"{metrics['closed']:.1f}%, overall {metrics['overall']:.1f}% (most common answer per type: "
-                f"{floor['overall']:.1f}%)")
+                f"{floor['overall']:.1f}%), on {backbone}")
     log(vqa_line)
     return DemoStepResult("Medical imaging (clipsuite.medical)", [volume_line, vqa_line],
                           {"vqa_open": metrics["open"], "vqa_closed": metrics["closed"],

@@ -108,3 +108,12 @@ def ensure_pretrained(config: PretrainConfig | None = None, cache_dir: str | Pat
 
 def remove_cached(config: PretrainConfig | None = None, cache_dir: str | Path | None = None) -> None:
     shutil.rmtree(cached_path(config, cache_dir), ignore_errors=True)
+
+
+def demo_backbone(cache_dir: str | Path | None = None) -> tuple[str, str]:
+    """(model spec, words for a report): the pretrained backbone when it is cached, else random ``tiny``.
+    The demo never trains it (``clipsuite pretrain-synthetic`` does)."""
+    found = find_cached(cache_dir=cache_dir)
+    if found is not None:
+        return str(found), f"the pretrained synthetic backbone ({found.name})"
+    return "tiny", "the random tiny backbone (run `clipsuite pretrain-synthetic` for a pretrained one)"
