@@ -154,3 +154,26 @@ def test_synthetic_captions_and_translations(captions):
     rows = [json.loads(line) for line in translations.read_text(encoding="utf-8").splitlines()]
     assert len(rows) == 12 and set(rows[0]["translations"]) == set(synthetic.LANGUAGES) - {"en"}
     assert rows[0]["translations"]["zh"] == "一片茂密的绿色森林"
+
+
+@pytest.mark.parametrize("kind", ["uint16_nodata_0", "float_nodata_nan", "float_no_nodata"])
+def test_native_reads_compute_the_same_mask_as_gdal(tmp_path, kind):
+    """The native-resolution read derives the mask from the values; GDAL's masked read is the reference."""
+    rng = np.random.default_rng(0)
+    if kind == "uint16_nodata_0":
+        data = rng.integers(0, 4, (3, 40, 50)).astype(np.uint16)  # zeros scattered in single bands
+        path = _write(tmp_path / "a.tif", data, nodata=0)
+    else:
+        data = rng.random((3, 40, 50)).astype(np.float32)
+        data[1, 5:9, 7:20] = np.nan
+        data[0, 30, 3] = np.inf
+        path = _write(tmp_path / "a.tif", data, **({"nodata": float("nan")} if kind == "float_nodata_nan" else {}))
+    window = Window(6, 4, 37, 29)
+    with rasterio.open(path) as ds:
+        values, valid = rasters.read_window(ds, [3, 1, 2], window, (29, 37))
+        masked = ds.read([3, 1, 2], window=window, masked=True)
+        reference = rasters.valid_mask(masked)
+        expected = np.ma.getdata(masked).copy()
+        expected[:, ~reference] = 0
+    assert np.array_equal(valid, reference) and 0 < valid.sum() < valid.size
+    np.testing.assert_array_equal(values, expected)

@@ -128,7 +128,7 @@ def _run(caps, translations, out, weight, **options):
     return train_remote(TrainingData(caps, split="train", translations=translations), out,
                         settings=RemoteTrainConfig(languages=("en", "zh"), distill_weight=weight, local_crops=2,
                                                    teacher_decay=0.9, **SMALL_HEAD),
-                        batch_size=16, lr=5e-4, schedule="constant", progress=False, log_every=1, **options)
+                        batch_size=8, lr=5e-4, schedule="constant", progress=False, log_every=1, **options)
 
 
 def _weights(folder):

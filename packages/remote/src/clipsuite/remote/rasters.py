@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 import rasterio
-from rasterio.enums import Resampling
+from rasterio.enums import MaskFlags, Resampling
 from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 from rasterio.windows import Window
 
@@ -178,10 +178,36 @@ def valid_mask(masked: np.ma.MaskedArray) -> np.ndarray:
     return ~invalid
 
 
+def _mask_from_values(dataset: Any, indexes: Sequence[int]) -> bool:
+    """True when the selected bands' masks come only from a nodata value (or there is none): then the
+    mask is ``value == nodata``, and reading it through GDAL would decode the window a second time."""
+    flags = dataset.mask_flag_enums
+    return all(list(flags[i - 1]) in ([MaskFlags.nodata], [MaskFlags.all_valid]) for i in indexes)
+
+
+def _integral(window: Window, out_shape: tuple[int, int]) -> bool:
+    parts = (window.col_off, window.row_off, window.width, window.height)
+    return all(float(v).is_integer() for v in parts) and (int(window.height), int(window.width)) == tuple(out_shape)
+
+
 def read_window(dataset: Any, indexes: Sequence[int], window: Window, out_shape: tuple[int, int],
                 resampling: Resampling = Resampling.bilinear) -> tuple[np.ndarray, np.ndarray]:
     """Raw DN ``[C, h, w]`` and the valid mask ``[h, w]`` of ``window`` (inside the raster) resampled to
-    ``out_shape``. Invalid pixels are set to 0 in the returned values."""
+    ``out_shape``. Invalid pixels are set to 0 in the returned values.
+
+    At native resolution with nodata-value masks (GeoTIFFs as Sentinel-2 tiles ship) the mask is
+    computed from the values: the same mask as GDAL's, for one decode of the window instead of two."""
+    if _integral(window, out_shape) and _mask_from_values(dataset, indexes):
+        values = dataset.read(list(indexes), window=window)
+        invalid = np.zeros(values.shape[1:], bool)
+        for band, index in enumerate(indexes):
+            nodata = dataset.nodatavals[index - 1]
+            if nodata is not None:
+                invalid |= np.isnan(values[band]) if np.isnan(nodata) else values[band] == nodata
+            if np.issubdtype(values.dtype, np.floating):
+                invalid |= ~np.isfinite(values[band])
+        values[:, invalid] = 0
+        return values, ~invalid
     masked = dataset.read(list(indexes), window=window, out_shape=(len(indexes), *out_shape),
                           resampling=resampling, masked=True)
     valid = valid_mask(masked)

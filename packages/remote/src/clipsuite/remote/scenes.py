@@ -21,7 +21,7 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from clipsuite.core.checkpoints import read_config
-from clipsuite.core.embed import ShardWriter, read_shards, shard_name
+from clipsuite.core.embed import ShardWriter, process_layout, read_shards, shard_name
 from clipsuite.core.errors import InputError
 from clipsuite.core.index import EmbeddingIndex, IndexConfig
 from clipsuite.core.models import ClipModel
@@ -147,25 +147,12 @@ def _collate(items: list[tuple[torch.Tensor | None, dict[str, Any]]]) -> tuple[t
     return pixels, [m for _, m in tiles], skipped
 
 
-def _process_layout(process_index: int | None, num_processes: int | None) -> tuple[int, int, Any]:
-    """(rank, world, PartialState or None): explicit numbers win (tests, SLURM arrays)."""
-    if process_index is not None or num_processes is not None:
-        rank, world = int(process_index or 0), int(num_processes or 1)
-        if not 0 <= rank < world:
-            raise InputError(f"process_index {rank} outside 0..{world - 1}")
-        return rank, world, None
-    from accelerate import PartialState
-
-    state = PartialState(cpu=not torch.cuda.is_available())
-    return state.process_index, state.num_processes, state
-
-
 def embed_scene_tiles(clip: ClipModel, scenes: Sequence[Path], shard_dir: str | os.PathLike[str],
                       config: SceneIndexConfig, model_spec: str | None = None, process_index: int | None = None,
                       num_processes: int | None = None) -> tuple[int, int, int, int]:
     """This process's share of the tiles -> ``shard_dir/shard-r-of-n.safetensors`` + ``.jsonl``.
     Returns ``(rank, world, tiles written, tiles skipped for nodata)``."""
-    rank, world, state = _process_layout(process_index, num_processes)
+    rank, world, state = process_layout(process_index, num_processes)
     limits = check_bands(clip, scenes, config)
     folder = Path(shard_dir)
     folder.mkdir(parents=True, exist_ok=True)
