@@ -33,5 +33,8 @@ def run_demo_step(out_dir: Path, log: Callable[[str], None]) -> DemoStepResult:
     finding = (f"patch memory, 4 normal references, {backbone}, {len(category.test)} test images: "
                f"image AUROC {metrics.get('image_auroc')}, pixel AUROC {metrics.get('pixel_auroc')}")
     log(f"{finding} -> {page.relative_to(folder)}")  # relative: the demo folder is renamed at the end
+    # the report's overlays of the first test image (normal) and the last two (defects: they come last)
+    heatmaps = sorted((page.parent / "heatmaps").glob("*.png"))
+    shown = {f"heatmap {path.stem}": path.relative_to(folder) for path in heatmaps[:1] + heatmaps[-2:]}
     return DemoStepResult("Anomaly detection (clipsuite.anomaly)", [finding], metrics,
-                          files={"heatmap report": page.relative_to(folder)})
+                          files={"heatmap report": page.relative_to(folder)}, pictures=shown)
