@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -333,9 +333,8 @@ def train_remote(data: TrainingData, output_dir: str | os.PathLike[str], model: 
     if bands is not None and bands != vision_tower(clip).in_chans:
         clip.adapt_input_bands(bands, band_rule)
     if data.raster is not None and data.raster.bands is not None and \
-            tuple(str(b).lower() for b in data.raster.bands) == ("all",):
-        data.raster = RasterInput(tuple(range(1, int(bands or 3) + 1)), data.raster.scale, data.raster.offset,
-                                  data.raster.stretch)
+            tuple(str(b).lower() for b in data.raster.bands) == ("all",):  # the caller's object stays as it was
+        data = replace(data, raster=replace(data.raster, bands=tuple(range(1, int(bands or 3) + 1))))
     train_data, held = data.load(clip, settings.languages)
     task = RemoteTrainTask(clip, train_data, settings, held, seed=cfg.seed)
     if data.raster is not None:
