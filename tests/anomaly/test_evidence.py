@@ -1,0 +1,96 @@
+"""Evidence that the anomaly methods learn: cross-category transfer on the pretrained backbone.
+
+Prompts/adapters train on synthetic 'grid' and 'screw' and are evaluated on 'carpet' and 'bottle',
+which neither they nor the backbone's corpus ever contained (``synthetic_corpus.HELD_OUT``). The
+margins are set well below what the run measures (docs/anomaly.md, "Evidence that it learns") and well
+above what a sign flip, a wrong layer or untrained parts give.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from clipsuite.anomaly import evidence
+from clipsuite.core.models import load_model
+from clipsuite.core.synthetic_corpus import HELD_OUT, corpus_pairs
+
+SETUP = evidence.TransferSetup()
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    return evidence.write_data(tmp_path_factory.mktemp("transfer"), SETUP)
+
+
+@pytest.fixture(scope="module")
+def backbone(pretrained_backbone):
+    torch.set_num_threads(1)
+    return load_model(str(pretrained_backbone), device="cpu")
+
+
+def test_held_out_categories_never_reach_the_corpus():
+    assert set(SETUP.held_out) <= set(HELD_OUT) and set(SETUP.train) <= set(HELD_OUT)
+    captions = " ".join(caption for _, caption in corpus_pairs(400, seed=0))
+    assert not [name for name in HELD_OUT if f" {name}" in captions]
+
+
+def test_pretrained_backbone_knows_defects_winclip_zero_shot(backbone, data):
+    """WinCLIP zero-shot reads the backbone's text-image alignment only: measured 87.5 / 67.4 on the
+    pretrained backbone against 53.5 / 41.4 on random tiny."""
+    held = evidence.load_dataset(data, categories=list(SETUP.held_out))
+    pretrained = evidence.mean_metrics(backbone, evidence.build_method(backbone, "winclip"), held)
+    random_tiny = load_model("tiny", device="cpu")
+    floor = evidence.mean_metrics(random_tiny, evidence.build_method(random_tiny, "winclip"), held)
+    assert pretrained["image_auroc"] > floor["image_auroc"] + 20, (pretrained, floor)
+    assert pretrained["pixel_auroc"] > floor["pixel_auroc"] + 10, (pretrained, floor)
+
+
+@pytest.fixture(scope="module")
+def anomalyclip_rows(backbone, data, tmp_path_factory):
+    return evidence.anomalyclip_table(backbone, data, SETUP, tmp_path_factory.mktemp("ac"), ablations=False)
+
+
+def test_anomalyclip_prompts_learn_across_categories(anomalyclip_rows):
+    """Measured: trained 61.1 / 50.7 against untrained prompts 31.9 / 33.9."""
+    trained, untrained = anomalyclip_rows["AnomalyCLIP (trained)"], anomalyclip_rows["AnomalyCLIP untrained prompts"]
+    assert trained["image_auroc"] > untrained["image_auroc"] + 15, anomalyclip_rows
+    assert trained["pixel_auroc"] > untrained["pixel_auroc"] + 8, anomalyclip_rows
+
+
+@pytest.mark.xfail(strict=True, reason="not reached yet: trained AnomalyCLIP 61.1 / 50.7 stays below WinCLIP "
+                   "zero-shot 87.5 / 67.4 on the pretrained tiny backbone (docs/anomaly.md)")
+def test_anomalyclip_beats_winclip_zero_shot(anomalyclip_rows):
+    trained, winclip = anomalyclip_rows["AnomalyCLIP (trained)"], anomalyclip_rows["WinCLIP zero-shot"]
+    assert trained["image_auroc"] > winclip["image_auroc"] and trained["pixel_auroc"] > winclip["pixel_auroc"]
+
+
+def test_adaptclip_transfers_and_references_help(backbone, data, tmp_path):
+    """Measured: untrained 46.5 / 54.2; 0-shot 68.8 / 82.4; 4-shot 64.6 / 89.8."""
+    rows = evidence.adaptclip_table(backbone, data, SETUP, tmp_path, shots=(0, 4))
+    zero, four, untrained = rows["AdaptCLIP 0-shot"], rows["AdaptCLIP 4-shot"], rows["AdaptCLIP untrained, 0-shot"]
+    assert zero["pixel_auroc"] > untrained["pixel_auroc"] + 15, rows
+    assert zero["image_auroc"] > untrained["image_auroc"] + 10, rows
+    # the prompt-query branch (references) adds over the visual/textual adapters alone: on the maps
+    assert four["pixel_auroc"] > zero["pixel_auroc"] + 3, rows
+
+
+@pytest.fixture(scope="module")
+def few_shot(backbone, data):
+    return (evidence.few_shot_table(backbone, data, SETUP),
+            evidence.few_shot_table(load_model("tiny", device="cpu"), data, SETUP))
+
+
+def test_winclip_plus_beats_its_random_backbone_floor(few_shot):
+    """Measured image AUROC at 1 shot: 91.0 pretrained against 86.1 random."""
+    pretrained, floor = few_shot
+    assert pretrained["winclip 1-shot"]["image_auroc"] > floor["winclip 1-shot"]["image_auroc"], few_shot
+
+
+@pytest.mark.xfail(strict=True, reason="not reached yet: patch memory 79.2 on the pretrained backbone, "
+                   "88.9 on random tiny (contrastive pretraining made its patch tokens less local)")
+def test_patch_memory_beats_its_random_backbone_floor(few_shot):
+    pretrained, floor = few_shot
+    assert pretrained["patch_memory 1-shot"]["image_auroc"] > floor["patch_memory 1-shot"]["image_auroc"]
