@@ -28,26 +28,3 @@ def tiny():  # type: ignore[no-untyped-def]
 
     torch.manual_seed(0)
     return load_model("tiny", device="cpu")
-
-
-@pytest.fixture(scope="session")
-def responsive_hf(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """``tiny-hf`` saved as a folder, with its random text tower re-drawn at a larger scale.
-
-    A BERT initialised with std 0.02 maps every prompt to nearly the same [CLS] feature (cosine 0.9999
-    between classes), so no prompt learner can move it; a trained tower responds to its input. Linear
-    weights at std 0.2 and word embeddings at std 1 stand in for that, and the logit scale is set to
-    100 as in trained CLIP models. Image tower untouched."""
-    import math
-
-    from clipsuite.core.models import load_model
-
-    torch.manual_seed(0)
-    clip = load_model("tiny-hf", device="cpu")
-    with torch.no_grad():
-        for module in clip.model.text.modules():
-            if isinstance(module, torch.nn.Linear):
-                module.weight.normal_(0.0, 0.2)
-        clip.model.text.transformer.embeddings.word_embeddings.weight.normal_(0.0, 1.0)
-        clip.model.logit_scale.fill_(math.log(100.0))
-    return clip.save(tmp_path_factory.mktemp("responsive_hf") / "model")

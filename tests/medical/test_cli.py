@@ -70,22 +70,22 @@ def test_vqa_train_evaluate_ask(tmp_path: Path, vqa_root: Path) -> None:
     assert result.exit_code == 2 and "at most 12" in result.output
 
 
-def test_biomedcoop_train_and_compare(tmp_path: Path, responsive_hf: Path, slices_split: Path) -> None:
+def test_biomedcoop_train_and_compare(tmp_path: Path, slices_split: Path) -> None:
     descriptions = slices_split.parent / "descriptions.json"
     adapter = tmp_path / "bcoop.safetensors"
     result = invoke("biomedcoop", "train", slices_split, "--descriptions", descriptions, "--out", adapter,
-                    "--shots", "2", "--epochs", "2", "--model", responsive_hf)
+                    "--shots", "2", "--epochs", "2", "--model", "tiny-hf")
     assert result.exit_code == 0, result.output
     assert adapter.is_file() and "test accuracy" in result.output
     table = tmp_path / "runs.csv"
     result = invoke("biomedcoop", "compare", slices_split, "--descriptions", descriptions, "--shots", "1",
                     "--seeds", "1", "--epochs", "1", "--methods", "zeroshot,coop,cocoop,kgcoop,biomedcoop",
-                    "--model", responsive_hf, "--csv", table)
+                    "--model", "tiny-hf", "--csv", table)
     assert result.exit_code == 0, result.output
     assert "method | 1-shot acc" in result.output and "kgcoop" in result.output
     assert len(table.read_text().splitlines()) == 6
     result = invoke("biomedcoop", "compare", slices_split, "--descriptions", tmp_path / "missing.json",
-                    "--model", responsive_hf)
+                    "--model", "tiny-hf")
     assert result.exit_code == 2 and "missing.json" in result.output
 
 
