@@ -156,7 +156,7 @@ def feature_network(extractor: nn.Module | None = None, inception_weights: str |
     return (InceptionFeatures(path).eval(), "") if path is not None else (None, why)
 
 
-def _batches(images: torch.Tensor) -> Iterable[torch.Tensor]:
+def _image_batches(images: torch.Tensor) -> Iterable[torch.Tensor]:
     for start in range(0, len(images), BATCH):
         yield images[start:start + BATCH].float()
 
@@ -174,9 +174,9 @@ def fid(real: torch.Tensor, generated: torch.Tensor, extractor: nn.Module | None
         return Metric(name, unavailable=why)
     metric = FrechetInceptionDistance(feature=network, normalize=True)
     with torch.no_grad():
-        for batch in _batches(real):
+        for batch in _image_batches(real):
             metric.update(batch, real=True)
-        for batch in _batches(generated):
+        for batch in _image_batches(generated):
             metric.update(batch, real=False)
         return Metric(name, float(metric.compute()))
 
@@ -199,9 +199,9 @@ def kid(real: torch.Tensor, generated: torch.Tensor, extractor: nn.Module | None
         warnings.simplefilter("ignore", UserWarning)
         metric = KernelInceptionDistance(feature=network, normalize=True, subsets=subsets, subset_size=size)
     with torch.no_grad():
-        for batch in _batches(real):
+        for batch in _image_batches(real):
             metric.update(batch, real=True)
-        for batch in _batches(generated):
+        for batch in _image_batches(generated):
             metric.update(batch, real=False)
         mean, _ = metric.compute()
     return Metric(name, float(mean))

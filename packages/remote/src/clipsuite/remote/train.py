@@ -102,7 +102,7 @@ class ImageBranch(nn.Module):
 
     def __init__(self, clip: ClipModel, head: ProjectorHead) -> None:
         super().__init__()
-        self.visual = clip.model.visual
+        self.visual = clip.image_encoder
         self.head = head
         self._tower = [vision_tower(clip)]  # not a module: the steps over ``visual``
 
