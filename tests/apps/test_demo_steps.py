@@ -64,6 +64,16 @@ def test_a_step_result_comes_back_relative_and_renders_in_the_report(steps: None
     assert "<td>auroc</td><td>0.9123</td>" in section
 
 
+def test_a_relative_demo_folder_gives_the_step_paths_it_can_hand_back(steps: None, tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    # The demo stages under a relative name; a step joining files onto its folder must still resolve
+    # (CI once failed on 'stage/brain/stage/brain/...was not written').
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(demo, "_log", lambda message: None)
+    result = demo.run_step("zz-good", Path(".stage"))
+    assert result.files == {"page": Path("page.html")} and result.pictures == {"map": Path("pics/map.png")}
+
+
 def test_a_step_returning_something_else_is_refused_by_name(steps: None, tmp_path: Path) -> None:
     with pytest.raises(PluginError, match=r"demo step 'zz-legacy = clipsuite_thirdparty_steps:legacy' \(group "
                                           r"clipsuite.demo_steps, package clipsuite-thirdparty-steps\) returned dict, "

@@ -92,7 +92,8 @@ def run_step(name: str, out: Path) -> DemoStepResult:
     """Run the installed demo step ``name`` in ``out/name``; its paths come back relative to that folder
     (the demo is written under a staging name and renamed at the end)."""
     step = DEMO_STEPS.get(name)
-    folder = out / name
+    # Absolute, so paths the step builds from it are unambiguous whatever the working directory.
+    folder = (out / name).resolve()
     folder.mkdir(parents=True, exist_ok=True)
     result = step(folder, lambda message: _log(f"[{name}] {message}"))
     if not isinstance(result, DemoStepResult):

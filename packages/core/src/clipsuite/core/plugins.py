@@ -162,6 +162,9 @@ class DemoStepResult:
 
 
 def _inside(path: Path, folder: Path, label: str) -> Path:
+    # A path the step built from its (absolute) folder comes back relative; one already relative is
+    # read as relative to the folder.
+    folder = folder.resolve()
     relative = path.relative_to(folder) if path.is_absolute() and path.is_relative_to(folder) else path
     if relative.is_absolute() or ".." in relative.parts:
         raise PluginError(f"demo step file '{label}' ({path}) is outside the step's folder {folder}")
