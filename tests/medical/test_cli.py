@@ -95,7 +95,7 @@ def test_demo_step(tmp_path: Path) -> None:
     lines: list[str] = []
     result = run_demo_step(tmp_path, lines.append)
     assert result.pictures == {"CT windows": Path("chest_windows.png")} and (tmp_path / "chest_windows.png").is_file()
-    assert result.summary[0].startswith("CT phantom (48, 48, 24) spacing") and len(lines) == 2
+    assert result.summary[0].startswith("CT phantom (48, 48, 24) spacing") and len(lines) == 3
     from clipsuite.medical.data import load_vqa_rad
 
     metrics = result.metrics

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from clipsuite.cli.common import cli_errors, console, err_console, fail, progress
+from clipsuite.cli.common import cli_errors, console, err_console, fail, need, need_some, progress
 
 if TYPE_CHECKING:
     from clipsuite.core.skipping import Skipped
@@ -78,6 +78,10 @@ def detect(
     on_error: OnErrorOpt = "skip",
 ) -> None:
     """Score images, write per-image scores (CSV/JSON) and heatmap overlays next to an HTML page."""
+    need_some(images, "image")  # paths first, before torch is imported
+    need(reference, "--reference folder", "dir")
+    need(weights, "--weights file", "file")
+    need(validation, "--validation folder", "dir")
     from clipsuite.anomaly.pipeline import Detector
     from clipsuite.anomaly.report import write_report
     from clipsuite.core.images import expand_image_inputs, list_images
@@ -141,6 +145,8 @@ def evaluate(
 ) -> None:
     """Per-category image AUROC/AP/F1-max and pixel AUROC/AUPRO in percent, plus the mean; the CSV holds the
     same percentages (4 decimals) and how many unreadable images each category left out."""
+    need(dataset, "dataset")  # paths first, before torch is imported
+    need(weights, "--weights file", "file")
     from clipsuite.anomaly.data import load_dataset
     from clipsuite.anomaly.evaluate import IMAGE_METRICS, PIXEL_METRICS, evaluate_categories
     from clipsuite.anomaly.pipeline import Detector
@@ -187,6 +193,7 @@ def train(
     model: ModelOpt = DEFAULT_MODEL, pretrained: PretrainedOpt = None, device: DeviceOpt = None, seed: int = 0,
 ) -> None:
     """Train AnomalyCLIP prompts or AdaptCLIP adapters on one dataset; save them for detect/evaluate."""
+    need(dataset, "dataset")  # before torch is imported
     from clipsuite.anomaly.data import load_dataset
     from clipsuite.anomaly.train import train_learned
 

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from clipsuite.cli.common import DeviceOpt, ModelOpt, PretrainedOpt, cli_errors, console, err_console
+from clipsuite.cli.common import DeviceOpt, ModelOpt, PretrainedOpt, cli_errors, console, err_console, need
 from clipsuite.core.errors import InputError
 
 SplitOpt = Annotated[Path, typer.Option("--split", help="Dassl split JSON, or a folder of class folders.")]
@@ -94,6 +94,9 @@ def register(app: typer.Typer) -> None:
         device: DeviceOpt = None,
     ) -> None:
         """Train one or more methods on a K-shot draw and print (and save) method, shots, seed, accuracy."""
+        need(split, "--split")  # paths first, before torch is imported
+        need(descriptions, "--descriptions file", "file")
+        need(image_root, "--image-root folder", "dir")
         from clipsuite.core.adapt import MethodOptions, Row, prepare, resolve_methods, run, train_one, write_csv
         from clipsuite.core.models import load_model
 
@@ -149,12 +152,13 @@ def register(app: typer.Typer) -> None:
         device: DeviceOpt = None,
     ) -> None:
         """Score saved adapters on a split part and print method, shots, seed, accuracy."""
-        from clipsuite.core.adapt import evaluate_file, write_csv
-        from clipsuite.core.models import load_model
-
-        for path in adapters:
+        for path in adapters:  # paths first, before torch is imported
             if not path.is_file():
                 raise InputError(f"{path}: adapter file not found")
+        need(split, "--split")
+        need(image_root, "--image-root folder", "dir")
+        from clipsuite.core.adapt import evaluate_file, write_csv
+        from clipsuite.core.models import load_model
         data_split = _split(split, image_root, subset)
         clip = load_model(model, pretrained=pretrained, device=device)
         rows = [evaluate_file(path, clip, data_split, part) for path in adapters]

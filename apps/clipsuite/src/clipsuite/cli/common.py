@@ -4,14 +4,16 @@ several commands take (module-level ``Annotated`` types, the one style of every 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from clipsuite.core.errors import ClipsuiteError
+from clipsuite.core.errors import ClipsuiteError, InputError
 
 console = Console(stderr=False, highlight=False)
 err_console = Console(stderr=True, highlight=False)
@@ -25,8 +27,29 @@ DeviceOpt = Annotated[str | None, typer.Option(help="cpu, cuda, cuda:1 ... (defa
 
 def fail(message: str, code: int = 2) -> None:
     """Print one red line naming the problem and leave with a non-zero status."""
-    err_console.print(f"[bold red]error:[/] {message}", soft_wrap=True)
+    err_console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)  # a path may hold "[...]"
     raise typer.Exit(code)
+
+
+def need(path: Path | None, what: str, kind: str = "any") -> None:
+    """Refuse a missing input path in one line, before any heavy import (torch, open_clip): a typo costs
+    milliseconds, not the seconds of loading a model. ``kind``: any, file or dir."""
+    if path is None:
+        return
+    if not path.exists():
+        noun = "folder" if kind == "dir" else "file"
+        raise InputError(f"{path}: {noun} not found ({what})")
+    if kind == "file" and not path.is_file():
+        raise InputError(f"{path}: {what} is a folder, not a file")
+    if kind == "dir" and not path.is_dir():
+        raise InputError(f"{path}: {what} is a file, not a folder")
+
+
+def need_some(paths: Sequence[Path], what: str) -> None:
+    """Several inputs: refuse when none of them exists (a few missing ones are the skip policy's business)."""
+    if paths and not any(p.exists() for p in paths):
+        raise InputError(f"{paths[0]}: {what} not found" + (f" (nor the {len(paths) - 1} other inputs)"
+                                                             if len(paths) > 1 else ""))
 
 
 def cli_errors(func: F) -> F:
@@ -39,7 +62,7 @@ def cli_errors(func: F) -> F:
         except typer.Exit:
             raise
         except ClipsuiteError as error:
-            fail(str(error))
+            fail(error.cli_message)  # the advice in flag words where the library gave them
         except FileNotFoundError as error:
             fail(f"{error.filename}: file not found")
         except PermissionError as error:

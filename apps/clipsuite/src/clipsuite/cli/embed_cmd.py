@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from clipsuite.cli.common import ModelOpt, PretrainedOpt, cli_errors, console, err_console
+from clipsuite.cli.common import ModelOpt, PretrainedOpt, cli_errors, console, err_console, need
 
 
 def model_spec_for_record(spec: str) -> str:
@@ -42,6 +42,7 @@ def register(app: typer.Typer) -> None:
         On several GPUs or machines each process embeds its share and writes its own shard:
         `accelerate launch --num_processes 4 -m clipsuite.cli.main embed ...` (or torchrun -m). Build the
         index from the whole folder afterwards: `clipsuite index build DIR -o INDEX`."""
+        need(source, "input")  # before torch is imported
         import torch
 
         from clipsuite.core import load_model

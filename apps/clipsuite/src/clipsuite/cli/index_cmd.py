@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from clipsuite.cli.common import DeviceOpt, PretrainedOpt, cli_errors, console
+from clipsuite.cli.common import DeviceOpt, PretrainedOpt, cli_errors, console, need
 from clipsuite.core.errors import InputError
 
 index_app = typer.Typer(name="index", help="Build and query an embedding index (faiss).", no_args_is_help=True)
@@ -26,6 +26,7 @@ def build(
     ef_search: Annotated[int, typer.Option(min=1, help="HNSW search beam.")] = 128,
 ) -> None:
     """Build an index from every shard in EMBEDDINGS."""
+    need(embeddings, "embeddings folder", "dir")  # before torch is imported
     from clipsuite.core.index import EmbeddingIndex, IndexConfig
 
     config = IndexConfig(kind=kind, nlist=nlist, nprobe=nprobe, hnsw_m=hnsw_m, ef_search=ef_search)
@@ -63,6 +64,9 @@ def search(
         "--output", "-o", help="Also write the results (.json, .csv or .tsv).")] = None,
 ) -> None:
     """Nearest neighbours of text and/or image queries; prints a table."""
+    need(index_dir, "index folder", "dir")  # paths first, before torch is imported
+    for query in image or []:
+        need(query, "--image file", "file")
     import torch
 
     from clipsuite.core import load_model

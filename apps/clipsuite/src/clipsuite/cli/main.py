@@ -13,8 +13,21 @@ import typer
 from clipsuite.cli.common import err_console
 from clipsuite.core.plugins import PluginError, Registry
 
-app = typer.Typer(name="clipsuite", help="CLIP for specialists: one core, five domains.",
-                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+APPS: Registry[typer.Typer] = Registry("clipsuite.apps", "app", lambda value: isinstance(value, typer.Typer),
+                                       "a typer.Typer")
+
+
+def _summary() -> str:
+    """The one-line help, counting the domains installed here (entry-point metadata only, nothing imported)."""
+    names = APPS.names()
+    if not names:
+        return "CLIP for specialists: the core commands (no domain package installed)."
+    noun = "domain" if len(names) == 1 else "domains"
+    return f"CLIP for specialists: one core, {len(names)} {noun} installed ({', '.join(names)})."
+
+
+app = typer.Typer(name="clipsuite", help=_summary(), no_args_is_help=True,
+                  add_completion=False, pretty_exceptions_enable=False)
 
 # Each module exposes register(app). Kept as names so a broken optional module cannot break the rest.
 COMMAND_MODULES = (
@@ -29,9 +42,9 @@ COMMAND_MODULES = (
 )
 
 
-@app.callback()
+@app.callback(help=_summary())
 def root() -> None:
-    """CLIP for specialists: one core, five domains."""
+    pass
 
 
 def _register_core_commands() -> None:
@@ -43,10 +56,6 @@ def _register_core_commands() -> None:
                 continue
             raise
         module.register(app)
-
-
-APPS: Registry[typer.Typer] = Registry("clipsuite.apps", "app", lambda value: isinstance(value, typer.Typer),
-                                       "a typer.Typer")
 
 
 def _mount_domain_apps() -> None:

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from clipsuite.cli.common import ModelOpt, PretrainedOpt, cli_errors, console, fail
+from clipsuite.cli.common import ModelOpt, PretrainedOpt, cli_errors, console, fail, need
 
 DataArg = Annotated[str | None, typer.Argument(
     help="Image-text pairs: CSV/TSV (filepath, title), JSONL, Karpathy JSON, or webdataset .tar shards (a file, a "
@@ -73,12 +73,17 @@ def register(app: typer.Typer) -> None:
         --model accepts. Several GPUs: `accelerate launch --multi_gpu -m clipsuite.cli.main train ...`;
         several CPU processes: `torchrun --nproc_per_node N -m clipsuite.cli.main train ...`."""
         from clipsuite.cli.resume import absolute_if_exists, remembered
-        from clipsuite.core.contrastive import ContrastiveConfig, train_contrastive
+        from clipsuite.core.run_folder import check_output_folder
 
         if resume and output is None and data is not None and (Path(data) / "trainer_state.json").is_file():
             output, data = Path(data), None  # `clipsuite train RUN --resume`
         if output is None:
             fail("--output is required (the run folder)")
+        # the data and --output first: a typo answers before torch is imported
+        if data is not None and not any(mark in data for mark in ("{", "://", "::", "pipe:")):
+            need(Path(data), "data")
+        check_output_folder(output, resume, overwrite)
+        from clipsuite.core.contrastive import ContrastiveConfig, train_contrastive
         # the run's identity, stored with it; --quiet, --workers, --verify and --overwrite are not part of it
         o = {"data": absolute_if_exists(data), "model": model, "pretrained": pretrained, "epochs": epochs,
              "max_steps": max_steps, "batch_size": batch_size, "lr": lr, "weight_decay": weight_decay,

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from clipsuite.cli.common import DeviceOpt, ModelOpt, PretrainedOpt, cli_errors, console, err_console
+from clipsuite.cli.common import DeviceOpt, ModelOpt, PretrainedOpt, cli_errors, console, err_console, need, need_some
 from clipsuite.core.errors import InputError
 
 
@@ -50,6 +50,12 @@ def register(app: typer.Typer) -> None:
             help="skip: leave out unreadable images (listed in the CSV's error column); fail: stop.")] = "skip",
     ) -> None:
         """Zero-shot (or adapter) classification of images; prints a table, optionally writes CSV."""
+        # arguments and paths first: a typo answers before torch is imported
+        need_some(images, "image")
+        for path, flag in ((classes_file, "--classes-file"), (descriptions, "--descriptions"), (adapter, "--adapter")):
+            need(path, f"{flag} file", "file")
+        if adapter is None and not (classes or classes_file):
+            raise InputError("give --classes, --classes-file or --adapter")
         from clipsuite.core import load_model
         from clipsuite.core.checkpoints import atomic_write_text
         from clipsuite.core.images import expand_image_inputs, load_image

@@ -9,9 +9,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
-from clipsuite.cli.common import cli_errors, console, err_console, fail
+from clipsuite.cli.common import cli_errors, console, err_console, fail, need
 
 app = typer.Typer(name="medical", help="Medical CLIP: zero-shot on images and volumes (NIfTI/DICOM), BiomedCoOp, "
                   "medical VQA.", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
@@ -78,6 +79,8 @@ def classify(
     model: ModelOpt = "biomedclip", pretrained: PretrainedOpt = None, device: DeviceOpt = None,
 ) -> None:
     """Zero-shot classification of medical images or volumes (slice predictions aggregated per volume)."""
+    need(path, "input")  # paths first, before torch is imported
+    need(descriptions, "--descriptions file", "file")
     from dataclasses import asdict
 
     from clipsuite.core.prompts import load_descriptions
@@ -115,7 +118,9 @@ def classify(
 @biomedcoop_app.command("train")
 @cli_errors
 def biomedcoop_train(
-    split: Annotated[Path, typer.Argument(help="Dassl split JSON ({'train': [[path, label, class], ...], ...}).")],
+    # escaped: rich would read "[path, label, class]" as a markup tag and drop it from the help
+    split: Annotated[Path, typer.Argument(help=escape("Dassl split JSON ({'train': [[path, label, class], ...], "
+                                                      "...})."))],
     descriptions: Annotated[Path, typer.Option(help="LLM sentences per class (JSON: class -> list).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Adapter file to write (.safetensors).")],
     shots: Annotated[int, typer.Option(min=1, help="K shots per class (1, 2, 4, 8, 16).")] = 16,
@@ -127,6 +132,9 @@ def biomedcoop_train(
     model: ModelOpt = "biomedclip", pretrained: PretrainedOpt = None, device: DeviceOpt = None,
 ) -> None:
     """Train BiomedCoOp's context vectors on a K-shot draw and save them (core adapter format)."""
+    need(split, "split file", "file")  # paths first, before torch is imported
+    need(descriptions, "--descriptions file", "file")
+    need(image_root, "--image-root folder", "dir")
     from clipsuite.core.adapt.fewshot_data import base_novel
     from clipsuite.core.adapt.io import save_adapter
     from clipsuite.core.adapt.registry import MethodOptions
@@ -165,6 +173,9 @@ def biomedcoop_compare(
     model: ModelOpt = "biomedclip", pretrained: PretrainedOpt = None, device: DeviceOpt = None,
 ) -> None:
     """Zero-shot, CoOp, CoCoOp, KgCoOp and BiomedCoOp on the same K-shot draws: the paper-style table."""
+    need(split, "split file", "file")  # paths first, before torch is imported
+    need(descriptions, "--descriptions file", "file")
+    need(image_root, "--image-root folder", "dir")
     from clipsuite.core.adapt.registry import MethodOptions
     from clipsuite.core.checkpoints import atomic_write_text
     from clipsuite.core.prompts import load_descriptions
@@ -212,6 +223,7 @@ def vqa_train(
     model: ModelOpt = "pubmedclip", pretrained: PretrainedOpt = None, device: DeviceOpt = None,
 ) -> None:
     """Train a VQA head on a CLIP image encoder; evaluates on the dataset's test split at each epoch end."""
+    need(data, "VQA data")  # before torch is imported
     from clipsuite.cli.resume import absolute_if_exists, remembered
     from clipsuite.core.train import TrainConfig
     from clipsuite.medical.data import load_vqa
@@ -253,6 +265,8 @@ def vqa_evaluate(
     device: DeviceOpt = None,
 ) -> None:
     """Open, closed and overall accuracy, as the papers report them."""
+    need(run, "run folder")  # paths first, before torch is imported
+    need(data, "VQA data")
     from clipsuite.medical.data import load_vqa
     from clipsuite.medical.train_vqa import load_vqa_run
 
@@ -271,6 +285,8 @@ def vqa_ask(
     device: DeviceOpt = None,
 ) -> None:
     """Answer one question about one image."""
+    need(run, "run folder")  # paths first, before torch is imported
+    need(image, "image", "file")
     from clipsuite.medical.train_vqa import load_vqa_run
 
     answer = load_vqa_run(run, device).ask(image, question)

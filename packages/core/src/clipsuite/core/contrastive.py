@@ -34,6 +34,7 @@ from clipsuite.core.losses import clip_loss, same_caption_targets, siglip_loss, 
 from clipsuite.core.metrics import retrieval_metrics
 from clipsuite.core.models import ClipModel, load_model
 from clipsuite.core.retrieval import caption_index
+from clipsuite.core.run_folder import check_output_folder
 from clipsuite.core.train import TrainConfig, Trainer, TrainResult
 
 logger = logging.getLogger("clipsuite.core.contrastive")
@@ -251,11 +252,7 @@ def train_contrastive(data: ContrastiveData, output_dir: str | os.PathLike[str],
     settings = contrastive or ContrastiveConfig()
     out = Path(output_dir)
     cfg = TrainConfig(output_dir=out, **train_options)
-    if out.exists() and not out.is_dir():
-        raise InputError(f"{out}: exists and is not a folder")
-    if (out / "trainer_state.json").exists() and not (cfg.resume or overwrite):
-        raise InputError(f"{out}: already holds a training run; resume it or choose another folder "
-                         "(or overwrite it)")
+    check_output_folder(out, cfg.resume, overwrite)  # a run of its own, or a new or empty folder
     source: Dataset | list[Pair]
     if isinstance(data, Dataset):
         source = data
@@ -265,15 +262,15 @@ def train_contrastive(data: ContrastiveData, output_dir: str | os.PathLike[str],
         if verify:
             verify_images(source)
     train_at, held_at = _holdout(len(source), holdout, cfg.seed)  # type: ignore[arg-type]  # map-style: has len
-    if isinstance(source, list):  # a Dataset is read lazily: its captions are not known here
-        note = repeated_caption_note([source[i].caption for i in train_at], cfg.batch_size, settings)
-        if note is not None:
-            logger.warning(note)
     torch.manual_seed(cfg.seed)  # a model built from scratch is the same on resume
     clip = load_model(model, pretrained=pretrained, device="cpu")
     dataset = _image_text(source, train_at, clip, clip.preprocess_train if augment else clip.preprocess)
     eval_data = _image_text(source, held_at, clip, clip.preprocess) if held_at else None
     task = ContrastiveTask(clip, settings, eval_data)
+    if isinstance(source, list):  # said once the inputs and the model are known good; a Dataset is read lazily
+        note = repeated_caption_note([source[i].caption for i in train_at], cfg.batch_size, settings)
+        if note is not None:
+            logger.warning(note)
     fresh_folder = not out.exists()
     try:
         trainer = Trainer(task, cfg, options)

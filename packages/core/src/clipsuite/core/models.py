@@ -59,6 +59,7 @@ class ClipModel:
         self.preprocess_cfg = preprocess_cfg
         self.preprocess = image_transform_v2(preprocess_cfg, is_train=False)
         self.preprocess_train = image_transform_v2(preprocess_cfg, is_train=True)
+        self._weights_hash: str | None = None
 
     # ---- shape facts -------------------------------------------------------------------------
     @property
@@ -95,6 +96,25 @@ class ClipModel:
         """The module that owns the image tower's weights and maps pixels to pooled image features
         (to freeze, fine-tune or register it in a bigger model). For steps, use ``towers.vision_tower``."""
         return self.model.visual
+
+    @property
+    def weights_hash(self) -> str:
+        """A fingerprint of the weights (``clipsuite.core.fingerprint``), computed once per load; learned
+        prompt and adapter files record it to refuse another backbone."""
+        if self._weights_hash is None:
+            from clipsuite.core.fingerprint import weights_fingerprint
+
+            self._weights_hash = weights_fingerprint(self.model)
+        return self._weights_hash
+
+    @property
+    def weights_dtype(self) -> str:
+        """The dtype the weights are held in (their fingerprint depends on it)."""
+        return str(next(self.model.parameters()).dtype).replace("torch.", "")
+
+    def identity(self) -> dict[str, str]:
+        """What a learned file records about the model it was trained on."""
+        return {"model": self.name, "model_hash": self.weights_hash, "model_dtype": self.weights_dtype}
 
     # ---- inputs ------------------------------------------------------------------------------
     def tokenize(self, texts: Sequence[str]) -> torch.Tensor:

@@ -17,6 +17,7 @@ from torch import nn
 from clipsuite.anomaly.methods.base import method_class, method_names
 from clipsuite.core.checkpoints import load_tensors, read_config, save_tensors
 from clipsuite.core.errors import InputError
+from clipsuite.core.fingerprint import check_same_backbone
 from clipsuite.core.models import ClipModel
 
 
@@ -31,7 +32,9 @@ def build_learned(clip: ClipModel, method: str, settings: dict[str, Any] | None 
 
 def save_learned(module: nn.Module, path: str | Path, extra: dict[str, Any] | None = None) -> Path:
     path = Path(path)
-    config = {"method": module.name, "settings": module.settings, "backbone": module.clip.name,
+    identity = module.clip.identity()
+    config = {"method": module.name, "settings": module.settings, "backbone": identity["model"],
+              "backbone_hash": identity["model_hash"], "backbone_dtype": identity["model_dtype"],
               "embed_dim": module.clip.embed_dim, **(extra or {})}
     save_tensors(path, module.learned_state(), config)
     return path
@@ -47,6 +50,7 @@ def load_learned(clip: ClipModel, method: str, weights: str | Path | None,
     config = read_config(weights) or {}
     if config.get("method") != method:
         raise InputError(f"{weights}: holds '{config.get('method', 'unknown')}' weights, not '{method}'")
+    check_same_backbone(weights, config, clip, prefix="backbone")
     if config.get("embed_dim") != clip.embed_dim:
         raise InputError(f"{weights}: trained on '{config.get('backbone')}' (embed dim {config.get('embed_dim')}), "
                          f"not on '{clip.name}' (embed dim {clip.embed_dim})")

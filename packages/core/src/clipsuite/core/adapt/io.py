@@ -1,8 +1,9 @@
 """Save and load learned prompts and adapters: one small safetensors file with a JSON config.
 
 The file holds the learned tensors only (never the CLIP weights); its metadata says the method, the
-head kind, the class names, and what is needed to rebuild the module. Loading needs the model the
-classifier was trained with (``embed_dim`` is checked) but none of the training code.
+head kind, the class names, what is needed to rebuild the module, and the model it was trained on (its
+spec and a fingerprint of its weights). Loading needs that model (another one is refused, naming both)
+but none of the training code.
 
 ``load_classifier(path, model)`` returns a ``LearnedClassifier`` with ``.class_names`` and
 ``.logits(x)`` where ``x`` is normalised image features ``[N, D]`` or preprocessed pixels
@@ -26,6 +27,7 @@ from clipsuite.core.adapt.linear_probe import CLAPHead
 from clipsuite.core.adapt.maple import MaPLeClassifier, MaPLeConfig
 from clipsuite.core.checkpoints import load_tensors, read_config, save_tensors
 from clipsuite.core.errors import InputError
+from clipsuite.core.fingerprint import check_same_backbone
 from clipsuite.core.models import ClipModel
 
 FORMAT = "clipsuite-adapter"
@@ -45,7 +47,7 @@ def save_adapter(path: str | os.PathLike[str], module: nn.Module, method: str, c
     """Write ``module`` (a head from ``heads`` or a prompt learner) with its config; atomic."""
     path = Path(path)
     config: dict[str, Any] = {"format": FORMAT, "version": VERSION, "method": method, "class_names": list(class_names),
-                              "embed_dim": clip.embed_dim, "model": clip.name, **(extra or {})}
+                              "embed_dim": clip.embed_dim, **clip.identity(), **(extra or {})}
     prompt_kind = _prompt_kind(module)
     if prompt_kind is not None:
         config["head"] = "prompt"
@@ -120,6 +122,7 @@ def load_classifier(path: str | os.PathLike[str], model: ClipModel,
     if int(config.get("embed_dim", -1)) != model.embed_dim:
         raise InputError(f"{path}: adapter was trained for embed_dim {config.get('embed_dim')} "
                          f"({config.get('model')}), but the model has {model.embed_dim}")
+    check_same_backbone(path, config, model)  # same shapes, other weights: it would score, silently wrong
     names = list(config["class_names"])
     head = config.get("head")
     if head == "prompt":
