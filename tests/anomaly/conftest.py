@@ -5,12 +5,6 @@ from pathlib import Path
 import pytest
 
 from clipsuite.anomaly import synthetic
-from clipsuite.core.models import load_model
-
-
-@pytest.fixture(scope="session")
-def tiny():
-    return load_model("tiny", device="cpu")
 
 
 @pytest.fixture(scope="session")

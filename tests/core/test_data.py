@@ -14,15 +14,9 @@ from PIL import Image
 
 from clipsuite.core.data import ImageTextDataset, decode_image, read_pairs, verify_images
 from clipsuite.core.errors import InputError
-from clipsuite.core.models import load_model
 from clipsuite.core.synthetic import write_shapes_dataset
 
 torch.set_num_threads(1)  # shared CPUs: one thread each is faster
-
-
-@pytest.fixture(scope="module")
-def tiny():
-    return load_model("tiny", device="cpu")
 
 
 @pytest.fixture(scope="module")

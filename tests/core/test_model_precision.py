@@ -12,11 +12,6 @@ from clipsuite.core.errors import ModelError
 from clipsuite.core.models import ClipModel, load_model
 
 
-@pytest.fixture(scope="module")
-def tiny() -> ClipModel:
-    return load_model("tiny", device="cpu")
-
-
 def _on(clip: ClipModel, device: str, precision: str) -> ClipModel:
     """The same model object described as living on ``device`` (nothing is moved: autocast is only
     resolved, never entered, so no GPU is needed)."""

@@ -9,12 +9,6 @@ from clipsuite.core import ModelError, WeightsUnavailableError, load_model
 from clipsuite.core.checkpoints import save_tensors
 
 
-@pytest.fixture(scope="module")
-def tiny():
-    torch.manual_seed(0)
-    return load_model("tiny", device="cpu")
-
-
 def test_encoders_return_normalized_cpu_float(tiny):
     images = torch.randn(3, 3, tiny.image_size, tiny.image_size)
     feats = tiny.encode_images(images, batch_size=2)

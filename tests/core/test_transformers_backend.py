@@ -17,6 +17,7 @@ from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPTokenize
 
 from clipsuite.core import ModelError, load_model
 from clipsuite.core.backends.transformers_source import TINY_TOKENIZER_DIR
+from clipsuite.core.models import ClipModel
 from clipsuite.core.towers import text_tower, vision_tower
 
 TEXTS = ["a photo of a red circle.", "a blue square", "a damaged bottle with a crack on the left",
@@ -25,7 +26,7 @@ TEXTS = ["a photo of a red circle.", "a blue square", "a damaged bottle with a c
 
 def _pooled(output: object) -> torch.Tensor:
     """transformers 5 returns a model output from get_*_features, 4.x a tensor."""
-    return getattr(output, "pooler_output", output)  # type: ignore[return-value]
+    return getattr(output, "pooler_output", output)  # type: ignore[return-value]  # a tensor on both versions
 
 
 def _normalized(x: torch.Tensor) -> torch.Tensor:
@@ -40,40 +41,36 @@ def _test_image(width: int = 97, height: int = 61, seed: int = 0) -> Image.Image
 
 
 @pytest.fixture(scope="module")
-def tiny():  # type: ignore[no-untyped-def]
-    return load_model("tiny-transformers", device="cpu")
-
-
-@pytest.fixture(scope="module")
-def pixels(tiny) -> torch.Tensor:  # type: ignore[no-untyped-def]
-    return tiny.preprocess_images([_test_image(seed=s) for s in range(3)])
+def pixels(tiny_transformers: ClipModel) -> torch.Tensor:
+    return tiny_transformers.preprocess_images([_test_image(seed=s) for s in range(3)])
 
 
 # ---- features equal transformers' own -------------------------------------------------------------
-def test_image_features_equal_get_image_features(tiny, pixels) -> None:  # type: ignore[no-untyped-def]
-    assert tiny.backend == "transformers" and tiny.embed_dim == 64 and tiny.patch_grid == (8, 8)
+def test_image_features_equal_get_image_features(tiny_transformers: ClipModel, pixels: torch.Tensor) -> None:
+    clip = tiny_transformers
+    assert clip.backend == "transformers" and clip.embed_dim == 64 and clip.patch_grid == (8, 8)
     with torch.no_grad():
-        expected = _normalized(_pooled(tiny.hf.get_image_features(pixel_values=pixels)))
-    ours = tiny.encode_images(pixels, batch_size=2)
+        expected = _normalized(_pooled(tiny_transformers.hf.get_image_features(pixel_values=pixels)))
+    ours = tiny_transformers.encode_images(pixels, batch_size=2)
     torch.testing.assert_close(ours, expected, atol=1e-6, rtol=0)
     assert not torch.allclose(ours[0], ours[1], atol=1e-3)  # different images, different features
 
 
-def test_text_features_equal_get_text_features(tiny) -> None:  # type: ignore[no-untyped-def]
-    encoded = tiny.tokenizer.tokenizer(TEXTS, padding=True, return_tensors="pt")
+def test_text_features_equal_get_text_features(tiny_transformers: ClipModel) -> None:
+    encoded = tiny_transformers.tokenizer.tokenizer(TEXTS, padding=True, return_tensors="pt")
     with torch.no_grad():
-        expected = _normalized(_pooled(tiny.hf.get_text_features(**encoded)))
-    ours = tiny.encode_texts(TEXTS, batch_size=3)
+        expected = _normalized(_pooled(tiny_transformers.hf.get_text_features(**encoded)))
+    ours = tiny_transformers.encode_texts(TEXTS, batch_size=3)
     torch.testing.assert_close(ours, expected, atol=1e-6, rtol=0)
     similarity = ours @ ours.T
     off_diagonal = similarity[~torch.eye(len(TEXTS), dtype=torch.bool)]
     assert float(off_diagonal.max()) < 0.99  # the random init tells prompts apart
 
 
-def test_tokenizer_pads_with_the_end_token_and_keeps_it_when_cutting(tiny) -> None:  # type: ignore[no-untyped-def]
-    ids = tiny.tokenize(["a photo of a dog", "word " * 100])
-    bos, eos = tiny.tokenizer.tokenizer.bos_token_id, tiny.tokenizer.eos_id
-    assert ids.shape == (2, 32) and (bos, eos) == (998, 999) and tiny.tokenizer.pad_id == eos
+def test_tokenizer_pads_with_the_end_token_and_keeps_it_when_cutting(tiny_transformers: ClipModel) -> None:
+    ids = tiny_transformers.tokenize(["a photo of a dog", "word " * 100])
+    bos, eos = tiny_transformers.tokenizer.tokenizer.bos_token_id, tiny_transformers.tokenizer.eos_id
+    assert ids.shape == (2, 32) and (bos, eos) == (998, 999) and tiny_transformers.tokenizer.pad_id == eos
     assert ids[0, :7].tolist() == [998, 320, 524, 512, 320, ids[0, 5].item(), 999]
     assert (ids[0, 6:] == eos).all()
     assert ids[1, 0] == bos and ids[1, -1] == eos  # truncated to the context, end token kept
@@ -96,22 +93,23 @@ def test_pooling_follows_transformers_for_current_and_old_configs(eos_token_id: 
 
 
 # ---- towers ----------------------------------------------------------------------------------------
-def test_dense_features_are_hidden_states_projected(tiny, pixels) -> None:  # type: ignore[no-untyped-def]
+def test_dense_features_are_hidden_states_projected(tiny_transformers: ClipModel, pixels: torch.Tensor) -> None:
     layers = [0, 2, -1]
     with torch.no_grad():
-        ours = tiny.dense_features(pixels, layers)
-        hidden = tiny.hf.vision_model(pixel_values=pixels, output_hidden_states=True).hidden_states
-        vision = tiny.hf.vision_model
-        expected = [tiny.hf.visual_projection(vision.post_layernorm(hidden[i % 4 + 1][:, 1:])) for i in layers]
-        unprojected = tiny.dense_features(pixels, [1], project=False)[0]
+        ours = tiny_transformers.dense_features(pixels, layers)
+        hidden = tiny_transformers.hf.vision_model(pixel_values=pixels, output_hidden_states=True).hidden_states
+        vision = tiny_transformers.hf.vision_model
+        project = tiny_transformers.hf.visual_projection
+        expected = [project(vision.post_layernorm(hidden[i % 4 + 1][:, 1:])) for i in layers]
+        unprojected = tiny_transformers.dense_features(pixels, [1], project=False)[0]
     for got, want in zip(ours, expected):
         assert got.shape == (3, 64, 64)
         torch.testing.assert_close(got, want, atol=1e-6, rtol=0)
     torch.testing.assert_close(unprojected, hidden[2][:, 1:], atol=1e-6, rtol=0)
 
 
-def test_vision_tower_steps_equal_the_encoder(tiny, pixels) -> None:  # type: ignore[no-untyped-def]
-    tower = vision_tower(tiny)
+def test_vision_tower_steps_equal_the_encoder(tiny_transformers: ClipModel, pixels: torch.Tensor) -> None:
+    tower = vision_tower(tiny_transformers)
     assert (tower.width, tower.depth, tower.output_dim, tower.grid_size) == (128, 4, 64, (8, 8))
     with torch.no_grad():
         tokens = tower.pre_norm(tower.embed(pixels))
@@ -119,12 +117,12 @@ def test_vision_tower_steps_equal_the_encoder(tiny, pixels) -> None:  # type: ig
         cls_only = tower.run_blocks(tokens, cls_only_last=True)
         pooled = tower.forward(pixels)
     torch.testing.assert_close(cls_only, full[:, :1], atol=1e-5, rtol=0)
-    torch.testing.assert_close(_normalized(pooled), tiny.encode_images(pixels), atol=1e-6, rtol=0)
+    torch.testing.assert_close(_normalized(pooled), tiny_transformers.encode_images(pixels), atol=1e-6, rtol=0)
 
 
-def test_vv_block_is_value_attention_without_mlp(tiny, pixels) -> None:  # type: ignore[no-untyped-def]
-    tower = vision_tower(tiny)
-    layer = tiny.hf.vision_model.encoder.layers[1]
+def test_vv_block_is_value_attention_without_mlp(tiny_transformers: ClipModel, pixels: torch.Tensor) -> None:
+    tower = vision_tower(tiny_transformers)
+    layer = tiny_transformers.hf.vision_model.encoder.layers[1]
     with torch.no_grad():
         x = tower.pre_norm(tower.embed(pixels))
         ours = tower.vv_block(1, x)
@@ -134,9 +132,9 @@ def test_vv_block_is_value_attention_without_mlp(tiny, pixels) -> None:  # type:
     torch.testing.assert_close(ours, expected, atol=1e-5, rtol=0)
 
 
-def test_text_tower_with_embeddings_and_hooks(tiny) -> None:  # type: ignore[no-untyped-def]
-    tower = text_tower(tiny)
-    ids = tiny.tokenize(TEXTS)
+def test_text_tower_with_embeddings_and_hooks(tiny_transformers: ClipModel) -> None:
+    tower = text_tower(tiny_transformers)
+    ids = tiny_transformers.tokenize(TEXTS)
     assert tower.token_count("a photo of a") == 6 and tower.padding_is_inert
     assert tower.attention_mask(ids)[1].tolist() == [1] * 5 + [0] * 27  # [SOS] a blue square [EOS], pad
     with torch.no_grad():
@@ -146,7 +144,7 @@ def test_text_tower_with_embeddings_and_hooks(tiny) -> None:  # type: ignore[no-
         same = tower.encode(ids, hooks={1: lambda h: h.clone()})
         prompt = torch.zeros(2, tower.width)
         changed = tower.encode(ids, hooks={1: lambda h: torch.cat([h[:, :1], prompt.expand(4, -1, -1), h[:, 3:]], 1)})
-    torch.testing.assert_close(_normalized(plain), tiny.encode_texts(TEXTS), atol=1e-6, rtol=0)
+    torch.testing.assert_close(_normalized(plain), tiny_transformers.encode_texts(TEXTS), atol=1e-6, rtol=0)
     torch.testing.assert_close(trimmed, plain, atol=1e-5, rtol=0)
     torch.testing.assert_close(same, plain, atol=0, rtol=0)
     assert float((changed - plain).abs().max()) > 1e-3  # a deep prompt reaches the pooled feature
@@ -165,25 +163,25 @@ def test_image_size_override_interpolates_positions() -> None:
 
 # ---- preprocessing ---------------------------------------------------------------------------------
 @pytest.mark.parametrize("size", [(97, 61), (40, 130), (64, 64)])
-def test_preprocess_equals_clip_image_processor(tiny, size: tuple[int, int]) -> None:  # type: ignore[no-untyped-def]
+def test_preprocess_equals_clip_image_processor(tiny_transformers: ClipModel, size: tuple[int, int]) -> None:
     image = _test_image(*size)
     processor = CLIPImageProcessor.from_pretrained(str(TINY_TOKENIZER_DIR))
     expected = processor(images=image, return_tensors="pt")["pixel_values"][0]
-    torch.testing.assert_close(tiny.preprocess(image), expected, atol=1e-6, rtol=0)
+    torch.testing.assert_close(tiny_transformers.preprocess(image), expected, atol=1e-6, rtol=0)
 
 
 # ---- persistence and loading -----------------------------------------------------------------------
-def test_save_load_round_trip(tiny, pixels, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    folder = tiny.save(tmp_path / "saved")
+def test_save_load_round_trip(tiny_transformers: ClipModel, pixels: torch.Tensor, tmp_path: Path) -> None:
+    folder = tiny_transformers.save(tmp_path / "saved")
     assert {"config.json", "model.safetensors", "preprocessor_config.json", "tokenizer.json"} <= {
         p.name for p in folder.iterdir()}
-    images, texts = tiny.encode_images(pixels), tiny.encode_texts(TEXTS)
+    images, texts = tiny_transformers.encode_images(pixels), tiny_transformers.encode_texts(TEXTS)
     for reloaded in (load_model(str(folder), device="cpu"), load_model(f"local-dir:{folder}", device="cpu"),
                      load_model(str(folder / "model.safetensors"), device="cpu")):
         assert reloaded.backend == "transformers"
         torch.testing.assert_close(reloaded.encode_images(pixels), images, atol=0, rtol=0)
         torch.testing.assert_close(reloaded.encode_texts(TEXTS), texts, atol=0, rtol=0)
-        torch.testing.assert_close(reloaded.preprocess(_test_image()), tiny.preprocess(_test_image()))
+        torch.testing.assert_close(reloaded.preprocess(_test_image()), tiny_transformers.preprocess(_test_image()))
     # transformers reads the folder too
     hf = CLIPModel.from_pretrained(str(folder)).eval()
     with torch.no_grad():
@@ -271,9 +269,9 @@ def test_a_bad_folder_is_one_clear_model_error(tmp_path: Path, fault: str, messa
     assert "\n" not in text and str(tmp_path) in text
 
 
-def test_config_object_and_dict_build_the_builtin_model(tiny, pixels) -> None:  # type: ignore[no-untyped-def]
+def test_config_object_and_dict_build_the_builtin_model(tiny_transformers: ClipModel, pixels: torch.Tensor) -> None:
     config = CLIPConfig.from_pretrained(str(TINY_TOKENIZER_DIR))
-    expected = tiny.encode_images(pixels)
+    expected = tiny_transformers.encode_images(pixels)
     for spec in (config, config.to_dict()):
         clip = load_model(spec, device="cpu")
         torch.testing.assert_close(clip.encode_images(pixels), expected, atol=0, rtol=0)
@@ -297,13 +295,13 @@ def _fake_hub_cache(cache: Path, repo: str, files: dict[str, Path]) -> None:
         (snapshot / name).write_bytes(source.read_bytes())
 
 
-def test_hf_hub_transformers_repo_from_the_offline_cache(tiny, pixels, tmp_path: Path,  # type: ignore[no-untyped-def]
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_hf_hub_transformers_repo_from_the_offline_cache(tiny_transformers: ClipModel, pixels: torch.Tensor,
+                                                         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from huggingface_hub import constants
 
     from clipsuite.core.backends.transformers_source import hub_source
 
-    saved = tiny.save(tmp_path / "saved")
+    saved = tiny_transformers.save(tmp_path / "saved")
     cache = tmp_path / "hub"
     _fake_hub_cache(cache, "someone/tiny-clip", {p.name: p for p in saved.iterdir() if p.is_file()})
     _fake_hub_cache(cache, "someone/open-clip-model", {"open_clip_config.json": saved / "config.json",
@@ -312,7 +310,7 @@ def test_hf_hub_transformers_repo_from_the_offline_cache(tiny, pixels, tmp_path:
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     clip = load_model("hf-hub:someone/tiny-clip", device="cpu")
     assert clip.backend == "transformers" and clip.name == "hf-hub:someone/tiny-clip"
-    torch.testing.assert_close(clip.encode_images(pixels), tiny.encode_images(pixels), atol=0, rtol=0)
+    torch.testing.assert_close(clip.encode_images(pixels), tiny_transformers.encode_images(pixels), atol=0, rtol=0)
     assert hub_source("someone/open-clip-model") is None  # open_clip's repo: open_clip loads it
     assert hub_source("someone/not-cached") is None  # offline and unknown: open_clip's error and hint
 
@@ -334,7 +332,8 @@ CLASSES = ["red circle", "blue square", "green triangle", "damaged bottle with a
 
 
 @pytest.fixture(scope="module")
-def shapes(tiny, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+def shapes(tiny_transformers: ClipModel,
+           tmp_path_factory: pytest.TempPathFactory) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
     """Pixels, labels and class names of eight coloured-shape images of four classes."""
     import csv
 
@@ -344,7 +343,7 @@ def shapes(tiny, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-u
     rows = list(csv.DictReader(path.read_text().splitlines()))
     names = sorted({r["class_name"] for r in rows})[:4]
     rows = [r for r in rows if r["class_name"] in names][:8]
-    pixels = tiny.preprocess_images([path.parent / r["filepath"] for r in rows])
+    pixels = tiny_transformers.preprocess_images([path.parent / r["filepath"] for r in rows])
     return pixels, torch.tensor([names.index(r["class_name"]) for r in rows]), names
 
 
@@ -361,49 +360,52 @@ def _train(module: torch.nn.Module, inputs: torch.Tensor, labels: torch.Tensor, 
     return losses
 
 
-def test_coop_at_init_equals_the_hand_crafted_prompt(tiny) -> None:  # type: ignore[no-untyped-def]
+def test_coop_at_init_equals_the_hand_crafted_prompt(tiny_transformers: ClipModel) -> None:
     from clipsuite.core.adapt.coop import CoOpClassifier, PromptConfig
     from clipsuite.core.zeroshot import build_classifier, logits
 
     # the longest prompt decides how much shared padding is trimmed: its end token must stay
     features = _normalized(torch.randn(6, 64, generator=torch.Generator().manual_seed(0)))
-    coop = CoOpClassifier(tiny, CLASSES, PromptConfig(ctx_init="a photo of a"))
+    coop = CoOpClassifier(tiny_transformers, CLASSES, PromptConfig(ctx_init="a photo of a"))
     assert coop.prompt.ctx.shape == (4, 64)
     with torch.no_grad():
         learned = coop(features)
-    expected = logits(features, build_classifier(tiny, CLASSES, ["a photo of a {}."]), scale=tiny.logit_scale())
+    classifier = build_classifier(tiny_transformers, CLASSES, ["a photo of a {}."])
+    expected = logits(features, classifier, scale=tiny_transformers.logit_scale())
     torch.testing.assert_close(learned, expected, atol=1e-5, rtol=0)
 
 
-def test_coop_loss_falls(tiny, shapes) -> None:  # type: ignore[no-untyped-def]
+def test_coop_loss_falls(tiny_transformers: ClipModel,
+                         shapes: tuple[torch.Tensor, torch.Tensor, list[str]]) -> None:
     from clipsuite.core.adapt.coop import CoOpClassifier, PromptConfig
 
     pixels, labels, names = shapes
-    tiny.model.requires_grad_(False)
-    coop = CoOpClassifier(tiny, names, PromptConfig(n_ctx=4, ctx_init="a photo of a"))
-    losses = _train(coop, tiny.encode_images(pixels), labels, steps=15, lr=0.02)
+    tiny_transformers.model.requires_grad_(False)
+    coop = CoOpClassifier(tiny_transformers, names, PromptConfig(n_ctx=4, ctx_init="a photo of a"))
+    losses = _train(coop, tiny_transformers.encode_images(pixels), labels, steps=15, lr=0.02)
     # a random-init tower moves slowly (about 1.49 -> 1.40); a context that got no gradient stays put
     assert all(b < a for a, b in zip(losses, losses[1:])) and losses[-1] < losses[0] - 0.05
     assert coop.prompt.ctx.grad is not None and float(coop.prompt.ctx.grad.abs().max()) > 0
 
 
-def test_maple_starts_at_the_hand_crafted_text_and_trains(tiny, shapes) -> None:  # type: ignore[no-untyped-def]
+def test_maple_starts_at_the_hand_crafted_text_and_trains(tiny_transformers: ClipModel,
+                                                          shapes: tuple[torch.Tensor, torch.Tensor, list[str]]) -> None:
     from clipsuite.core.adapt.maple import MaPLeClassifier, MaPLeConfig
 
-    maple = MaPLeClassifier(tiny, CLASSES, MaPLeConfig(n_ctx=2, depth=3))
+    maple = MaPLeClassifier(tiny_transformers, CLASSES, MaPLeConfig(n_ctx=2, depth=3))
     with torch.no_grad():  # deep text prompts start at the tower's own hidden states: the plain prompt
-        torch.testing.assert_close(maple.text_features(), tiny.encode_texts([f"a photo of a {c}." for c in CLASSES]),
-                                   atol=1e-5, rtol=0)
+        plain = tiny_transformers.encode_texts([f"a photo of a {c}." for c in CLASSES])
+        torch.testing.assert_close(maple.text_features(), plain, atol=1e-5, rtol=0)
     pixels, labels, names = shapes
-    tiny.model.requires_grad_(False)
-    maple = MaPLeClassifier(tiny, names, MaPLeConfig(n_ctx=2, depth=3))
+    tiny_transformers.model.requires_grad_(False)
+    maple = MaPLeClassifier(tiny_transformers, names, MaPLeConfig(n_ctx=2, depth=3))
     losses = _train(maple, pixels, labels, steps=8, lr=0.02)
     assert losses[-1] < 0.9 * losses[0]  # about 1.49 -> 1.27
     assert maple.deep_proj[0].weight.grad is not None  # the text -> vision couplings learn too
 
 
 @pytest.mark.parametrize("method", ["coop", "cocoop", "kgcoop", "maple"])
-def test_prompt_learners_run_through_the_adapt_runner(tiny, method: str,  # type: ignore[no-untyped-def]
+def test_prompt_learners_run_through_the_adapt_runner(tiny_transformers: ClipModel, method: str,
                                                       tmp_path_factory: pytest.TempPathFactory) -> None:
     from clipsuite.core.adapt.fewshot_data import load_split
     from clipsuite.core.adapt.registry import MethodOptions
@@ -411,7 +413,7 @@ def test_prompt_learners_run_through_the_adapt_runner(tiny, method: str,  # type
     from clipsuite.core.synthetic import write_shapes_split
 
     split = write_shapes_split(tmp_path_factory.mktemp("split"), {"train": 2, "val": 1, "test": 2}, seed=3)
-    data = prepare(tiny, load_split(split), 1, seed=0, views=0)
+    data = prepare(tiny_transformers, load_split(split), 1, seed=0, views=0)
     before, _ = train_one(method, data, MethodOptions(epochs=0))
     after, _ = train_one(method, data, MethodOptions(max_steps=2, batch_size=6, lr=0.05, optimizer="adamw"))
     pixels = data.pixels("test")[0][:4]
@@ -420,7 +422,7 @@ def test_prompt_learners_run_through_the_adapt_runner(tiny, method: str,  # type
         test = data.features("test").features[0]
         torch.testing.assert_close(before.logits(test), zero.logits(test), atol=1e-5, rtol=0)
     assert not torch.allclose(before.logits(pixels), after.logits(pixels))  # the learned prompt moved
-    assert all(not p.requires_grad for p in tiny.model.parameters())  # the backbone stayed frozen
+    assert all(not p.requires_grad for p in tiny_transformers.model.parameters())  # the backbone stayed frozen
 
 
 # ---- other ClipModel features through this backend ---------------------------------------------------
@@ -435,7 +437,7 @@ def test_input_bands_are_saved_and_reloaded(tmp_path: Path) -> None:
     torch.testing.assert_close(reloaded.encode_images(six), clip.encode_images(six), atol=0, rtol=0)
 
 
-def test_contrastive_loss_falls_through_the_open_clip_surface(tiny) -> None:  # type: ignore[no-untyped-def]
+def test_contrastive_loss_falls_through_the_open_clip_surface(tiny_transformers: ClipModel) -> None:
     clip = load_model("tiny-transformers", device="cpu")
     model = clip.model.train()
     images = clip.preprocess_images([_test_image(seed=s) for s in range(4)])

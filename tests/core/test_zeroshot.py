@@ -7,18 +7,13 @@ import json
 import open_clip
 import pytest
 import torch
+from open_clip.zero_shot_metadata import OPENAI_IMAGENET_TEMPLATES, SIMPLE_IMAGENET_TEMPLATES
 
-from clipsuite.core import InputError, load_model
+from clipsuite.core import InputError
 from clipsuite.core.prompts import TEMPLATE_SETS, load_descriptions, resolve_templates
 from clipsuite.core.zeroshot import build_classifier, build_descriptor_classifier, predict
 
 CLASSES = ["red circle", "blue square", "green triangle"]
-
-
-@pytest.fixture(scope="module")
-def tiny():
-    torch.manual_seed(0)
-    return load_model("tiny", device="cpu")
 
 
 @pytest.mark.parametrize("template_set", ["photo", "simple", "openai"])
@@ -29,6 +24,17 @@ def test_classifier_equals_open_clip(tiny, template_set):
         num_classes_per_batch=2, device="cpu", use_tqdm=False)
     assert ours.shape == (tiny.embed_dim, len(CLASSES))
     torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("template_set, callables", [("openai", OPENAI_IMAGENET_TEMPLATES),
+                                                     ("simple", SIMPLE_IMAGENET_TEMPLATES)])
+def test_classifier_equals_open_clip_on_its_own_templates(tiny, template_set, callables):
+    """open_clip fed its own template callables, not strings we derived from them."""
+    ours = build_classifier(tiny, CLASSES, template_set)
+    theirs = open_clip.build_zero_shot_classifier(tiny.model, tiny.tokenizer, CLASSES, callables,
+                                                  num_classes_per_batch=2, device="cpu", use_tqdm=False)
+    assert len(TEMPLATE_SETS[template_set]) == len(callables)
+    torch.testing.assert_close(ours, theirs, atol=1e-6, rtol=1e-5)
 
 
 def test_descriptions_replace_templates(tiny, tmp_path):

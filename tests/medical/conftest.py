@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import torch
 
 from clipsuite.medical import synthetic
 
@@ -20,11 +19,3 @@ def vqa_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def slices_split(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return synthetic.write_slice_dataset(tmp_path_factory.mktemp("slices"), n_per_class=12, seed=0)
-
-
-@pytest.fixture(scope="session")
-def tiny():  # type: ignore[no-untyped-def]
-    from clipsuite.core.models import load_model
-
-    torch.manual_seed(0)
-    return load_model("tiny", device="cpu")
