@@ -67,8 +67,10 @@ def load_binary_mask(path: str | Path, size: tuple[int, int] | None = None) -> n
     return mask
 
 
-def load_parse(path: str | Path, size: tuple[int, int] | None = None) -> np.ndarray:
-    """A label PNG (palette or grey) -> uint8 labels ``[H, W]``; labels outside LIP are refused."""
+def load_parse(path: str | Path, size: tuple[int, int] | None = None,
+               to_lip: tuple[int, ...] | None = None) -> np.ndarray:
+    """A label PNG (palette or grey) -> uint8 LIP labels ``[H, W]``. ``to_lip`` maps another label set
+    (Dress Code's) onto LIP's; labels outside the file's set are refused."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: parsing file not found")
@@ -82,14 +84,35 @@ def load_parse(path: str | Path, size: tuple[int, int] | None = None) -> np.ndar
     if size is not None and image.size != (size[1], size[0]):
         image = image.resize((size[1], size[0]), Image.NEAREST)
     labels = np.asarray(image, dtype=np.uint8)
-    if labels.max() >= len(LIP_LABELS):
-        raise InputError(f"{path}: label {int(labels.max())} is not a LIP label (0..{len(LIP_LABELS) - 1})")
-    return labels
+    known, name = (len(to_lip), "Dress Code") if to_lip is not None else (len(LIP_LABELS), "LIP")
+    if labels.max() >= known:
+        raise InputError(f"{path}: label {int(labels.max())} is not a {name} label (0..{known - 1})")
+    return np.asarray(to_lip, dtype=np.uint8)[labels] if to_lip is not None else labels
+
+
+def _dresscode_keypoints(path: Path, rows: object) -> np.ndarray:
+    """Dress Code's ``{"keypoints": [[x, y, score, id] x 18]}``; undetected points have a negative
+    position or score 0 (kept at confidence 0)."""
+    try:
+        points = np.asarray(rows, dtype=np.float32)
+    except (TypeError, ValueError):
+        raise InputError(f"{path}: 'keypoints' must be a list of [x, y, score, id] rows") from None
+    if points.ndim != 2 or points.shape[1] != 4:
+        raise InputError(f"{path}: 'keypoints' must be a list of [x, y, score, id] rows")
+    if len(points) != N_KEYPOINTS:
+        raise InputError(f"{path}: {len(points)} keypoints; Dress Code files hold 18 (an undetected point is "
+                         "written as -1, -1, 0, not left out)")
+    if not np.isfinite(points).all():
+        raise InputError(f"{path}: keypoints hold NaN or infinite values")
+    out = points[:, :3].copy()
+    out[(out[:, 0] < 0) | (out[:, 1] < 0), 2] = 0.0
+    return out
 
 
 def read_keypoints(path: str | Path) -> np.ndarray:
-    """OpenPose JSON -> ``[18, 3]`` (x, y, confidence) in COCO-18 order; BODY_25 files are reordered.
-    Where several people are found, the most confident one is used."""
+    """Keypoint JSON -> ``[18, 3]`` (x, y, confidence) in COCO-18 order. OpenPose files
+    (``people[].pose_keypoints_2d``; BODY_25 reordered; the most confident person) or Dress Code's
+    ``{"keypoints": [[x, y, score, id], ...]}``."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: keypoint file not found")
@@ -97,6 +120,8 @@ def read_keypoints(path: str | Path) -> np.ndarray:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise InputError(f"{path}: malformed keypoint JSON ({error})") from None
+    if isinstance(data, dict) and "keypoints" in data and "people" not in data:
+        return _dresscode_keypoints(path, data["keypoints"])
     people = data.get("people") if isinstance(data, dict) else None
     if not people:
         raise InputError(f"{path}: no person in the keypoint file ('people' is missing or empty)")
@@ -172,6 +197,8 @@ class TryOnFiles:
     keypoints: Path | None = None
     mask: Path | None = None
     name: str = ""
+    parse_to_lip: tuple[int, ...] | None = None      # the parsing's label set onto LIP (None: already LIP)
+    keypoint_space: tuple[int, int] | None = None    # (H, W) the keypoints are given in (None: the person's)
 
 
 @dataclass
@@ -196,7 +223,7 @@ def load_sample(files: TryOnFiles, size: tuple[int, int] | None = None) -> Loade
         person = person.resize((size[1], size[0]), Image.BICUBIC)
     if (garment.height, garment.width) != size:
         garment = garment.resize((size[1], size[0]), Image.BICUBIC)
-    parse = load_parse(files.parse, size) if files.parse is not None else None
+    parse = load_parse(files.parse, size, files.parse_to_lip) if files.parse is not None else None
     if files.mask is not None:
         mask = load_binary_mask(files.mask, size)
     elif parse is not None:
@@ -208,7 +235,7 @@ def load_sample(files: TryOnFiles, size: tuple[int, int] | None = None) -> Loade
     cloth_mask = (load_binary_mask(files.garment_mask, size) if files.garment_mask is not None
                   else np.ones(size, dtype=bool))
     if files.keypoints is not None:
-        pose = pose_heatmaps(read_keypoints(files.keypoints), size, native)
+        pose = pose_heatmaps(read_keypoints(files.keypoints), size, files.keypoint_space or native)
     else:
         pose = torch.zeros(N_KEYPOINTS, *size)
         notes.append(f"{files.person}: no keypoints given; pose heatmaps left empty")
@@ -240,11 +267,11 @@ def read_pairs(path: str | Path) -> list[tuple[str, str]]:
     return pairs
 
 
-def _find(folder: Path, stem: str) -> Path:
+def find_image(folder: Path, stem: str) -> Path:
     for suffix in (".jpg", ".png", ".jpeg"):
         if (folder / f"{stem}{suffix}").is_file():
             return folder / f"{stem}{suffix}"
-    raise InputError(f"{folder / stem}.jpg: file not found")
+    raise InputError(f"{folder / stem}.jpg (or .png): file not found")
 
 
 class VitonHD(torch.utils.data.Dataset):
@@ -270,10 +297,10 @@ class VitonHD(torch.utils.data.Dataset):
         folder = self.root / self.split
         p, c = Path(person).stem, Path(cloth).stem
         mask_dir = folder / "cloth-mask"
-        return TryOnFiles(person=_find(folder / "image", p), garment=_find(folder / "cloth", c),
+        return TryOnFiles(person=find_image(folder / "image", p), garment=find_image(folder / "cloth", c),
                           category=self.category,
-                          garment_mask=_find(mask_dir, c) if mask_dir.is_dir() else None,
-                          parse=_find(folder / "image-parse-v3", p),
+                          garment_mask=find_image(mask_dir, c) if mask_dir.is_dir() else None,
+                          parse=find_image(folder / "image-parse-v3", p),
                           keypoints=folder / "openpose_json" / f"{p}_keypoints.json", name=f"{p}__{c}")
 
     def __len__(self) -> int:

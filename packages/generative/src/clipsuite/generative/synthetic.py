@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from clipsuite.generative.data import LIP_PALETTE
+from clipsuite.generative.data import LIP_LABELS, LIP_PALETTE
 
 SKIN = (224, 172, 140)
 HAIR = (60, 40, 30)
@@ -67,8 +67,19 @@ def _draw_garment(size: tuple[int, int], polys: list[list[tuple[float, float]]],
     return out, mask
 
 
+def _lower_polygons(cx: float, top: float, bottom: float, half: float) -> list[list[tuple[float, float]]]:
+    """Trousers: two leg quads from the hips down."""
+    left = [(cx - half, top), (cx, top), (cx - half * 0.25, bottom), (cx - half * 0.9, bottom)]
+    return [left, [(2 * cx - x, y) for x, y in left]]
+
+
+def _dress_polygons(cx: float, top: float, bottom: float, half: float) -> list[list[tuple[float, float]]]:
+    return [[(cx - half, top), (cx + half, top), (cx + half * 1.4, bottom), (cx - half * 1.4, bottom)]]
+
+
 def _person(rng: np.random.Generator, w: int, h: int, colour: tuple[int, int, int], stripes: int,
-            ) -> tuple[Image.Image, Image.Image, list[float]]:
+            category: str = "upper_body") -> tuple[Image.Image, Image.Image, list[float]]:
+    """A figure wearing the patterned garment of ``category`` (LIP parse labels)."""
     cx = w / 2 + rng.uniform(-0.05, 0.05) * w
     sh_y = 0.25 * h + rng.uniform(-0.02, 0.02) * h
     half = (0.16 + rng.uniform(-0.02, 0.02)) * w
@@ -86,9 +97,10 @@ def _person(rng: np.random.Generator, w: int, h: int, colour: tuple[int, int, in
     parse = Image.new("L", (w, h), 0)
     pd, ld = ImageDraw.Draw(person), ImageDraw.Draw(parse)
     limb = max(2, int(0.07 * w))
-    for a, b in ((8, 9), (9, 10), (11, 12), (12, 13)):   # legs in pants
-        pd.line((kp[a], kp[b]), fill=PANTS, width=limb + 2)
-        ld.line((kp[a], kp[b]), fill=9, width=limb + 2)
+    legs = (SKIN, 16, 17) if category == "dresses" else (PANTS, 9, 9)   # bare legs under a dress
+    for a, b, label in ((8, 9, 1), (9, 10, 1), (11, 12, 2), (12, 13, 2)):
+        pd.line((kp[a], kp[b]), fill=legs[0], width=limb + 2)
+        ld.line((kp[a], kp[b]), fill=legs[label], width=limb + 2)
     for a, b, c, label in ((2, 3, 4, 14), (5, 6, 7, 15)):                     # bare arms
         pd.line((kp[a], kp[b], kp[c]), fill=SKIN, width=limb)
         ld.line((kp[a], kp[b], kp[c]), fill=label, width=limb)
@@ -98,10 +110,18 @@ def _person(rng: np.random.Generator, w: int, h: int, colour: tuple[int, int, in
     ld.ellipse((hx - r, hy - r * 1.2, hx + r, hy + r), fill=2)
     pd.ellipse((hx - r * 0.8, hy - r * 0.8, hx + r * 0.8, hy + r), fill=SKIN)
     ld.ellipse((hx - r * 0.8, hy - r * 0.8, hx + r * 0.8, hy + r), fill=13)
-    polys = _garment_polygons(cx, sh_y, hip_y, half, 0.09 * w, 0.12 * h)
+    top = _garment_polygons(cx, sh_y, hip_y, half, 0.09 * w, 0.12 * h)
+    if category == "upper_body":
+        polys, label = top, 5
+    else:  # the patterned garment is worn below (or instead of) a plain top
+        plain, pmask = _draw_garment((w, h), top, (235, 235, 235), 0, BACKGROUND)
+        person.paste(plain, (0, 0), pmask)
+        parse.paste(5, (0, 0), pmask)
+        polys, label = ((_lower_polygons(cx, hip_y, 0.93 * h, 0.14 * w), 9) if category == "lower_body"
+                        else (_dress_polygons(cx, sh_y, 0.8 * h, half), 6))
     garment, gmask = _draw_garment((w, h), polys, colour, stripes, BACKGROUND)
     person.paste(garment, (0, 0), gmask)
-    parse.paste(5, (0, 0), gmask)
+    parse.paste(label, (0, 0), gmask)
     keypoints: list[float] = []
     for index in range(18):
         x, y = kp[index]
@@ -111,8 +131,11 @@ def _person(rng: np.random.Generator, w: int, h: int, colour: tuple[int, int, in
     return person, parse, keypoints
 
 
-def _flat_cloth(w: int, h: int, colour: tuple[int, int, int], stripes: int) -> tuple[Image.Image, Image.Image]:
-    polys = _garment_polygons(w / 2, 0.12 * h, 0.9 * h, 0.3 * w, 0.17 * w, 0.2 * h)
+def _flat_cloth(w: int, h: int, colour: tuple[int, int, int], stripes: int, category: str = "upper_body",
+                ) -> tuple[Image.Image, Image.Image]:
+    polys = {"upper_body": lambda: _garment_polygons(w / 2, 0.12 * h, 0.9 * h, 0.3 * w, 0.17 * w, 0.2 * h),
+             "lower_body": lambda: _lower_polygons(w / 2, 0.08 * h, 0.92 * h, 0.3 * w),
+             "dresses": lambda: _dress_polygons(w / 2, 0.08 * h, 0.92 * h, 0.25 * w)}[category]()
     return _draw_garment((w, h), polys, colour, stripes, (255, 255, 255))
 
 
@@ -145,4 +168,53 @@ def make_vitonhd(root: str | Path, n_train: int = 8, n_test: int = 4, size: tupl
             pairs.append(f"{name}.jpg {name}.jpg")
             index += 1
         (root / f"{split}_pairs.txt").write_text("\n".join(pairs) + "\n")
+    return root
+
+
+def make_dresscode(root: str | Path, n_train: int = 4, n_test: int = 2, size: tuple[int, int] = (64, 48),
+                   seed: int = 0, categories: tuple[str, ...] = ("upper_body", "lower_body", "dresses")) -> Path:
+    """Write a Dress Code-layout dataset (see ``dresscode``): per category ``n_train`` + ``n_test``
+    people at ``size`` = (H, W), grey label maps in Dress Code's label set, keypoints in its 384 x 512
+    space, garment masks in ``cloth_mask/``, the three pair files."""
+    from clipsuite.generative.dresscode import DRESSCODE_LABELS, DRESSCODE_TO_LIP, KEYPOINT_SPACE
+
+    root = Path(root)
+    rng = np.random.default_rng(seed)
+    h, w = size
+    # LIP -> Dress Code for the labels the figures use (the inverse of DRESSCODE_TO_LIP on them)
+    to_dc = np.zeros(len(LIP_LABELS), dtype=np.uint8)
+    for dc, lip in reversed(list(enumerate(DRESSCODE_TO_LIP))):
+        to_dc[lip] = dc
+    to_dc[LIP_LABELS.index("pants")] = DRESSCODE_LABELS.index("pants")
+    to_dc[LIP_LABELS.index("background")] = 0
+    ident = 0
+    for category in categories:
+        folder = root / category
+        for sub in ("images", "keypoints", "label_maps", "cloth_mask"):
+            (folder / sub).mkdir(parents=True, exist_ok=True)
+        for split, count in (("train", n_train), ("test", n_test)):
+            lines = []
+            for _ in range(count):
+                name = f"{ident:06d}"
+                colour = COLOURS[int(rng.integers(len(COLOURS)))]
+                stripes = int(rng.integers(2, 6))
+                person, parse, flat = _person(rng, w, h, colour, stripes, category)
+                cloth, cloth_mask = _flat_cloth(w, h, colour, stripes, category)
+                person.save(folder / "images" / f"{name}_0.jpg", quality=95)
+                cloth.save(folder / "images" / f"{name}_1.jpg", quality=95)
+                cloth_mask.save(folder / "cloth_mask" / f"{name}_1.png")
+                Image.fromarray(to_dc[np.asarray(parse)]).save(folder / "label_maps" / f"{name}_4.png")
+                sy, sx = KEYPOINT_SPACE[0] / h, KEYPOINT_SPACE[1] / w
+                rows = [[round(x * sx, 2), round(y * sy, 2), c, k] if c > 0 else [-1.0, -1.0, 0.0, k]
+                        for k, (x, y, c) in enumerate(zip(flat[0::3], flat[1::3], flat[2::3], strict=True))]
+                (folder / "keypoints" / f"{name}_2.json").write_text(json.dumps({"keypoints": rows}))
+                lines.append(f"{name}_0.jpg {name}_1.jpg")
+                ident += 1
+            names = ["train_pairs.txt"] if split == "train" else ["test_pairs_paired.txt"]
+            for file in names:
+                (folder / file).write_text("\n".join(lines) + "\n")
+            if split == "test":  # unpaired: each person with the next listed garment
+                garments = [line.split()[1] for line in lines]
+                unpaired = [f"{line.split()[0]} {garments[(i + 1) % len(garments)]}" for i, line in enumerate(lines)]
+                (folder / "test_pairs_unpaired.txt").write_text("\n".join(unpaired) + "\n")
     return root
