@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import json
 import shutil
+import subprocess
+import sys
 
 import nibabel as nib
 import numpy as np
@@ -59,7 +61,7 @@ def test_fit_evaluate_decode_encode(subject, tmp_path):
 
 def test_bad_input_one_line_exit_2(subject, tmp_path):
     result = runner.invoke(app, ["fit", str(tmp_path / "nope.json"), *_opts()])
-    assert result.exit_code == 2 and "nope.json: dataset config not found" in result.output
+    assert result.exit_code == 2 and "nope.json: file not found (dataset config)" in result.output
     result = runner.invoke(app, ["fit", str(subject), "--cv", "x", *_opts()])
     assert result.exit_code == 2 and "--cv 'x'" in result.output
     bad = tmp_path / "s"
@@ -74,3 +76,43 @@ def test_bad_input_one_line_exit_2(subject, tmp_path):
     (bad / "dataset.json").write_text(json.dumps({"format": "nifti", "mask": "mask.nii.gz"}))
     result = runner.invoke(app, ["encode", str(bad / "dataset.json"), *_opts()])
     assert result.exit_code == 2 and "'betas' must be a non-empty list" in result.output
+
+
+PROBE = """
+import json, sys
+from clipsuite.brain_app.main import app
+try:
+    app(sys.argv[1:], standalone_mode=True)
+    code = 0
+except SystemExit as stop:
+    code = stop.code
+print(json.dumps({"code": code, "torch": "torch" in sys.modules, "open_clip": "open_clip" in sys.modules}))
+"""
+
+
+def test_paths_checked_before_torch(subject, tmp_path):
+    """Every command answers a missing file (the config, a file it names, the decoder folder) with one
+    line and exit 2, in a fresh process that never imported torch."""
+    broken = tmp_path / "broken.json"
+    config = {k: str(subject.parent / v) if k in ("mask", "trials", "stimuli") else v
+              for k, v in json.loads(subject.read_text()).items()}
+    broken.write_text(json.dumps({**config, "betas": [str(subject.parent / "betas_session01.nii.gz"),
+                                                      str(tmp_path / "gone.nii.gz")]}))
+    missing = str(tmp_path / "nope.json")
+    cases = [
+        (["fit", missing], "nope.json: file not found (dataset config)"),
+        (["fit", str(broken), "--decoder", "mlp"], "betas[1] names"),
+        (["encode", str(broken)], "gone.nii.gz, which does not exist"),
+        (["decode", missing, "-d", str(tmp_path)], "nope.json: file not found"),
+        (["decode", str(subject), "-d", str(tmp_path / "nodec")], "nodec: folder not found (--decoder folder)"),
+        (["evaluate", str(subject), "-d", str(tmp_path)], "not a decoder folder (no decoder.json"),
+        (["evaluate", str(broken), "-d", str(tmp_path)], "gone.nii.gz"),
+    ]
+    for argv, message in cases:
+        done = subprocess.run([sys.executable, "-c", PROBE, *argv], capture_output=True, text=True, timeout=120,
+                              env={"COLUMNS": "300", "PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1"})
+        report = json.loads(done.stdout.strip().splitlines()[-1])
+        assert report == {"code": 2, "torch": False, "open_clip": False}, (argv, done.stderr)
+        lines = [line for line in done.stderr.splitlines() if line.strip()]
+        assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], (argv, done.stderr)
+    assert not (tmp_path / "decoded.safetensors").exists() and not (tmp_path / "brain_decoder").exists()

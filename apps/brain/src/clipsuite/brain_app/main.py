@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from clipsuite.cli.common import cli_errors, console, fail, progress
+from clipsuite.cli.common import cli_errors, console, fail, need, progress
 
 app = typer.Typer(name="brain", help="fMRI decoding into CLIP space (ridge) and CLIP-based voxel-wise encoding "
                   "models, on NIfTI beta series or GOD HDF5.", no_args_is_help=True, add_completion=False,
@@ -30,8 +30,17 @@ CacheOpt = Annotated[Path | None, typer.Option(help="Folder caching stimulus emb
 
 
 def _check_dataset(dataset: Path) -> None:
-    if not dataset.is_file():
-        fail(f"{dataset}: dataset config not found")
+    """The config and every file it names, before torch is imported (a typo answers at once)."""
+    from clipsuite.brain.config import load_config
+
+    need(dataset, "dataset config", "file")
+    load_config(dataset)
+
+
+def _check_decoder(decoder: Path) -> None:
+    need(decoder, "--decoder folder", "dir")
+    if not (decoder / "decoder.json").is_file():
+        fail(f"{decoder}: not a decoder folder (no decoder.json; make one with `clipsuite-brain fit`)")
 
 
 def _alphas(text: str) -> list[float]:
@@ -194,9 +203,6 @@ def fit(
 
 
 def _decoded(dataset: Path, decoder: Path, device: str | None, cache: Path | None):  # type: ignore[no-untyped-def]
-    _check_dataset(dataset)
-    if not (decoder / "decoder.json").is_file():
-        fail(f"{decoder}: not a decoder folder (no decoder.json; make one with `clipsuite-brain fit`)")
     from clipsuite.brain.decoders import read_decoder
     from clipsuite.brain.pipeline import decode, prep_from
 
@@ -218,6 +224,8 @@ def decode(
     device: DeviceOpt = None, cache: CacheOpt = None,
 ) -> None:
     """Decode the held-out samples into CLIP space; write the embeddings and the nearest stimuli (CSV)."""
+    _check_dataset(dataset)  # paths first, before torch is imported
+    _check_decoder(decoder)
     import torch
 
     from clipsuite.core.checkpoints import save_tensors
@@ -247,6 +255,8 @@ def evaluate(
     device: DeviceOpt = None, cache: CacheOpt = None,
 ) -> None:
     """Retrieval (both directions), pairwise identification, category decoding of the held-out samples."""
+    _check_dataset(dataset)  # paths first, before torch is imported
+    _check_decoder(decoder)
     from clipsuite.brain.pipeline import decoding_metrics
 
     subject, decoded, clip, features = _decoded(dataset, decoder, device, cache)

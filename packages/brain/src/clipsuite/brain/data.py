@@ -25,27 +25,11 @@ from typing import Any
 import nibabel as nib
 import numpy as np
 
-from clipsuite.core.checkpoints import read_json
+from clipsuite.brain.config import DatasetConfig, load_config  # re-exported: the torch-free half
 from clipsuite.core.errors import InputError
 from clipsuite.core.tabular import read_table
 
 AFFINE_TOLERANCE = 1e-3  # mm; betas written by another tool may round the affine
-
-
-@dataclass(frozen=True)
-class DatasetConfig:
-    """Where a subject's files are. ``format`` is ``nifti`` or ``god``."""
-
-    path: Path                       # the config file itself (for messages)
-    format: str
-    mask: Path | None = None
-    betas: tuple[Path, ...] = ()
-    trials: Path | None = None
-    beta_scale: float = 1.0          # raw values are divided by this (NSD int16 betas: 300)
-    stimuli: Path | None = None
-    h5: Path | None = None           # GOD: the bdpy HDF5 file
-    roi: str = "ROI_VC"              # GOD: the ROI metadata column that selects voxels
-    data_types: tuple[int, ...] = (1, 2)  # GOD DataType values to read (1 training, 2 test perception)
 
 
 @dataclass
@@ -64,52 +48,6 @@ class BrainData:
     @property
     def n_voxels(self) -> int:
         return int(self.responses.shape[1])
-
-
-def load_config(path: str | Path) -> DatasetConfig:
-    """Read and check a dataset config; every path it names must exist."""
-    path = Path(path)
-    raw = read_json(path)
-    if not isinstance(raw, dict):
-        raise InputError(f"{path}: a dataset config must be a JSON object")
-    root = path.parent
-    fmt = str(raw.get("format", "nifti")).lower()
-
-    def file(key: str, required: bool = True) -> Path | None:
-        value = raw.get(key)
-        if value is None:
-            if required:
-                raise InputError(f"{path}: missing '{key}'")
-            return None
-        target = (root / str(value)) if not Path(str(value)).is_absolute() else Path(str(value))
-        if not target.exists():
-            raise InputError(f"{path}: '{key}' names {target}, which does not exist")
-        return target
-
-    stimuli = file("stimuli", required=False)
-    if fmt == "god":
-        return DatasetConfig(path=path, format="god", h5=file("h5"), stimuli=stimuli,
-                             roi=str(raw.get("roi", "ROI_VC")),
-                             data_types=tuple(int(v) for v in raw.get("data_types", (1, 2))))
-    if fmt != "nifti":
-        raise InputError(f"{path}: unknown format '{fmt}' (nifti or god)")
-    betas = raw.get("betas")
-    if not isinstance(betas, list) or not betas:
-        raise InputError(f"{path}: 'betas' must be a non-empty list of 4D NIfTI files, one per session")
-    paths = []
-    for index, value in enumerate(betas):
-        target = root / str(value)
-        if not target.is_file():
-            raise InputError(f"{path}: betas[{index}] names {target}, which does not exist")
-        paths.append(target)
-    try:
-        scale = float(raw.get("beta_scale", 1.0))
-    except (TypeError, ValueError):
-        scale = float("nan")
-    if not np.isfinite(scale) or scale <= 0:
-        raise InputError(f"{path}: 'beta_scale' must be a positive number, got {raw.get('beta_scale')}")
-    return DatasetConfig(path=path, format="nifti", mask=file("mask"), betas=tuple(paths), trials=file("trials"),
-                         beta_scale=scale, stimuli=stimuli)
 
 
 def load_mask(path: Path) -> tuple[np.ndarray, np.ndarray]:
