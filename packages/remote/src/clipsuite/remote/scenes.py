@@ -147,6 +147,13 @@ def _collate(items: list[tuple[torch.Tensor | None, dict[str, Any]]]) -> tuple[t
     return pixels, [m for _, m in tiles], skipped
 
 
+def _remove_other_layouts(folder: Path, world_tag: str) -> None:
+    """Shards of an earlier run on another number of processes would be read in with this run's."""
+    for path in folder.glob("shard-*-of-*.*"):
+        if path.name.split("-of-")[1].split(".")[0] != world_tag:
+            path.unlink(missing_ok=True)
+
+
 def embed_scene_tiles(clip: ClipModel, scenes: Sequence[Path], shard_dir: str | os.PathLike[str],
                       config: SceneIndexConfig, model_spec: str | None = None, process_index: int | None = None,
                       num_processes: int | None = None) -> tuple[int, int, int, int]:
@@ -157,6 +164,7 @@ def embed_scene_tiles(clip: ClipModel, scenes: Sequence[Path], shard_dir: str | 
     folder = Path(shard_dir)
     folder.mkdir(parents=True, exist_ok=True)
     name = shard_name(rank, world)
+    _remove_other_layouts(folder, name.split("-of-")[1])
     writer = ShardWriter(folder / f"{name}.safetensors", clip.embed_dim)
     lines = StagedFile(folder / f"{name}.jsonl", "w")
     loader = DataLoader(SceneTiles(scenes, limits, config, rank, world), batch_size=config.batch_size,

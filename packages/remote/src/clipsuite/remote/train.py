@@ -25,7 +25,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from clipsuite.core.errors import InputError
-from clipsuite.core.losses import soft_clip_loss
 from clipsuite.core.metrics import retrieval_metrics
 from clipsuite.core.models import ClipModel, load_model
 from clipsuite.core.towers import vision_tower
@@ -39,6 +38,7 @@ from clipsuite.remote.data import (
     class_folder_pairs,
     read_captioned,
 )
+from clipsuite.remote.distributed import gathered_soft_clip_loss, world
 from clipsuite.remote.evaluate import read_translations
 from clipsuite.remote.methods.self_distillation import (
     GLOBAL_SCALE,
@@ -127,7 +127,7 @@ class RemoteTrainModule(nn.Module):
 
 
 class RemoteTrainTask:
-    """Batches ``{"image", "text", "targets"}`` -> contrastive (+ weighted self-distillation) loss."""
+    """Batches ``{"image", "text", "image_id", "caption_id"}`` -> contrastive (+ weighted self-distillation) loss."""
 
     def __init__(self, clip: ClipModel, data: CaptionedImages, settings: RemoteTrainConfig | None = None,
                  eval_data: CaptionedImages | None = None, eval_batch_size: int = 64, seed: int = 0) -> None:
@@ -151,12 +151,11 @@ class RemoteTrainTask:
 
     # ---- batches -------------------------------------------------------------------------------
     def collate(self, items: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
-        image_ids = torch.tensor([item["image_id"] for item in items])
-        caption_ids = torch.tensor([item["caption_id"] for item in items])
-        positives = self.owns[image_ids][:, caption_ids].float()  # image i is described by text j
+        # ids, not targets: across processes the targets are made on the gathered global batch
         return {"image": torch.stack([item["image"] for item in items]),
                 "text": self.clip.tokenizer([item["text"] for item in items]),
-                "targets": positives / positives.sum(dim=1, keepdim=True)}
+                "image_id": torch.tensor([item["image_id"] for item in items]),
+                "caption_id": torch.tensor([item["caption_id"] for item in items])}
 
     # ---- the loss ------------------------------------------------------------------------------
     def _generators(self) -> tuple[torch.Generator, torch.Generator]:
@@ -171,18 +170,20 @@ class RemoteTrainTask:
         images = batch["image"]
         size, count = images.shape[-1], images.shape[0]
         view_rng, distill_rng = self._generators()
-        first = (random_resized_crops(images, size, settings.global_scale, generator=view_rng)
+        part = world()  # crops drawn for the global batch: N processes crop as one
+        first = (random_resized_crops(images, size, settings.global_scale, generator=view_rng, part=part)
                  if settings.augment else images)
         parts: dict[str, torch.Tensor] = {}
         if self.branch is not None:
-            second = random_resized_crops(images, size, settings.global_scale, generator=distill_rng)
+            second = random_resized_crops(images, size, settings.global_scale, generator=distill_rng, part=part)
             global_views = torch.cat([first, second])
             features = self.tower.forward(global_views)
             image_features = F.normalize(features[:count], dim=-1)
             views = [features]
             if settings.local_crops:
                 local = random_resized_crops(images.repeat(settings.local_crops, 1, 1, 1), self.local_size,
-                                             settings.local_scale, generator=distill_rng)
+                                             settings.local_scale, generator=distill_rng, part=part,
+                                             groups=settings.local_crops)
                 views.append(self.tower.forward(local))
             student = self.branch.head(torch.cat(views)).split(count)
             teacher_module, center = self.module.teacher, self.module.center
@@ -195,7 +196,8 @@ class RemoteTrainTask:
             image_features = F.normalize(self.tower.forward(first), dim=-1)
         text_features = model.encode_text(batch["text"], normalize=True)
         scale = model.logit_scale.exp()
-        contrastive = soft_clip_loss(image_features, text_features, scale, batch["targets"])
+        contrastive = gathered_soft_clip_loss(image_features, text_features, scale, self.owns, batch["image_id"],
+                                              batch["caption_id"])
         total = contrastive + settings.distill_weight * parts["distill"] if parts else contrastive
         return {"loss": total, "contrastive": contrastive.detach(), **{k: v.detach() for k, v in parts.items()},
                 "logit_scale": scale.detach()}

@@ -23,6 +23,7 @@ from torch import nn
 from torch.func import functional_call
 
 from clipsuite.core.train import EMA
+from clipsuite.remote.distributed import all_mean
 
 GLOBAL_SCALE = (0.4, 1.0)  # RS-M-CLIP / DINO global crops: 40-100 % of the image area
 LOCAL_SCALE = (0.05, 0.4)  # local crops: 5-40 %
@@ -31,23 +32,36 @@ RATIO = (3 / 4, 4 / 3)
 
 def random_resized_crops(images: torch.Tensor, size: int, scale: tuple[float, float] = GLOBAL_SCALE,
                          ratio: tuple[float, float] = RATIO, flip: bool = True,
-                         generator: torch.Generator | None = None) -> torch.Tensor:
+                         generator: torch.Generator | None = None, part: tuple[int, int] = (0, 1),
+                         groups: int = 1) -> torch.Tensor:
     """One random crop per image of ``images`` ``[B, C, H, W]`` -> ``[B, C, size, size]`` (bilinear).
 
     Area fraction ``~ U(scale)``, log-aspect ``~ U(log ratio)``, sides clamped to the image, the centre
-    uniform over the places where the crop fits; half the crops mirrored when ``flip``."""
+    uniform over the places where the crop fits; half the crops mirrored when ``flip``.
+
+    ``part=(rank, world)``: ``images`` is process ``rank``'s share of a global batch split evenly over
+    ``world`` processes (in ``groups`` blocks, e.g. the repeats of local crops). The crops are drawn for
+    the global batch and this share taken, so several processes crop as one process on the whole batch."""
     batch, device = images.shape[0], images.device
+    rank, world = part
+    per = batch // groups
+    # positions of this process's rows in the global draw: block g, process rank, row i
+    rows = (torch.arange(groups)[:, None] * per * world + rank * per + torch.arange(per)[None, :]).reshape(-1)
+    total = batch * world
+
+    def rand() -> torch.Tensor:
+        return torch.rand(total, generator=generator)[rows]
 
     def uniform(low: float, high: float) -> torch.Tensor:
-        return low + (high - low) * torch.rand(batch, generator=generator)
+        return low + (high - low) * rand()
 
     area = uniform(*scale)
     aspect = torch.exp(uniform(float(torch.log(torch.tensor(ratio[0]))), float(torch.log(torch.tensor(ratio[1])))))
     width = torch.sqrt(area * aspect).clamp(max=1.0)   # fractions of the image side
     height = torch.sqrt(area / aspect).clamp(max=1.0)
-    cx = (torch.rand(batch, generator=generator) * 2 - 1) * (1 - width)  # centre in [-1, 1] coordinates
-    cy = (torch.rand(batch, generator=generator) * 2 - 1) * (1 - height)
-    sign = torch.where(torch.rand(batch, generator=generator) < 0.5, -1.0, 1.0) if flip else torch.ones(batch)
+    cx = (rand() * 2 - 1) * (1 - width)  # centre in [-1, 1] coordinates
+    cy = (rand() * 2 - 1) * (1 - height)
+    sign = torch.where(rand() < 0.5, -1.0, 1.0) if flip else torch.ones(batch)
     theta = torch.zeros(batch, 2, 3)
     theta[:, 0, 0], theta[:, 0, 2] = width * sign, cx
     theta[:, 1, 1], theta[:, 1, 2] = height, cy
@@ -93,8 +107,10 @@ def dino_loss(student: Sequence[torch.Tensor], teacher: Sequence[torch.Tensor], 
 
 @torch.no_grad()
 def update_center(center: torch.Tensor, teacher: Sequence[torch.Tensor], momentum: float = 0.9) -> None:
-    """DINO's centring: ``center = m * center + (1 - m) * mean teacher output`` (in place)."""
-    batch_mean = torch.cat([t.float() for t in teacher]).mean(dim=0)
+    """DINO's centring: ``center = m * center + (1 - m) * mean teacher output`` (in place). Across
+    processes the mean is over every process's teacher outputs (all-reduced, as DINO does), so the
+    centre stays one and the same everywhere."""
+    batch_mean = all_mean(torch.cat([t.float() for t in teacher]).mean(dim=0))
     center.mul_(momentum).add_(batch_mean, alpha=1 - momentum)
 
 
