@@ -145,12 +145,17 @@ class TryOnTask:
 
 
 # ---- running a stage and handing its part on --------------------------------------------------------
-def train_stage(task: Any, data: Any, config: TrainConfig, part_file: str | Path) -> TrainResult:
+def train_stage(task: Any, data: Any, config: TrainConfig, part_file: str | Path,
+                options: Mapping[str, Any] | None = None) -> TrainResult:
     """Train ``task.module`` on ``data`` and save it (EMA weights when ``ema_decay`` is set) to
-    ``part_file`` as safetensors with the task's config, for the next stage to load."""
-    result = Trainer(task, config).fit(data)
+    ``part_file`` as safetensors with the task's config (and the digests of the earlier stages it was
+    trained with, ``task.inputs``), for the next stage to load. ``options``: the command's flags, kept
+    with the run for ``--resume``."""
+    result = Trainer(task, config, options).fit(data)
     meta = task.config() if hasattr(task, "config") else {}
-    save_tensors(part_file, task.module.state_dict(), {**meta, "step": result.step})
+    inputs = getattr(task, "inputs", None)
+    save_tensors(part_file, task.module.state_dict(), {**meta, **({"inputs": inputs} if inputs else {}),
+                                                       "step": result.step})
     return result
 
 
@@ -170,7 +175,7 @@ def load_part(module: nn.Module, part_file: str | Path, stage: str) -> nn.Module
 
 
 def fit_delta_mapper(clip: Any, images: Sequence[Any], config: TrainConfig, part_file: str | Path,
-                     hidden: int = 256) -> TrainResult:
+                     hidden: int = 256, options: Mapping[str, Any] | None = None) -> TrainResult:
     """DeltaSpace from a set of images alone: embed them once with the frozen CLIP model, train the
     mapper on all ordered pairs, save it as the ``delta`` stage (``delta_scale`` included)."""
     from clipsuite.generative.methods.deltaspace import DeltaMapper, DeltaTask, PairDeltas, embed_images
@@ -179,4 +184,4 @@ def fit_delta_mapper(clip: Any, images: Sequence[Any], config: TrainConfig, part
     data = PairDeltas(c, e)
     mapper = DeltaMapper(c.shape[1], e.shape[1], hidden=hidden)
     mapper.delta_scale.fill_(data.mean_delta_norm())
-    return train_stage(DeltaTask(mapper), data, config, part_file)
+    return train_stage(DeltaTask(mapper), data, config, part_file, options)

@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from clipsuite.core.checkpoints import read_config
 from clipsuite.generative.components import SIZES, DiffusionParts, build_parts, load_parts
 from clipsuite.generative.methods.emasc import EMASC
 from clipsuite.generative.methods.inversion import (
@@ -28,7 +27,6 @@ from clipsuite.generative.methods.inversion import (
     vision_tokens,
 )
 from clipsuite.generative.methods.tryon_unet import TryOnUNet
-from clipsuite.generative.methods.warping import GarmentWarper
 from clipsuite.generative.pipeline import MemoryOptions, SamplingOptions, TryOnPipeline
 from clipsuite.generative.train import load_part
 
@@ -59,23 +57,17 @@ class TryOnModel:
     @classmethod
     def build(cls, clip: ClipModel, parts: str, stages: StageFiles, size: tuple[int, int],
               device: str = "cpu", memory: MemoryOptions | None = None) -> TryOnModel:
-        from clipsuite.core.towers import text_tower, vision_tower
+        from clipsuite.core.towers import text_tower
+        from clipsuite.generative.stages import check_stage_inputs, load_adapter, load_warper
 
-        text_width = text_tower(clip).width
-        diffusion = diffusion_parts(parts, text_width)
+        diffusion = diffusion_parts(parts, text_tower(clip).width)
         unet = TryOnUNet(diffusion.unet)
         if stages.unet is not None:
+            check_stage_inputs(stages.unet, stages)  # the warper and adapter it was trained with, no others
             load_part(unet, stages.unet, "tryon")
         emasc = load_part(EMASC(diffusion.vae.config), stages.emasc, "emasc") if stages.emasc else None
-        warper = None
-        if stages.warping is not None:
-            trained_size = (read_config(stages.warping) or {}).get("size", list(size))
-            warper = load_part(GarmentWarper(tuple(trained_size)), stages.warping, "warping")
-        adapter = None
-        if stages.inversion is not None:
-            n_tokens = int((read_config(stages.inversion) or {}).get("n_tokens", 16))
-            adapter = load_part(InversionAdapter(vision_tower(clip).width, text_width, n_tokens), stages.inversion,
-                                "inversion")
+        warper = load_warper(stages.warping, size) if stages.warping is not None else None
+        adapter = load_adapter(clip, stages.inversion) if stages.inversion is not None else None
         pipeline = TryOnPipeline(diffusion, unet, emasc, warper, device=device, memory=memory)  # type: ignore[arg-type]
         return cls(clip, pipeline, adapter)  # type: ignore[arg-type]
 
