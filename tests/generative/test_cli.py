@@ -78,9 +78,11 @@ def test_train_delta_resume_edit_and_evaluate(vitonhd: Path, tmp_path: Path) -> 
     result = _run("train", "delta", str(images), "-o", str(mapper), "--steps", "4", "--batch-size", "8",
                   "--hidden", "32")
     assert result.exit_code == 0, result.output
-    result = _run("train", "delta", str(images), "-o", str(mapper), "--steps", "6", "--batch-size", "8",
-                  "--hidden", "32", "--resume")
-    assert result.exit_code == 0 and "trained 6 steps" in result.output, result.output
+    # --resume remembers the folder, batch size and width: a raised step count is all it needs
+    result = _run("train", "delta", "-o", str(mapper), "--steps", "6", "--resume")
+    assert result.exit_code == 0 and "trained 6 steps on 6 images" in result.output, result.output
+    line = _error(_run("train", "delta", "-o", str(mapper), "--steps", "7", "--hidden", "64", "--resume"))
+    assert "--hidden 64 (the run has 32)" in line
     out = tmp_path / "edit" / "car.png"
     result = _run("edit", str(images / "00000_00.jpg"), "a red shirt", "--neutral", "a shirt", "--mapper",
                   str(mapper), "-o", str(out), "--steps", "2", "--size", "32x32")
@@ -107,5 +109,44 @@ def test_train_tryon_stage_checks_first(vitonhd: Path, tmp_path: Path) -> None:
     assert "unknown stage 'dance'" in line
     out = tmp_path / "warp.safetensors"
     result = _run("train", "tryon-stage", "warping", "--data", str(vitonhd), "-o", str(out), "--steps", "2",
-                  "--batch-size", "3", "--size", "32x24")
+                  "--batch-size", "3", "--size", "32x24", "--lr", "0.003")
     assert result.exit_code == 0 and out.is_file(), result.output
+    line = _error(_run("train", "tryon-stage", "emasc", "--data", str(vitonhd), "-o", str(tmp_path / "e.safetensors"),
+                       "--warping", str(out)))
+    assert "--warping/--inversion are inputs of the tryon stage, not of emasc" in line
+    line = _error(_run("train", "tryon-stage", "warping", "--data", str(tmp_path), "-o", str(out)))
+    assert "neither a VITON-HD root" in line
+
+
+def test_train_tryon_stage_resume_remembers_its_flags(vitonhd: Path, tmp_path: Path) -> None:
+    from clipsuite.core.checkpoints import read_config
+    from clipsuite.core.train.run_options import stored_options
+
+    out = tmp_path / "warp.safetensors"
+    result = _run("train", "tryon-stage", "warping", "--data", str(vitonhd), "-o", str(out), "--steps", "2",
+                  "--batch-size", "3", "--size", "32x24", "--lr", "0.003")
+    assert result.exit_code == 0, result.output
+    # only the raised step count: data, size, batch size and lr come back from the run
+    result = _run("train", "tryon-stage", "warping", "-o", str(out), "--steps", "4", "--resume")
+    assert result.exit_code == 0 and "stage warping: 4 steps on 6 vitonhd samples" in result.output, result.output
+    assert read_config(out)["size"] == [32, 24] and read_config(out)["step"] == 4
+    stored = stored_options(out.with_suffix(".run"))
+    assert stored is not None and stored["lr"] == 0.003 and stored["batch_size"] == 3
+    line = _error(_run("train", "tryon-stage", "warping", "-o", str(out), "--steps", "5", "--size", "64x48",
+                       "--resume"))
+    assert "--size 64x48 (the run has 32x24)" in line
+    line = _error(_run("train", "tryon-stage", "emasc", "-o", str(out), "--steps", "5", "--resume"))
+    assert "STAGE emasc (the run has warping)" in line
+    assert read_config(out)["step"] == 4   # the refused resumes wrote nothing
+
+
+def test_train_tryon_stage_on_a_dress_code_root(tmp_path: Path) -> None:
+    from clipsuite.generative import synthetic
+
+    root = synthetic.make_dresscode(tmp_path / "dc", n_train=3, n_test=1, categories=("dresses",))
+    out = tmp_path / "warp.safetensors"
+    result = _run("train", "tryon-stage", "warping", "--data", str(root), "--category", "dresses", "-o", str(out),
+                  "--steps", "1", "--batch-size", "3", "--size", "32x24")
+    assert result.exit_code == 0 and "3 dresscode samples" in result.output, result.output
+    line = _error(_run("train", "tryon-stage", "warping", "--data", str(root), "-o", str(out)))
+    assert "with a upper_body/ folder" in line

@@ -185,69 +185,137 @@ def edit(
     console.print(f"wrote {out} and {out.with_suffix('.html')}")
 
 
+ResumeOpt = Annotated[bool, typer.Option(help="Continue the run with the flags it was started with (flags given again "
+                                                "must agree; --steps may be raised).")]
+
+
+def _remember(ctx: typer.Context, run_dir: Path, options: dict[str, object]) -> dict[str, object]:
+    """``--resume``: the run's own flags for those not typed again (see clipsuite.cli.resume)."""
+    from clipsuite.cli.resume import remembered
+
+    return remembered(ctx, run_dir, options, adjustable=("steps",))
+
+
+def _path(value: object) -> Path | None:
+    return Path(str(value)) if value is not None else None
+
+
 @train_app.command("delta")
 @cli_errors
 def train_delta(
-    images: Annotated[Path, typer.Argument(help="Folder of images (pairs are formed from them; no captions).")],
+    ctx: typer.Context,
     out: Annotated[Path, typer.Option("--out", "-o", help="Mapper file (.safetensors).")],
+    images: Annotated[Path | None, typer.Argument(help="Folder of images (pairs are formed from them; no "
+                                                       "captions). With --resume: the run's own.")] = None,
     run_dir: Annotated[Path | None, typer.Option(help="Checkpoints and metrics (default: beside --out).")] = None,
     steps: Annotated[int, typer.Option(min=1)] = 500, batch_size: Annotated[int, typer.Option(min=1)] = 64,
-    lr: float = 1e-3, hidden: Annotated[int, typer.Option(min=8)] = 256, resume: bool = False,
+    lr: float = 1e-3, hidden: Annotated[int, typer.Option(min=8)] = 256, resume: ResumeOpt = False,
     clip: ClipOpt = "tiny-transformers", device: DeviceOpt = "cpu",
 ) -> None:
     """Train a DeltaSpace mapper on the images of a folder (text-free)."""
+    if out.suffix != ".safetensors":
+        fail(f"{out}: the mapper file must end in .safetensors")
+    run = run_dir or out.with_suffix(".run")
+    from clipsuite.cli.resume import absolute_if_exists
+
+    options: dict[str, object] = {"images": absolute_if_exists(images), "steps": steps, "batch_size": batch_size,
+                                  "lr": lr, "hidden": hidden, "clip": clip}
+    if resume:
+        options = _remember(ctx, run, options)
+        images, steps, batch_size = _path(options["images"]), int(options["steps"]), int(options["batch_size"])
+        lr, hidden, clip = float(options["lr"]), int(options["hidden"]), str(options["clip"])
+    if images is None:
+        fail("give the IMAGES folder (or --resume a run that has one)")
     if not images.is_dir():
         fail(f"{images}: folder not found")
     paths = sorted(p for p in images.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png", ".webp"))
     if len(paths) < 2:
         fail(f"{images}: needs at least 2 images (found {len(paths)})")
-    if out.suffix != ".safetensors":
-        fail(f"{out}: the mapper file must end in .safetensors")
 
     from clipsuite.core.images import load_image
     from clipsuite.core.train import TrainConfig
     from clipsuite.generative.train import fit_delta_mapper
 
-    config = TrainConfig(output_dir=run_dir or out.with_suffix(".run"), max_steps=steps, batch_size=batch_size,
-                         lr=lr, resume=resume, precision="fp32" if device == "cpu" else "auto")
-    result = fit_delta_mapper(_clip(clip, device), [load_image(p) for p in paths], config, out, hidden=hidden)
+    config = TrainConfig(output_dir=run, max_steps=steps, batch_size=batch_size, lr=lr, resume=resume,
+                         precision="fp32" if device == "cpu" else "auto")
+    result = fit_delta_mapper(_clip(clip, device), [load_image(p) for p in paths], config, out, hidden=hidden,
+                              options=options)
     console.print(f"trained {result.step} steps on {len(paths)} images -> {out}")
+
+
+def _layout(data: Path, category: str) -> str:
+    """``vitonhd`` (``DATA/train``) or ``dresscode`` (``DATA/{category}``), checked before torch."""
+    if (data / "train").is_dir():
+        return "vitonhd"
+    if (data / category).is_dir():
+        return "dresscode"
+    fail(f"{data}: neither a VITON-HD root (train/) nor a Dress Code root with a {category}/ folder")
+    raise AssertionError  # fail() exits
 
 
 @train_app.command("tryon-stage")
 @cli_errors
 def train_tryon_stage(
+    ctx: typer.Context,
     stage: Annotated[str, typer.Argument(help=f"{', '.join(STAGES)}")],
-    data: Annotated[Path, typer.Option(help="VITON-HD root (train/, train_pairs.txt).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Stage file (.safetensors).")],
+    data: Annotated[Path | None, typer.Option(help="VITON-HD root (train/, train_pairs.txt) or Dress Code root "
+                                                   "({category}/, train_pairs.txt). With --resume: the run's own."
+                                              )] = None,
     run_dir: Annotated[Path | None, typer.Option(help="Checkpoints and metrics (default: beside --out).")] = None,
-    warping: Annotated[Path | None, typer.Option(help="Trained warping stage (tryon stage input).")] = None,
+    warping: Annotated[Path | None, typer.Option(help="Trained warping stage (input of the tryon stage).")] = None,
+    inversion: Annotated[Path | None, typer.Option(help="Trained inversion adapter (input of the tryon stage).")
+                         ] = None,
+    category: Annotated[str, typer.Option(help=f"{', '.join(CATEGORIES)}")] = "upper_body",
     steps: Annotated[int, typer.Option(min=1)] = 1000, batch_size: Annotated[int, typer.Option(min=1)] = 4,
-    lr: float = 1e-5, resume: bool = False, parts: PartsOpt = "micro", clip: ClipOpt = "tiny-transformers",
+    lr: float = 1e-5, resume: ResumeOpt = False, parts: PartsOpt = "micro", clip: ClipOpt = "tiny-transformers",
     size: SizeOpt = "64x48", device: DeviceOpt = "cpu",
 ) -> None:
-    """Train one LaDI-VTON stage on a VITON-HD folder; the stage file is what the next stage (and tryon) loads."""
+    """Train one LaDI-VTON stage on a VITON-HD or Dress Code folder; the stage file is what the next stage (and
+    tryon) loads: tryon takes --warping and --inversion."""
     if stage not in STAGES:
         fail(f"unknown stage '{stage}' (choose from {', '.join(STAGES)})")
-    if not (data / "train").is_dir():
-        fail(f"{data / 'train'}: folder not found (not a VITON-HD root)")
-    _file(warping, "warping stage file")
-    _parts(parts)
     if out.suffix != ".safetensors":
         fail(f"{out}: the stage file must end in .safetensors")
+    run = run_dir or out.with_suffix(".run")
+    from clipsuite.cli.resume import absolute_if_exists
+
+    options: dict[str, object] = {
+        "stage": stage, "data": absolute_if_exists(data), "warping": absolute_if_exists(warping),
+        "inversion": absolute_if_exists(inversion), "category": category, "steps": steps, "batch_size": batch_size,
+        "lr": lr, "parts": absolute_if_exists(parts) if Path(parts).is_dir() else parts, "clip": clip, "size": size}
+    if resume:
+        options = _remember(ctx, run, options)
+        data, warping, inversion = _path(options["data"]), _path(options["warping"]), _path(options["inversion"])
+        category, steps, batch_size = str(options["category"]), int(options["steps"]), int(options["batch_size"])
+        lr, parts, clip, size = float(options["lr"]), str(options["parts"]), str(options["clip"]), str(options["size"])
+    if data is None:
+        fail("give --data (or --resume a run that has it)")
+    if category not in CATEGORIES:
+        fail(f"unknown category '{category}' (choose from {', '.join(CATEGORIES)})")
+    layout = _layout(data, category)
+    _file(warping, "warping stage file")
+    _file(inversion, "inversion stage file")
+    if stage != "tryon" and (warping or inversion):
+        fail(f"--warping/--inversion are inputs of the tryon stage, not of {stage}")
+    _parts(parts)
     hw = _size(size)
 
     from clipsuite.core.train import TrainConfig
     from clipsuite.generative.data import VitonHD
+    from clipsuite.generative.dresscode import DressCode
     from clipsuite.generative.stages import make_stage_task
     from clipsuite.generative.train import train_stage
+    from clipsuite.generative.tryon import StageFiles
 
+    dataset = (VitonHD(data, "train", size=hw, category=category) if layout == "vitonhd"
+               else DressCode(data, "train", size=hw, categories=[category]))
     model = _clip(clip, device)
-    task = make_stage_task(stage, model, parts, hw, warping)
-    config = TrainConfig(output_dir=run_dir or out.with_suffix(".run"), max_steps=steps, batch_size=batch_size,
-                         lr=lr, resume=resume, precision="fp32" if device == "cpu" else "auto")
-    result = train_stage(task, VitonHD(data, "train", size=hw), config, out)
-    console.print(f"stage {stage}: {result.step} steps -> {out}")
+    task = make_stage_task(stage, model, parts, hw, StageFiles(warping=warping, inversion=inversion), category)
+    config = TrainConfig(output_dir=run, max_steps=steps, batch_size=batch_size, lr=lr, resume=resume,
+                         precision="fp32" if device == "cpu" else "auto")
+    result = train_stage(task, dataset, config, out, options)
+    console.print(f"stage {stage}: {result.step} steps on {len(dataset)} {layout} samples -> {out}")
 
 
 @app.command()
