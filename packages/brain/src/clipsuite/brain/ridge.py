@@ -261,9 +261,9 @@ def _kfold_scores(svds: list[_FoldSvd], y: torch.Tensor, alphas: torch.Tensor, f
             yt, yv = yt - mean, yv - mean
         uty = fold.u.mT @ yt
         for k, alpha in enumerate(alphas):
-            pred = fold.xv @ ((fold.s / (fold.s * fold.s + alpha))[:, None] * uty)
-            err = yv - pred
-            total[k] -= (err * err).sum(0, dtype=torch.float64) / yv.shape[0]
+            # in place, as in _loo_scores: y_val - X_val w, squared, summed in the working dtype
+            err = torch.addmm(yv, fold.xv, (fold.s / (fold.s * fold.s + alpha))[:, None] * uty, alpha=-1)
+            total[k] -= err.square_().sum(0).double() / yv.shape[0]
     return total / len(svds)
 
 
