@@ -186,6 +186,7 @@ def test_multispectral_13_band_training_reloads_with_its_bands(tmp_path):
     model = load_model(str(result.output_dir), device="cpu")
     assert vision_tower(model).in_chans == 13
     assert model.config["remote_input"]["bands"] == list(range(1, 14))
+    assert model.config["remote_input"]["tile_size"] == 64  # the chips' side: index --model reads tiles alike
     weights = _weights(result.output_dir)
     assert weights["visual.conv1.weight"].shape[1] == 13
     assert torch.equal(weights["visual.conv1.weight"], model.model.visual.conv1.weight.detach())

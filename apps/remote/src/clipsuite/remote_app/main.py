@@ -58,31 +58,48 @@ def index(
     scenes: Annotated[list[Path], typer.Argument(help="GeoTIFF scenes or folders of them.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Index folder to write.")] = Path("scene_index"),
     model: ModelOpt = "tiny-multilingual", device: DeviceOpt = None, bands: BandsOpt = None,
-    tile_size: Annotated[int, typer.Option(min=8, help="Tile side in output pixels.")] = 224,
+    tile_size: Annotated[int | None, typer.Option(min=8, help="Tile side in output pixels (default: a trained "
+                                                  "run's chip size, else 224).")] = None,
     overlap: Annotated[int, typer.Option(min=0, help="Overlap between neighbouring tiles, output pixels.")] = 0,
     resolution: Annotated[float | None, typer.Option(help="Ground units per output pixel (default: native).")] = None,
     min_valid: Annotated[float, typer.Option(min=0.0, max=1.0, help="Skip tiles with less valid data.")] = 0.5,
     scale: Annotated[float | None, typer.Option(help="DN multiplier (default by dtype: uint16 1e-4).")] = None,
-    s2_offset: Annotated[bool, typer.Option(help="Sentinel-2 L2A baseline >= 04.00: subtract 1000 DN.")] = False,
-    stretch: Annotated[str, typer.Option(help="Per-band percentile stretch 'LOW,HIGH' or 'none'.")] = "2,98",
+    s2_offset: Annotated[bool | None, typer.Option(help="Sentinel-2 L2A baseline >= 04.00: subtract 1000 DN.")
+                         ] = None,
+    stretch: Annotated[str | None, typer.Option(help="Per-band percentile stretch 'LOW,HIGH' or 'none' "
+                                                "(default 2,98).")] = None,
     kind: Annotated[str, typer.Option(help="faiss index kind: exact | ivf | hnsw.")] = "exact",
     batch_size: Annotated[int, typer.Option(min=1)] = 64,
     workers: Annotated[int, typer.Option(min=0, help="Tile-reading worker processes.")] = 2,
 ) -> None:
-    """Tile whole scenes (windowed reads), embed every tile, build a faiss index with tile geometry."""
+    """Tile whole scenes (windowed reads), embed every tile, build a faiss index with tile geometry.
+
+    With a model trained by `clipsuite-remote train`, bands, scaling, stretch and tile size default to
+    how its training chips were read."""
     _existing(scenes)
-    if overlap >= tile_size:
-        fail(f"--overlap {overlap} must be smaller than --tile-size {tile_size}")
     if kind not in ("exact", "ivf", "ivfpq", "hnsw"):
         fail(f"--kind '{kind}': choose exact, ivf, ivfpq or hnsw")
-    band_list, stretch_pair = _bands(bands), _stretch(stretch)
-    from clipsuite.core.models import load_model
     from clipsuite.remote.rasters import S2_L2A_OFFSET_DN
+    from clipsuite.remote.reading import NOT_GIVEN, describe, index_reading
+
+    def given(value: object, convert: object = None) -> object:
+        return NOT_GIVEN if value is None else (convert(value) if callable(convert) else value)
+
+    reading = index_reading(model, scenes, bands=given(bands, _bands), scale=given(scale),
+                            offset=given(s2_offset, lambda on: S2_L2A_OFFSET_DN if on else 0.0),
+                            stretch=given(stretch, _stretch), tile_size=given(tile_size))
+    if overlap >= reading.tile_size:
+        fail(f"--overlap {overlap} must be smaller than --tile-size {reading.tile_size}")
+    for note in reading.notes:
+        console.print(note)
+    if reading.from_model:
+        console.print(f"reading as {model} was trained: {describe(reading)}")
+    from clipsuite.core.models import load_model
     from clipsuite.remote.scenes import SceneIndexConfig, build_scene_index
     from clipsuite.remote.tiling import TileSpec
 
-    config = SceneIndexConfig(bands=band_list, tile=TileSpec(tile_size, overlap, resolution, min_valid),
-                              scale=scale, offset=S2_L2A_OFFSET_DN if s2_offset else 0.0, stretch=stretch_pair,
+    config = SceneIndexConfig(bands=reading.bands, tile=TileSpec(reading.tile_size, overlap, resolution, min_valid),
+                              scale=reading.scale, offset=reading.offset, stretch=reading.stretch,
                               batch_size=batch_size, num_workers=workers)
     result = build_scene_index(load_model(model, device=device), scenes, out, config, model_spec=model, kind=kind)
     if result is not None:

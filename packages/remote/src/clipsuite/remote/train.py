@@ -297,6 +297,15 @@ def _first_image(source: Path) -> Path:
     return path
 
 
+def _chip_size(source: Path) -> int | None:
+    """Side in pixels of the first training image (None when it cannot be read here)."""
+    try:
+        with open_raster(_first_image(source)) as dataset:
+            return int(max(dataset.width, dataset.height))
+    except (InputError, IndexError, OSError):
+        return None
+
+
 @dataclass
 class RemoteTrainResult:
     output_dir: Path          # the trained model: load_model(output_dir)
@@ -339,8 +348,9 @@ def train_remote(data: TrainingData, output_dir: str | os.PathLike[str], model: 
         data = replace(data, raster=replace(data.raster, bands=tuple(range(1, int(bands or 3) + 1))))
     train_data, held = data.load(clip, settings.languages)
     task = RemoteTrainTask(clip, train_data, settings, held, seed=cfg.seed)
-    if data.raster is not None:
-        clip.config["remote_input"] = data.raster.to_dict()  # how chips were read: index the same way
+    # how chips were read (multispectral runs) and their side: `index --model RUN` reads tiles alike
+    clip.config["remote_input"] = {**(data.raster.to_dict() if data.raster is not None else {}),
+                                   "tile_size": _chip_size(data.source)}
     fresh_folder = not out.exists()
     try:
         trainer = Trainer(task, cfg, options)

@@ -1,0 +1,125 @@
+"""How a trained model reads rasters, as its training run recorded it, and the index settings that follow.
+
+``clipsuite-remote train`` stores ``remote_input`` in the saved model's ``open_clip_config.json``: the
+bands, DN scaling, Sentinel-2 offset and stretch the chips were read with (multispectral runs), and the
+chips' side in pixels (every run). ``clipsuite-remote index --model RUN`` takes those as its defaults, so
+tiles look like the training chips; a flag given explicitly wins, with a one-line note, except bands
+that select other bands than the model learnt, which are refused. No torch here: the CLI checks this
+before loading anything heavy.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from clipsuite.core.errors import InputError
+from clipsuite.remote.rasters import BandRef, open_raster, resolve_bands
+
+MODEL_CONFIG = "open_clip_config.json"  # what ClipModel.save writes (the core's CONFIG_FILE)
+NOT_GIVEN: Any = object()               # a flag left at its default
+DEFAULT_TILE = 224
+DEFAULT_STRETCH = (2.0, 98.0)
+FLAGS = {"bands": "--bands", "scale": "--scale", "offset": "--s2-offset", "stretch": "--stretch",
+         "tile_size": "--tile-size"}
+
+
+def trained_reading(model: str) -> dict[str, Any] | None:
+    """The ``remote_input`` a clipsuite-remote training run saved with ``model`` (a folder), else None."""
+    config = Path(model) / MODEL_CONFIG
+    if not config.is_file():
+        return None
+    try:
+        data = json.loads(config.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise InputError(f"{config}: not a readable model config (JSON)") from None
+    recorded = data.get("remote_input") if isinstance(data, dict) else None
+    return recorded if isinstance(recorded, dict) else None
+
+
+@dataclass
+class Reading:
+    """Index reading settings: ``bands`` (None: the first three), ``scale`` (None: by dtype), ``offset``
+    (DN added before scaling), ``stretch`` (None: no stretch), ``tile_size``; ``notes`` for the user."""
+
+    bands: list[BandRef] | None = None
+    scale: float | None = None
+    offset: float = 0.0
+    stretch: tuple[float, float] | None = DEFAULT_STRETCH
+    tile_size: int = DEFAULT_TILE
+    notes: list[str] = field(default_factory=list)
+    from_model: bool = False
+
+
+def describe(reading: Reading) -> str:
+    """One line: the settings in flag words."""
+    return (f"bands {_text(reading.bands or [1, 2, 3])}, scale {_text(reading.scale or 'by dtype')}, offset "
+            f"{reading.offset:g} DN, stretch {_text(reading.stretch)}, tiles of {reading.tile_size} px")
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return "none"
+    if isinstance(value, (list, tuple)):
+        return ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in value)
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _first_raster(scenes: Sequence[Path]) -> Path | None:
+    for path in scenes:
+        if path.is_file():
+            return path
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in (".tif", ".tiff"))
+            if found:
+                return found[0]
+    return None
+
+
+def _same_bands(recorded: list[BandRef] | None, given: list[BandRef], scenes: Sequence[Path]) -> bool:
+    """Whether two band selections pick the same bands of the scenes (names vs indexes compared on the
+    first raster; as written when there is none to look at)."""
+    first = _first_raster(scenes)
+    if first is None:
+        return [str(b).upper() for b in recorded or []] == [str(b).upper() for b in given]
+    with open_raster(first) as dataset:
+        return resolve_bands(dataset, recorded, first) == resolve_bands(dataset, given, first)
+
+
+def index_reading(model: str, scenes: Sequence[Path], bands: Any = NOT_GIVEN, scale: Any = NOT_GIVEN,
+                  offset: Any = NOT_GIVEN, stretch: Any = NOT_GIVEN, tile_size: Any = NOT_GIVEN) -> Reading:
+    """Settings for indexing ``scenes`` with ``model``: flags given explicitly, else what the model's
+    training run recorded, else the defaults. Refuses bands other than the model was trained on."""
+    recorded = trained_reading(model)
+    given = {"bands": bands, "scale": scale, "offset": offset, "stretch": stretch, "tile_size": tile_size}
+    defaults = {"bands": None, "scale": None, "offset": 0.0, "stretch": DEFAULT_STRETCH, "tile_size": DEFAULT_TILE}
+    out = {k: (v if v is not NOT_GIVEN else defaults[k]) for k, v in given.items()}
+    reading = Reading(**out)
+    if recorded is None:
+        return reading
+    reading.from_model = True
+    learnt = {"bands": recorded.get("bands"), "scale": recorded.get("scale"),
+              "offset": float(recorded.get("offset") or 0.0),
+              "stretch": tuple(recorded["stretch"]) if recorded.get("stretch") else None,
+              "tile_size": recorded.get("tile_size")}
+    raster_run = "bands" in recorded  # RGB-chip runs record only the chip size
+    differs = []
+    for key, value in learnt.items():
+        if key != "tile_size" and not raster_run or key == "tile_size" and value is None:
+            continue
+        if given[key] is NOT_GIVEN:
+            setattr(reading, key, value)
+            continue
+        if key == "bands":
+            if given[key] is not None and not _same_bands(value, given[key], scenes):
+                trained = _text(value or [1, 2, 3])
+                raise InputError(f"--bands {_text(given[key])}: {model} was trained on bands {trained}; "
+                                 "omit --bands to read those")
+        elif (tuple(given[key]) if isinstance(given[key], list) else given[key]) != value:
+            differs.append(f"{FLAGS[key]} {_text(given[key])} (trained: {_text(value)})")
+    if differs:
+        reading.notes.append(f"note: {model} was trained reading chips otherwise; as given: {', '.join(differs)}")
+    return reading
