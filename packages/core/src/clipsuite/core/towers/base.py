@@ -253,9 +253,10 @@ class TextTower(abc.ABC):
         ``hooks[i]`` rewrites the hidden states entering block ``i``."""
 
     def encode_states(self, embeddings: torch.Tensor, tokens: torch.Tensor,
-                      hooks: BlockHooks | None = None) -> torch.Tensor:
+                      hooks: BlockHooks | None = None, clip_skip: int = 0) -> torch.Tensor:
         """Every token's final state ``[N, L, width]`` before pooling (the sequence a diffusion UNet
-        attends to). Backends that can give it override this."""
+        attends to); ``clip_skip`` last layers left out (1 = penultimate). Backends that can give it
+        override this."""
         raise ModelError(f"{self.clip.name}: this text tower does not expose per-token states")
 
     def encode(self, tokens: torch.Tensor, hooks: BlockHooks | None = None) -> torch.Tensor:

@@ -199,9 +199,13 @@ class TransformersTextTower(TextTower):
         return self.projection(pooled) if self.projection is not None else pooled
 
     def encode_states(self, embeddings: torch.Tensor, tokens: torch.Tensor,
-                      hooks: BlockHooks | None = None) -> torch.Tensor:
+                      hooks: BlockHooks | None = None, clip_skip: int = 0) -> torch.Tensor:
         """Every token's final state ``[N, L, width]`` (after ``final_layer_norm``, unpooled): what
-        ``CLIPTextModel`` returns as ``last_hidden_state`` and diffusers' UNets attend to."""
+        ``CLIPTextModel`` returns as ``last_hidden_state`` and diffusers' UNets attend to.
+        ``clip_skip`` leaves out that many last layers (diffusers' meaning: 1 = the penultimate layer's
+        states, then ``final_layer_norm``), as SD-2 reads OpenCLIP ViT-H's text tower."""
+        if not 0 <= clip_skip < self.depth:
+            raise ModelError(f"{self.clip.name}: clip_skip {clip_skip} for a text tower of {self.depth} layers")
         tokens = tokens.to(embeddings.device)
         positions = self.module.embeddings.position_embedding
         length = embeddings.shape[1]
@@ -211,7 +215,8 @@ class TransformersTextTower(TextTower):
         dtype = positions.weight.dtype
         x = embeddings.to(dtype) + positions(self.module.embeddings.position_ids[:, :length])
         mask = self._mask(x, tokens)
-        for i, layer in enumerate(self.module.encoder.layers):
+        layers = list(self.module.encoder.layers)
+        for i, layer in enumerate(layers[:len(layers) - clip_skip]):
             if hooks is not None and i in hooks:
                 x = hooks[i](x)
             x = _run_layer(layer, x, mask, is_causal=True)
