@@ -26,7 +26,7 @@ logger = logging.getLogger("clipsuite.core.train")
 EMA_FILE = "ema.safetensors"
 # settings a resumed run may change: where the folder lives, how it reports and loads, how long it runs
 # (to train on) and how often it saves; every other one would make the resumed run another run
-RESUME_MAY_CHANGE = frozenset({"output_dir", "resume", "progress", "num_workers", "epochs", "max_steps",
+RESUME_MAY_CHANGE = frozenset({"output_dir", "resume", "progress", "num_workers", "epochs", "max_steps", "device",
                                "checkpoint_every"})
 
 

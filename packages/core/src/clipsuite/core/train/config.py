@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,9 @@ class TrainConfig:
     num_workers: int = 0
     resume: bool = False
     progress: bool = True
+    # one process: cpu, cuda, cuda:N or mps; None: a visible GPU, else the CPU (a multi-process launch
+    # places each process itself)
+    device: str | None = None
     shuffle: bool = True
     drop_last: bool = False
 
@@ -80,6 +84,8 @@ class TrainConfig:
             problems.append(f"unknown distributed mode '{self.distributed}' (choose from {', '.join(DISTRIBUTED)})")
         if self.ema_decay is not None and not 0.0 < self.ema_decay < 1.0:
             problems.append(f"ema_decay must be in (0, 1) (got {self.ema_decay})")
+        if self.device is not None and not re.fullmatch(r"cpu|mps|cuda(:\d+)?", self.device):
+            problems.append(f"device must be cpu, cuda, cuda:N or mps (got '{self.device}')")
         if self.max_grad_norm is not None and not self.max_grad_norm > 0:
             problems.append(f"max_grad_norm must be > 0 (got {self.max_grad_norm})")
         if problems:

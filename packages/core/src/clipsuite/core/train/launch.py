@@ -82,10 +82,36 @@ def _make_room(mixed: str, fsdp: bool) -> None:
         AcceleratorState._reset_state(reset_partial_state=False)
 
 
+def _chosen_device(name: str) -> bool:
+    """Check and select ``TrainConfig.device`` in a single process; True for the CPU. accelerate keeps
+    one device per process, so a previous fit's state on another kind of device is dropped first."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise InputError(f"device '{name}': under a multi-process launch the launcher places each process; "
+                         "leave the device out")
+    kind, _, index = name.partition(":")
+    if kind == "cuda":
+        if not torch.cuda.is_available():
+            raise InputError(f"device '{name}': no CUDA GPU is visible (use cpu)")
+        if index and int(index) >= torch.cuda.device_count():
+            raise InputError(f"device '{name}': only {torch.cuda.device_count()} CUDA GPU(s) are visible")
+        torch.cuda.set_device(int(index or 0))  # accelerate's single-process device is the current one
+    if kind == "mps" and not torch.backends.mps.is_available():
+        raise InputError(f"device '{name}': MPS is not available (use cpu)")
+    partial = PartialState._shared_state
+    held = partial.get("device")
+    if held is not None and held.type != ("cpu" if kind == "cpu" else kind) \
+            and partial.get("distributed_type") == DistributedType.NO:
+        AcceleratorState._reset_state(reset_partial_state=True)
+        _BASE_TYPE.clear()
+    return kind == "cpu"
+
+
 def build_accelerator(config: TrainConfig, module: nn.Module) -> tuple[Accelerator, Precision]:
     # without CUDA/MPS say cpu=True, so that a multi-process launch (torchrun / accelerate launch)
     # becomes gloo data parallel instead of N independent runs
     cpu = not torch.cuda.is_available() and not torch.backends.mps.is_available()
+    if config.device is not None:
+        cpu = _chosen_device(config.device)
     device = PartialState(cpu=cpu).device
     # `auto` follows `accelerate launch --mixed_precision`, which reaches us as this variable
     precision = resolve_precision(config.precision, device, os.environ.get("ACCELERATE_MIXED_PRECISION"))
