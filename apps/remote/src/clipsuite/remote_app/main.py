@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
-from clipsuite.cli.common import cli_errors, console, fail
+from clipsuite.cli.common import cli_errors, console, err_console, fail
 from clipsuite.remote_app import train_cmd
 
 app = typer.Typer(name="remote", help="Remote sensing: multilingual retrieval over GeoTIFF scenes (tile, index, "
@@ -21,6 +22,8 @@ app = typer.Typer(name="remote", help="Remote sensing: multilingual retrieval ov
 ModelOpt = Annotated[str, typer.Option("--model", "-m", help="Model: preset (rs-m-clip, remoteclip-b32 ...), "
                                        "open_clip name, folder, or the offline 'tiny-multilingual'.")]
 DeviceOpt = Annotated[str | None, typer.Option(help="cpu, cuda, cuda:1 ... (default: cuda if available)")]
+OnErrorOpt = Annotated[str, typer.Option(help="skip: leave out unreadable files (listed, counted); fail: stop at "
+                                           "the first.")]
 BandsOpt = Annotated[str | None, typer.Option(help="Bands by 1-based index or name, comma-separated, e.g. "
                                               "'B04,B03,B02' or '4,3,2' (default: the first three).")]
 
@@ -44,6 +47,22 @@ def _stretch(text: str) -> tuple[float, float] | None:
     if not 0 <= low < high <= 100:
         fail(f"--stretch '{text}': need 0 <= LOW < HIGH <= 100")
     return low, high
+
+
+def _on_error(value: str) -> str:
+    if value not in ("skip", "fail"):
+        fail(f"--on-error '{value}': choose skip or fail")
+    return value
+
+
+def _report_skipped(skipped: list, noun: str) -> None:
+    """Every skipped file on its own line (stderr, yellow) after the count: the run accounts for each input."""
+    if skipped:
+        plural = noun if len(skipped) == 1 else f"{noun}s"
+        err_console.print(f"[yellow]skipped {len(skipped)} unreadable {plural}:[/]", soft_wrap=True)
+        for item in skipped:
+            err_console.print(f"  {escape(item.reason if hasattr(item, 'reason') else item['reason'])}",
+                              soft_wrap=True)
 
 
 def _existing(paths: list[Path]) -> None:
@@ -71,12 +90,14 @@ def index(
     kind: Annotated[str, typer.Option(help="faiss index kind: exact | ivf | hnsw.")] = "exact",
     batch_size: Annotated[int, typer.Option(min=1)] = 64,
     workers: Annotated[int, typer.Option(min=0, help="Tile-reading worker processes.")] = 2,
+    on_error: OnErrorOpt = "skip",
 ) -> None:
     """Tile whole scenes (windowed reads), embed every tile, build a faiss index with tile geometry.
 
     With a model trained by `clipsuite-remote train`, bands, scaling, stretch and tile size default to
     how its training chips were read."""
     _existing(scenes)
+    _on_error(on_error)
     if kind not in ("exact", "ivf", "ivfpq", "hnsw"):
         fail(f"--kind '{kind}': choose exact, ivf, ivfpq or hnsw")
     from clipsuite.remote.rasters import S2_L2A_OFFSET_DN
@@ -100,11 +121,12 @@ def index(
 
     config = SceneIndexConfig(bands=reading.bands, tile=TileSpec(reading.tile_size, overlap, resolution, min_valid),
                               scale=reading.scale, offset=reading.offset, stretch=reading.stretch,
-                              batch_size=batch_size, num_workers=workers)
+                              batch_size=batch_size, num_workers=workers, on_error=on_error)  # type: ignore[arg-type]
     result = build_scene_index(load_model(model, device=device), scenes, out, config, model_spec=model, kind=kind)
     if result is not None:
         console.print(f"indexed {result.tiles} tiles from {result.scenes} scene(s) "
                       f"({result.skipped_nodata} nodata tiles skipped) -> {result.index_dir}")
+        _report_skipped(result.skipped, "scene")
 
 
 @app.command()
@@ -152,18 +174,22 @@ def _write_json(path: Path, data: object) -> None:
 def classify(
     root: Annotated[Path, typer.Argument(help="Class folders (EuroSAT / RESISC45 layout: ROOT/<Class>/*.jpg).")],
     model: ModelOpt = "tiny-multilingual", device: DeviceOpt = None,
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="JSON with accuracy and predictions.")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="JSON with accuracy, predictions and the "
+                                             "skipped files.")] = None,
+    on_error: OnErrorOpt = "skip",
 ) -> None:
     """Zero-shot scene classification with remote-sensing templates; top-1/top-5 accuracy."""
     if not root.is_dir():
         fail(f"{root}: folder not found")
+    _on_error(on_error)
     from clipsuite.core.models import load_model
     from clipsuite.remote.evaluate import zero_shot_classify
 
-    result = zero_shot_classify(load_model(model, device=device), root)
+    result = zero_shot_classify(load_model(model, device=device), root, on_error=on_error)  # type: ignore[arg-type]
     top = next(k for k in result if k.startswith("top") and k != "top1")
     console.print(f"{result['images']} images, {len(result['classes'])} classes: top-1 {result['top1']:.2f}%, "
                   f"{top} {result[top]:.2f}%")
+    _report_skipped(result["skipped"], "image")
     if out is not None:
         _write_json(out, result)
 
@@ -210,23 +236,29 @@ def leakage(
                      ] = None,
     threshold: Annotated[float, typer.Option(min=0.0, max=1.0, help="Cosine for a near-duplicate.")] = 0.98,
     device: DeviceOpt = None,
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="JSON list of leaked test images.")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="JSON: leaked test images and skipped files.")
+                   ] = None,
+    on_error: OnErrorOpt = "skip",
 ) -> None:
     """Find test images that are also training images (identical pixels, or near-duplicate embeddings)."""
     for folder in (train, test):
         if not folder.is_dir():
             fail(f"{folder}: folder not found")
+    _on_error(on_error)
     from clipsuite.core.images import list_images
     from clipsuite.core.models import load_model
+    from clipsuite.core.skipping import SkipLog
     from clipsuite.remote.evaluate import find_leakage
 
     clip = load_model(model, device=device) if model else None
-    found = find_leakage(list_images(train), list_images(test), clip, threshold)
+    log = SkipLog(on_error)  # type: ignore[arg-type]
+    found = find_leakage(list_images(train), list_images(test), clip, threshold, log=log)
     console.print(f"{len(found)} leaked test image(s)")
     for row in found[:20]:
         console.print(f"  {row['kind']:>14s} {row['similarity']:.4f}  {row['test']} <- {row['train']}")
+    _report_skipped(log.skipped, "image")
     if out is not None:
-        _write_json(out, found)
+        _write_json(out, {"leaked": found, "skipped": [item.as_dict() for item in log.skipped]})
 
 
 train_cmd.register(app)

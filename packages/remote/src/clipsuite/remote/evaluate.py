@@ -26,6 +26,7 @@ from clipsuite.core.images import list_images
 from clipsuite.core.metrics import topk_accuracy
 from clipsuite.core.models import ClipModel
 from clipsuite.core.retrieval import evaluate_retrieval
+from clipsuite.core.skipping import OnError, SkipLog, check_on_error, keep_readable, read_each
 from clipsuite.core.tabular import iter_jsonl
 from clipsuite.core.zeroshot import build_classifier
 
@@ -131,9 +132,15 @@ def class_prompt_name(folder_name: str) -> str:
 
 
 def zero_shot_classify(clip: ClipModel, root: str | os.PathLike[str], templates: Sequence[str] = RS_TEMPLATES,
-                       batch_size: int = 64) -> dict[str, Any]:
-    """Top-1/top-5 accuracy (in %) and per-image predictions over class folders."""
+                       batch_size: int = 64, on_error: OnError = "skip") -> dict[str, Any]:
+    """Top-1/top-5 accuracy (in %) and per-image predictions over class folders. Unreadable images are
+    left out and listed (``skipped``: path and reason) with ``on_error="skip"``, or stop the run."""
     data = read_class_folders(root)
+    log = SkipLog(check_on_error(on_error))
+    label_of = dict(zip(data.images, data.labels))
+    # decode once up front: a corrupt file is left out (or fails) before any model work
+    kept = keep_readable(data.images, decode_image, log, "images")
+    data = ClassFolders(data.classes, kept, [label_of[p] for p in kept])
     classifier = build_classifier(clip, [class_prompt_name(c) for c in data.classes], list(templates))
     features = clip.encode_images(data.images, batch_size=batch_size)
     logits = features @ classifier
@@ -143,7 +150,8 @@ def zero_shot_classify(clip: ClipModel, root: str | os.PathLike[str], templates:
             f"top{min(5, len(data.classes))}": round(100 * accuracy[min(5, len(data.classes))], 2),
             "images": len(data.images),
             "predictions": [{"image": str(p), "label": data.classes[t], "predicted": data.classes[q]}
-                            for p, t, q in zip(data.images, data.labels, predicted)]}
+                            for p, t, q in zip(data.images, data.labels, predicted)],
+            "skipped": [item.as_dict() for item in log.skipped]}
 
 
 # ---- leakage ----------------------------------------------------------------------------------------
@@ -157,18 +165,26 @@ def content_hash(path: Path) -> str:
 
 
 def find_leakage(train: Sequence[Path], test: Sequence[Path], clip: ClipModel | None = None,
-                 threshold: float = 0.98, batch_size: int = 64) -> list[dict[str, Any]]:
+                 threshold: float = 0.98, batch_size: int = 64, log: SkipLog | None = None) -> list[dict[str, Any]]:
     """Test images that also sit in the training set: identical pixels (``exact``) or, with a model,
-    an embedding cosine of at least ``threshold`` to a training image (``near-duplicate``)."""
+    an embedding cosine of at least ``threshold`` to a training image (``near-duplicate``).
+
+    Unreadable images fail the check, or with ``log`` (a ``SkipLog``) follow its policy: skipped ones
+    are left out of both checks and listed in ``log``."""
     if not train or not test:
         raise InputError("leakage check needs training and test images")
+    log = log if log is not None else SkipLog("fail")  # (an empty SkipLog is falsy)
+    train_kept, train_hashes = read_each(list(train), content_hash, log, "training images")
+    test_kept, test_hashes = read_each(list(test), content_hash, log, "test images")
+    train = train_kept
     by_hash: dict[str, Path] = {}
-    for path in train:
-        by_hash.setdefault(content_hash(path), path)
+    for path, digest in zip(train_kept, train_hashes):
+        by_hash.setdefault(digest, path)
     found = []
     exact = set()
-    for path in test:
-        match = by_hash.get(content_hash(path))
+    test = test_kept
+    for path, digest in zip(test_kept, test_hashes):
+        match = by_hash.get(digest)
         if match is not None:
             exact.add(path)
             found.append({"test": str(path), "train": str(match), "kind": "exact", "similarity": 1.0})

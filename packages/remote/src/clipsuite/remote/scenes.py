@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from rasterio.errors import RasterioIOError
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from clipsuite.core.checkpoints import read_config
@@ -26,6 +27,7 @@ from clipsuite.core.errors import InputError
 from clipsuite.core.index import EmbeddingIndex, IndexConfig
 from clipsuite.core.models import ClipModel
 from clipsuite.core.progress import progress_bar
+from clipsuite.core.skipping import OnError, SkipLog, Skipped, check_on_error
 from clipsuite.core.staging import StagedFile, atomic_write_json, staged_folder
 from clipsuite.core.towers import vision_tower
 from clipsuite.remote.rasters import BandRef, Scaling, Stretch, open_raster, resolve_bands, scene_limits
@@ -46,6 +48,7 @@ class SceneIndexConfig:
     batch_size: int = 64
     num_workers: int = 2
     progress: bool = True
+    on_error: OnError = "skip"  # an unreadable scene among several: leave it out (listed) or stop
 
     @property
     def scaling(self) -> Scaling:
@@ -71,7 +74,8 @@ class SceneIndexResult:
     index_dir: Path
     tiles: int
     skipped_nodata: int
-    scenes: int
+    scenes: int                                                 # scenes indexed
+    skipped: list[Skipped] = field(default_factory=list)       # unreadable scenes left out
 
 
 def find_scenes(sources: Sequence[str | os.PathLike[str]]) -> list[Path]:
@@ -103,20 +107,46 @@ def model_input(pixels: torch.Tensor, clip: ClipModel) -> torch.Tensor:
     return (pixels - mean[channels].view(1, -1, 1, 1)) / std[channels].view(1, -1, 1, 1)
 
 
-def check_bands(clip: ClipModel, scenes: Sequence[Path], config: SceneIndexConfig) -> list[np.ndarray | None]:
+def _readable(scene: Path) -> bool:
+    """Opens (header) or raises ``InputError`` naming the file."""
+    with open_raster(scene):
+        return True
+
+
+def _limits(dataset: Any, scene: Path, indexes: list[int], config: SceneIndexConfig) -> np.ndarray | None:
+    stretch = config.stretcher
+    if stretch is None:
+        return None
+    try:  # a decimated read of every band: damaged data blocks show here, before any tile
+        return scene_limits(dataset, indexes, config.scaling, stretch)
+    except RasterioIOError as error:
+        raise InputError(f"{scene}: not a readable raster ({str(error).strip()[:160]})") from None
+
+
+def check_bands(clip: ClipModel, scenes: Sequence[Path], config: SceneIndexConfig, log: SkipLog | None = None,
+                ) -> tuple[list[Path], list[np.ndarray | None]]:
     """Resolve the bands of every scene up front (a bad file fails before any work) and compute each
-    scene's stretch limits once. The model must take as many bands as are selected."""
+    scene's stretch limits once. The model must take as many bands as are selected. An unreadable scene
+    goes to ``log`` (skipped or fatal by its policy); a wrong band selection is always an error.
+    Returns the readable scenes and their limits."""
     in_chans = vision_tower(clip).in_chans
-    limits = []
+    log = log if log is not None else SkipLog("fail")  # (an empty SkipLog is falsy)
+    kept, limits = [], []
     for scene in scenes:
+        if log.attempt(scene, lambda: _readable(scene)) is None:  # noqa: B023 - called at once
+            continue
         with open_raster(scene) as dataset:
             indexes = resolve_bands(dataset, config.bands, scene)
             if len(indexes) != in_chans:
                 raise InputError(f"{scene}: {len(indexes)} bands selected but the model takes {in_chans}; "
                                  f"choose {in_chans} with --bands")
-            stretch = config.stretcher
-            limits.append(scene_limits(dataset, indexes, config.scaling, stretch) if stretch is not None else None)
-    return limits
+            limit = log.attempt(scene, lambda: [_limits(dataset, scene, indexes, config)])  # noqa: B023
+        if limit is not None:
+            kept.append(scene)
+            limits.append(limit[0])
+    if scenes and not kept:
+        raise InputError(f"none of the {len(scenes)} scenes could be read (first: {log.skipped[0].reason})")
+    return kept, limits
 
 
 class SceneTiles(IterableDataset):
@@ -156,11 +186,13 @@ def _remove_other_layouts(folder: Path, world_tag: str) -> None:
 
 def embed_scene_tiles(clip: ClipModel, scenes: Sequence[Path], shard_dir: str | os.PathLike[str],
                       config: SceneIndexConfig, model_spec: str | None = None, process_index: int | None = None,
-                      num_processes: int | None = None) -> tuple[int, int, int, int]:
+                      num_processes: int | None = None, log: SkipLog | None = None) -> tuple[int, int, int, int]:
     """This process's share of the tiles -> ``shard_dir/shard-r-of-n.safetensors`` + ``.jsonl``.
-    Returns ``(rank, world, tiles written, tiles skipped for nodata)``."""
+    Unreadable scenes go to ``log`` (default: the config's ``on_error``). Returns ``(rank, world,
+    tiles written, tiles skipped for nodata)``."""
     rank, world, state = process_layout(process_index, num_processes)
-    limits = check_bands(clip, scenes, config)
+    log = log if log is not None else SkipLog(check_on_error(config.on_error))
+    scenes, limits = check_bands(clip, scenes, config, log)
     folder = Path(shard_dir)
     folder.mkdir(parents=True, exist_ok=True)
     name = shard_name(rank, world)
@@ -182,7 +214,8 @@ def embed_scene_tiles(clip: ClipModel, scenes: Sequence[Path], shard_dir: str | 
                     bar.update(len(metadata))
         lines.commit()
         writer.close({"model": model_spec, "dim": clip.embed_dim, "shard": rank, "num_shards": world,
-                      "count": writer.rows, "skipped_nodata": skipped})
+                      "count": writer.rows, "skipped_nodata": skipped,
+                      "skipped_files": [item.as_dict() for item in log.skipped]})
     except BaseException:
         writer.abort()
         lines.abort()
@@ -203,16 +236,21 @@ def build_scene_index(clip: ClipModel, sources: Sequence[str | os.PathLike[str]]
     scenes = find_scenes(sources)
     target = Path(index_dir)
     shard_dir = target.with_name(f"{target.name}.shards")
-    rank, world, _, _ = embed_scene_tiles(clip, scenes, shard_dir, config, model_spec, process_index, num_processes)
+    log = SkipLog(check_on_error(config.on_error))
+    rank, world, _, _ = embed_scene_tiles(clip, scenes, shard_dir, config, model_spec, process_index, num_processes,
+                                          log)
     if rank != 0:
         return None
+    left_out = {item.path for item in log.skipped}
+    scenes = [s for s in scenes if str(s) not in left_out]
     shards = read_shards(shard_dir)
     skipped = sum(int((read_config(path) or {}).get("skipped_nodata", 0)) for path in shards.paths)
     if sum(shards.counts) == 0:
         raise InputError(f"{', '.join(map(str, sources))}: every tile is nodata ({skipped} skipped); nothing to index")
-    extra = {"remote": config.to_dict(), "scenes": [str(s) for s in scenes], "skipped_nodata": skipped}
+    extra = {"remote": config.to_dict(), "scenes": [str(s) for s in scenes], "skipped_nodata": skipped,
+             "skipped_files": [item.as_dict() for item in log.skipped]}
     index = EmbeddingIndex.from_shards(shard_dir, IndexConfig(kind=kind, model=model_spec, extra=extra))
     index.save(target)
     with staged_folder(target, merge=True) as extra_dir:
         atomic_write_json(extra_dir / "scenes.json", extra)
-    return SceneIndexResult(target, len(index), skipped, len(scenes))
+    return SceneIndexResult(target, len(index), skipped, len(scenes), list(log.skipped))
