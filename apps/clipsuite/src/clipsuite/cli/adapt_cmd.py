@@ -20,7 +20,7 @@ CsvOpt = Annotated[Path | None, typer.Option("--csv", help="Where to write the t
                                                            "next to the adapters).")]
 
 
-def _table(rows: list) -> Table:  # type: ignore[type-arg]
+def _table(rows: list) -> Table:
     table = Table("method", "shots", "seed", "accuracy")
     for row in rows:
         table.add_row(row.method, str(row.shots), str(row.seed), f"{row.accuracy:.2f}")
@@ -36,7 +36,7 @@ def _seeds(seed: int, seeds: str | None) -> list[int]:
         raise InputError(f"--seeds '{seeds}': expected comma-separated integers such as 1,2,3") from None
 
 
-def _split(split: Path, image_root: Path | None, subset: str):  # type: ignore[no-untyped-def]
+def _split(split: Path, image_root: Path | None, subset: str):
     from clipsuite.core.adapt import base_novel, load_class_folders, load_split
 
     loaded = load_class_folders(split) if split.is_dir() else load_split(split, image_root)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, TypeVar, cast
 
 import typer
 from rich.console import Console
@@ -70,7 +70,7 @@ def cli_errors(func: F) -> F:
         except KeyboardInterrupt:
             fail("interrupted", code=130)
 
-    return wrapper  # type: ignore[return-value]
+    return cast(F, wrapper)
 
 
 def progress() -> Progress:

@@ -18,7 +18,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from clipsuite.core.errors import InputError
+from clipsuite.core.errors import InputError, ModelError
 from clipsuite.core.staging import atomic_write_bytes, atomic_write_json, atomic_write_text, staged_path
 
 __all__ = ["CONFIG_METADATA_KEY", "atomic_write_bytes", "atomic_write_json", "atomic_write_text", "load_tensors",
@@ -49,6 +49,21 @@ def load_tensors(path: str | os.PathLike[str], device: str = "cpu") -> dict[str,
             return {name: handle.get_tensor(name) for name in handle.keys()}  # noqa: SIM118 (not iterable)
     except (SafetensorError, OSError, ValueError) as error:  # a damaged header or truncated data
         raise InputError(f"{path}: not a readable safetensors file ({_first_line(error)})") from None
+
+
+def load_state_exactly(model: torch.nn.Module, state: Mapping[str, torch.Tensor], source: object, what: str) -> None:
+    """Load ``state`` into ``model`` strictly. A misfit is one ``ModelError`` naming ``source``, counting the
+    missing, unexpected and mis-shaped tensors and showing the first, instead of torch's page-long list."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    mismatched = [f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}"
+                  for k in own if k in state and state[k].shape != own[k].shape]
+    if missing or unexpected or mismatched:
+        example = (mismatched or missing or unexpected)[0]
+        raise ModelError(f"{source}: checkpoint does not fit {what} ({len(missing)} missing, {len(unexpected)} "
+                         f"unexpected, {len(mismatched)} mis-shaped tensors; e.g. {example})")
+    model.load_state_dict(state, strict=True)
 
 
 def read_config(path: str | os.PathLike[str]) -> dict[str, Any] | None:

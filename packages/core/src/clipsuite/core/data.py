@@ -171,7 +171,7 @@ def read_shard_pairs(source: str | os.PathLike[str]) -> list[Pair]:
                     match = _KEY.match(member.name)
                     if member.isfile() and match:
                         samples.setdefault(match.group(1), {})[match.group(2).lower()] = member
-                captions = {key: archive.extractfile(parts[TEXT_EXTENSION]).read()  # type: ignore[union-attr]
+                captions = {key: archive.extractfile(parts[TEXT_EXTENSION]).read()  # type: ignore[union-attr]  # a file member
                             for key, parts in samples.items() if TEXT_EXTENSION in parts}
         except (tarfile.TarError, OSError, EOFError) as error:
             raise InputError(f"{shard}: not a readable tar shard ({str(error).splitlines()[0]})") from None
@@ -305,7 +305,7 @@ class CaptionedDataset(Dataset):
         self.tokenizer = tokenizer
 
     def __len__(self) -> int:
-        return len(self.source)  # type: ignore[arg-type]
+        return len(self.source)  # type: ignore[arg-type]  # map-style datasets define __len__
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         item = self.source[index]

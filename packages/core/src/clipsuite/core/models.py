@@ -25,7 +25,7 @@ from open_clip.transform import PreprocessCfg, image_transform_v2, merge_preproc
 from PIL import Image
 
 from clipsuite.core import hub
-from clipsuite.core.checkpoints import atomic_write_json, load_tensors, save_tensors
+from clipsuite.core.checkpoints import atomic_write_json, load_state_exactly, load_tensors, save_tensors
 from clipsuite.core.errors import ModelError
 from clipsuite.core.images import load_image
 from clipsuite.core.model_specs import CONFIG_FILE, RANDOM, ModelSource, resolve_relative_paths, resolve_spec
@@ -241,18 +241,7 @@ def _device(device: str | torch.device | None) -> torch.device:
 def _load_state(model: torch.nn.Module, weights: Path, name: str) -> None:
     state = load_tensors(weights) if weights.suffix == ".safetensors" else open_clip.load_state_dict(
         str(weights), weights_only=True)
-    own = model.state_dict()
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
-    mismatched = [f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}"
-                  for k in own if k in state and state[k].shape != own[k].shape]
-    if missing or unexpected or mismatched:
-        example = (mismatched or missing or unexpected)[0]
-        raise ModelError(
-            f"{weights}: checkpoint does not fit the '{name}' architecture ({len(missing)} missing, "
-            f"{len(unexpected)} unexpected, {len(mismatched)} mis-shaped tensors; e.g. {example})"
-        )
-    model.load_state_dict(state, strict=True)
+    load_state_exactly(model, state, weights, f"the '{name}' architecture")
 
 
 def _build_from_config(source: ModelSource, precision: str, quick_gelu: bool,

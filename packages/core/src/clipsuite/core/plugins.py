@@ -106,7 +106,7 @@ class Registry(Generic[T]):
         if declared != entry.name:
             raise PluginError(f"{self.what} {describe(entry)} calls itself '{declared}'; "
                               "the entry point and the object must use the same name")
-        return value  # type: ignore[no-any-return]  # checked by `accepts`, which is the registry's contract
+        return value  # checked by `accepts`, which is the registry's contract
 
 
 def _read_group(group: str, what: str) -> dict[str, EntryPoint]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, TypeVar
+from typing import Literal, TypeVar, cast
 
 from clipsuite.core.errors import ClipsuiteError, InputError
 
@@ -25,7 +25,7 @@ def check_on_error(value: str) -> OnError:
     """``value`` if it is a known policy, else one clear error naming the choices."""
     if value not in ON_ERROR_CHOICES:
         raise InputError(f"on_error must be 'skip' or 'fail', got '{value}'")
-    return value  # type: ignore[return-value]
+    return cast(OnError, value)
 
 
 @dataclass(frozen=True)

@@ -104,5 +104,5 @@ def logits(image_features: torch.Tensor, classifier: torch.Tensor, scale: float)
 
 def predict(model: ClipModel, images: object, classifier: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
     """Class probabilities ``[N, C]`` for images (tensor, PIL images or paths)."""
-    features = model.encode_images(images, batch_size=batch_size)  # type: ignore[arg-type]
+    features = model.encode_images(images, batch_size=batch_size)
     return logits(features, classifier, model.logit_scale()).softmax(dim=-1)

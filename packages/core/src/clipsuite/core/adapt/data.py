@@ -7,7 +7,9 @@ and preprocessed pixels (for MaPLe, which runs prompts inside the image tower) a
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar, cast
 
 import torch
 
@@ -16,6 +18,8 @@ from clipsuite.core.adapt.fewshot_data import Item, Split
 from clipsuite.core.images import load_image
 from clipsuite.core.models import ClipModel
 from clipsuite.core.zeroshot import build_classifier
+
+T = TypeVar("T")
 
 DEFAULT_TEMPLATE = "a photo of a {}."
 
@@ -43,33 +47,33 @@ class AdaptData:
     def scale(self) -> float:
         return self.clip.logit_scale()
 
-    def _memo(self, key: str, make: object) -> object:
+    def _memo(self, key: str, make: Callable[[], T]) -> T:
         if key not in self._cache:
-            self._cache[key] = make()  # type: ignore[operator]
-        return self._cache[key]
+            self._cache[key] = make()
+        return cast(T, self._cache[key])  # the key fixes the kind of value stored under it
 
     def features(self, part: str) -> CachedFeatures:
         """Plain features of ``train``/``val``/``test`` (``[1, N, D]``)."""
         items = self.split.part(part)
-        return self._memo(f"features:{part}", lambda: cached_features(  # type: ignore[return-value]
+        return self._memo(f"features:{part}", lambda: cached_features(
             self.clip, items, 0, self.seed, self.cache_dir))
 
     def train_views(self) -> CachedFeatures:
         """``views`` augmented passes over the training images (plain features when views is 0)."""
         if self.views <= 0:
             return self.features("train")
-        return self._memo("train_views", lambda: cached_features(  # type: ignore[return-value]
+        return self._memo("train_views", lambda: cached_features(
             self.clip, self.split.train, self.views, self.seed, self.cache_dir))
 
     def zero_shot(self) -> torch.Tensor:
         """Hand-crafted prompt prototypes ``[C, D]``."""
-        return self._memo("zero_shot", lambda: build_classifier(  # type: ignore[return-value]
+        return self._memo("zero_shot", lambda: build_classifier(
             self.clip, self.class_names, [self.template]).T.contiguous())
 
     def pixels(self, part: str) -> tuple[torch.Tensor, torch.Tensor]:
         """Preprocessed pixels ``[N, 3, H, W]`` and labels (decoded once)."""
         items = self.split.part(part)
-        return self._memo(f"pixels:{part}", lambda: _pixels(self.clip, items))  # type: ignore[return-value]
+        return self._memo(f"pixels:{part}", lambda: _pixels(self.clip, items))
 
 
 def _pixels(clip: ClipModel, items: list[Item]) -> tuple[torch.Tensor, torch.Tensor]:

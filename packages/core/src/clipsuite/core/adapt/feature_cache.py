@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from PIL import Image
 from torch.utils.data import Dataset
 
 from clipsuite.core.adapt.fewshot_data import Item
@@ -45,7 +46,7 @@ class CachedFeatures:
 class ImageDataset(Dataset):
     """Items as ``{"pixels", "label"}``, decoded and transformed on every access."""
 
-    def __init__(self, items: Sequence[Item], transform: object) -> None:
+    def __init__(self, items: Sequence[Item], transform: Callable[[Image.Image], torch.Tensor]) -> None:
         self.items = list(items)
         self.transform = transform
 
@@ -54,7 +55,7 @@ class ImageDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         item = self.items[index]
-        return {"pixels": self.transform(load_image(item.path)), "label": torch.tensor(item.label)}  # type: ignore[operator]
+        return {"pixels": self.transform(load_image(item.path)), "label": torch.tensor(item.label)}
 
 
 class FeatureDataset(Dataset):

@@ -89,7 +89,7 @@ def fit_maple(data: AdaptData, options: MethodOptions) -> nn.Module:
 
 
 class _PixelDataset(TensorDataset):
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:  # type: ignore[override]
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:  # type: ignore[override]  # a dict batch, as tasks read it
         pixels, label = super().__getitem__(index)
         return {"pixels": pixels, "label": label}
 

@@ -92,7 +92,7 @@ def fit(task: ClassificationTask, dataset: Dataset, settings: FitSettings) -> No
     with tempfile.TemporaryDirectory(prefix="clipsuite-adapt-") as tmp:
         output = settings.output_dir or Path(tmp)
         config = TrainConfig(output_dir=output, epochs=settings.epochs, max_steps=settings.max_steps,
-                             batch_size=min(settings.batch_size, len(dataset)), lr=settings.lr,  # type: ignore[arg-type]
+                             batch_size=min(settings.batch_size, len(dataset)), lr=settings.lr,  # type: ignore[arg-type]  # map-style: has len
                              weight_decay=settings.weight_decay, optimizer=settings.optimizer,
                              schedule="cosine", warmup_steps=settings.warmup_steps, precision=settings.precision,
                              seed=settings.seed, progress=settings.progress, log_every=50,

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from clipsuite.core.checkpoints import load_tensors, read_json
+from clipsuite.core.checkpoints import load_state_exactly, load_tensors, read_json
 from clipsuite.core.errors import InputError, ModelError
 
 # buffers older transformers saved (position ids) that current models rebuild themselves
@@ -60,13 +60,4 @@ def read_state(path: Path) -> dict[str, torch.Tensor]:
 def load_weights(model: nn.Module, path: Path, name: str) -> None:
     """Load ``path`` into ``model`` (a ``CLIPModel``); ``ModelError`` naming the first misfit."""
     state = {k: v for k, v in read_state(path).items() if not k.endswith(_IGNORED_SUFFIXES)}
-    own = model.state_dict()
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
-    mismatched = [f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}"
-                  for k in own if k in state and state[k].shape != own[k].shape]
-    if missing or unexpected or mismatched:
-        example = (mismatched or missing or unexpected)[0]
-        raise ModelError(f"{path}: checkpoint does not fit the '{name}' CLIPModel config ({len(missing)} missing, "
-                         f"{len(unexpected)} unexpected, {len(mismatched)} mis-shaped tensors; e.g. {example})")
-    model.load_state_dict(state, strict=True)
+    load_state_exactly(model, state, path, f"the '{name}' CLIPModel config")

@@ -104,8 +104,8 @@ def _pre_hooks(blocks: list[nn.Module], hooks: BlockHooks | None) -> Iterator[No
     """Install ``hooks`` as forward pre-hooks on ``blocks`` (HF layers take the hidden states as the
     first positional argument or as ``hidden_states``)."""
 
-    def wrap(fn):  # type: ignore[no-untyped-def]  # torch's hook signature
-        def pre_hook(module, args, kwargs):  # type: ignore[no-untyped-def]
+    def wrap(fn):  # torch's hook signature
+        def pre_hook(module, args, kwargs):
             if args:
                 return (fn(args[0]), *args[1:]), kwargs
             return args, dict(kwargs, hidden_states=fn(kwargs["hidden_states"]))
