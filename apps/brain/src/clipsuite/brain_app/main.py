@@ -113,32 +113,12 @@ def _print_metrics(metrics: dict[str, float], out: Path, title: str) -> None:
 DECODERS = ("ridge", "mlp")
 
 
-def _mlp_settings(epochs: int, batch_size: int, lr: float, hidden: int, blocks: int, projector: int,
-                  mixup_fraction: float, text_weight: float, precision: str, grad_accum: int) -> None:
-    """The MLP options, checked before torch is imported."""
-    from clipsuite.core.precision import check_precision
-
-    problems = [f"--{name} must be >= 1 (got {value})" for name, value in
-                (("epochs", epochs), ("batch-size", batch_size), ("hidden", hidden), ("grad-accum", grad_accum))
-                if value < 1]
-    problems += [f"--{name} must be >= 0 (got {value})" for name, value in
-                 (("blocks", blocks), ("projector", projector), ("text-weight", text_weight)) if value < 0]
-    if not lr > 0:
-        problems.append(f"--lr must be > 0 (got {lr})")
-    if not 0 <= mixup_fraction <= 1:
-        problems.append(f"--mixup-fraction must be in [0, 1] (got {mixup_fraction})")
-    try:
-        check_precision(precision)
-    except ValueError as error:
-        problems.append(f"--precision: {error}")
-    if problems:
-        fail("; ".join(problems))
-
-
 @app.command()
 @cli_errors
 def fit(
-    dataset: DatasetArg,
+    ctx: typer.Context,
+    dataset: Annotated[Path | None, typer.Argument(help="Dataset config JSON (betas, mask, trials, stimuli); "
+                                                        "mlp --resume: the run's own when left out.")] = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the fitted decoder.")] = Path("brain_decoder"),
     decoder: Annotated[str, typer.Option(help="ridge (per-dimension alphas) or mlp (MindEye-style network, "
                                               "BiMixCo then SoftCLIP, on the core Trainer).")] = "ridge",
@@ -147,7 +127,9 @@ def fit(
     seed: int = 0,
     per_session: Annotated[bool, typer.Option(help="Z-score each session with its own training trials.")] = False,
     train_repetitions: Annotated[str, typer.Option(help="average | single (training samples).")] = "single",
-    model: ModelOpt = DEFAULT_MODEL, pretrained: PretrainedOpt = None, device: DeviceOpt = None,
+    model: ModelOpt = DEFAULT_MODEL, pretrained: PretrainedOpt = None,
+    device: Annotated[str | None, typer.Option(help="cpu, cuda, cuda:1 ...: where the CLIP model embeds the "
+                                                    "stimuli and the MLP trains (default: cuda if available).")] = None,
     cache: CacheOpt = None,
     epochs: Annotated[int, typer.Option(help="mlp: epochs (MindEye: 240).")] = 60,
     batch_size: Annotated[int, typer.Option(help="mlp: batch per process.")] = 32,
@@ -159,46 +141,62 @@ def fit(
     mixup_fraction: Annotated[float, typer.Option(help="mlp: share of epochs trained with BiMixCo before "
                                                        "SoftCLIP (MindEye: 0.33).")] = 0.33,
     text_weight: Annotated[float, typer.Option(help="mlp: weight of the text head's loss.")] = 1.0,
+    vae_latent: Annotated[int, typer.Option(help="mlp: VAE variant with a code this wide (0: plain MLP).")] = 0,
+    kl_weight: Annotated[float, typer.Option(help="mlp VAE: weight of the KL term.")] = 1e-2,
+    recon_weight: Annotated[float, typer.Option(help="mlp VAE: weight of the voxel reconstruction error.")] = 1.0,
     precision: Annotated[str, typer.Option(help="mlp: auto, fp32, amp_bf16, amp_fp16.")] = "auto",
     grad_accum: Annotated[int, typer.Option(help="mlp: micro-batches per optimizer step.")] = 1,
     run_dir: Annotated[Path | None, typer.Option(help="mlp: training state and metrics.jsonl (default: "
                                                       "<out>.run).")] = None,
-    resume: Annotated[bool, typer.Option(help="mlp: continue the run in --run-dir after a stop.")] = False,
+    resume: Annotated[bool, typer.Option(help="mlp: continue the run in --run-dir with the flags it was started "
+                                              "with (flags given again must agree; --epochs may be raised).")] = False,
     checkpoint_every: Annotated[int | None, typer.Option(help="mlp: checkpoint every N optimizer steps (default: "
                                                               "each epoch; 0: only at the end).", min=0)] = None,
 ) -> None:
     """Fit a decoder (voxels -> CLIP image and text embeddings): ridge, or the MLP (trains on a GPU when one is
     visible; several with `accelerate launch`)."""
-    _check_dataset(dataset)
+    typed = dict(locals())  # the flags as given (or their defaults), before anything below rebinds one
+    from clipsuite.brain_app import fit_mlp
+    from clipsuite.cli.resume import given_options
+
+    if dataset is not None:
+        _check_dataset(dataset)  # paths first, before torch is imported
     if decoder not in DECODERS:
         fail(f"--decoder '{decoder}': expected {' or '.join(DECODERS)}")
+    if resume and decoder == "ridge" and "decoder" in given_options(ctx, ["decoder"]):
+        fail("--resume continues an MLP run (--decoder mlp); a ridge fit has no run to resume")
+    if resume or decoder == "mlp":
+        o = {name: typed[name] for name in fit_mlp.STORED if name != "dataset"}
+        o["dataset"] = None if dataset is None else str(dataset.resolve())
+        fit_mlp.check_mlp(o)
+        _prep(test_fraction, seed, per_session, train_repetitions)
+        folder = run_dir if run_dir is not None else out.with_name(out.name + ".run")
+        if resume:  # the run's own flags for those not typed again (clipsuite.cli.resume)
+            from clipsuite.cli.resume import remembered
+
+            o = remembered(ctx, folder, o, adjustable=fit_mlp.ADJUSTABLE)
+        if o["dataset"] is None:
+            fail("missing DATASET (the dataset config); only --resume of a run started with it may leave it out")
+        dataset = Path(o["dataset"])
+        _check_dataset(dataset)
+        subject = _subject(dataset, _prep(o["test_fraction"], o["seed"], o["per_session"], o["train_repetitions"]))
+        _, features = _features(subject, o["model"], o["pretrained"], device, cache)
+        saved = fit_mlp.train_mlp(o, subject, features, out, folder, resume, device,
+                                  {"model": o["model"], "pretrained": o["pretrained"]})
+        console.print(f"training run: {folder} (metrics.jsonl)")
+        console.print(f"decoder: {saved}")
+        return
+    if dataset is None:
+        fail("missing DATASET (the dataset config)")
     grid, folds, prep = _alphas(alphas), _cv(cv), _prep(test_fraction, seed, per_session, train_repetitions)
-    if decoder == "mlp":
-        _mlp_settings(epochs, batch_size, lr, hidden, blocks, projector, mixup_fraction, text_weight, precision,
-                      grad_accum)
-    from clipsuite.brain.pipeline import fit_decoder, fit_mlp_decoder
+    from clipsuite.brain.pipeline import fit_decoder
 
     subject = _subject(dataset, prep)
     _, features = _features(subject, model, pretrained, device, cache)
-    spec = {"model": model, "pretrained": pretrained}
-    if decoder == "mlp":
-        from clipsuite.brain.pipeline import MLPFit
-        from clipsuite.brain.train import LossSettings
-        from clipsuite.core.train import TrainConfig
-
-        folder = run_dir if run_dir is not None else out.with_name(out.name + ".run")
-        train = TrainConfig(output_dir=folder, epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=1e-2,
-                            precision=precision, grad_accum=grad_accum, seed=seed, resume=resume, log_every=1,
-                            checkpoint_every=checkpoint_every)
-        settings = MLPFit(hidden=hidden, blocks=blocks, projector=projector,
-                          loss=LossSettings(mixup_fraction=mixup_fraction, text_weight=text_weight))
-        saved = fit_mlp_decoder(subject, features, out, spec, train, settings)
-        console.print(f"training run: {folder} (metrics.jsonl)")
-    else:
-        with progress() as bar:
-            task = bar.add_task("ridge (per target)", total=None)
-            saved = fit_decoder(subject, features, grid, folds, out, spec, device,
-                                on_progress=lambda d, t: bar.update(task, completed=d, total=t))
+    with progress() as bar:
+        task = bar.add_task("ridge (per target)", total=None)
+        saved = fit_decoder(subject, features, grid, folds, out, {"model": model, "pretrained": pretrained}, device,
+                            on_progress=lambda d, t: bar.update(task, completed=d, total=t))
     console.print(f"decoder: {saved}")
 
 

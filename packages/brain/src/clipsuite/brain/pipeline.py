@@ -94,13 +94,16 @@ class MLPFit:
     projector: int = 0
     input_dropout: float = 0.5
     block_dropout: float = 0.15
+    vae_latent: int = 0             # > 0: the VAE variant (methods/mlp.py)
     loss: LossSettings = LossSettings()
 
 
 def fit_mlp_decoder(subject: Subject, features: StimulusFeatures, out: str | Path, model_spec: dict[str, Any],
-                    train_config: TrainConfig, settings: MLPFit = MLPFit()) -> Path:
+                    train_config: TrainConfig, settings: MLPFit = MLPFit(),
+                    options: dict[str, Any] | None = None) -> Path:
     """Train the MindEye-style MLP decoder (BiMixCo then SoftCLIP) on the core Trainer and save it to
-    ``out``; ``train_config.output_dir`` holds the run (checkpoints, ``metrics.jsonl``, resume)."""
+    ``out``; ``train_config.output_dir`` holds the run (checkpoints, ``metrics.jsonl``, resume).
+    ``options``: the command's flags, stored with the run so ``--resume`` restores them."""
     from accelerate import PartialState
 
     run, folder = Path(train_config.output_dir).resolve(), Path(out).resolve()
@@ -113,16 +116,17 @@ def fit_mlp_decoder(subject: Subject, features: StimulusFeatures, out: str | Pat
     held_out = DecoderDataset(subject.test.responses, {s: getattr(features, s)[test_rows] for s in SPACES})
     config = MLPConfig(n_voxels=subject.data.n_voxels, embed_dim=features.image.shape[1], hidden=settings.hidden,
                        blocks=settings.blocks, projector=settings.projector, input_dropout=settings.input_dropout,
-                       block_dropout=settings.block_dropout)
+                       block_dropout=settings.block_dropout, vae_latent=settings.vae_latent)
     per_epoch = steps_per_epoch(len(train), train_config, PartialState().num_processes)
     epochs = (math.ceil(train_config.max_steps / per_epoch) if train_config.max_steps else train_config.epochs)
     loss = settings.loss
     schedule = LossSchedule(epochs, loss.mixup_fraction, loss.mix_temperature, loss.soft_temperature)
     torch.manual_seed(train_config.seed)  # the initial weights, so a resumed run rebuilds the same model
-    objective = DecoderObjective(BrainMLP(config), schedule, per_epoch, loss.text_weight)
+    objective = DecoderObjective(BrainMLP(config), schedule, per_epoch, loss.text_weight, loss.kl_weight,
+                                 loss.recon_weight)
     meta = _meta(subject, "mlp-decoder", model_spec, mlp=config.to_dict(),
                  fit={**dataclasses.asdict(settings), "train": train_config.to_json()})
-    trainer = Trainer(DecoderTask(objective, held_out, meta), train_config)
+    trainer = Trainer(DecoderTask(objective, held_out, meta), train_config, options)
     result = trainer.fit(train)
     if trainer.accelerator is None or trainer.accelerator.is_main_process:
         decoder = MLPDecoder(objective.decoder.cpu().eval())

@@ -51,17 +51,29 @@ class LossSettings:
     mix_temperature: float = 0.006
     soft_temperature: tuple[float, float] = (0.004, 0.0075)
     text_weight: float = 1.0                  # the text head's loss beside the image head's
+    kl_weight: float = 1e-2                   # VAE variant: KL(posterior || N(0, I)), mean over code dims
+    recon_weight: float = 1.0                 # VAE variant: mean squared error of the reconstructed voxels
+
+
+def vae_terms(extra: Mapping[str, torch.Tensor], voxels: torch.Tensor) -> dict[str, torch.Tensor]:
+    """KL divergence of ``N(mu, exp(logvar))`` from ``N(0, I)`` (mean over samples and code dims) and the
+    reconstruction's mean squared error against the voxels the network read."""
+    mu, logvar = extra["mu"].float(), extra["logvar"].float()
+    kl = 0.5 * (mu * mu + logvar.exp() - 1.0 - logvar).mean()
+    return {"loss_kl": kl, "loss_recon": torch.nn.functional.mse_loss(extra["recon"].float(), voxels.float())}
 
 
 class DecoderObjective(nn.Module):
     """The decoder and its loss: ``forward(batch) -> {"loss", "loss_image", "loss_text", "bimixco"}``."""
 
-    def __init__(self, decoder: BrainMLP, schedule: LossSchedule, steps_per_epoch: int, text_weight: float) -> None:
+    def __init__(self, decoder: BrainMLP, schedule: LossSchedule, steps_per_epoch: int, text_weight: float,
+                 kl_weight: float = 0.0, recon_weight: float = 0.0) -> None:
         super().__init__()
         self.decoder = decoder
         self.schedule = schedule
         self.steps_per_epoch = max(1, steps_per_epoch)
         self.text_weight = text_weight
+        self.kl_weight, self.recon_weight = kl_weight, recon_weight
         self.register_buffer("steps", torch.zeros((), dtype=torch.long))  # optimizer steps done
 
     def phase(self) -> tuple[str, float]:
@@ -73,13 +85,16 @@ class DecoderObjective(nn.Module):
         mix = None
         if kind == "bimixco":
             voxels, mix = mixco(voxels)
-        out = self.decoder(voxels)
+        out, extra = self.decoder.forward_parts(voxels)
         parts: dict[str, torch.Tensor] = {}
         for space, pred in out.items():
             parts[f"loss_{space}"] = (mixco_nce(pred, batch[space], temperature, mix) if mix is not None
                                       else soft_clip_loss(pred, batch[space], temperature))
         weights = {"image": 1.0, "text": self.text_weight}
         loss = sum(weights[s] * parts[f"loss_{s}"] for s in out)
+        if extra:  # the VAE variant
+            parts.update(vae_terms(extra, voxels))
+            loss = loss + self.kl_weight * parts["loss_kl"] + self.recon_weight * parts["loss_recon"]
         return {"loss": loss, **parts, "bimixco": torch.tensor(float(kind == "bimixco"), device=loss.device)}
 
 
