@@ -12,7 +12,7 @@ import typer
 from rich.markup import escape
 
 from clipsuite.cli.common import cli_errors, console, err_console, fail
-from clipsuite.remote_app import train_cmd
+from clipsuite.remote_app import train_cmd, translate_cmd
 
 app = typer.Typer(name="remote", help="Remote sensing: multilingual retrieval over GeoTIFF scenes (tile, index, "
                   "search), zero-shot scene classification, retrieval evaluation, leakage check, fine-tuning "
@@ -262,6 +262,7 @@ def leakage(
 
 
 train_cmd.register(app)
+translate_cmd.register(app)
 
 
 def main() -> None:
