@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from clipsuite.cli.common import DeviceOpt, ModelOpt, PretrainedOpt, cli_errors, console, err_console, need
 from clipsuite.core.errors import InputError
+
+if TYPE_CHECKING:  # torch-free at start-up: these modules import torch
+    from clipsuite.core.adapt.fewshot_data import Split
+    from clipsuite.core.adapt.runner import Row
 
 SplitOpt = Annotated[Path, typer.Option("--split", help="Dassl split JSON, or a folder of class folders.")]
 SubsetOpt = Annotated[str, typer.Option(help="Classes: all, base or novel (base-to-novel protocol; learned prompts "
@@ -20,7 +24,7 @@ CsvOpt = Annotated[Path | None, typer.Option("--csv", help="Where to write the t
                                                            "next to the adapters).")]
 
 
-def _table(rows: list) -> Table:
+def _table(rows: list[Row]) -> Table:
     table = Table("method", "shots", "seed", "accuracy")
     for row in rows:
         table.add_row(row.method, str(row.shots), str(row.seed), f"{row.accuracy:.2f}")
@@ -36,7 +40,7 @@ def _seeds(seed: int, seeds: str | None) -> list[int]:
         raise InputError(f"--seeds '{seeds}': expected comma-separated integers such as 1,2,3") from None
 
 
-def _split(split: Path, image_root: Path | None, subset: str):
+def _split(split: Path, image_root: Path | None, subset: str) -> Split:
     from clipsuite.core.adapt import base_novel, load_class_folders, load_split
 
     loaded = load_class_folders(split) if split.is_dir() else load_split(split, image_root)
@@ -97,7 +101,7 @@ def register(app: typer.Typer) -> None:
         need(split, "--split")  # paths first, before torch is imported
         need(descriptions, "--descriptions file", "file")
         need(image_root, "--image-root folder", "dir")
-        from clipsuite.core.adapt import MethodOptions, Row, prepare, resolve_methods, run, train_one, write_csv
+        from clipsuite.core.adapt import MethodOptions, prepare, resolve_methods, run, train_one, write_csv
         from clipsuite.core.models import load_model
 
         names = resolve_methods(method, have_descriptions=descriptions is not None)
