@@ -25,7 +25,8 @@ to diffusers (``masked_image_latents``; it would otherwise *sample* them from th
 we take the mode) and no paste-back, both pipelines must produce the same image.
 
     uv run python shared/bench/run.py generative                           # CPU: tiny parts, 64x48, 10 steps
-    uv run python shared/bench/run.py generative -- --parts sd2-inpainting --size 512x384 --steps 50 --device cuda
+    uv run python shared/bench/run.py generative -- --parts sd2-inpainting-random --size 512x384 \
+        --steps 50 --device cuda
 """
 
 from __future__ import annotations

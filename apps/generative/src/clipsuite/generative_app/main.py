@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from clipsuite.cli.common import cli_errors, console, err_console, fail, progress
-from clipsuite.generative.names import CATEGORIES, PART_SIZES, STAGES
+from clipsuite.generative.names import CATEGORIES, PART_PRESETS, PART_SIZES, STAGE_PRESETS, STAGES
 
 app = typer.Typer(name="generative", help="Virtual try-on (LaDI-VTON) and CLIP delta-space editing on diffusers; "
                   "try-on and editing metrics.", no_args_is_help=True, add_completion=False,
@@ -22,8 +22,10 @@ app.add_typer(train_app, name="train")
 
 ClipOpt = Annotated[str, typer.Option("--clip", help="CLIP model on the transformers backend: a transformers CLIP "
                                                      "folder, or tiny-transformers (offline).")]
-PartsOpt = Annotated[str, typer.Option("--parts", help=f"Diffusion parts: {', '.join(PART_SIZES)} (seeded random "
-                                                       "weights) or a local diffusers pipeline folder.")]
+PartsOpt = Annotated[str, typer.Option("--parts", help=f"Diffusion parts: {', '.join(PART_PRESETS)} (published "
+                                                       "weights, from the Hugging Face cache), "
+                                                       f"{', '.join(PART_SIZES)} (seeded random weights) or a local "
+                                                       "diffusers pipeline folder.")]
 DeviceOpt = Annotated[str, typer.Option(help="cpu, cuda, cuda:1 ...")]
 SizeOpt = Annotated[str, typer.Option(help="Working size HxW (multiples of 8), e.g. 512x384.")]
 
@@ -43,9 +45,16 @@ def _file(path: Path | None, what: str) -> None:
         fail(f"{path}: {what} not found")
 
 
+def _stage_file(path: Path | None, what: str) -> None:
+    """A stage file, or a released-weights name (LaDI-VTON's; the library says which stages it fits)."""
+    if path is not None and str(path) not in STAGE_PRESETS:
+        _file(path, what)
+
+
 def _parts(spec: str) -> None:
-    if spec not in PART_SIZES and not Path(spec).is_dir():
-        fail(f"--parts '{spec}': not a size ({', '.join(PART_SIZES)}) nor a folder")
+    if spec not in PART_SIZES and spec not in PART_PRESETS and not Path(spec).is_dir():
+        fail(f"--parts '{spec}': not a preset ({', '.join(PART_PRESETS)}), a size ({', '.join(PART_SIZES)}) "
+             "nor a folder")
 
 
 def _out_png(out: Path) -> None:
@@ -72,7 +81,9 @@ def tryon(
                      ] = None,
     keypoints: Annotated[Path | None, typer.Option(help="OpenPose keypoint JSON (18 or 25 points).")] = None,
     garment_mask: Annotated[Path | None, typer.Option(help="Binary garment mask.")] = None,
-    unet: Annotated[Path | None, typer.Option(help="Try-on UNet stage file (train tryon-stage tryon).")] = None,
+    unet: Annotated[Path | None, typer.Option(help="Try-on UNet stage file (train tryon-stage tryon), or "
+                                                   f"{' / '.join(STAGE_PRESETS)} (LaDI-VTON's released UNet, "
+                                                   "from the torch hub cache; with --parts sd2-inpainting).")] = None,
     emasc: Annotated[Path | None, typer.Option(help="EMASC stage file.")] = None,
     warping: Annotated[Path | None, typer.Option(help="Warping stage file.")] = None,
     inversion: Annotated[Path | None, typer.Option(help="Inversion adapter stage file.")] = None,
@@ -85,10 +96,11 @@ def tryon(
     if category not in CATEGORIES:
         fail(f"unknown category '{category}' (choose from {', '.join(CATEGORIES)})")
     for path, what in ((person, "person image"), (garment, "garment image"), (mask, "mask"), (parse, "parsing"),
-                       (keypoints, "keypoint file"), (garment_mask, "garment mask"), (unet, "UNet stage file"),
-                       (emasc, "EMASC stage file"), (warping, "warping stage file"),
-                       (inversion, "inversion stage file")):
+                       (keypoints, "keypoint file"), (garment_mask, "garment mask")):
         _file(path, what)
+    for path, what in ((unet, "UNet stage file"), (emasc, "EMASC stage file"), (warping, "warping stage file"),
+                       (inversion, "inversion stage file")):
+        _stage_file(path, what)
     if mask is None and parse is None:
         fail("give --mask or --parse: the region to repaint")
     if precision not in ("fp32", "fp16", "bf16"):

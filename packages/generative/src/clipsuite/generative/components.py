@@ -3,8 +3,9 @@
 ``TINY_UNET`` / ``TINY_VAE`` are the shapes diffusers' own tests use for an inpainting pipeline
 (1.4 M + 0.7 M parameters, seconds on a CPU), ``MICRO_*`` a quarter of that for tests and the
 demo; ``SD2_INPAINT_UNET`` / ``SD2_VAE`` are the
-published ``stabilityai/stable-diffusion-2-inpainting`` shapes, for randomly initialised full-size
-benchmarks. Real weights load through ``from_pretrained`` on a local folder (same classes).
+published ``stabilityai/stable-diffusion-2-inpainting`` shapes (``sd2-inpainting-random``), for randomly
+initialised full-size benchmarks. Real weights load through ``from_pretrained`` on a local folder (same
+classes) or the ``sd2-inpainting`` preset (``presets.sd2_parts``, from the Hugging Face cache).
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ MICRO_UNET: dict[str, Any] = {**TINY_UNET, "block_out_channels": (16, 32), "laye
 MICRO_VAE: dict[str, Any] = {**TINY_VAE, "block_out_channels": (16, 32), "layers_per_block": 1,
                              "norm_num_groups": 8}
 SIZES = {"micro": (MICRO_UNET, MICRO_VAE), "tiny": (TINY_UNET, TINY_VAE),
-         "sd2-inpainting": (SD2_INPAINT_UNET, SD2_VAE)}
+         "sd2-inpainting-random": (SD2_INPAINT_UNET, SD2_VAE)}
 SCHEDULER: dict[str, Any] = {  # SD-2 inpainting's scheduler settings, as DDIM
     "beta_start": 0.00085, "beta_end": 0.012, "beta_schedule": "scaled_linear", "clip_sample": False,
     "set_alpha_to_one": False, "steps_offset": 1, "num_train_timesteps": 1000,
@@ -71,9 +72,9 @@ class DiffusionParts:
 
 def build_parts(size: str = "tiny", seed: int = 0, cross_attention_dim: int | None = None,
                 in_channels: int | None = None) -> DiffusionParts:
-    """Seeded, randomly initialised parts of a named size (``micro``, ``tiny`` or ``sd2-inpainting``). The caller's
-    RNG is left as it was. ``cross_attention_dim`` follows the text tower (or image code) the UNet will listen
-    to; ``in_channels`` 4 makes a plain (not inpainting) UNet, for image variation and editing."""
+    """Seeded, randomly initialised parts of a named size (``micro``, ``tiny`` or ``sd2-inpainting-random``).
+    The caller's RNG is left as it was. ``cross_attention_dim`` follows the text tower (or image code) the
+    UNet will listen to; ``in_channels`` 4 makes a plain (not inpainting) UNet, for image variation and editing."""
     if size not in SIZES:
         raise ModelError(f"unknown generator size '{size}' (choose from {', '.join(SIZES)})")
     unet_cfg, vae_cfg = (dict(c) for c in SIZES[size])

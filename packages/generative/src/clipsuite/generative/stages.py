@@ -77,8 +77,11 @@ def make_stage_task(stage: str, clip: ClipModel, parts: str, size: tuple[int, in
         raise InputError(f"unknown stage '{stage}'")
     warper = load_warper(previous.warping, size) if previous.warping is not None else None
     adapter = load_adapter(clip, previous.inversion) if previous.inversion is not None else None
+    from clipsuite.generative.presets import text_clip_skip
+
+    skip = text_clip_skip(clip.name)   # SD-2 reads OpenCLIP ViT-H one layer short
     with torch.no_grad():
-        null = prompt_states(text, [""], None)
+        null = prompt_states(text, [""], None, skip)
     vision = vision_tower(clip)
     frozen: list[torch.nn.Module] = [text.module]
     if adapter is not None:
@@ -92,7 +95,7 @@ def make_stage_task(stage: str, clip: ClipModel, parts: str, size: tuple[int, in
             words = None
             if adapter is not None:  # the trained adapter's pseudo-words for this batch's garments
                 words = adapter(vision_tokens(vision, clip_pixels(batch["cloth"], clip)).float())
-            return prompt_states(text, [prompt] * len(batch["image"]), words)
+            return prompt_states(text, [prompt] * len(batch["image"]), words, skip)
 
     task = TryOnTask(TryOnUNet(diffusion.unet), diffusion.vae, diffusion.scheduler, states, null, warper=warper,
                      frozen=frozen)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from clipsuite.core.errors import ModelError
 from clipsuite.generative.components import SIZES, DiffusionParts, build_parts, load_parts
 from clipsuite.generative.methods.emasc import EMASC
 from clipsuite.generative.methods.inversion import (
@@ -43,16 +44,23 @@ class StageFiles:
 
 
 def diffusion_parts(spec: str, cross_attention_dim: int, seed: int = 0) -> DiffusionParts:
-    """A named size (``micro``, ``tiny``, ``sd2-inpainting``: seeded random weights) or a local folder."""
-    return build_parts(spec, seed, cross_attention_dim) if spec in SIZES else load_parts(spec)
+    """A named size (``micro``, ``tiny``, ``sd2-inpainting-random``: seeded random weights), a parts preset
+    (``sd2-inpainting``: published weights from the Hugging Face cache) or a local folder."""
+    from clipsuite.generative.presets import PARTS_PRESETS, sd2_parts
+
+    if spec in SIZES:
+        return build_parts(spec, seed, cross_attention_dim)
+    return sd2_parts(spec) if spec in PARTS_PRESETS else load_parts(spec)
 
 
 class TryOnModel:
     def __init__(self, clip: ClipModel, pipeline: TryOnPipeline, adapter: InversionAdapter | None) -> None:
         from clipsuite.core.towers import text_tower, vision_tower
+        from clipsuite.generative.presets import text_clip_skip
 
         self.clip, self.pipeline, self.adapter = clip, pipeline, adapter
         self.text, self.vision = text_tower(clip), vision_tower(clip)
+        self.clip_skip = text_clip_skip(clip.name)  # SD-2 reads OpenCLIP ViT-H one layer short
 
     @classmethod
     def build(cls, clip: ClipModel, parts: str, stages: StageFiles, size: tuple[int, int],
@@ -62,7 +70,15 @@ class TryOnModel:
 
         diffusion = diffusion_parts(parts, text_tower(clip).width)
         unet = TryOnUNet(diffusion.unet)
-        if stages.unet is not None:
+        from clipsuite.generative.presets import STAGE_PRESETS, load_stage_preset, stage_preset_refusal
+
+        for stage in ("emasc", "warping", "inversion"):
+            named = getattr(stages, stage)
+            if named is not None and str(named) in STAGE_PRESETS:
+                raise ModelError(stage_preset_refusal(str(named), stage))
+        if stages.unet is not None and str(stages.unet) in STAGE_PRESETS:
+            load_stage_preset(unet, str(stages.unet))   # LaDI-VTON's released UNet
+        elif stages.unet is not None:
             check_stage_inputs(stages.unet, stages)  # the warper and adapter it was trained with, no others
             load_part(unet, stages.unet, "tryon")
         emasc = load_part(EMASC(diffusion.vae.config), stages.emasc, "emasc") if stages.emasc else None
@@ -77,10 +93,12 @@ class TryOnModel:
         n = len(cloth)
         if self.adapter is not None:
             words = self.adapter(vision_tokens(self.vision, clip_pixels(cloth, self.clip)).float())
-            states = prompt_states(self.text, [tryon_prompt(category, self.adapter.n_tokens)] * n, words)
+            states = prompt_states(self.text, [tryon_prompt(category, self.adapter.n_tokens)] * n, words,
+                                   self.clip_skip)
         else:
-            states = prompt_states(self.text, [f"a photo of a model wearing {CATEGORY_WORDS[category]}"] * n, None)
-        return states, prompt_states(self.text, [""] * n, None)
+            states = prompt_states(self.text, [f"a photo of a model wearing {CATEGORY_WORDS[category]}"] * n, None,
+                                   self.clip_skip)
+        return states, prompt_states(self.text, [""] * n, None, self.clip_skip)
 
     def run(self, sample: dict[str, torch.Tensor], category: str, options: SamplingOptions,
             on_step: Callable[[int, int], None] | None = None) -> dict[str, torch.Tensor]:

@@ -78,9 +78,10 @@ def placeholder_id(tower: TextTower) -> int:
 
 
 def prompt_states(tower: TextTower, prompts: Sequence[str], pseudo_words: torch.Tensor | None,
-                  ) -> torch.Tensor:
+                  clip_skip: int = 0) -> torch.Tensor:
     """Text-encoder states ``[B, L, width]`` of ``prompts`` with the ``$`` embeddings replaced by
-    ``pseudo_words`` ``[B, n, width]`` (n per prompt, in order). Gradients flow into the pseudo-words."""
+    ``pseudo_words`` ``[B, n, width]`` (n per prompt, in order). Gradients flow into the pseudo-words.
+    ``clip_skip``: last text layers left out (1 for SD-2's OpenCLIP ViT-H, see ``presets``)."""
     tokens = tower.tokenize(prompts)
     embeddings = tower.embed(tokens)
     if pseudo_words is not None:
@@ -91,7 +92,7 @@ def prompt_states(tower: TextTower, prompts: Sequence[str], pseudo_words: torch.
                              "(did the tokenizer cut the prompt?)")
         embeddings = embeddings.clone()
         embeddings[where] = pseudo_words.reshape(-1, pseudo_words.shape[-1]).to(embeddings.dtype)
-    return tower.encode_states(embeddings, tokens)
+    return tower.encode_states(embeddings, tokens, clip_skip=clip_skip)
 
 
 class InversionTask:
@@ -106,6 +107,9 @@ class InversionTask:
         self.vision, self.text = vision_tower(clip), text_tower(clip)
         self.prompt = tryon_prompt(category, adapter.n_tokens)
         self.text.check_fits(self.prompt, "inversion prompt")
+        from clipsuite.generative.presets import text_clip_skip
+
+        self.clip_skip = text_clip_skip(clip.name)
         for module in (self.vision.module, self.text.module, unet, vae):
             module.requires_grad_(False).eval()
 
@@ -116,7 +120,7 @@ class InversionTask:
         with torch.no_grad():
             tokens = vision_tokens(self.vision, clip_pixels(cloth, self.clip))
         words = self.module(tokens.float())
-        return prompt_states(self.text, [self.prompt] * len(cloth), words)
+        return prompt_states(self.text, [self.prompt] * len(cloth), words, self.clip_skip)
 
     def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         from clipsuite.generative.methods.tryon_unet import TryOnConditions
