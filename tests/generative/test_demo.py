@@ -23,9 +23,13 @@ def test_demo_step(tmp_path: Path) -> None:
     assert checked.files == {"try-on grid": Path("tryon.html")}
     assert (tmp_path / "warping.safetensors").is_file()
     assert len(lines) == 5 and "warper trained 4 steps" in result.summary[0]
+    # the untrained parts are said plainly, in the summary, the log and the page
+    assert "UNTRAINED" in result.summary[0] and "noise" in result.summary[0]
+    assert all("UNTRAINED" in line for line in lines if line.startswith("try-on"))
 
     test = VitonHD(tmp_path / "data", "test", size=SIZE)
     page = (tmp_path / "tryon.html").read_text()
+    assert "UNTRAINED" in page and "not try-on quality" in page
     scores = []
     for index, files in enumerate(test.files):
         person = np.asarray(Image.open(tmp_path / "pictures" / f"{files.name}_person.png"))
