@@ -150,3 +150,19 @@ def test_train_tryon_stage_on_a_dress_code_root(tmp_path: Path) -> None:
     assert result.exit_code == 0 and "3 dresscode samples" in result.output, result.output
     line = _error(_run("train", "tryon-stage", "warping", "--data", str(root), "-o", str(out)))
     assert "with a upper_body/ folder" in line
+
+
+def test_tryon_preset_names_fail_in_one_line_offline(vitonhd: Path, tmp_path: Path, monkeypatch) -> None:  # type: ignore
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    out = tmp_path / "o" / "r.png"
+    line = _error(_run("tryon", *_sample(vitonhd), "-o", str(out), "--emasc", "ladi-vton-vitonhd", *FAST))
+    assert "emasc_vitonhd.pth holds a non-linear EMASC" in line and "train tryon-stage emasc" in line
+    line = _error(_run("tryon", *_sample(vitonhd), "-o", str(out), "--parts", "sd2-inpainting", *FAST))
+    assert "stabilityai/stable-diffusion-2-inpainting are not in the Hugging Face cache" in line
+    assert "'sd2-inpainting-random'" in line
+    line = _error(_run("tryon", *_sample(vitonhd), "-o", str(out), "--parts", "sd2", *FAST))
+    assert "--parts 'sd2': not a preset (sd2-inpainting)" in line
+    assert not out.parent.exists()
