@@ -7,9 +7,10 @@ same category (train/good, else test/good), used by AdaptCLIP's prompt-query bra
 
 from __future__ import annotations
 
+import contextlib
 import random
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -79,19 +80,31 @@ class LearnedTask:
 def train_learned(clip: ClipModel, method: str, categories: Sequence[Category], out: str | Path,
                   epochs: int = 15, lr: float = 1e-3, batch_size: int = 8, max_steps: int | None = None,
                   seed: int = 0, settings: dict[str, Any] | None = None, run_dir: str | Path | None = None,
-                  progress: bool = True) -> Path:
-    """Train and save the learned parts to ``out`` (safetensors); Adam as AnomalyCLIP (lr 1e-3)."""
+                  progress: bool = True, betas: tuple[float, float] | None = None, resume: bool = False,
+                  options: Mapping[str, Any] | None = None, checkpoint_every: int | None = None) -> Path:
+    """Train and save the learned parts to ``out`` (safetensors); Adam as AnomalyCLIP (lr 1e-3, the
+    method's ``adam_betas``: the AnomalyCLIP reference uses (0.5, 0.999)).
+
+    ``run_dir``: the Trainer's run folder (checkpoints, ``metrics.jsonl``, ``config.json`` with
+    ``options``, how the calling command was started); kept, so ``resume`` can continue it. Without
+    it the run lives in a temporary folder and cannot be resumed."""
+    if resume and run_dir is None:
+        raise InputError("resume needs the run folder of the run to continue (run_dir)")
     torch.manual_seed(seed)
     module = build_learned(clip, method, settings)
+    betas = betas or getattr(module, "adam_betas", (0.9, 0.999))
     cfg = clip.preprocess_cfg
     dataset = AnomalyTrainSet(categories, clip.image_size, cfg.mean, cfg.std, seed)
     out = Path(out)
-    with tempfile.TemporaryDirectory(prefix=".anomaly-train-", dir=out.parent if out.parent.exists() else None) as tmp:
-        config = TrainConfig(output_dir=Path(run_dir or tmp), epochs=epochs, max_steps=max_steps,
-                             batch_size=batch_size, lr=lr, optimizer="adam", schedule="constant", seed=seed,
-                             progress=progress, log_every=1)
+    scratch = None if run_dir is not None else tempfile.TemporaryDirectory(
+        prefix=".anomaly-train-", dir=out.parent if out.parent.exists() else None)
+    with scratch or contextlib.nullcontext():
+        folder = Path(run_dir) if run_dir is not None else Path(scratch.name)  # type: ignore[union-attr]
+        config = TrainConfig(output_dir=folder, epochs=epochs, max_steps=max_steps, batch_size=batch_size, lr=lr,
+                             optimizer="adam", betas=betas, schedule="constant", seed=seed, progress=progress,
+                             log_every=1, resume=resume, checkpoint_every=checkpoint_every)
         module.train()
-        Trainer(LearnedTask(module), config).fit(dataset)
+        Trainer(LearnedTask(module), config, options).fit(dataset)
     module.eval()
     out.parent.mkdir(parents=True, exist_ok=True)
     return save_learned(module, out, {"epochs": epochs, "lr": lr, "trained_on": sorted(c.name for c in categories)})
