@@ -182,25 +182,54 @@ def evaluate(
 @app.command()
 @cli_errors
 def train(
-    dataset: Annotated[Path, typer.Argument(help="Training dataset with masks (e.g. the other benchmark's test "
-                                                 "split).")],
+    ctx: typer.Context,
+    dataset: Annotated[Path | None, typer.Argument(help="Training dataset with masks (e.g. the other benchmark's "
+                                                        "test split). With --resume it may be left out.")] = None,
     method: Annotated[str, typer.Option(help="A trained method: anomalyclip, adaptclip ... (`methods` lists "
                                              "them).")] = "anomalyclip",
     out: Annotated[Path, typer.Option("--out", "-o", help="Where to save the learned parts (.safetensors).")] = Path(
         "anomaly_prompts.safetensors"),
+    run_dir: Annotated[Path | None, typer.Option(
+        "--run-dir", help="The run folder (checkpoints, metrics.jsonl, the flags it was started with); default: "
+                          "OUT's name with .run, beside it.")] = None,
     format: Annotated[str, typer.Option(help="auto | mvtec | visa | meta | folder")] = "auto",
     epochs: int = 15, lr: float = 1e-3, batch_size: int = 8, max_steps: Annotated[int | None, typer.Option()] = None,
+    checkpoint_every: Annotated[int | None, typer.Option(
+        "--checkpoint-every", help="Steps between checkpoints (default: each epoch end).")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the run of --out (or --run-dir) from its last "
+                                                          "checkpoint with the flags it was started with (flags "
+                                                          "given again must agree; --epochs and --max-steps may "
+                                                          "be raised).")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an earlier run in the run folder.")] = False,
     model: ModelOpt = DEFAULT_MODEL, pretrained: PretrainedOpt = None, device: DeviceOpt = None, seed: int = 0,
 ) -> None:
     """Train AnomalyCLIP prompts or AdaptCLIP adapters on one dataset; save them for detect/evaluate."""
-    need(dataset, "dataset")  # before torch is imported
+    from clipsuite.cli.resume import absolute_if_exists, remembered
+    from clipsuite.core.run_folder import check_output_folder
+
+    run_dir = run_dir or out.with_name(out.stem + ".run")
+    need(dataset, "dataset")  # the paths before torch is imported
+    check_output_folder(run_dir, resume, overwrite)
+    if resume and not (run_dir / "config.json").is_file():
+        fail(f"{run_dir}: no run to resume (train without --resume first, or give its --out / --run-dir)")
+    # the run's identity, stored with it; --device, --run-dir and --overwrite are not part of it
+    options = {"dataset": absolute_if_exists(dataset), "method": method, "out": str(out.resolve()),
+               "format": format, "epochs": epochs, "lr": lr, "batch_size": batch_size, "max_steps": max_steps,
+               "checkpoint_every": checkpoint_every, "model": model, "pretrained": pretrained, "seed": seed}
+    if resume:  # the run's own flags for those not given again (see clipsuite.cli.resume)
+        options = remembered(ctx, run_dir, options, adjustable=("epochs", "max_steps", "checkpoint_every"))
+    if options["dataset"] is None:
+        fail("missing DATASET (training images with masks); only --resume may leave it out")
     from clipsuite.anomaly.data import load_dataset
     from clipsuite.anomaly.train import train_learned
 
-    categories = load_dataset(dataset, format)
-    saved = train_learned(_load(model, pretrained, device), method, categories, out, epochs=epochs, lr=lr,
-                          batch_size=batch_size, max_steps=max_steps, seed=seed)
-    console.print(f"saved {method} weights: {saved}")
+    categories = load_dataset(Path(options["dataset"]), options["format"])
+    clip = _load(options["model"], options["pretrained"], device)
+    saved = train_learned(clip, options["method"], categories, Path(options["out"]), epochs=options["epochs"],
+                          lr=options["lr"], batch_size=options["batch_size"], max_steps=options["max_steps"],
+                          seed=options["seed"], run_dir=run_dir, resume=resume, options=options,
+                          checkpoint_every=options["checkpoint_every"])
+    console.print(f"saved {options['method']} weights: {saved} (run folder: {run_dir})")
 
 
 def main() -> None:
