@@ -6,6 +6,7 @@ Each run has one BiMixCo epoch and the rest SoftCLIP (MindEye's schedule).
 
     uv run python shared/bench/run.py brain_decoder                       # 4000 voxels, 2000 samples
     uv run python shared/bench/run.py brain_decoder -- --voxels 15724 --hidden 4096   # NSD subj01 size (GPU)
+    uv run python shared/bench/run.py brain_decoder -- --vae-latent 256                # the VAE variant
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--precision", default="auto")
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--vae-latent", type=int, default=0, help="> 0: the VAE variant with this code width")
 
 
 def _parts(args: argparse.Namespace):  # type: ignore[no-untyped-def]
@@ -46,8 +48,10 @@ def _parts(args: argparse.Namespace):  # type: ignore[no-untyped-def]
                       batch_size=args.batch_size, lr=3e-4, precision=args.precision, checkpoint_every=0,
                       progress=False, log_every=50)
     torch.manual_seed(0)
-    model = BrainMLP(MLPConfig(args.voxels, args.embed_dim, hidden=args.hidden, blocks=args.blocks))
-    objective = DecoderObjective(model, LossSchedule(args.epochs), steps_per_epoch(len(data), cfg, 1), 1.0)
+    model = BrainMLP(MLPConfig(args.voxels, args.embed_dim, hidden=args.hidden, blocks=args.blocks,
+                               vae_latent=args.vae_latent))
+    objective = DecoderObjective(model, LossSchedule(args.epochs), steps_per_epoch(len(data), cfg, 1), 1.0,
+                                 kl_weight=1e-3, recon_weight=0.1)
     return data, cfg, objective
 
 

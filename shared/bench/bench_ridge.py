@@ -95,6 +95,8 @@ def _measure(name: str, args: argparse.Namespace) -> dict[str, Any]:
     proc.start()
     out = queue.get()
     proc.join()
+    # said at once, so a long run stopped from outside still leaves its finished solvers' figures
+    print(f"  {name}: {out['seconds']:.1f} s, peak working memory {out['peak_mb']:.0f} MB", flush=True)
     return out
 
 

@@ -142,8 +142,8 @@ def fit(
                                                        "SoftCLIP (MindEye: 0.33).")] = 0.33,
     text_weight: Annotated[float, typer.Option(help="mlp: weight of the text head's loss.")] = 1.0,
     vae_latent: Annotated[int, typer.Option(help="mlp: VAE variant with a code this wide (0: plain MLP).")] = 0,
-    kl_weight: Annotated[float, typer.Option(help="mlp VAE: weight of the KL term.")] = 1e-2,
-    recon_weight: Annotated[float, typer.Option(help="mlp VAE: weight of the voxel reconstruction error.")] = 1.0,
+    kl_weight: Annotated[float, typer.Option(help="mlp VAE: weight of the KL term.")] = 1e-3,
+    recon_weight: Annotated[float, typer.Option(help="mlp VAE: weight of the voxel reconstruction error.")] = 0.1,
     precision: Annotated[str, typer.Option(help="mlp: auto, fp32, amp_bf16, amp_fp16.")] = "auto",
     grad_accum: Annotated[int, typer.Option(help="mlp: micro-batches per optimizer step.")] = 1,
     run_dir: Annotated[Path | None, typer.Option(help="mlp: training state and metrics.jsonl (default: "

@@ -51,8 +51,8 @@ class LossSettings:
     mix_temperature: float = 0.006
     soft_temperature: tuple[float, float] = (0.004, 0.0075)
     text_weight: float = 1.0                  # the text head's loss beside the image head's
-    kl_weight: float = 1e-2                   # VAE variant: KL(posterior || N(0, I)), mean over code dims
-    recon_weight: float = 1.0                 # VAE variant: mean squared error of the reconstructed voxels
+    kl_weight: float = 1e-3                   # VAE variant: KL(posterior || N(0, I)), mean over code dims
+    recon_weight: float = 0.1                 # VAE variant: mean squared error of the reconstructed voxels
 
 
 def vae_terms(extra: Mapping[str, torch.Tensor], voxels: torch.Tensor) -> dict[str, torch.Tensor]:
