@@ -60,6 +60,18 @@ def test_locked_towers_and_logit_scale_clamp():
         ContrastiveConfig(loss="triplet")
 
 
+@pytest.mark.parametrize("tower, frozen, trained", [("image", "visual_projection", "text_projection"),
+                                                    ("text", "text_projection", "visual_projection")])
+def test_locking_a_transformers_tower_freezes_its_projection(tower, frozen, trained):
+    clip = load_model("tiny-transformers", device="cpu")
+    task = ContrastiveTask(clip, ContrastiveConfig(**{f"lock_{tower}": True}))
+    hf = task.module.hf
+    locked = hf.vision_model if tower == "image" else hf.text_model
+    assert not any(p.requires_grad for p in locked.parameters())
+    assert not any(p.requires_grad for p in getattr(hf, frozen).parameters())
+    assert all(p.requires_grad for p in getattr(hf, trained).parameters()) and hf.logit_scale.requires_grad
+
+
 def test_gradient_checkpointing_gives_the_same_weights(tmp_path):
     weights = []
     for checkpointing in (False, True):

@@ -60,6 +60,16 @@ class TransformersCLIP(nn.Module):
     def logit_scale(self) -> nn.Parameter:
         return self.hf.logit_scale
 
+    # LiT-style locking as open_clip's CLIP has it: a tower is frozen together with its projection
+    # (transformers keeps the projections beside the towers, so freezing ``visual`` alone would train them)
+    def lock_image_tower(self) -> None:
+        for part in (self.hf.vision_model, self.hf.visual_projection):
+            part.requires_grad_(False)
+
+    def lock_text_tower(self) -> None:
+        for part in (self.hf.text_model, self.hf.text_projection):
+            part.requires_grad_(False)
+
     @property
     def eos_token_id(self) -> int | None:
         return self.hf.text_model.config.eos_token_id
