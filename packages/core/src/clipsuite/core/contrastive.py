@@ -8,7 +8,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import shutil
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -35,7 +34,7 @@ from clipsuite.core.metrics import retrieval_metrics
 from clipsuite.core.models import ClipModel, load_model
 from clipsuite.core.retrieval import caption_index
 from clipsuite.core.run_folder import check_output_folder
-from clipsuite.core.train import TrainConfig, Trainer, TrainResult
+from clipsuite.core.train import TrainConfig, TrainResult, fit_and_save_clip
 
 logger = logging.getLogger("clipsuite.core.contrastive")
 LOSSES = ("clip", "siglip")
@@ -271,22 +270,6 @@ def train_contrastive(data: ContrastiveData, output_dir: str | os.PathLike[str],
         note = repeated_caption_note([source[i].caption for i in train_at], cfg.batch_size, settings)
         if note is not None:
             logger.warning(note)
-    fresh_folder = not out.exists()
-    try:
-        trainer = Trainer(task, cfg, options)
-        result = trainer.fit(dataset)
-        if trainer.sharded:  # under FSDP the live model stays in shards: rebuild it whole from the run's weights
-            clip = _rebuilt(model, pretrained, settings, cfg, result)
-        clip.model.eval()
-        clip.device = clip.model.logit_scale.device
-        accelerator = trainer.accelerator
-        if accelerator is None or accelerator.is_main_process:  # one writer under accelerate launch
-            clip.save(out)
-        if accelerator is not None:
-            accelerator.wait_for_everyone()
-    except BaseException:
-        if fresh_folder and out.exists():  # no partial output from a run that never finished
-            shutil.rmtree(out, ignore_errors=True)
-        raise
-    return ContrastiveResult(output_dir=out, model=clip, train=result,
-                             main_process=accelerator is None or accelerator.is_main_process)
+    clip, result, main = fit_and_save_clip(task, cfg, dataset, clip, options,
+                                           rebuild=lambda done: _rebuilt(model, pretrained, settings, cfg, done))
+    return ContrastiveResult(output_dir=out, model=clip, train=result, main_process=main)

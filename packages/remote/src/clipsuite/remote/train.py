@@ -14,7 +14,6 @@ reads the data, trains, and saves a folder that ``load_model(folder)`` reads, ba
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -27,9 +26,10 @@ from torch import nn
 from clipsuite.core.errors import InputError
 from clipsuite.core.metrics import retrieval_metrics
 from clipsuite.core.models import ClipModel, load_model
+from clipsuite.core.run_folder import check_output_folder
 from clipsuite.core.towers import vision_tower
 from clipsuite.core.towers.bands import BAND_RULES
-from clipsuite.core.train import TrainConfig, Trainer, TrainResult
+from clipsuite.core.train import TrainConfig, TrainResult, fit_and_save_clip
 from clipsuite.remote.data import (
     CaptionedImages,
     MultilingualPairs,
@@ -334,10 +334,7 @@ def train_remote(data: TrainingData, output_dir: str | os.PathLike[str], model: 
         raise InputError(f"unknown band rule '{band_rule}' (choose from {', '.join(BAND_RULES)})")
     if cfg.distributed == "fsdp" and settings.distill_weight > 0:
         raise InputError("self-distillation runs its EMA teacher on whole weights: train it with DDP, not FSDP")
-    if out.exists() and not out.is_dir():
-        raise InputError(f"{out}: exists and is not a folder")
-    if (out / "trainer_state.json").exists() and not (cfg.resume or overwrite):
-        raise InputError(f"{out}: already holds a training run; resume it or choose another folder (or overwrite it)")
+    check_output_folder(out, cfg.resume, overwrite)  # a run of its own, or a new or empty folder
     torch.manual_seed(cfg.seed)  # a model built from scratch, and the head, are the same on resume
     clip = load_model(model, pretrained=pretrained, device="cpu")
     bands = raster_band_count(data)
@@ -351,21 +348,6 @@ def train_remote(data: TrainingData, output_dir: str | os.PathLike[str], model: 
     # how chips were read (multispectral runs) and their side: `index --model RUN` reads tiles alike
     clip.config["remote_input"] = {**(data.raster.to_dict() if data.raster is not None else {}),
                                    "tile_size": _chip_size(data.source)}
-    fresh_folder = not out.exists()
-    try:
-        trainer = Trainer(task, cfg, options)
-        result = trainer.fit(MultilingualPairs(train_data))
-        clip.model.eval()
-        clip.device = clip.model.logit_scale.device
-        accelerator = trainer.accelerator
-        main = accelerator is None or accelerator.is_main_process
-        if main:  # one writer under accelerate launch
-            clip.save(out)
-        if accelerator is not None:
-            accelerator.wait_for_everyone()
-    except BaseException:
-        if fresh_folder and out.exists():  # no partial output from a run that never finished
-            shutil.rmtree(out, ignore_errors=True)
-        raise
+    clip, result, main = fit_and_save_clip(task, cfg, MultilingualPairs(train_data), clip, options)
     held_out = {k[len("eval/"):]: v for k, v in result.metrics.items() if k.startswith("eval/")}
     return RemoteTrainResult(out, clip, result, held_out, main)
