@@ -86,7 +86,7 @@ def test_tryon_inference_uses_all_trained_parts(chain, tmp_path: Path) -> None: 
     inside = sample["mask"].bool().expand(3, -1, -1)
     assert (full["image"][0] - other["image"][0])[inside].abs().max() > 1e-3
     # the UNet refuses to run without (or with another) warper / adapter than it was trained with
-    with pytest.raises(InputError, match="trained with a inversion stage .* pass that file with --inversion"):
+    with pytest.raises(InputError, match="trained with the inversion stage .* pass that file with --inversion"):
         TryOnModel.build(clip, "micro", StageFiles(files.unet, files.emasc, files.warping, None), SIZE)
     fresh = tmp_path / "warping.safetensors"
     fresh.write_bytes(files.emasc.read_bytes())

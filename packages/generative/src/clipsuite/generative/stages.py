@@ -111,7 +111,7 @@ def check_stage_inputs(unet_file: str | Path, stages: StageFiles) -> None:
     for name, digest in recorded.items():
         given = getattr(stages, name, None)
         if given is None:
-            raise InputError(f"{unet_file}: this try-on UNet was trained with a {name} stage (digest {digest}); "
+            raise InputError(f"{unet_file}: this try-on UNet was trained with the {name} stage (digest {digest}); "
                              f"pass that file with --{name}")
         if part_digest(given) != digest:
             raise InputError(f"{given}: not the {name} stage the try-on UNet {unet_file} was trained with "
