@@ -19,6 +19,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from clipsuite.core.errors import InputError, ModelError
+from clipsuite.core.json_files import read_json  # re-exported: callers import it from here
 from clipsuite.core.staging import atomic_write_bytes, atomic_write_json, atomic_write_text, staged_path
 
 __all__ = ["CONFIG_METADATA_KEY", "atomic_write_bytes", "atomic_write_json", "atomic_write_text", "load_tensors",
@@ -76,18 +77,6 @@ def read_config(path: str | os.PathLike[str]) -> dict[str, Any] | None:
         raise InputError(f"{path}: not a readable safetensors file ({_first_line(error)})") from None
     raw = metadata.get(CONFIG_METADATA_KEY)
     return json.loads(raw) if raw else None
-
-
-def read_json(path: str | os.PathLike[str]) -> Any:
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: file not found")
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise InputError(f"{path}: malformed JSON at line {error.lineno} column {error.colno}: {error.msg}") from None
-    except UnicodeDecodeError:
-        raise InputError(f"{path}: not a UTF-8 text file") from None
 
 
 def _first_line(error: BaseException) -> str:
