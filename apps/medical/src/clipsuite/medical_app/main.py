@@ -217,7 +217,8 @@ def vqa_train(
     finetune_visual: Annotated[bool, typer.Option(help="Also train the CLIP image tower.")] = False,
     hidden: Annotated[int, typer.Option(min=8, help="GRU/BAN width (MEVF: 1024).")] = 1024,
     word_dim: Annotated[int, typer.Option(min=8)] = 300,
-    patch_tokens: Annotated[bool, typer.Option(help="Attend over patch tokens, not only the image feature.")] = True,
+    patch_tokens: Annotated[bool, typer.Option(help="Attend over patch tokens, not only the image feature "
+                                                    "(off: the pooled feature learned more).")] = False,
     resume: Annotated[bool, typer.Option(help="Continue the run in --out with the flags it was started with (flags "
                                               "given again must agree; --epochs may be raised).")] = False,
     model: ModelOpt = "pubmedclip", pretrained: PretrainedOpt = None, device: DeviceOpt = None,

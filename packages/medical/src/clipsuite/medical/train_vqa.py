@@ -34,7 +34,10 @@ BACKBONE_DIR = "backbone"
 class VQASettings:
     head: str = "qcr"
     finetune_visual: bool = False   # PubMedCLIP's QCR fine-tunes; frozen runs the tower once per image
-    patch_tokens: bool = True
+    # pooled image feature only by default: on a pretrained backbone it carries the closed answers
+    # (lesion yes/no: linear probe 97%) and the head learns them; attending over its 64 patch tokens too
+    # learned less in the same epochs (docs/medical.md, "Evidence that it learns")
+    patch_tokens: bool = False
     pool_grid: int | None = None    # e.g. 4: patch tokens averaged to 4 x 4 regions
     word_dim: int = 300
     hidden: int = 1024
