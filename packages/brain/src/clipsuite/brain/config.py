@@ -6,13 +6,12 @@ nibabel are imported. The format is described in :mod:`clipsuite.brain.data`.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from clipsuite.core.errors import InputError
+from clipsuite.core.json_files import read_json
 
 
 @dataclass(frozen=True)
@@ -31,22 +30,10 @@ class DatasetConfig:
     data_types: tuple[int, ...] = (1, 2)  # GOD DataType values to read (1 training, 2 test perception)
 
 
-def _read(path: Path) -> Any:
-    # the core's read_json says the same, but its module imports torch
-    if not path.is_file():
-        raise InputError(f"{path}: {'is a folder, not a dataset config' if path.is_dir() else 'file not found'}")
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise InputError(f"{path}: malformed JSON at line {error.lineno} column {error.colno}: {error.msg}") from None
-    except UnicodeDecodeError:
-        raise InputError(f"{path}: not a UTF-8 text file") from None
-
-
 def load_config(path: str | Path) -> DatasetConfig:
     """Read and check a dataset config; every path it names must exist."""
     path = Path(path)
-    raw = _read(path)
+    raw = read_json(path, "dataset config")
     if not isinstance(raw, dict):
         raise InputError(f"{path}: a dataset config must be a JSON object")
     root = path.parent
