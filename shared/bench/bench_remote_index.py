@@ -27,6 +27,8 @@ from harness import BenchResult
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default="tiny-multilingual", help="model spec (random init is fine)")
+    parser.add_argument("--pretrained", default=None, help="'none': random weights for an architecture name "
+                                                           "(ViT-B-32 ...), which is all a speed figure needs")
     parser.add_argument("--sizes", default="5000,10000,20000", help="scene sides in pixels")
     parser.add_argument("--tile", type=int, default=224)
     parser.add_argument("--batch", type=int, default=64)
@@ -76,11 +78,11 @@ def run(args: argparse.Namespace) -> BenchResult:
     from clipsuite.remote.tiling import TileSpec, iter_tiles
 
     sizes = [int(v) for v in args.sizes.split(",")]
-    clip = load_model(args.model, device=args.device)
+    clip = load_model(args.model, pretrained=args.pretrained, device=args.device)
     spec = TileSpec(size=args.tile, min_valid=0.0)
     config = SceneIndexConfig(bands=["B04", "B03", "B02"], tile=spec, batch_size=args.batch,
                               num_workers=args.workers, progress=False)
-    result = BenchResult("remote_index", params={"model": args.model, "sizes": sizes, "tile": args.tile,
+    result = BenchResult("remote_index", params={"model": args.model, "pretrained": args.pretrained, "sizes": sizes, "tile": args.tile,
                                                  "batch": args.batch, "workers": args.workers,
                                                  "device": str(clip.device), "threads": torch.get_num_threads()})
     with tempfile.TemporaryDirectory() as tmp:
