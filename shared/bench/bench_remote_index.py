@@ -82,8 +82,8 @@ def run(args: argparse.Namespace) -> BenchResult:
     spec = TileSpec(size=args.tile, min_valid=0.0)
     config = SceneIndexConfig(bands=["B04", "B03", "B02"], tile=spec, batch_size=args.batch,
                               num_workers=args.workers, progress=False)
-    result = BenchResult("remote_index", params={"model": args.model, "pretrained": args.pretrained, "sizes": sizes, "tile": args.tile,
-                                                 "batch": args.batch, "workers": args.workers,
+    result = BenchResult("remote_index", params={"model": args.model, "pretrained": args.pretrained, "sizes": sizes,
+                                                 "tile": args.tile, "batch": args.batch, "workers": args.workers,
                                                  "device": str(clip.device), "threads": torch.get_num_threads()})
     with tempfile.TemporaryDirectory() as tmp:
         scenes = {}
