@@ -97,7 +97,7 @@ def test_search_errors(index_dir: Path, tmp_path: Path) -> None:
     _fails(["index", "search", str(index_dir), "--text", "x", "--model", "small", "--device", "cpu"],
            "model 'small' embeds in 128 dimensions but the index")
     _fails(["index", "search", str(index_dir)], "give at least one --text or --image")
-    _fails(["index", "search", str(tmp_path / "nowhere"), "--text", "x"], "index folder not found")
+    _fails(["index", "search", str(tmp_path / "nowhere"), "--text", "x"], "nowhere: folder not found (index folder)")
     _fails(["index", "search", str(index_dir), "--image", str(tmp_path / "missing.png")], "missing.png")
     _fails(["index", "search", str(index_dir), "--text", "x", "-o", str(tmp_path / "r.xml")], "unknown output format")
     _fails(["index", "build", str(tmp_path), "--output", str(tmp_path / "ix")], "no embedding shards")
