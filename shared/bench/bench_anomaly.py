@@ -131,7 +131,7 @@ def child(args: argparse.Namespace) -> dict:
     from clipsuite.core.models import load_model
 
     torch.set_num_threads(args.threads)
-    clip = load_model(args.model, device=args.device)
+    clip = load_model(args.model, pretrained=args.pretrained, device=args.device)
     size = clip.image_size
     generator = torch.Generator().manual_seed(0)
     pixels = torch.randn(args.batch, 3, size, size, generator=generator).to(clip.device)
@@ -154,7 +154,7 @@ def check(args: argparse.Namespace) -> dict:
     from clipsuite.core.models import load_model
 
     torch.set_num_threads(args.threads)
-    clip = load_model(args.model, device=args.device)
+    clip = load_model(args.model, pretrained=args.pretrained, device=args.device)
     _fix_anomalib_windows()
     generator = torch.Generator().manual_seed(1)
     pixels = torch.randn(args.batch, 3, clip.image_size, clip.image_size, generator=generator).to(clip.device)
@@ -175,6 +175,7 @@ def check(args: argparse.Namespace) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="ViT-B-16-plus-240")
+    parser.add_argument("--pretrained", default="none", help="weights (default none: random, enough for speed)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=3)
@@ -193,8 +194,9 @@ def main() -> None:
     if args.check_child:
         print(json.dumps(check(args)))
         return
-    common = ["--model", args.model, "--device", args.device, "--batch", str(args.batch), "--repeats",
-              str(args.repeats), "--threads", str(args.threads), *(["--no-warmup"] if args.no_warmup else [])]
+    common = ["--model", args.model, "--pretrained", args.pretrained, "--device", args.device,
+              "--batch", str(args.batch), "--repeats", str(args.repeats), "--threads", str(args.threads),
+              *(["--no-warmup"] if args.no_warmup else [])]
     rows = []
     for name in args.methods:
         done = subprocess.run([sys.executable, __file__, "--child", name, *common], capture_output=True, text=True,
