@@ -189,23 +189,6 @@ def test_metrics_eval_and_checkpoint_files(tmp_path):
     assert json.loads((out / "config.json").read_text())["train"]["batch_size"] == 5
 
 
-def test_fit_releases_accelerate_without_a_full_garbage_collection(tmp_path, monkeypatch):
-    # accelerate's free_memory runs gc.collect(): seconds per run in a process holding many objects
-    import gc
-
-    def refuse() -> int:
-        raise AssertionError("Trainer.fit ran gc.collect()")
-
-    task = LinearTask()
-    cfg = TrainConfig(output_dir=tmp_path / "run", epochs=1, batch_size=8, progress=False)
-    trainer = Trainer(task, cfg)
-    monkeypatch.setattr(gc, "collect", refuse)
-    trainer.fit(Regression())
-    monkeypatch.undo()
-    assert trainer.accelerator is not None and trainer.accelerator.step == 0
-    assert not any(getattr(trainer.accelerator, name) for name in ("_models", "_optimizers", "_dataloaders"))
-
-
 def test_cosine_schedule_with_warmup():
     assert [lr_factor(s, 10, 2) for s in (0, 1)] == [0.5, 1.0]
     assert lr_factor(2, 10, 2) == pytest.approx(1.0)

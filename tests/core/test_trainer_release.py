@@ -1,0 +1,43 @@
+"""After ``Trainer.fit``: accelerate holds nothing of the run, and no full garbage collection was paid for it
+(accelerate's ``free_memory`` runs ``gc.collect()``: seconds per run in a process holding many objects)."""
+
+from __future__ import annotations
+
+import gc
+from pathlib import Path
+
+import pytest
+import torch
+
+from clipsuite.core.train import TrainConfig, Trainer
+
+
+class Pairs(torch.utils.data.Dataset):
+    def __len__(self) -> int:
+        return 16
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        x = torch.full((3,), float(i))
+        return {"x": x, "y": x.sum(0, keepdim=True)}
+
+
+class LinearTask:
+    def __init__(self) -> None:
+        self.module = torch.nn.Linear(3, 1)
+
+    def loss(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {"loss": torch.nn.functional.mse_loss(self.module(batch["x"]), batch["y"])}
+
+
+def test_fit_releases_accelerate_without_a_full_garbage_collection(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse() -> int:
+        raise AssertionError("Trainer.fit ran gc.collect()")
+
+    trainer = Trainer(LinearTask(), TrainConfig(output_dir=tmp_path / "run", epochs=1, batch_size=8, progress=False))
+    monkeypatch.setattr(gc, "collect", refuse)
+    result = trainer.fit(Pairs())
+    monkeypatch.undo()
+    assert result.step == 2
+    assert trainer.accelerator is not None and trainer.accelerator.step == 0
+    assert not any(getattr(trainer.accelerator, name) for name in ("_models", "_optimizers", "_dataloaders"))
