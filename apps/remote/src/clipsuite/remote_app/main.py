@@ -13,6 +13,7 @@ from rich.markup import escape
 
 from clipsuite.cli.common import cli_errors, console, err_console, fail
 from clipsuite.remote_app import train_cmd, translate_cmd
+from clipsuite.remote_app.options import parse_bands, parse_stretch
 
 app = typer.Typer(name="remote", help="Remote sensing: multilingual retrieval over GeoTIFF scenes (tile, index, "
                   "search), zero-shot scene classification, retrieval evaluation, leakage check, fine-tuning "
@@ -26,27 +27,6 @@ OnErrorOpt = Annotated[str, typer.Option(help="skip: leave out unreadable files 
                                            "the first.")]
 BandsOpt = Annotated[str | None, typer.Option(help="Bands by 1-based index or name, comma-separated, e.g. "
                                               "'B04,B03,B02' or '4,3,2' (default: the first three).")]
-
-
-def _bands(text: str | None) -> list[int | str] | None:
-    if text is None:
-        return None
-    parts = [p.strip() for p in text.split(",") if p.strip()]
-    if not parts:
-        fail(f"--bands '{text}': no band given")
-    return [int(p) if p.isdigit() else p for p in parts]
-
-
-def _stretch(text: str) -> tuple[float, float] | None:
-    if text.lower() == "none":
-        return None
-    try:
-        low, high = (float(v) for v in text.split(","))
-    except ValueError:
-        fail(f"--stretch '{text}': give two percentiles 'LOW,HIGH' (e.g. 2,98) or 'none'")
-    if not 0 <= low < high <= 100:
-        fail(f"--stretch '{text}': need 0 <= LOW < HIGH <= 100")
-    return low, high
 
 
 def _on_error(value: str) -> str:
@@ -106,9 +86,9 @@ def index(
     def given(value: object, convert: object = None) -> object:
         return NOT_GIVEN if value is None else (convert(value) if callable(convert) else value)
 
-    reading = index_reading(model, scenes, bands=given(bands, _bands), scale=given(scale),
+    reading = index_reading(model, scenes, bands=given(bands, parse_bands), scale=given(scale),
                             offset=given(s2_offset, lambda on: S2_L2A_OFFSET_DN if on else 0.0),
-                            stretch=given(stretch, _stretch), tile_size=given(tile_size))
+                            stretch=given(stretch, parse_stretch), tile_size=given(tile_size))
     if overlap >= reading.tile_size:
         fail(f"--overlap {overlap} must be smaller than --tile-size {reading.tile_size}")
     for note in reading.notes:

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from clipsuite.cli.common import cli_errors, console, fail
+from clipsuite.remote_app.options import parse_bands, parse_stretch
 
 BAND_RULES = ("repeat", "average")
 
@@ -20,27 +21,8 @@ def _languages(text: str) -> list[str]:
     return langs
 
 
-def _band_list(text: str | None) -> list[int | str] | None:
-    if text is None:
-        return None
-    parts = [p.strip() for p in text.split(",") if p.strip()]
-    if not parts:
-        fail(f"--bands '{text}': no band given")
-    if [p.lower() for p in parts] == ["all"]:
-        return ["all"]
-    return [int(p) if p.isdigit() else p for p in parts]
-
-
-def _stretch(text: str) -> list[float] | None:
-    if text.lower() == "none":
-        return None
-    try:
-        low, high = (float(v) for v in text.split(","))
-    except ValueError:
-        fail(f"--stretch '{text}': give two percentiles 'LOW,HIGH' (e.g. 2,98) or 'none'")
-    if not 0 <= low < high <= 100:
-        fail(f"--stretch '{text}': need 0 <= LOW < HIGH <= 100")
-    return [low, high]
+def _as_list(stretch: tuple[float, float] | None) -> list[float] | None:
+    return list(stretch) if stretch is not None else None  # stored with the run as JSON, compared on --resume
 
 
 def register(app: typer.Typer) -> None:
@@ -115,8 +97,9 @@ def register(app: typer.Typer) -> None:
         o = {"data": absolute_if_exists(data), "model": model, "pretrained": pretrained,
              "languages": _languages(languages), "translations": absolute_if_exists(translations), "split": split,
              "eval_split": eval_split, "distill_weight": distill_weight, "teacher_decay": teacher_decay,
-             "local_crops": local_crops, "bands": _band_list(bands), "band_rule": band_rule, "scale": scale,
-             "s2_offset": s2_offset, "stretch": _stretch(stretch), "epochs": epochs, "max_steps": max_steps,
+             "local_crops": local_crops, "bands": parse_bands(bands, allow_all=True), "band_rule": band_rule,
+             "scale": scale, "s2_offset": s2_offset, "stretch": _as_list(parse_stretch(stretch)), "epochs": epochs,
+             "max_steps": max_steps,
              "batch_size": batch_size, "lr": lr, "weight_decay": weight_decay, "warmup": warmup,
              "schedule": schedule, "precision": precision, "grad_accum": grad_accum,
              "checkpoint_every": checkpoint_every, "seed": seed}
