@@ -7,6 +7,7 @@ import torch
 
 from clipsuite.core import ModelError, WeightsUnavailableError, load_model
 from clipsuite.core.checkpoints import save_tensors
+from clipsuite.core.towers import vision_tower
 
 
 def test_encoders_return_normalized_cpu_float(tiny):
@@ -61,6 +62,24 @@ def test_save_load_round_trip(spec, tmp_path):
         torch.testing.assert_close(reloaded.encode_images(images), model.encode_images(images))
         torch.testing.assert_close(reloaded.encode_texts(["a photo of a lesion"]),
                                    model.encode_texts(["a photo of a lesion"]))
+
+
+def test_saved_weights_load_at_another_image_size(tmp_path):
+    """A trained model run at a larger size than its weights' (AnomalyCLIP runs at 518 px): the
+    position grid is resampled on load, like open_clip's own pretrained loading, so the loaded model
+    equals the native one run at that size (whose tower resamples at forward time)."""
+    model = load_model("tiny", device="cpu")
+    folder = model.save(tmp_path / "saved")
+    bigger = load_model(str(folder), device="cpu", image_size=96)
+    assert bigger.image_size == 96 and bigger.patch_grid == (12, 12)
+    images = torch.randn(2, 3, 96, 96)
+    with torch.no_grad():
+        native_at_96 = torch.nn.functional.normalize(vision_tower(model).forward(images), dim=-1)
+    torch.testing.assert_close(bigger.encode_images(images), native_at_96, atol=1e-6, rtol=0)
+    # a size the weights do not fit is still refused without image_size: no silent resampling
+    save_tensors(tmp_path / "big.safetensors", bigger.model.state_dict())
+    with pytest.raises(ModelError, match="mis-shaped"):
+        load_model("tiny", pretrained=str(tmp_path / "big.safetensors"))
 
 
 def test_checkpoint_of_other_architecture_is_one_clear_error(tmp_path):

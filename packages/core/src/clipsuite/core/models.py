@@ -19,7 +19,7 @@ from typing import Any
 import open_clip
 import torch
 from huggingface_hub.errors import EntryNotFoundError
-from open_clip.model import CLIP, CustomTextCLIP, get_cast_dtype
+from open_clip.model import CLIP, CustomTextCLIP, get_cast_dtype, resize_pos_embed
 from open_clip.tokenizer import HFTokenizer, SimpleTokenizer
 from open_clip.transform import PreprocessCfg, image_transform_v2, merge_preprocess_dict
 from PIL import Image
@@ -238,9 +238,11 @@ def _device(device: str | torch.device | None) -> torch.device:
     return torch.device(device)
 
 
-def _load_state(model: torch.nn.Module, weights: Path, name: str) -> None:
+def _load_state(model: torch.nn.Module, weights: Path, name: str, resize_positions: bool = False) -> None:
     state = load_tensors(weights) if weights.suffix == ".safetensors" else open_clip.load_state_dict(
         str(weights), weights_only=True)
+    if resize_positions:  # another image size than the weights': resample the position grid, as open_clip does
+        resize_pos_embed(state, model)
     load_state_exactly(model, state, weights, f"the '{name}' architecture")
 
 
@@ -271,7 +273,7 @@ def _build_from_config(source: ModelSource, precision: str, quick_gelu: bool,
         if in_chans != 3:
             adapt_conv(model.visual.conv1, in_chans, band_rule)
     if source.weights is not None:
-        _load_state(model, source.weights, source.name)
+        _load_state(model, source.weights, source.name, resize_positions=image_size is not None)
     context_length = int(text_cfg.get("context_length", 77))
     if is_hf:
         tokenizer = HFTokenizer(text_cfg.get("hf_tokenizer_name", text_cfg["hf_model_name"]),
