@@ -120,20 +120,35 @@ def test_adaptclip_transfers_and_references_help(backbone, data, tmp_path):
     assert four["pixel_auroc"] > zero["pixel_auroc"] + 3, rows
 
 
+FEW_SHOT = evidence.FewShotSetup()
+
+
 @pytest.fixture(scope="module")
-def few_shot(backbone, data):
-    return (evidence.few_shot_table(backbone, data, SETUP),
-            evidence.few_shot_table(load_model("tiny", device="cpu"), data, SETUP))
+def few_shot(backbone, tmp_path_factory):
+    """Per method, one row per data seed: the pretrained backbone and the random ``tiny`` floor."""
+    roots = evidence.write_few_shot_data(tmp_path_factory.mktemp("few-shot"), FEW_SHOT)
+    return (evidence.few_shot_runs(backbone, roots, FEW_SHOT),
+            evidence.few_shot_runs(load_model("tiny", device="cpu"), roots, FEW_SHOT))
+
+
+def _image_auroc(runs: dict, name: str) -> list[float]:
+    return [row["image_auroc"] for row in runs[name]]
 
 
 def test_winclip_plus_beats_its_random_backbone_floor(few_shot):
-    """Measured image AUROC at 1 shot: 91.0 pretrained against 86.1 random."""
+    """Image AUROC at 1 shot, mean of seeds 0 / 10 / 20. Measured 89.6 (78.1 / 96.5 / 94.1) against
+    83.0 (81.9 / 85.4 / 81.6): above on the mean, not on seed 0 (docs/anomaly.md)."""
     pretrained, floor = few_shot
-    assert pretrained["winclip 1-shot"]["image_auroc"] > floor["winclip 1-shot"]["image_auroc"], few_shot
+    mine, theirs = _image_auroc(pretrained, "winclip 1-shot"), _image_auroc(floor, "winclip 1-shot")
+    assert np.mean(mine) > np.mean(theirs) + 3, few_shot
 
 
-@pytest.mark.xfail(strict=True, reason="not reached yet: patch memory 79.2 on the pretrained backbone, "
-                   "88.9 on random tiny (contrastive pretraining made its patch tokens less local)")
 def test_patch_memory_beats_its_random_backbone_floor(few_shot):
+    """Image AUROC at 1 shot on every seed and on their mean. Measured 89.1 (85.1 / 94.1 / 88.2)
+    against 81.1 (79.5 / 83.0 / 80.9). Pixel AUROC is level (98.2 against 98.5): the random tiny's
+    patch tokens are near-lossless random projections of the pixels, and these defects are colour
+    changes that pixels show."""
     pretrained, floor = few_shot
-    assert pretrained["patch_memory 1-shot"]["image_auroc"] > floor["patch_memory 1-shot"]["image_auroc"]
+    mine, theirs = _image_auroc(pretrained, "patch_memory 1-shot"), _image_auroc(floor, "patch_memory 1-shot")
+    assert all(a > b for a, b in zip(mine, theirs)), few_shot
+    assert np.mean(mine) > np.mean(theirs) + 3, few_shot
