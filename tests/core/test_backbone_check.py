@@ -46,7 +46,18 @@ def adapter(tmp_path_factory, tiny) -> Path:
 def test_fingerprint_is_stable_and_tells_weights_apart(tiny, other_tiny):
     assert tiny.weights_hash == load_model("tiny", device="cpu").weights_hash == weights_fingerprint(tiny.model)
     assert load_model(str(other_tiny), device="cpu").weights_hash != tiny.weights_hash
-    assert tiny.identity() == {"model": "tiny", "model_hash": tiny.weights_hash, "model_dtype": "float32"}
+    assert tiny.identity() == {"model": "tiny", "model_hash": tiny.weights_hash, "model_dtype": "float32",
+                               "model_image_size": "64"}
+
+
+def test_adapter_refuses_the_same_backbone_at_another_image_size(adapter, tiny):
+    """At another input size the position grid is resampled (other hashes too): the refusal names the
+    size, which is what the user has to change."""
+    bigger = load_model("tiny", device="cpu", image_size=96)
+    with pytest.raises(InputError) as caught:
+        load_classifier(adapter, bigger)
+    assert "trained on model 'tiny' at 64 px, not at 96 px" in str(caught.value)
+    assert caught.value.cli_message.endswith("run with --image-size 64")
 
 
 def test_adapter_refuses_another_backbone_naming_both(adapter, tiny, other_tiny):

@@ -32,15 +32,20 @@ PretrainedOpt = Annotated[str | None, typer.Option(help="open_clip pretrained ta
 MethodOpt = Annotated[str, typer.Option(help="An installed method: winclip, patch_memory, anomalyclip, adaptclip ... "
                                              "(`methods` lists them).")]
 DeviceOpt = Annotated[str | None, typer.Option(help="cpu, cuda, cuda:1 ... (default: cuda if available)")]
+ImageSizeOpt = Annotated[int | None, typer.Option(
+    "--image-size", min=16, help="Input size in px (the position grid is resampled): the papers run AnomalyCLIP "
+                                 "and AdaptCLIP at 518; default: the model's own. Trained files need the size "
+                                 "they were trained at.")]
 OnErrorOpt = Annotated[str, typer.Option(help="skip: leave out unreadable images (listed in the output and "
                                               "counted); fail: stop at the first.")]
 
 
-def _load(model: str, pretrained: str | None, device: str | None):  # type: ignore[no-untyped-def]
+def _load(model: str, pretrained: str | None, device: str | None,  # type: ignore[no-untyped-def]
+          image_size: int | None = None):
     from clipsuite.core.models import load_model
     if pretrained is None and model == DEFAULT_MODEL:
         pretrained = DEFAULT_PRETRAINED
-    return load_model(model, pretrained=pretrained, device=device)
+    return load_model(model, pretrained=pretrained, device=device, image_size=image_size)
 
 
 @app.command()
@@ -74,6 +79,7 @@ def detect(
              "at their F1-max point.")] = None,
     sigma: Annotated[float | None, typer.Option(help="Gaussian smoothing of maps (pixels at model size).")] = None,
     model: ModelOpt = DEFAULT_MODEL, pretrained: PretrainedOpt = None, device: DeviceOpt = None,
+    image_size: ImageSizeOpt = None,
     batch_size: Annotated[int, typer.Option(min=1)] = 8,
     on_error: OnErrorOpt = "skip",
 ) -> None:
@@ -91,7 +97,8 @@ def detect(
     if validation is not None and threshold is not None:
         fail("give either --threshold or --validation, not both")
     paths = expand_image_inputs(images)
-    detector = Detector.create(_load(model, pretrained, device), method, class_name, weights, sigma, batch_size)
+    clip = _load(model, pretrained, device, image_size)
+    detector = Detector.create(clip, method, class_name, weights, sigma, batch_size)
     if reference is not None:
         ref_skipped = detector.fit_references(list_images(reference), policy, limit=shots or None)
         _warn_skipped(ref_skipped, "reference image")
@@ -140,6 +147,7 @@ def evaluate(
     sigma: Annotated[float | None, typer.Option(help="Gaussian smoothing of maps.")] = None,
     seed: int = 0,
     model: ModelOpt = DEFAULT_MODEL, pretrained: PretrainedOpt = None, device: DeviceOpt = None,
+    image_size: ImageSizeOpt = None,
     batch_size: Annotated[int, typer.Option(min=1)] = 8,
     on_error: OnErrorOpt = "skip",
 ) -> None:
@@ -155,7 +163,8 @@ def evaluate(
 
     policy = check_on_error(on_error)
     categories = load_dataset(dataset, format, category)
-    detector = Detector.create(_load(model, pretrained, device), method, "object", weights, sigma, batch_size)
+    clip = _load(model, pretrained, device, image_size)
+    detector = Detector.create(clip, method, "object", weights, sigma, batch_size)
     with progress() as bar:
         task = bar.add_task("evaluating", total=sum(len(c.test) for c in categories))
         results, mean = evaluate_categories(categories, lambda c: detector.score_category(
@@ -202,6 +211,7 @@ def train(
                                                           "be raised).")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an earlier run in the run folder.")] = False,
     model: ModelOpt = DEFAULT_MODEL, pretrained: PretrainedOpt = None, device: DeviceOpt = None, seed: int = 0,
+    image_size: ImageSizeOpt = None,
 ) -> None:
     """Train AnomalyCLIP prompts or AdaptCLIP adapters on one dataset; save them for detect/evaluate."""
     from clipsuite.cli.resume import absolute_if_exists, remembered
@@ -215,7 +225,8 @@ def train(
     # the run's identity, stored with it; --device, --run-dir and --overwrite are not part of it
     options = {"dataset": absolute_if_exists(dataset), "method": method, "out": str(out.resolve()),
                "format": format, "epochs": epochs, "lr": lr, "batch_size": batch_size, "max_steps": max_steps,
-               "checkpoint_every": checkpoint_every, "model": model, "pretrained": pretrained, "seed": seed}
+               "checkpoint_every": checkpoint_every, "model": model, "pretrained": pretrained, "seed": seed,
+               "image_size": image_size}
     if resume:  # the run's own flags for those not given again (see clipsuite.cli.resume)
         options = remembered(ctx, run_dir, options, adjustable=("epochs", "max_steps", "checkpoint_every"))
     if options["dataset"] is None:
@@ -224,7 +235,8 @@ def train(
     from clipsuite.anomaly.train import train_learned
 
     categories = load_dataset(Path(options["dataset"]), options["format"])
-    clip = _load(options["model"], options["pretrained"], device)
+    # a run started before --image-size existed has no such flag: the model's own size
+    clip = _load(options["model"], options["pretrained"], device, options.get("image_size"))
     saved = train_learned(clip, options["method"], categories, Path(options["out"]), epochs=options["epochs"],
                           lr=options["lr"], batch_size=options["batch_size"], max_steps=options["max_steps"],
                           seed=options["seed"], run_dir=run_dir, resume=resume, options=options,

@@ -9,4 +9,4 @@ WINCLIP = Preset("winclip", "ViT-B-16-plus-240", "laion400m_e31", "anomaly",
                  "WinCLIP's backbone, 240 px, as the paper and anomalib")
 ANOMALYCLIP = Preset("anomalyclip", "ViT-L-14-336-quickgelu", "openai", "anomaly",
                      "open_clip tag openai (hub timm/vit_large_patch14_clip_336.openai)",
-                     "AnomalyCLIP / AdaptCLIP backbone, 518 px in the papers (force_image_size)")
+                     "AnomalyCLIP / AdaptCLIP backbone, run at 518 px in the papers (--image-size 518)")

@@ -40,14 +40,22 @@ def weights_fingerprint(module: nn.Module) -> str:
 def check_same_backbone(path: object, recorded: dict[str, Any], clip: ClipModel, prefix: str = "model") -> None:
     """Refuse, in one line naming both, a learned file (``path``) recorded for another backbone than ``clip``.
 
-    ``recorded`` holds ``<prefix>``, ``<prefix>_hash`` and ``<prefix>_dtype`` as ``ClipModel.identity``
-    wrote them; a file without a hash (written before fingerprints) is not checked here. When the weight
-    dtypes differ the hashes cannot agree, so the model names are compared instead.
+    ``recorded`` holds ``<prefix>``, ``<prefix>_hash``, ``<prefix>_dtype`` and ``<prefix>_image_size``
+    as ``ClipModel.identity`` wrote them; a file without a hash (written before fingerprints) is not
+    checked here. When the weight dtypes differ the hashes cannot agree, so the model names are
+    compared instead.
     """
     trained_hash = recorded.get(f"{prefix}_hash")
     if trained_hash is None:
         return
     trained_on = str(recorded.get(prefix, "?"))
+    trained_size = recorded.get(f"{prefix}_image_size")
+    if trained_size is not None and int(trained_size) != clip.image_size:
+        # the same weights at another input size resample the position grid, so the hashes differ too:
+        # say the size, which is what to change (files written before sizes were recorded skip this)
+        head = f"{path}: trained on model '{trained_on}' at {trained_size} px, not at {clip.image_size} px"
+        raise InputError(f"{head}; load it with load_model('{trained_on}', image_size={trained_size})",
+                         cli=f"{head}; run with --image-size {trained_size}")
     if recorded.get(f"{prefix}_dtype") == clip.weights_dtype:
         same = trained_hash == clip.weights_hash
     else:

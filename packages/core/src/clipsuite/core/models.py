@@ -114,7 +114,8 @@ class ClipModel:
 
     def identity(self) -> dict[str, str]:
         """What a learned file records about the model it was trained on."""
-        return {"model": self.name, "model_hash": self.weights_hash, "model_dtype": self.weights_dtype}
+        return {"model": self.name, "model_hash": self.weights_hash, "model_dtype": self.weights_dtype,
+                "model_image_size": str(self.image_size)}
 
     # ---- inputs ------------------------------------------------------------------------------
     def tokenize(self, texts: Sequence[str]) -> torch.Tensor:

@@ -35,6 +35,7 @@ def save_learned(module: nn.Module, path: str | Path, extra: dict[str, Any] | No
     identity = module.clip.identity()
     config = {"method": module.name, "settings": module.settings, "backbone": identity["model"],
               "backbone_hash": identity["model_hash"], "backbone_dtype": identity["model_dtype"],
+              "backbone_image_size": identity["model_image_size"],
               "embed_dim": module.clip.embed_dim, **(extra or {})}
     save_tensors(path, module.learned_state(), config)
     return path
