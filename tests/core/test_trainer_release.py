@@ -41,3 +41,24 @@ def test_fit_releases_accelerate_without_a_full_garbage_collection(tmp_path: Pat
     assert result.step == 2
     assert trainer.accelerator is not None and trainer.accelerator.step == 0
     assert not any(getattr(trainer.accelerator, name) for name in ("_models", "_optimizers", "_dataloaders"))
+
+
+class ScheduledTask(LinearTask):
+    """Records what ``start_schedule`` was told."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.told: list[int] = []
+
+    def start_schedule(self, total_steps: int) -> None:
+        self.told.append(total_steps)
+
+
+def test_a_scheduled_task_is_told_the_runs_steps_also_when_resumed(tmp_path: Path) -> None:
+    config = TrainConfig(output_dir=tmp_path / "run", epochs=2, batch_size=8, progress=False, checkpoint_every=1)
+    first = ScheduledTask()
+    Trainer(first, TrainConfig(**{**config.__dict__, "max_steps": 2})).fit(Pairs())
+    assert first.told == [2]
+    again = ScheduledTask()
+    Trainer(again, TrainConfig(**{**config.__dict__, "resume": True})).fit(Pairs())
+    assert again.told == [4]  # 2 epochs of 2 steps: the whole run, not what is left of it

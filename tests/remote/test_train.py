@@ -125,9 +125,11 @@ def test_training_improves_held_out_recall_in_every_language(trained, train_capt
 
 
 def _run(caps, translations, out, weight, **options):
+    # constant lr and teacher decay: a 2-step run resumed to 4 steps is then the 4-step run (schedules
+    # over the run's length would differ; test_teacher_schedules.py covers those across a resume)
     return train_remote(TrainingData(caps, split="train", translations=translations), out,
                         settings=RemoteTrainConfig(languages=("en", "zh"), distill_weight=weight, local_crops=2,
-                                                   teacher_decay=0.9, **SMALL_HEAD),
+                                                   teacher_decay=0.9, teacher_decay_end=0.9, **SMALL_HEAD),
                         batch_size=8, lr=5e-4, schedule="constant", progress=False, log_every=1, **options)
 
 

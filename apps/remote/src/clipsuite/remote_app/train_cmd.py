@@ -49,7 +49,16 @@ def register(app: typer.Typer) -> None:
                                                        "evaluated each epoch, per language (e.g. test).")] = None,
         distill_weight: Annotated[float, typer.Option("--distill-weight", min=0.0, help="Weight of RS-M-CLIP's "
                                                       "self-distillation term (0: contrastive only).")] = 0.0,
-        teacher_decay: Annotated[float, typer.Option("--teacher-decay", help="EMA decay of the teacher.")] = 0.996,
+        teacher_decay: Annotated[float, typer.Option("--teacher-decay", help="EMA decay of the teacher at the "
+                                                     "first step.")] = 0.996,
+        teacher_decay_end: Annotated[float, typer.Option("--teacher-decay-end", help="... rising on a cosine to "
+                                                         "this at the last step (DINO: 1).")] = 1.0,
+        teacher_temp: Annotated[float, typer.Option("--teacher-temp", help="Teacher temperature (DINO: "
+                                                    "0.04-0.07).")] = 0.04,
+        teacher_temp_start: Annotated[float | None, typer.Option("--teacher-temp-start", help="Warm the teacher "
+                                                                 "temperature up linearly from this ...")] = None,
+        teacher_temp_warmup: Annotated[int, typer.Option("--teacher-temp-warmup", min=0, help="... over this "
+                                                         "many steps.")] = 0,
         local_crops: Annotated[int, typer.Option("--local-crops", min=0, help="Local crops per image.")] = 4,
         bands: Annotated[str | None, typer.Option(help="Multispectral rasters: bands by name or 1-based index "
                                                   "(B02,B03,B04,B08), or 'all'. The model's patch embedding is "
@@ -92,11 +101,18 @@ def register(app: typer.Typer) -> None:
             fail(f"--band-rule '{band_rule}': choose repeat or average")
         if schedule not in ("cosine", "constant"):
             fail(f"--schedule '{schedule}': choose cosine or constant")
+        if not 0 < teacher_decay <= teacher_decay_end <= 1 or teacher_decay >= 1:
+            fail(f"--teacher-decay {teacher_decay} and --teacher-decay-end {teacher_decay_end}: need "
+                 "0 < teacher decay < 1 and teacher decay <= end <= 1")
+        if teacher_temp <= 0 or (teacher_temp_start is not None and teacher_temp_start <= 0):
+            fail("--teacher-temp and --teacher-temp-start must be > 0")
         from clipsuite.cli.resume import absolute_if_exists, remembered
 
         o = {"data": absolute_if_exists(data), "model": model, "pretrained": pretrained,
              "languages": _languages(languages), "translations": absolute_if_exists(translations), "split": split,
              "eval_split": eval_split, "distill_weight": distill_weight, "teacher_decay": teacher_decay,
+             "teacher_decay_end": teacher_decay_end, "teacher_temp": teacher_temp,
+             "teacher_temp_start": teacher_temp_start, "teacher_temp_warmup": teacher_temp_warmup,
              "local_crops": local_crops, "bands": parse_bands(bands, allow_all=True), "band_rule": band_rule,
              "scale": scale, "s2_offset": s2_offset, "stretch": _as_list(parse_stretch(stretch)), "epochs": epochs,
              "max_steps": max_steps,
@@ -120,7 +136,10 @@ def register(app: typer.Typer) -> None:
         source = TrainingData(Path(o["data"]), split=o["split"], eval_split=o["eval_split"],
                               translations=Path(o["translations"]) if o["translations"] else None, raster=raster)
         settings = RemoteTrainConfig(languages=tuple(o["languages"]), distill_weight=o["distill_weight"],
-                                     teacher_decay=o["teacher_decay"], local_crops=o["local_crops"])
+                                     teacher_decay=o["teacher_decay"], local_crops=o["local_crops"],
+                                     teacher_decay_end=o["teacher_decay_end"], teacher_temp=o["teacher_temp"],
+                                     teacher_temp_start=o["teacher_temp_start"],
+                                     teacher_temp_warmup_steps=o["teacher_temp_warmup"])
         result = train_remote(source, output, o["model"], pretrained=o["pretrained"], settings=settings,
                               band_rule=o["band_rule"], overwrite=overwrite, options=o, epochs=o["epochs"],
                               max_steps=o["max_steps"], batch_size=o["batch_size"], lr=o["lr"],

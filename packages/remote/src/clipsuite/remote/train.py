@@ -47,6 +47,8 @@ from clipsuite.remote.methods.self_distillation import (
     ProjectorHead,
     dino_loss,
     random_resized_crops,
+    teacher_momentum,
+    teacher_temperature,
     update_center,
 )
 from clipsuite.remote.rasters import open_raster
@@ -60,13 +62,16 @@ class RemoteTrainConfig:
 
     languages: tuple[str, ...] = ("en",)
     distill_weight: float = 0.0          # 0: contrastive only; > 0 adds RS-M-CLIP's self-distillation
-    teacher_decay: float = 0.996         # EMA of the teacher (DINO's starting value)
+    teacher_decay: float = 0.996         # EMA of the teacher at the first step (DINO's)
+    teacher_decay_end: float = 1.0       # ... rising on a cosine to this at the last step (DINO's)
     local_crops: int = 4
     local_size: int | None = None        # default: half the model's image size (whole patches)
     global_scale: tuple[float, float] = GLOBAL_SCALE
     local_scale: tuple[float, float] = LOCAL_SCALE
     student_temp: float = 0.1
     teacher_temp: float = 0.04
+    teacher_temp_start: float | None = None  # DINO's warm-up: linear from this to teacher_temp
+    teacher_temp_warmup_steps: int = 0       # over this many optimizer steps (0: no warm-up)
     center_momentum: float = 0.9
     head_hidden: int = 512
     head_bottleneck: int = 128
@@ -85,6 +90,10 @@ class RemoteTrainConfig:
             problems.append(f"distill_weight must be >= 0 (got {self.distill_weight})")
         if not 0.0 < self.teacher_decay < 1.0:
             problems.append(f"teacher_decay must be in (0, 1) (got {self.teacher_decay})")
+        if not self.teacher_decay <= self.teacher_decay_end <= 1.0:
+            problems.append(f"teacher_decay_end must be in [teacher_decay, 1] (got {self.teacher_decay_end})")
+        if self.teacher_temp_warmup_steps < 0 or (self.teacher_temp_start is not None and self.teacher_temp_start <= 0):
+            problems.append("teacher_temp_warmup_steps must be >= 0 and teacher_temp_start > 0")
         if self.local_crops < 0:
             problems.append(f"local_crops must be >= 0 (got {self.local_crops})")
         for name in ("global_scale", "local_scale"):
@@ -124,6 +133,8 @@ class RemoteTrainModule(nn.Module):
         # loss calls so far: crops are drawn from (seed, draws), so a resumed run draws what the
         # uninterrupted one would, and a run without self-distillation draws the same contrastive views
         self.register_buffer("draws", torch.zeros((), dtype=torch.long))
+        # optimizer steps so far, for the teacher's schedules (checkpointed: a resumed run continues them)
+        self.register_buffer("steps", torch.zeros((), dtype=torch.long))
 
 
 class RemoteTrainTask:
@@ -148,6 +159,23 @@ class RemoteTrainTask:
         patch = self.tower.patch_size[0]
         size = self.settings.local_size or clip.image_size // 2
         self.local_size = max(patch, size // patch * patch)
+        self.total_steps = 0  # told by the Trainer (start_schedule); 0: the teacher decay stays at its start
+
+    def start_schedule(self, total_steps: int) -> None:
+        self.total_steps = total_steps
+
+    def teacher_decay_now(self) -> float:
+        settings = self.settings
+        if not self.total_steps:
+            return settings.teacher_decay
+        return teacher_momentum(int(self.module.steps), self.total_steps, settings.teacher_decay,
+                                settings.teacher_decay_end)
+
+    def teacher_temp_now(self) -> float:
+        settings = self.settings
+        start = settings.teacher_temp if settings.teacher_temp_start is None else settings.teacher_temp_start
+        return teacher_temperature(int(self.module.steps), settings.teacher_temp_warmup_steps, start,
+                                   settings.teacher_temp)
 
     # ---- batches -------------------------------------------------------------------------------
     def collate(self, items: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
@@ -189,7 +217,7 @@ class RemoteTrainTask:
             teacher_module, center = self.module.teacher, self.module.center
             assert teacher_module is not None
             teacher = teacher_module(global_views).split(count)
-            distill = dino_loss(student, teacher, center, settings.student_temp, settings.teacher_temp)
+            distill = dino_loss(student, teacher, center, settings.student_temp, self.teacher_temp_now())
             update_center(center, teacher, settings.center_momentum)
             parts["distill"] = distill
         else:
@@ -206,7 +234,8 @@ class RemoteTrainTask:
     def after_step(self) -> None:
         self.module.model.logit_scale.clamp_(0, MAX_LOGIT_SCALE)
         if self.module.teacher is not None:
-            self.module.teacher.update()
+            self.module.teacher.update(self.teacher_decay_now())
+        self.module.steps += 1
 
     # ---- evaluation ----------------------------------------------------------------------------
     def evaluate(self) -> dict[str, float]:

@@ -11,6 +11,8 @@ Optional hooks, each its own small Protocol so the Trainer can ask ``isinstance(
 - ``evaluate() -> {name: value}``: each epoch end, no grad (main process; all processes under FSDP);
 - ``config() -> dict``: stored as JSON with the weights;
 - ``after_step()``: after each optimizer step, no grad (clamp a logit scale, update a teacher ...);
+- ``start_schedule(total_steps)``: once per ``fit`` before the first step (a resumed run too), the
+  optimizer steps the whole run takes, for a task's own schedules (DINO's teacher momentum);
 - ``frozen_modules() -> [model, ...]``: frozen models the task uses but does not train (a CLIP
   model encoding images for a prompt learner). The Trainer moves each with ``.to(device)`` next to
   the trained module, so a model loaded on the CPU trains on a visible GPU.
@@ -66,6 +68,11 @@ class Configured(Protocol):
 @runtime_checkable
 class AfterStep(Protocol):
     def after_step(self) -> None: ...
+
+
+@runtime_checkable
+class Scheduled(Protocol):
+    def start_schedule(self, total_steps: int) -> None: ...
 
 
 @runtime_checkable

@@ -43,6 +43,7 @@ from clipsuite.core.train.task import (
     Configured,
     Evaluates,
     HoldsFrozen,
+    Scheduled,
     TaskStep,
     TrainTask,
     check_task,
@@ -184,6 +185,8 @@ class Trainer:
         run = self._prepare(acc, train_data)
         pos, resumed_from = self._start(acc, run)
         total = run.saved.total_steps
+        if isinstance(self.task, Scheduled):
+            self.task.start_schedule(total)
         bar = progress_bar(total, "train", initial=pos.step, dynamic_ncols=True,
                            enabled=cfg.progress and acc.is_main_process)
         metrics: dict[str, float] = {}

@@ -11,10 +11,13 @@ Pieces, each small and pure torch:
   crop and the student distribution of every other crop.
 * ``EmaTeacher``: the teacher's weights kept as buffers (so the Trainer's checkpoint saves and
   restores them) and averaged after each step by the core's ``EMA``.
+* ``teacher_momentum`` / ``teacher_temperature``: DINO's schedules of the teacher's EMA decay (cosine
+  to 1) and temperature (linear warm-up).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 
 import torch
@@ -105,6 +108,21 @@ def dino_loss(student: Sequence[torch.Tensor], teacher: Sequence[torch.Tensor], 
     return total / max(1, terms)
 
 
+def teacher_momentum(step: int, total_steps: int, start: float, end: float = 1.0) -> float:
+    """DINO's teacher EMA decay: a cosine from ``start`` at step 0 to ``end`` at ``total_steps``, so the
+    teacher follows the student early and freezes toward the end."""
+    progress = min(1.0, step / max(1, total_steps))
+    return end - (end - start) * (1 + math.cos(math.pi * progress)) / 2
+
+
+def teacher_temperature(step: int, warmup_steps: int, start: float, end: float) -> float:
+    """DINO's teacher temperature: linear from ``start`` to ``end`` over ``warmup_steps``, then ``end``
+    (a softer teacher at first keeps the early, untrained outputs from collapsing onto one prototype)."""
+    if warmup_steps <= 0 or step >= warmup_steps:
+        return end
+    return start + (end - start) * step / warmup_steps
+
+
 @torch.no_grad()
 def update_center(center: torch.Tensor, teacher: Sequence[torch.Tensor], momentum: float = 0.9) -> None:
     """DINO's centring: ``center = m * center + (1 - m) * mean teacher output`` (in place). Across
@@ -147,13 +165,15 @@ class EmaTeacher(nn.Module):
             return functional_call(student, weights, args)
 
     @torch.no_grad()
-    def update(self) -> None:
-        """One EMA step toward the student's current weights (after each optimizer step)."""
+    def update(self, decay: float | None = None) -> None:
+        """One EMA step toward the student's current weights (after each optimizer step); ``decay``:
+        this step's (a schedule's), else the one given at construction."""
         weights = self.weights()
         first = self.names[0]
         if self._ema is None or self._ema.shadow[first] is not weights[first]:  # (re)bind after .to() or a restore
             self._ema = EMA(dict(self._student[0].named_parameters()), self.decay)
             self._ema.shadow = weights
+        self._ema.decay = self.decay if decay is None else float(decay)
         self._ema.update()
 
     def state_summary(self) -> Mapping[str, float]:
