@@ -64,21 +64,40 @@ def means(rows: Sequence[CompareRow]) -> dict[tuple[str, int], dict[str, float |
     return out
 
 
+def spread(rows: Sequence[CompareRow], method: str, shots: int, key: str = "accuracy") -> float:
+    """Sample standard deviation over seeds of ``key`` (``accuracy`` or ``novel``); 0 for one seed."""
+    values = [float(getattr(r, key) or 0.0) for r in rows if r.method == method and r.shots == shots]
+    if len(values) < 2:
+        return 0.0
+    mean = sum(values) / len(values)
+    return (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5
+
+
+def _cell(mean: float, sd: float, seeds: int) -> str:
+    return f"{mean:.1f} ± {sd:.1f}" if seeds > 1 else f"{mean:.1f}"
+
+
 def few_shot_markdown(rows: Sequence[CompareRow]) -> str:
+    """Mean (± standard deviation over seeds) accuracy per method and K."""
     table = means(rows)
     shots = list(dict.fromkeys(r.shots for r in rows))
     methods = list(dict.fromkeys(r.method for r in rows))
+    seeds = len({r.seed for r in rows})
     lines = ["| method | " + " | ".join(f"{k}-shot" for k in shots) + " |", "|---" * (len(shots) + 1) + "|"]
     for m in methods:
-        lines.append(f"| {m} | " + " | ".join(f"{float(table[(m, k)]['accuracy']):.1f}" for k in shots) + " |")
+        cells = [_cell(float(table[(m, k)]["accuracy"]), spread(rows, m, k), seeds) for k in shots]
+        lines.append(f"| {m} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
 def base_novel_markdown(rows: Sequence[CompareRow]) -> str:
+    """Mean base / novel accuracy (± standard deviation over seeds) and the HM of the means."""
+    seeds = len({r.seed for r in rows})
     lines = ["| method | shots | base | novel | HM |", "|---|---|---|---|---|"]
     for (method, k), entry in means(rows).items():
-        lines.append(f"| {method} | {k} | {float(entry['accuracy']):.1f} | {float(entry['novel']):.1f} | "
-                     f"{float(entry['hm']):.1f} |")
+        base = _cell(float(entry["accuracy"]), spread(rows, method, k), seeds)
+        novel = _cell(float(entry["novel"]), spread(rows, method, k, "novel"), seeds)
+        lines.append(f"| {method} | {k} | {base} | {novel} | {float(entry['hm']):.1f} |")
     return "\n".join(lines)
 
 
