@@ -9,7 +9,7 @@ import csv
 import io
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -17,6 +17,7 @@ from rich.table import Table
 from clipsuite.cli.common import cli_errors, console, err_console, fail, need, need_some, progress
 
 if TYPE_CHECKING:
+    from clipsuite.core.models import ClipModel
     from clipsuite.core.skipping import Skipped
 
 app = typer.Typer(name="anomaly", help="Zero- and few-shot industrial anomaly detection (WinCLIP, AnomalyCLIP, "
@@ -40,8 +41,8 @@ OnErrorOpt = Annotated[str, typer.Option(help="skip: leave out unreadable images
                                               "counted); fail: stop at the first.")]
 
 
-def _load(model: str, pretrained: str | None, device: str | None,  # type: ignore[no-untyped-def]
-          image_size: int | None = None):
+def _load(model: str, pretrained: str | None, device: str | None,
+          image_size: int | None = None) -> ClipModel:
     from clipsuite.core.models import load_model
     if pretrained is None and model == DEFAULT_MODEL:
         pretrained = DEFAULT_PRETRAINED
@@ -223,7 +224,7 @@ def train(
     if resume and not (run_dir / "config.json").is_file():
         fail(f"{run_dir}: no run to resume (train without --resume first, or give its --out / --run-dir)")
     # the run's identity, stored with it; --device, --run-dir and --overwrite are not part of it
-    options = {"dataset": absolute_if_exists(dataset), "method": method, "out": str(out.resolve()),
+    options: dict[str, Any] = {"dataset": absolute_if_exists(dataset), "method": method, "out": str(out.resolve()),
                "format": format, "epochs": epochs, "lr": lr, "batch_size": batch_size, "max_steps": max_steps,
                "checkpoint_every": checkpoint_every, "model": model, "pretrained": pretrained, "seed": seed,
                "image_size": image_size}

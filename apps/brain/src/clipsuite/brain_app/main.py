@@ -6,12 +6,20 @@ Thin: check arguments and paths (before torch is imported), call ``clipsuite.bra
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from clipsuite.cli.common import cli_errors, console, fail, need, progress
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from clipsuite.brain.features import StimulusFeatures
+    from clipsuite.brain.pipeline import Subject
+    from clipsuite.brain.prep import PrepConfig
+    from clipsuite.core.models import ClipModel
 
 app = typer.Typer(name="brain", help="fMRI decoding into CLIP space (ridge) and CLIP-based voxel-wise encoding "
                   "models, on NIfTI beta series or GOD HDF5.", no_args_is_help=True, add_completion=False,
@@ -66,7 +74,7 @@ def _cv(text: str) -> str | int:
     return "loo"
 
 
-def _prep(test_fraction: float, seed: int, per_session: bool, repetitions: str):  # type: ignore[no-untyped-def]
+def _prep(test_fraction: float, seed: int, per_session: bool, repetitions: str) -> PrepConfig:
     if repetitions not in ("average", "single"):
         fail(f"--train-repetitions '{repetitions}': expected average or single")
     if not 0 < test_fraction < 1:
@@ -75,7 +83,7 @@ def _prep(test_fraction: float, seed: int, per_session: bool, repetitions: str):
     return PrepConfig(test_fraction=test_fraction, seed=seed, per_session=per_session, train_repetitions=repetitions)
 
 
-def _subject(dataset: Path, prep):  # type: ignore[no-untyped-def]
+def _subject(dataset: Path, prep: PrepConfig) -> Subject:
     from clipsuite.brain.pipeline import load_prepared
 
     with progress() as bar:
@@ -88,7 +96,8 @@ def _subject(dataset: Path, prep):  # type: ignore[no-untyped-def]
     return subject
 
 
-def _features(subject, model: str, pretrained: str | None, device: str | None, cache: Path | None):  # type: ignore[no-untyped-def]
+def _features(subject: Subject, model: str, pretrained: str | None, device: str | None,
+              cache: Path | None) -> tuple[ClipModel, StimulusFeatures]:
     from clipsuite.brain.pipeline import subject_features
     from clipsuite.core.models import load_model
 
@@ -200,7 +209,8 @@ def fit(
     console.print(f"decoder: {saved}")
 
 
-def _decoded(dataset: Path, decoder: Path, device: str | None, cache: Path | None):  # type: ignore[no-untyped-def]
+def _decoded(dataset: Path, decoder: Path, device: str | None,
+             cache: Path | None) -> tuple[Subject, dict[str, np.ndarray], ClipModel, StimulusFeatures]:
     from clipsuite.brain.decoders import read_decoder
     from clipsuite.brain.pipeline import decode, prep_from
 

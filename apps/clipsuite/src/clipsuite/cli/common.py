@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Annotated, Any, TypeVar, cast
+from typing import Annotated, Any, NoReturn, TypeVar, cast
 
 import typer
 from rich.console import Console
@@ -25,7 +25,7 @@ PretrainedOpt = Annotated[str | None, typer.Option(help="Pretrained tag or weigh
 DeviceOpt = Annotated[str | None, typer.Option(help="cpu, cuda, cuda:1 ... (default: cuda when available).")]
 
 
-def fail(message: str, code: int = 2) -> None:
+def fail(message: str, code: int = 2) -> NoReturn:
     """Print one red line naming the problem and leave with a non-zero status."""
     err_console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)  # a path may hold "[...]"
     raise typer.Exit(code)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -85,7 +85,8 @@ def register(app: typer.Typer) -> None:
         check_output_folder(output, resume, overwrite)
         from clipsuite.core.contrastive import ContrastiveConfig, train_contrastive
         # the run's identity, stored with it; --quiet, --workers, --verify and --overwrite are not part of it
-        o = {"data": absolute_if_exists(data), "model": model, "pretrained": pretrained, "epochs": epochs,
+        o: dict[str, Any] = {
+             "data": absolute_if_exists(data), "model": model, "pretrained": pretrained, "epochs": epochs,
              "max_steps": max_steps, "batch_size": batch_size, "lr": lr, "weight_decay": weight_decay,
              "warmup": warmup, "loss": loss, "lock_image": lock_image, "lock_text": lock_text,
              "shared_positives": shared_positives, "precision": precision, "distributed": distributed,

@@ -26,7 +26,7 @@ def montage(volume: Any, path: pathlib.Path, n: int = 6) -> pathlib.Path:
     rows = [np.concatenate(list(rgb[:, c].numpy()), axis=1) for c in range(3)]
     grid = (np.concatenate(rows, axis=0) * 255).round().astype(np.uint8)
     image = Image.fromarray(grid)
-    image = image.resize((image.width * 3, image.height * 3), Image.NEAREST)
+    image = image.resize((image.width * 3, image.height * 3), Image.Resampling.NEAREST)
     path.parent.mkdir(parents=True, exist_ok=True)
     image.save(path)
     return path

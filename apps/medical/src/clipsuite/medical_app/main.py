@@ -6,13 +6,16 @@ Thin: parse options, call ``clipsuite.medical``, print. Library errors become on
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
 from clipsuite.cli.common import cli_errors, console, err_console, fail, need
+
+if TYPE_CHECKING:
+    from clipsuite.core.models import ClipModel
 
 app = typer.Typer(name="medical", help="Medical CLIP: zero-shot on images and volumes (NIfTI/DICOM), BiomedCoOp, "
                   "medical VQA.", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
@@ -42,7 +45,7 @@ def _ints(text: str, what: str) -> list[int]:
         raise
 
 
-def _load(model: str, pretrained: str | None, device: str | None):  # type: ignore[no-untyped-def]
+def _load(model: str, pretrained: str | None, device: str | None) -> ClipModel:
     from clipsuite.core.models import load_model
 
     return load_model(model, pretrained=pretrained, device=device)
@@ -230,9 +233,10 @@ def vqa_train(
     from clipsuite.medical.data import load_vqa
     from clipsuite.medical.train_vqa import VQASettings, train_vqa
 
-    options = {"data": absolute_if_exists(data), "head": head, "epochs": epochs, "batch_size": batch_size, "lr": lr,
-               "finetune_visual": finetune_visual, "hidden": hidden, "word_dim": word_dim,
-               "patch_tokens": patch_tokens, "model": model, "pretrained": pretrained}
+    options: dict[str, Any] = {
+        "data": absolute_if_exists(data), "head": head, "epochs": epochs, "batch_size": batch_size, "lr": lr,
+        "finetune_visual": finetune_visual, "hidden": hidden, "word_dim": word_dim,
+        "patch_tokens": patch_tokens, "model": model, "pretrained": pretrained}
     if resume:  # the run's own flags for those not given again (see clipsuite.cli.resume)
         options = remembered(ctx, out, options, adjustable=("epochs",))
         head, epochs, batch_size, lr = options["head"], options["epochs"], options["batch_size"], options["lr"]

@@ -4,7 +4,7 @@ RGB captions or multispectral class folders. Arguments and paths are checked bef
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -108,7 +108,7 @@ def register(app: typer.Typer) -> None:
             fail("--teacher-temp and --teacher-temp-start must be > 0")
         from clipsuite.cli.resume import absolute_if_exists, remembered
 
-        o = {"data": absolute_if_exists(data), "model": model, "pretrained": pretrained,
+        o: dict[str, Any] = {"data": absolute_if_exists(data), "model": model, "pretrained": pretrained,
              "languages": _languages(languages), "translations": absolute_if_exists(translations), "split": split,
              "eval_split": eval_split, "distill_weight": distill_weight, "teacher_decay": teacher_decay,
              "teacher_decay_end": teacher_decay_end, "teacher_temp": teacher_temp,
