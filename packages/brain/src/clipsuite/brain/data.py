@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import nibabel as nib
 import numpy as np
@@ -60,6 +60,11 @@ def load_mask(path: Path) -> tuple[np.ndarray, np.ndarray]:
     if not mask.any():
         raise InputError(f"{path}: the ROI mask selects no voxel (no value > 0)")
     return mask, np.asarray(img.affine, dtype=np.float64)
+
+
+def _grid(mask: np.ndarray) -> tuple[int, int, int]:
+    """The mask's shape as ints (``load_mask`` refuses anything but 3D)."""
+    return cast(tuple[int, int, int], tuple(int(v) for v in mask.shape))
 
 
 def read_trials(path: Path, n_sessions: int) -> dict[int, list[tuple[int, str]]]:
@@ -133,7 +138,9 @@ def load_nifti_subject(config: DatasetConfig, on_session: Callable[[int, int], N
     assert config.mask is not None and config.trials is not None
     mask, affine = load_mask(config.mask)
     trials = read_trials(config.trials, len(config.betas))
-    blocks, stimuli, sessions = [], [], []
+    blocks: list[np.ndarray] = []
+    stimuli: list[str] = []
+    sessions: list[int] = []
     for number, session in enumerate(sorted(trials), start=1):
         rows = trials[session]
         blocks.append(read_session(config.betas[session - 1], mask, affine, [v for v, _ in rows], config.beta_scale))
@@ -144,7 +151,7 @@ def load_nifti_subject(config: DatasetConfig, on_session: Callable[[int, int], N
     voxels = np.argwhere(mask)
     responses, voxels, dropped = drop_bad_voxels(np.concatenate(blocks, axis=0), voxels)
     return BrainData(responses=responses, stimulus=np.asarray(stimuli, dtype=str), session=np.asarray(sessions),
-                     voxels=voxels, affine=affine, grid=tuple(int(v) for v in mask.shape), dropped=dropped,
+                     voxels=voxels, affine=affine, grid=_grid(mask), dropped=dropped,
                      source=str(config.path))
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import nibabel as nib
 import numpy as np
@@ -84,7 +85,7 @@ def plot_slices(nifti: Path, png: Path, title: str) -> None:
     matplotlib.use("Agg")
     from nilearn import plotting
 
-    image = nib.load(str(nifti))
+    image = cast(nib.Nifti1Image, nib.load(str(nifti)))  # a NIfTI map written by save_maps
     values = np.nan_to_num(np.asarray(image.dataobj, dtype=np.float32))
     peak = np.unravel_index(int(np.argmax(values)), values.shape)
     cut = nib.affines.apply_affine(image.affine, peak)

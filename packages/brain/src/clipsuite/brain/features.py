@@ -28,7 +28,7 @@ class StimulusFeatures:
     image: np.ndarray      # (n, d) L2-normalised
     text: np.ndarray       # (n, d) L2-normalised; captions, or "a photo of a {category}" when no caption
 
-    def rows(self, ids: Sequence[str]) -> np.ndarray:
+    def rows(self, ids: Sequence[str] | np.ndarray) -> np.ndarray:  # ids: a list or an array of str
         index = {sid: i for i, sid in enumerate(self.ids)}
         return np.asarray([index[s] for s in ids])
 

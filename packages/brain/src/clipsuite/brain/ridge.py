@@ -79,7 +79,7 @@ def _prepare(x: Any, y: Any, device: str | torch.device | None, dtype: torch.dty
     return x, y, dev
 
 
-def _alphas(alphas: Sequence[float] | float) -> np.ndarray:
+def _alphas(alphas: Sequence[float] | float | np.ndarray) -> np.ndarray:
     values = np.atleast_1d(np.asarray(alphas, dtype=np.float64))
     if values.ndim != 1 or len(values) == 0 or not (values > 0).all():
         raise InputError("ridge: alphas must be positive numbers")

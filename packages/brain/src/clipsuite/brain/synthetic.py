@@ -16,6 +16,7 @@ import json
 import random
 from collections.abc import Callable
 from pathlib import Path
+from typing import cast
 
 import nibabel as nib
 import numpy as np
@@ -36,7 +37,7 @@ def _clip_embed(paths: list[Path]) -> np.ndarray:
 def _brain_mask(grid: tuple[int, int, int]) -> np.ndarray:
     """An ellipsoid filling most of the grid."""
     axes = np.meshgrid(*[np.linspace(-1, 1, n) for n in grid], indexing="ij")
-    return sum(a ** 2 for a in axes) <= 0.9
+    return cast(np.ndarray, sum(a ** 2 for a in axes) <= 0.9)  # sum of arrays: an array, not the int start
 
 
 def make_subject(root: str | Path, n_train: int = 240, n_test: int = 40, n_sessions: int = 3, test_repeats: int = 3,
@@ -73,7 +74,8 @@ def make_subject(root: str | Path, n_train: int = 240, n_test: int = 40, n_sessi
     events = [(i, 0) for i in range(n_train)] + [(n_train + i, r) for i in range(n_test) for r in range(test_repeats)]
     order = rng.permutation(len(events))
     per_session = np.array_split(order, n_sessions)
-    trial_rows, betas = [], []
+    trial_rows: list[tuple[int, int, str]] = []
+    betas: list[str] = []
     for s, chunk in enumerate(per_session, start=1):
         baseline = rng.normal(0, session_shift, n_vox)
         stim = np.array([events[k][0] for k in chunk])

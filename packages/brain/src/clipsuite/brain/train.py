@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -66,6 +66,8 @@ def vae_terms(extra: Mapping[str, torch.Tensor], voxels: torch.Tensor) -> dict[s
 class DecoderObjective(nn.Module):
     """The decoder and its loss: ``forward(batch) -> {"loss", "loss_image", "loss_text", "bimixco"}``."""
 
+    steps: torch.Tensor  # the registered buffer
+
     def __init__(self, decoder: BrainMLP, schedule: LossSchedule, steps_per_epoch: int, text_weight: float,
                  kl_weight: float = 0.0, recon_weight: float = 0.0) -> None:
         super().__init__()
@@ -91,7 +93,7 @@ class DecoderObjective(nn.Module):
             parts[f"loss_{space}"] = (mixco_nce(pred, batch[space], temperature, mix) if mix is not None
                                       else soft_clip_loss(pred, batch[space], temperature))
         weights = {"image": 1.0, "text": self.text_weight}
-        loss = sum(weights[s] * parts[f"loss_{s}"] for s in out)
+        loss = cast(torch.Tensor, sum(weights[s] * parts[f"loss_{s}"] for s in out))  # out: never empty
         if extra:  # the VAE variant
             parts.update(vae_terms(extra, voxels))
             loss = loss + self.kl_weight * parts["loss_kl"] + self.recon_weight * parts["loss_recon"]
