@@ -15,7 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
+from diffusers.models.autoencoders.autoencoder_kl import AutoencoderKL  # not `from diffusers`: mypy sees its dummies
+from diffusers.models.unets.unet_2d_condition import UNet2DConditionModel
+from diffusers.schedulers.scheduling_ddim import DDIMScheduler
 
 from clipsuite.core.errors import ModelError
 
@@ -67,7 +69,7 @@ class DiffusionParts:
     @property
     def vae_scale(self) -> int:
         """Pixels per latent cell (8 for SD, 2 for the tiny VAE)."""
-        return 2 ** (len(self.vae.config.block_out_channels) - 1)
+        return 2 ** (len(self.vae.config["block_out_channels"]) - 1)
 
 
 def build_parts(size: str = "tiny", seed: int = 0, cross_attention_dim: int | None = None,

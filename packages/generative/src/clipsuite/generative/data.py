@@ -14,6 +14,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import torch
@@ -63,7 +64,8 @@ def load_binary_mask(path: str | Path, size: tuple[int, int] | None = None) -> n
                          "white); threshold it to 0/255 first")
     mask = values >= 128
     if size is not None and mask.shape != tuple(size):
-        mask = np.asarray(Image.fromarray(mask.astype(np.uint8) * 255).resize((size[1], size[0]), Image.NEAREST)) > 0
+        mask = np.asarray(Image.fromarray(mask.astype(np.uint8) * 255).resize((size[1], size[0]),
+                                                                       Image.Resampling.NEAREST)) > 0
     return mask
 
 
@@ -82,7 +84,7 @@ def load_parse(path: str | Path, size: tuple[int, int] | None = None,
     except OSError as error:
         raise InputError(f"{path}: corrupt parsing image ({error})") from None
     if size is not None and image.size != (size[1], size[0]):
-        image = image.resize((size[1], size[0]), Image.NEAREST)
+        image = image.resize((size[1], size[0]), Image.Resampling.NEAREST)
     labels = np.asarray(image, dtype=np.uint8)
     known, name = (len(to_lip), "Dress Code") if to_lip is not None else (len(LIP_LABELS), "LIP")
     if labels.max() >= known:
@@ -214,15 +216,15 @@ def load_sample(files: TryOnFiles, size: tuple[int, int] | None = None) -> Loade
     notes: list[str] = []
     person = load_image(files.person)
     native = (person.height, person.width)
-    size = tuple(size) if size is not None else native  # type: ignore[assignment]
+    size = cast("tuple[int, int]", tuple(size)) if size is not None else native
     garment = load_image(files.garment)
     if (garment.height, garment.width) != native:
         notes.append(f"{files.garment}: garment is {garment.width}x{garment.height}, person is "
                      f"{person.width}x{person.height}; garment resized")
     if native != size:
-        person = person.resize((size[1], size[0]), Image.BICUBIC)
+        person = person.resize((size[1], size[0]), Image.Resampling.BICUBIC)
     if (garment.height, garment.width) != size:
-        garment = garment.resize((size[1], size[0]), Image.BICUBIC)
+        garment = garment.resize((size[1], size[0]), Image.Resampling.BICUBIC)
     parse = load_parse(files.parse, size, files.parse_to_lip) if files.parse is not None else None
     if files.mask is not None:
         mask = load_binary_mask(files.mask, size)

@@ -12,11 +12,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, cast
 
 import torch
+from torch import nn
 
 from clipsuite.core.errors import InputError
 from clipsuite.generative.components import DiffusionParts
+
+if TYPE_CHECKING:
+    from diffusers.schedulers.scheduling_ddim import DDIMSchedulerOutput
 
 
 @dataclass(frozen=True)
@@ -37,16 +42,17 @@ class VariationGenerator:
     """``parts.unet`` must take 4 channels and attend to ``code_dim``-wide states."""
 
     def __init__(self, parts: DiffusionParts, device: str | torch.device = "cpu") -> None:
-        if parts.unet.config.in_channels != parts.vae.config.latent_channels:
-            raise InputError(f"the editing UNet takes {parts.unet.config.in_channels} channels; an image-variation "
-                             f"UNet takes the VAE's {parts.vae.config.latent_channels} (build_parts(in_channels=4))")
+        if parts.unet.config["in_channels"] != parts.vae.config["latent_channels"]:
+            raise InputError(f"the editing UNet takes {parts.unet.config['in_channels']} channels; an image-variation "
+                             f"UNet takes the VAE's {parts.vae.config['latent_channels']} (build_parts(in_channels=4))")
         self.parts, self.device = parts, torch.device(device)
-        parts.unet.to(self.device).eval()
-        parts.vae.to(self.device).eval()
+        # diffusers wraps ModelMixin.to in functools.wraps(nn.Module.to), which mypy cannot bind to an instance
+        cast(nn.Module, parts.unet).to(self.device).eval()
+        cast(nn.Module, parts.vae).to(self.device).eval()
 
     @property
     def code_dim(self) -> int:
-        return int(self.parts.unet.config.cross_attention_dim)
+        return int(self.parts.unet.config["cross_attention_dim"])
 
     @torch.no_grad()
     def __call__(self, images: torch.Tensor, codes: torch.Tensor, options: EditOptions | None = None,
@@ -56,13 +62,13 @@ class VariationGenerator:
         if codes.shape != (len(images), self.code_dim):
             raise InputError(f"codes must be [{len(images)}, {self.code_dim}], got {list(codes.shape)}")
         vae, unet, scheduler = self.parts.vae, self.parts.unet, self.parts.scheduler
-        latents = vae.encode(images.to(self.device)).latent_dist.mode() * vae.config.scaling_factor
+        latents = vae.encode(images.to(self.device)).latent_dist.mode() * vae.config["scaling_factor"]
         scheduler.set_timesteps(options.steps, device=self.device)
         start = options.steps - max(1, round(options.steps * options.noise_strength))
         timesteps = scheduler.timesteps[start:]
         generator = torch.Generator("cpu").manual_seed(options.seed)
         noise = torch.randn(latents.shape, generator=generator).to(self.device)
-        latents = scheduler.add_noise(latents, noise, timesteps[:1].repeat(len(latents)))
+        latents = scheduler.add_noise(latents, noise, cast(torch.IntTensor, timesteps[:1].repeat(len(latents))))
         states = codes.to(self.device, latents.dtype)[:, None, :]
         guided = options.guidance > 1.0
         if guided:
@@ -73,7 +79,7 @@ class VariationGenerator:
             if guided:
                 uncond, cond = pred.chunk(2)
                 pred = uncond + options.guidance * (cond - uncond)
-            latents = scheduler.step(pred, t, latents).prev_sample
+            latents = cast("DDIMSchedulerOutput", scheduler.step(pred, t, latents)).prev_sample  # return_dict=True
             if on_step is not None:
                 on_step(i + 1, len(timesteps))
-        return vae.decode(latents / vae.config.scaling_factor).sample.float().clamp(-1, 1)
+        return vae.decode(latents / vae.config["scaling_factor"]).sample.float().clamp(-1, 1)

@@ -22,7 +22,7 @@ import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import torch
 import torch.nn.functional as F
@@ -83,7 +83,7 @@ def ssim(generated: torch.Tensor, target: torch.Tensor) -> Metric:
 
     _check_images("ssim", generated, target, same_shape=True)
     value = structural_similarity_index_measure(generated.float(), target.float(), data_range=1.0)
-    return Metric("ssim", float(value))
+    return Metric("ssim", float(cast(torch.Tensor, value)))  # a tuple only with return_full_image
 
 
 def hub_checkpoints() -> Path:
@@ -110,7 +110,8 @@ def lpips(generated: torch.Tensor, target: torch.Tensor, net: str = "alex") -> M
                                            f"{backbone} (not downloaded here)")
     from torchmetrics.image.lpip import LearnedPerceptualImagePatchSimilarity
 
-    metric = LearnedPerceptualImagePatchSimilarity(net_type=net, normalize=True)  # finds the cached file
+    net_type = cast(Literal["vgg", "alex", "squeeze"], net)  # checked against LPIPS_NETS above
+    metric = LearnedPerceptualImagePatchSimilarity(net_type=net_type, normalize=True)  # finds the cached file
     for start in range(0, len(generated), BATCH):
         metric.update(generated[start:start + BATCH].float(), target[start:start + BATCH].float())
     return Metric("lpips", float(metric.compute()))
@@ -269,7 +270,7 @@ def read_image_folder(folder: Path, names: Sequence[str] | None = None, like: to
         names = sorted(p.name for p in folder.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp"))
         if not names:
             raise InputError(f"{folder}: no images (.png, .jpg, .webp) in the folder")
-    arrays = []
+    arrays: list[np.ndarray] = []
     for name in names:
         path = folder / name
         if not path.is_file():

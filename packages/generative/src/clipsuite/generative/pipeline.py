@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, cast
 
 import torch
 import torch.nn.functional as F
@@ -27,6 +28,9 @@ from clipsuite.generative.components import DiffusionParts
 from clipsuite.generative.methods.emasc import EMASC
 from clipsuite.generative.methods.tryon_unet import TryOnConditions, TryOnUNet
 from clipsuite.generative.methods.warping import GarmentWarper
+
+if TYPE_CHECKING:
+    from diffusers.schedulers.scheduling_ddim import DDIMSchedulerOutput
 
 WEIGHT_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
@@ -50,7 +54,7 @@ class SamplingOptions:
     keep_unmasked: bool = True
 
 
-def latent_mask(mask: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+def latent_mask(mask: torch.Tensor, size: tuple[int, int] | torch.Size) -> torch.Tensor:
     """Pixel mask ``[B, 1, H, W]`` -> latent resolution, as diffusers' inpainting pipeline does (nearest)."""
     return F.interpolate(mask, size=size, mode="nearest")
 
@@ -68,7 +72,9 @@ class TryOnPipeline:
         home = torch.device("cpu") if self.memory.cpu_offload else self.device
         for module in self._modules():
             module.to(device=home, dtype=self.dtype).eval()
-        self.unet.unet.set_attention_slice("auto" if self.memory.attention_slicing else None)  # type: ignore[arg-type]
+        slice_size = "auto" if self.memory.attention_slicing else None
+        # diffusers' annotation omits None, which it passes itself to turn slicing off (disable_attention_slicing)
+        self.unet.unet.set_attention_slice(slice_size)  # type: ignore[arg-type]  # None: slicing off
 
     def _modules(self) -> list[nn.Module]:
         return [m for m in (self.parts.vae, self.unet, self.emasc, self.warper) if m is not None]
@@ -89,7 +95,7 @@ class TryOnPipeline:
         vae = self.parts.vae
         with self._placed(vae):
             latents = vae.encode(pixels.to(self.device, self.dtype)).latent_dist.mode()
-        return latents * vae.config.scaling_factor
+        return latents * vae.config["scaling_factor"]
 
     @torch.no_grad()
     def __call__(self, sample: dict[str, torch.Tensor], prompt_states: torch.Tensor, null_states: torch.Tensor,
@@ -112,7 +118,7 @@ class TryOnPipeline:
         guided = options.guidance > 1.0
         if guided:
             uncond = cond.drop({"pose": torch.zeros(b), "cloth_latent": torch.zeros(b)})
-            both = TryOnConditions(*(torch.cat([u, v]) for u, v in  # type: ignore[arg-type]
+            both = TryOnConditions(*(torch.cat([cast(torch.Tensor, u), cast(torch.Tensor, v)]) for u, v in  # all given
                                      zip((uncond.mask, uncond.masked_latent, uncond.pose, uncond.cloth_latent),
                                          (cond.mask, cond.masked_latent, cond.pose, cond.cloth_latent))))
             states = torch.cat([null_states, prompt_states]).to(self.device, self.dtype)
@@ -130,10 +136,10 @@ class TryOnPipeline:
                 if guided:
                     noise_uncond, noise_cond = noise.chunk(2)
                     noise = noise_uncond + options.guidance * (noise_cond - noise_uncond)
-                latents = scheduler.step(noise, t, latents).prev_sample
+                latents = cast("DDIMSchedulerOutput", scheduler.step(noise, t, latents)).prev_sample  # return_dict
                 if on_step is not None:
                     on_step(i + 1, len(scheduler.timesteps))
-        latents = latents / self.parts.vae.config.scaling_factor
+        latents = latents / self.parts.vae.config["scaling_factor"]
         with self._placed(self.parts.vae):
             if self.emasc is not None:
                 with self._placed(self.emasc):

@@ -10,6 +10,7 @@ stage records the digest of each file it used (``inputs``), so inference can ref
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -49,12 +50,12 @@ def load_adapter(clip: ClipModel, part_file: str | Path) -> InversionAdapter:
 
     n_tokens = int((read_config(part_file) or {}).get("n_tokens", 16))
     adapter = InversionAdapter(vision_tower(clip).width, text_tower(clip).width, n_tokens)
-    return load_part(adapter, part_file, "inversion")  # type: ignore[return-value]
+    return load_part(adapter, part_file, "inversion")
 
 
 def load_warper(part_file: str | Path, size: tuple[int, int]) -> GarmentWarper:
     trained_size = (read_config(part_file) or {}).get("size", list(size))
-    return load_part(GarmentWarper(tuple(trained_size)), part_file, "warping")  # type: ignore[return-value]
+    return load_part(GarmentWarper(tuple(trained_size)), part_file, "warping")
 
 
 def make_stage_task(stage: str, clip: ClipModel, parts: str, size: tuple[int, int],
@@ -70,6 +71,7 @@ def make_stage_task(stage: str, clip: ClipModel, parts: str, size: tuple[int, in
     diffusion = diffusion_parts(parts, text.width)
     if stage == "emasc":
         return EMASCTask(diffusion.vae, EMASC(diffusion.vae.config))
+    adapter: InversionAdapter | None   # the one trained here (inversion) or the frozen one loaded (tryon, optional)
     if stage == "inversion":
         adapter = InversionAdapter(vision_tower(clip).width, text.width, n_tokens=n_tokens)
         return InversionTask(adapter, clip, TryOnUNet(diffusion.unet), diffusion.vae, diffusion.scheduler, category)
@@ -90,7 +92,7 @@ def make_stage_task(stage: str, clip: ClipModel, parts: str, size: tuple[int, in
     else:
         prompt = f"a photo of a model wearing {CATEGORY_WORDS[category]}"
 
-    def states(batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    def states(batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
         with torch.no_grad():
             words = None
             if adapter is not None:  # the trained adapter's pseudo-words for this batch's garments
@@ -99,8 +101,8 @@ def make_stage_task(stage: str, clip: ClipModel, parts: str, size: tuple[int, in
 
     task = TryOnTask(TryOnUNet(diffusion.unet), diffusion.vae, diffusion.scheduler, states, null, warper=warper,
                      frozen=frozen)
-    task.adapter = adapter  # type: ignore[attr-defined]  # what it was wired to (tests, inspection)
-    task.inputs = {name: part_digest(getattr(previous, name)) for name in STAGE_INPUTS["tryon"]  # type: ignore
+    task.adapter = adapter  # what it was wired to (tests, inspection)
+    task.inputs = {name: part_digest(getattr(previous, name)) for name in STAGE_INPUTS["tryon"]
                    if getattr(previous, name) is not None}
     return task
 

@@ -13,11 +13,12 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import torch
 import torch.nn.functional as F
-from diffusers import AutoencoderKL, DDIMScheduler
+from diffusers.models.autoencoders.autoencoder_kl import AutoencoderKL  # not `from diffusers`: mypy sees its dummies
+from diffusers.schedulers.scheduling_ddim import DDIMScheduler
 from torch import nn
 
 from clipsuite.core.checkpoints import load_tensors, read_config, save_tensors
@@ -28,7 +29,11 @@ from clipsuite.generative.methods.tryon_unet import TryOnConditions, TryOnUNet
 from clipsuite.generative.methods.warping import GarmentWarper
 from clipsuite.generative.pipeline import latent_mask
 
+if TYPE_CHECKING:
+    from clipsuite.generative.methods.inversion import InversionAdapter
+
 Batch = Mapping[str, torch.Tensor]
+M = TypeVar("M", bound=nn.Module)
 STAGES = ("warping", "emasc", "inversion", "tryon")
 
 
@@ -43,7 +48,7 @@ def _frozen(*modules: nn.Module | None) -> list[nn.Module]:
 
 @torch.no_grad()
 def encode_latents(vae: AutoencoderKL, pixels: torch.Tensor) -> torch.Tensor:
-    return vae.encode(pixels.to(vae.dtype)).latent_dist.mode() * vae.config.scaling_factor
+    return vae.encode(pixels.to(vae.dtype)).latent_dist.mode() * vae.config["scaling_factor"]
 
 
 class WarpingTask:
@@ -76,7 +81,7 @@ class EMASCTask:
         return [self.vae]
 
     def loss(self, batch: Batch) -> dict[str, torch.Tensor]:
-        latents = encode_latents(self.vae, batch["image"]) / self.vae.config.scaling_factor
+        latents = encode_latents(self.vae, batch["image"]) / self.vae.config["scaling_factor"]
         decoded = self.module.decode(self.vae, latents, batch["masked_image"], batch["mask"])
         l1 = F.l1_loss(decoded.float(), batch["image"])
         out = {"loss": l1, "l1": l1.detach()}
@@ -86,7 +91,7 @@ class EMASCTask:
         return out
 
     def config(self) -> dict[str, Any]:
-        return {"stage": "emasc", "block_out_channels": list(self.vae.config.block_out_channels)}
+        return {"stage": "emasc", "block_out_channels": list(self.vae.config["block_out_channels"])}
 
 
 @dataclass
@@ -102,6 +107,10 @@ class TryOnTask:
     """Epsilon-prediction MSE of the try-on UNet. ``text_states(batch)`` gives the prompt states
     (through the inversion adapter and the frozen text encoder); ``null_states`` is the empty prompt's."""
 
+    # set by stages.make_stage_task: what the task was wired to, and the digests of the earlier stages' files
+    adapter: InversionAdapter | None
+    inputs: dict[str, str]
+
     def __init__(self, unet: TryOnUNet, vae: AutoencoderKL, scheduler: DDIMScheduler,
                  text_states: Callable[[Batch], torch.Tensor], null_states: torch.Tensor,
                  warper: GarmentWarper | None = None, dropout: Dropout | None = None,
@@ -115,7 +124,7 @@ class TryOnTask:
     def frozen_modules(self) -> Sequence[nn.Module]:
         return self._frozen
 
-    def loss(self, batch: Batch) -> dict[str, torch.Tensor]:
+    def loss(self, batch: Batch) -> torch.Tensor:
         image = batch["image"]
         b = image.shape[0]
         cloth = batch["cloth"]
@@ -131,12 +140,12 @@ class TryOnTask:
                                 ("cloth_latent", self.dropout.cloth))}
         cond = cond.drop(keep)
         states = self.text_states(batch)
-        null = self.module.null_states.to(states.dtype).expand_as(states)
+        null = cast(torch.Tensor, self.module.null_states).to(states.dtype).expand_as(states)  # buffer set above
         k = keep["text"].view(-1, 1, 1)
         states = states * k + null * (1 - k)
         noise = torch.randn_like(latents)
-        t = torch.randint(0, self.scheduler.config.num_train_timesteps, (b,), device=image.device)
-        noisy = self.scheduler.add_noise(latents, noise, t)
+        t = torch.randint(0, self.scheduler.config["num_train_timesteps"], (b,), device=image.device)
+        noisy = self.scheduler.add_noise(latents, noise, cast(torch.IntTensor, t))  # any integer tensor
         pred = self.module(noisy, t, states, cond)
         return F.mse_loss(pred.float(), noise.float())
 
@@ -159,7 +168,7 @@ def train_stage(task: Any, data: Any, config: TrainConfig, part_file: str | Path
     return result
 
 
-def load_part(module: nn.Module, part_file: str | Path, stage: str) -> nn.Module:
+def load_part(module: M, part_file: str | Path, stage: str) -> M:
     """Load a saved stage into ``module``; refuses a file of another stage or shape, naming it."""
     config = read_config(part_file) or {}
     if config.get("stage") != stage:

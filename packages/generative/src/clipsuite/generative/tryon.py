@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import torch
 
@@ -75,7 +75,7 @@ class TryOnModel:
         for stage in ("emasc", "warping", "inversion"):
             named = getattr(stages, stage)
             if named is not None and str(named) in STAGE_PRESETS:
-                raise ModelError(stage_preset_refusal(str(named), stage))
+                raise ModelError(cast(str, stage_preset_refusal(str(named), stage)))  # a str for any stage but unet
         if stages.unet is not None and str(stages.unet) in STAGE_PRESETS:
             load_stage_preset(unet, str(stages.unet))   # LaDI-VTON's released UNet
         elif stages.unet is not None:
@@ -84,8 +84,8 @@ class TryOnModel:
         emasc = load_part(EMASC(diffusion.vae.config), stages.emasc, "emasc") if stages.emasc else None
         warper = load_warper(stages.warping, size) if stages.warping is not None else None
         adapter = load_adapter(clip, stages.inversion) if stages.inversion is not None else None
-        pipeline = TryOnPipeline(diffusion, unet, emasc, warper, device=device, memory=memory)  # type: ignore[arg-type]
-        return cls(clip, pipeline, adapter)  # type: ignore[arg-type]
+        pipeline = TryOnPipeline(diffusion, unet, emasc, warper, device=device, memory=memory)
+        return cls(clip, pipeline, adapter)
 
     @torch.no_grad()
     def prompt_states(self, category: str, cloth: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -32,6 +32,8 @@ class DeltaMapper(nn.Module):
     """``[c, delta_c]`` (``2 * clip_dim``) -> ``delta_e`` (``code_dim``). ``delta_scale`` is the mean
     length of the training image deltas (text deltas are scaled to it at inference)."""
 
+    delta_scale: torch.Tensor   # registered buffer
+
     def __init__(self, clip_dim: int, code_dim: int, hidden: int = 256) -> None:
         super().__init__()
         self.clip_dim, self.code_dim, self.hidden = clip_dim, code_dim, hidden

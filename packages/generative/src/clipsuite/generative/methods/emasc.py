@@ -17,11 +17,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
-from diffusers import AutoencoderKL
+from diffusers.models.autoencoders.autoencoder_kl import AutoencoderKL  # not `from diffusers`: mypy sees its dummies
 from torch import nn
 
 
@@ -45,8 +45,8 @@ class EMASC(nn.Module):
         self.plan = skip_plan(list(vae_config.block_out_channels))
         self.convs = nn.ModuleList(nn.Conv2d(c_in, c_out, 3, padding=1) for _, _, c_in, c_out in self.plan)
         for conv in self.convs:
-            nn.init.zeros_(conv.weight)
-            nn.init.zeros_(conv.bias)
+            nn.init.zeros_(cast(torch.Tensor, conv.weight))   # each is an nn.Conv2d with a bias
+            nn.init.zeros_(cast(torch.Tensor, conv.bias))
 
     @torch.no_grad()
     def encoder_features(self, vae: AutoencoderKL, masked_pixels: torch.Tensor) -> dict[int, torch.Tensor]:
@@ -82,7 +82,7 @@ class EMASC(nn.Module):
             def hook(_module: nn.Module, args: tuple[Any, ...], i: int = i, conv: nn.Module = conv) -> tuple[Any, ...]:
                 hidden = args[0]
                 keep = 1 - F.interpolate(mask.to(hidden.dtype), size=hidden.shape[-2:], mode="nearest")
-                skip = conv(features[i].to(conv.weight.dtype)).to(hidden.dtype)
+                skip = conv(features[i].to(cast(torch.Tensor, conv.weight).dtype)).to(hidden.dtype)
                 return (hidden + skip * keep,) + tuple(args[1:])
             handles.append(vae.decoder.up_blocks[j].register_forward_pre_hook(hook))
         try:

@@ -12,7 +12,7 @@ UNet attends to.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import torch
 import torch.nn.functional as F
@@ -21,8 +21,12 @@ from torch import nn
 from clipsuite.core.errors import InputError, ModelError
 
 if TYPE_CHECKING:
+    from diffusers.models.autoencoders.autoencoder_kl import AutoencoderKL
+    from diffusers.schedulers.scheduling_ddim import DDIMScheduler
+
     from clipsuite.core.models import ClipModel
     from clipsuite.core.towers.base import TextTower, VisionTower
+    from clipsuite.generative.methods.tryon_unet import TryOnUNet
 
 PLACEHOLDER = "$"
 CATEGORY_WORDS = {"upper_body": "upper body garment", "lower_body": "lower body garment", "dresses": "dress"}
@@ -99,8 +103,8 @@ class InversionTask:
     """Train the adapter (LaDI-VTON stage 3): epsilon MSE of the frozen inpainting UNet conditioned on
     the prompt whose placeholders hold the garment's pseudo-words; CLIP, VAE and UNet stay frozen."""
 
-    def __init__(self, adapter: InversionAdapter, clip: ClipModel, unet: nn.Module, vae: nn.Module,
-                 scheduler: object, category: str = "upper_body") -> None:
+    def __init__(self, adapter: InversionAdapter, clip: ClipModel, unet: TryOnUNet, vae: AutoencoderKL,
+                 scheduler: DDIMScheduler, category: str = "upper_body") -> None:
         from clipsuite.core.towers import text_tower, vision_tower
 
         self.module, self.clip, self.unet, self.vae, self.scheduler = adapter, clip, unet, vae, scheduler
@@ -128,13 +132,13 @@ class InversionTask:
         from clipsuite.generative.train import encode_latents
 
         image = batch["image"]
-        latents = encode_latents(self.vae, image)  # type: ignore[arg-type]
+        latents = encode_latents(self.vae, image)
         cond = TryOnConditions(latent_mask(batch["mask"], latents.shape[-2:]),
-                               encode_latents(self.vae, batch["masked_image"]))  # type: ignore[arg-type]
+                               encode_latents(self.vae, batch["masked_image"]))
         noise = torch.randn_like(latents)
-        t = torch.randint(0, self.scheduler.config.num_train_timesteps, (len(image),),  # type: ignore[attr-defined]
+        t = torch.randint(0, self.scheduler.config["num_train_timesteps"], (len(image),),
                           device=image.device)
-        noisy = self.scheduler.add_noise(latents, noise, t)  # type: ignore[attr-defined]
+        noisy = self.scheduler.add_noise(latents, noise, cast(torch.IntTensor, t))  # any integer tensor
         return F.mse_loss(self.unet(noisy, t, self.states(batch["cloth"]), cond).float(), noise)
 
     def config(self) -> dict[str, object]:

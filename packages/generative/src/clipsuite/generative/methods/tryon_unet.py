@@ -11,14 +11,16 @@ config with ``register_to_config`` so ``save``/``from_config`` rebuild it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 import torch.nn.functional as F
-from diffusers import UNet2DConditionModel
+from diffusers.models.unets.unet_2d_condition import UNet2DConditionModel  # not `from diffusers`: mypy sees its dummies
 from torch import nn
 
 from clipsuite.core.errors import ModelError
 
+Pair = tuple[int, int]
 POSE_CHANNELS = 18
 INPAINT_CHANNELS = 9
 
@@ -45,8 +47,10 @@ class TryOnConditions:
 def widen_conv_in(unet: UNet2DConditionModel, extra: int) -> UNet2DConditionModel:
     """Add ``extra`` zero-initialised input channels to ``unet.conv_in`` in place; returns ``unet``."""
     old = unet.conv_in
-    new = nn.Conv2d(old.in_channels + extra, old.out_channels, kernel_size=old.kernel_size, stride=old.stride,
-                    padding=old.padding, device=old.weight.device, dtype=old.weight.dtype)
+    # torch types a conv's kernel_size / stride / padding as tuple[int, ...]; a Conv2d's are pairs
+    new = nn.Conv2d(old.in_channels + extra, old.out_channels, kernel_size=cast(Pair, old.kernel_size),
+                    stride=cast(Pair, old.stride), padding=cast("str | Pair", old.padding), device=old.weight.device,
+                    dtype=old.weight.dtype)
     with torch.no_grad():
         new.weight.zero_()
         new.weight[:, :old.in_channels] = old.weight
@@ -68,10 +72,10 @@ class TryOnUNet(nn.Module):
     def __init__(self, unet: UNet2DConditionModel, latent_channels: int = 4) -> None:
         super().__init__()
         expected = INPAINT_CHANNELS + POSE_CHANNELS + latent_channels
-        if unet.config.in_channels == INPAINT_CHANNELS:
+        if unet.config["in_channels"] == INPAINT_CHANNELS:
             widen_conv_in(unet, POSE_CHANNELS + latent_channels)
-        elif unet.config.in_channels != expected:
-            raise ModelError(f"try-on UNet: conv_in takes {unet.config.in_channels} channels; expected an "
+        elif unet.config["in_channels"] != expected:
+            raise ModelError(f"try-on UNet: conv_in takes {unet.config['in_channels']} channels; expected an "
                              f"inpainting UNet ({INPAINT_CHANNELS}) or a try-on UNet ({expected})")
         self.unet = unet
         self.latent_channels = latent_channels

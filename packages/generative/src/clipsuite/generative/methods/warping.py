@@ -10,6 +10,8 @@ its last conv starts at zero, so before training it passes the TPS result throug
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -24,6 +26,9 @@ class TPSGrid(nn.Module):
     """Sampling grid from displaced control points. Control points start on a regular ``G x G`` grid
     over [-1, 1]^2; ``forward(targets)`` gives the grid for ``grid_sample`` (``align_corners=False``)
     of the TPS that maps each base point to its target. Zero displacement is the identity."""
+
+    base: torch.Tensor      # registered buffers
+    weights: torch.Tensor
 
     def __init__(self, grid_points: int, size: tuple[int, int]) -> None:
         super().__init__()
@@ -75,8 +80,9 @@ class TPSWarper(nn.Module):
         self.regressor = nn.Sequential(
             nn.Conv2d(fh * fw, 64, 3, padding=1), nn.GroupNorm(8, 64), nn.ReLU(),
             nn.AdaptiveAvgPool2d((2, 2)), nn.Flatten(), nn.Linear(256, 2 * grid_points**2))
-        nn.init.zeros_(self.regressor[-1].weight)   # start from the identity warp
-        nn.init.zeros_(self.regressor[-1].bias)
+        head = cast(nn.Linear, self.regressor[-1])
+        nn.init.zeros_(head.weight)   # start from the identity warp
+        nn.init.zeros_(head.bias)
         self.tps = TPSGrid(grid_points, size)
 
     def forward(self, cloth: torch.Tensor, person: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -102,7 +108,7 @@ class RefineNet(nn.Module):
         self.up = block(4 * width, width)
         self.out = nn.Conv2d(2 * width, 3, 3, padding=1)
         nn.init.zeros_(self.out.weight)
-        nn.init.zeros_(self.out.bias)
+        nn.init.zeros_(cast(torch.Tensor, self.out.bias))   # Conv2d's bias is Optional; built with one
 
     def forward(self, warped: torch.Tensor, person: torch.Tensor) -> torch.Tensor:
         d1 = self.down1(torch.cat([warped, person], dim=1))
