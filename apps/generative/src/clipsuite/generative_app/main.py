@@ -7,12 +7,15 @@ and an HTML grid, print. One-line errors, exit 2.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from clipsuite.cli.common import cli_errors, console, err_console, fail, progress
 from clipsuite.generative.names import CATEGORIES, PART_PRESETS, PART_SIZES, STAGE_PRESETS, STAGES
+
+if TYPE_CHECKING:
+    from clipsuite.core.models import ClipModel
 
 app = typer.Typer(name="generative", help="Virtual try-on (LaDI-VTON) and CLIP delta-space editing on diffusers; "
                   "try-on and editing metrics.", no_args_is_help=True, add_completion=False,
@@ -64,7 +67,7 @@ def _out_png(out: Path) -> None:
         fail(f"{out.parent}: not a folder")
 
 
-def _clip(spec: str, device: str):  # type: ignore[no-untyped-def]
+def _clip(spec: str, device: str) -> ClipModel:
     from clipsuite.core.models import load_model
     return load_model(spec, device=device)
 
@@ -182,7 +185,7 @@ def edit(
     delta = text_delta(model, target, neutral, float(delta_mapper.delta_scale))
     codes = edit_codes(delta_mapper, c, e, delta, strength)
     diffusion = build_parts(parts, 0, e.shape[1], in_channels=4) if parts in ("micro", "tiny") else load_parts(parts)
-    pixels = to_tensor(picture.resize((hw[1], hw[0]), Image.BICUBIC))[None]
+    pixels = to_tensor(picture.resize((hw[1], hw[0]), Image.Resampling.BICUBIC))[None]
     with progress() as bar:
         task = bar.add_task("edit", total=steps)
         options = EditOptions(steps, noise_strength, guidance, seed)
@@ -201,7 +204,7 @@ ResumeOpt = Annotated[bool, typer.Option(help="Continue the run with the flags i
                                                 "must agree; --steps may be raised).")]
 
 
-def _remember(ctx: typer.Context, run_dir: Path, options: dict[str, object]) -> dict[str, object]:
+def _remember(ctx: typer.Context, run_dir: Path, options: dict[str, Any]) -> dict[str, Any]:
     """``--resume``: the run's own flags for those not typed again (see clipsuite.cli.resume)."""
     from clipsuite.cli.resume import remembered
 
@@ -230,8 +233,8 @@ def train_delta(
     run = run_dir or out.with_suffix(".run")
     from clipsuite.cli.resume import absolute_if_exists
 
-    options: dict[str, object] = {"images": absolute_if_exists(images), "steps": steps, "batch_size": batch_size,
-                                  "lr": lr, "hidden": hidden, "clip": clip}
+    options: dict[str, Any] = {"images": absolute_if_exists(images), "steps": steps, "batch_size": batch_size,
+                               "lr": lr, "hidden": hidden, "clip": clip}
     if resume:
         options = _remember(ctx, run, options)
         images, steps, batch_size = _path(options["images"]), int(options["steps"]), int(options["batch_size"])
@@ -292,7 +295,7 @@ def train_tryon_stage(
     run = run_dir or out.with_suffix(".run")
     from clipsuite.cli.resume import absolute_if_exists
 
-    options: dict[str, object] = {
+    options: dict[str, Any] = {  # JSON values: a resumed run's come back from its file
         "stage": stage, "data": absolute_if_exists(data), "warping": absolute_if_exists(warping),
         "inversion": absolute_if_exists(inversion), "category": category, "steps": steps, "batch_size": batch_size,
         "lr": lr, "parts": absolute_if_exists(parts) if Path(parts).is_dir() else parts, "clip": clip, "size": size}
