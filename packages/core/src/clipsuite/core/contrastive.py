@@ -9,10 +9,10 @@ import logging
 import math
 import os
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, Sequence, Sized
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from PIL import Image
@@ -117,13 +117,17 @@ def repeated_caption_note(captions: Sequence[str], batch_size: int, settings: Co
 class ContrastiveTask:
     """Batches ``{"image", "text"}`` -> CLIP or SigLIP loss on the normalized embeddings."""
 
+    # clip.model, an nn.Module used through open_clip's CLIP surface (logit_scale, logit_bias, encode_image,
+    # encode_text): open_clip's CLIP (untyped) or TransformersCLIP
+    module: Any
+
     def __init__(self, clip: ClipModel, config: ContrastiveConfig | None = None,
                  eval_data: Dataset | None = None, eval_batch_size: int = 64) -> None:
         self.clip = clip
         self.settings = config or ContrastiveConfig()
         self.eval_data = eval_data
         self.eval_batch_size = eval_batch_size
-        model = clip.model
+        model: Any = clip.model  # (see ``module``)
         model.logit_scale.requires_grad_(self.settings.learn_logit_scale)
         if self.settings.init_logit_scale is not None:
             with torch.no_grad():
@@ -173,7 +177,7 @@ class ContrastiveTask:
         for batch in loader:
             images.append(model.encode_image(batch["image"].to(device), normalize=True).float().cpu())
             texts.append(model.encode_text(batch["text"].to(device), normalize=True).float().cpu())
-        image_features, owners = torch.cat(images), torch.arange(len(self.eval_data))
+        image_features, owners = torch.cat(images), torch.arange(len(cast(Sized, self.eval_data)))
         if isinstance(self.eval_data, ImageTextDataset):  # an image with several captions is ranked once
             index = caption_index(self.eval_data.pairs)
             image_features, owners = image_features[index.first_pair], index.owners
@@ -221,7 +225,9 @@ def _rebuilt(model: str, pretrained: str | None, settings: ContrastiveConfig, cf
     torch.manual_seed(cfg.seed)
     clip = load_model(model, pretrained=pretrained, device="cpu")
     ContrastiveTask(clip, settings)  # the same changes to the model (SigLIP's bias, locked towers)
-    load_trainable(clip.model, result.output_dir / EMA_FILE if cfg.ema_decay else result.checkpoint)
+    weights = result.output_dir / EMA_FILE if cfg.ema_decay else result.checkpoint
+    assert weights is not None  # a finished fit records its checkpoint
+    load_trainable(clip.model, weights)
     return clip
 
 

@@ -20,7 +20,7 @@ import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import faiss
 import numpy as np
@@ -206,7 +206,7 @@ class EmbeddingIndex:
         if self.config.kind in ("ivf", "ivfpq"):
             faiss.extract_index_ivf(self.index).nprobe = int(self.config.nprobe)
         elif self.config.kind == "hnsw":
-            self.index.hnsw.efSearch = int(self.config.ef_search)
+            cast(faiss.IndexHNSW, self.index).hnsw.efSearch = int(self.config.ef_search)
 
     def set_search_params(self, nprobe: int | None = None, ef_search: int | None = None) -> None:
         """Trade speed for recall: more IVF cells (``nprobe``) or a wider HNSW beam (``ef_search``)."""

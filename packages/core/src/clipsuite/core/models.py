@@ -14,7 +14,7 @@ import os
 import shutil
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, cast
 
 import open_clip
 import torch
@@ -35,6 +35,15 @@ from clipsuite.core.towers.bands import adapt_conv
 
 MAX_LOGIT_SCALE = 100.0  # open_clip clamps the learned temperature's exp at 100 (log 100 in training)
 ImageInput = Image.Image | str | os.PathLike[str]
+
+
+class ClipEncoders(Protocol):
+    """The encoders of open_clip's ``CLIP`` surface that ``ClipModel`` calls on its ``model`` (an
+    ``nn.Module``: open_clip's ``CLIP`` / ``CustomTextCLIP``, or ``TransformersCLIP``)."""
+
+    def encode_image(self, image: torch.Tensor, normalize: bool = False) -> torch.Tensor: ...
+
+    def encode_text(self, text: torch.Tensor, normalize: bool = False) -> torch.Tensor: ...
 
 
 class ClipModel:
@@ -95,7 +104,7 @@ class ClipModel:
     def image_encoder(self) -> torch.nn.Module:
         """The module that owns the image tower's weights and maps pixels to pooled image features
         (to freeze, fine-tune or register it in a bigger model). For steps, use ``towers.vision_tower``."""
-        return self.model.visual
+        return cast(torch.nn.Module, self.model.visual)
 
     @property
     def weights_hash(self) -> str:
@@ -157,7 +166,7 @@ class ClipModel:
     def encode_image_tensor(self, pixels: torch.Tensor, normalize: bool = True) -> torch.Tensor:
         """Encode preprocessed pixels ``[B, 3, H, W]``; result stays on the model's device, float32."""
         with self.autocast():
-            features = self.model.encode_image(pixels.to(self.device, self.input_dtype))
+            features = cast(ClipEncoders, self.model).encode_image(pixels.to(self.device, self.input_dtype))
         features = features.float()
         return torch.nn.functional.normalize(features, dim=-1) if normalize else features
 
@@ -179,7 +188,7 @@ class ClipModel:
         chunks = []
         for batch in self._batches(list(texts), batch_size):
             with self.autocast():
-                features = self.model.encode_text(self.tokenize(batch)).float()
+                features = cast(ClipEncoders, self.model).encode_text(self.tokenize(batch)).float()
             if normalize:
                 features = torch.nn.functional.normalize(features, dim=-1)
             chunks.append(features.cpu())
@@ -222,7 +231,8 @@ class ClipModel:
 
     def _save_hf_text_files(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
-        self.model.text.config.save_pretrained(folder)
+        text: Any = self.model.text  # open_clip's HFTextEncoder (untyped), holding a transformers config
+        text.config.save_pretrained(folder)
         source = self.model_cfg["text_cfg"].get("hf_tokenizer_name", "")
         if Path(source).is_dir() and Path(source).resolve() != folder.resolve():
             for item in Path(source).iterdir():
@@ -249,6 +259,7 @@ def _load_state(model: torch.nn.Module, weights: Path, name: str, resize_positio
 
 def _build_from_config(source: ModelSource, precision: str, quick_gelu: bool,
                        image_size: int | None) -> tuple[torch.nn.Module, Any, dict[str, Any]]:
+    assert source.config is not None  # a "config" source always carries its config (model_specs)
     config = resolve_relative_paths(copy.deepcopy(source.config), source.config_dir)
     cfg = copy.deepcopy(config["model_cfg"])
     cfg.pop("description", None)

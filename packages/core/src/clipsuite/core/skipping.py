@@ -17,7 +17,7 @@ from clipsuite.core.errors import ClipsuiteError, InputError
 
 OnError = Literal["skip", "fail"]
 ON_ERROR_CHOICES: tuple[str, ...] = ("skip", "fail")
-T = TypeVar("T")
+T = TypeVar("T", bound="str | os.PathLike[str]")  # a path: SkipLog names it in its messages
 R = TypeVar("R")
 
 

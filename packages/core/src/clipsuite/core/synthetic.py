@@ -117,8 +117,8 @@ def write_shapes_split(root: str | Path, per_class: dict[str, int] | None = None
     rng = random.Random(seed)
     split: dict[str, list[list[object]]] = {}
     for offset, (part, count) in enumerate(per_class.items()):
-        samples = [ShapeSample(*name.split(" "), rng.choice(list(POSITIONS)))
-                   for name in names for _ in range(count)]
+        samples = [ShapeSample(colour, shape, rng.choice(list(POSITIONS)))
+                   for colour, shape in (name.split(" ") for name in names) for _ in range(count)]
         paths = _write_images(root, samples, image_size, seed * 100 + offset, f"{part}-")
         split[part] = [[p, names.index(s.class_name), s.class_name] for p, s in zip(paths, samples)]
     out = root / "split.json"

@@ -145,7 +145,7 @@ def _slice(organ: str, lesion_side: str | None, size: int, rng: np.random.Genera
     """A windowed axial CT-like slice: body, organ structure, and an optional bright lesion."""
     y, x = np.mgrid[0:size, 0:size].astype(np.float32)
     x, y = (x - size / 2) / (size / 2), (y - size / 2) / (size / 2)
-    img = np.zeros((size, size), np.float32)
+    img: np.ndarray = np.zeros((size, size), np.float32)  # float64 once the noise is added
     if organ == "head":
         r = np.sqrt((x / 0.75) ** 2 + (y / 0.88) ** 2)
         img[r < 1.0] = 1.0

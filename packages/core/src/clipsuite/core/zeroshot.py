@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from clipsuite.core.errors import InputError
-from clipsuite.core.models import ClipModel
+from clipsuite.core.models import ClipModel, ImageInput
 from clipsuite.core.prompts import fill, resolve_templates
 
 
@@ -102,7 +102,8 @@ def logits(image_features: torch.Tensor, classifier: torch.Tensor, scale: float)
     return scale * image_features @ classifier
 
 
-def predict(model: ClipModel, images: object, classifier: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
+def predict(model: ClipModel, images: torch.Tensor | Sequence[ImageInput], classifier: torch.Tensor,
+            batch_size: int = 64) -> torch.Tensor:
     """Class probabilities ``[N, C]`` for images (tensor, PIL images or paths)."""
     features = model.encode_images(images, batch_size=batch_size)
     return logits(features, classifier, model.logit_scale()).softmax(dim=-1)

@@ -8,6 +8,7 @@ The meta-net's last layer starts at zero, so an untrained CoCoOp equals its CoOp
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 
 import torch
 from torch import nn
@@ -28,8 +29,9 @@ class CoCoOpClassifier(nn.Module):
         # Start from CoOp's prompt: a zero last layer makes the initial shift zero. (The paper keeps
         # PyTorch's default init; with small-norm token embeddings such as the tiny models' that random
         # shift swamps the context and the start is far worse than zero-shot.)
-        nn.init.zeros_(self.meta_net[2].weight)
-        nn.init.zeros_(self.meta_net[2].bias)
+        last = cast(nn.Linear, self.meta_net[2])
+        nn.init.zeros_(last.weight)
+        nn.init.zeros_(last.bias)
         self.scale = clip.logit_scale()
         self.class_names = list(class_names)
 

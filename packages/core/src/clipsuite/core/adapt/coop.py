@@ -44,6 +44,10 @@ class PromptLearner(nn.Module):
     image-conditioned bias, added to every context vector) it returns ``[B, C, L, W]``.
     """
 
+    tokens: torch.Tensor  # registered buffers (not saved)
+    base: torch.Tensor
+    ctx_index: torch.Tensor
+
     def __init__(self, clip: ClipModel, class_names: Sequence[str], config: PromptConfig) -> None:
         super().__init__()
         if config.class_token_position not in POSITIONS:

@@ -39,6 +39,8 @@ class TipAdapterHead(nn.Module):
     """
 
     kind = "tip"
+    zero_shot: torch.Tensor  # registered buffers
+    values: torch.Tensor
 
     def __init__(self, zero_shot: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, alpha: float = 1.0,
                  beta: float = 1.0, scale: float = 100.0, train_keys: bool = False) -> None:
@@ -66,6 +68,9 @@ class GDAHead(nn.Module):
     """GDA: ``scale * f @ T^T + alpha * (f @ W^T + b)``."""
 
     kind = "gda"
+    zero_shot: torch.Tensor  # registered buffers
+    weight: torch.Tensor
+    bias: torch.Tensor
 
     def __init__(self, zero_shot: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, alpha: float = 1.0,
                  scale: float = 100.0) -> None:
@@ -87,6 +92,8 @@ class DescriptorHead(nn.Module):
     """Descriptor classification: a class scores the mean similarity of its descriptor prompts."""
 
     kind = "descriptor"
+    embeddings: torch.Tensor  # registered buffers
+    owner: torch.Tensor
 
     def __init__(self, embeddings: torch.Tensor, owner: torch.Tensor, n_classes: int, scale: float = 100.0) -> None:
         super().__init__()

@@ -15,14 +15,14 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
 
 from clipsuite.core.adapt.cocoop import CoCoOpClassifier
 from clipsuite.core.adapt.coop import CoOpClassifier, PromptConfig
-from clipsuite.core.adapt.heads import HEADS
+from clipsuite.core.adapt.heads import HEADS, DescriptorHead, GDAHead, LinearHead, TipAdapterHead
 from clipsuite.core.adapt.linear_probe import CLAPHead
 from clipsuite.core.adapt.maple import MaPLeClassifier, MaPLeConfig
 from clipsuite.core.checkpoints import load_tensors, read_config, save_tensors
@@ -52,7 +52,9 @@ def save_adapter(path: str | os.PathLike[str], module: nn.Module, method: str, c
     if prompt_kind is not None:
         config["head"] = "prompt"
         config["prompt_kind"] = prompt_kind
-        config["prompt_config"] = module.prompt.config.to_dict() if prompt_kind != "maple" else module.config.to_dict()
+        learner = cast("CoOpClassifier | CoCoOpClassifier | MaPLeClassifier", module)  # type(module) is one
+        config["prompt_config"] = (learner.config.to_dict() if isinstance(learner, MaPLeClassifier)
+                                   else learner.prompt.config.to_dict())
         tensors = {k: v for k, v in module.state_dict().items()}
     elif isinstance(module, CLAPHead):
         config["head"], config["params"] = "linear", module.params()
@@ -61,7 +63,8 @@ def save_adapter(path: str | os.PathLike[str], module: nn.Module, method: str, c
         config["head"] = getattr(module, "kind", None)
         if config["head"] not in HEADS:
             raise InputError(f"cannot save a {type(module).__name__}: not an adapt head or prompt learner")
-        config["params"] = module.params()
+        head = cast("LinearHead | TipAdapterHead | GDAHead | DescriptorHead", module)  # its kind is in HEADS
+        config["params"] = head.params()
         tensors = {k: v for k, v in module.state_dict().items()}
     save_tensors(path, tensors, config)
     return path

@@ -50,6 +50,9 @@ def fit_plain(features: torch.Tensor, labels: torch.Tensor, val_features: torch.
 class CLAPHead(LinearHead):
     """A LinearHead that remembers its zero-shot anchor and per-class penalty weights."""
 
+    anchor: torch.Tensor  # registered buffers
+    lambdas: torch.Tensor
+
     def __init__(self, zero_shot: torch.Tensor, scale: float, lambdas: torch.Tensor) -> None:
         super().__init__(zero_shot, None, scale)
         self.register_buffer("anchor", zero_shot.detach().clone().float())

@@ -72,7 +72,8 @@ def build_tokenizer_files(folder: Path, vocab_size: int = VOCAB_SIZE, context_le
                           corpus: Path = CORPUS) -> dict[str, int]:
     """Write ``vocab.json``, ``merges.txt``, ``tokenizer.json``, ``tokenizer_config.json`` and
     ``special_tokens_map.json`` into ``folder``; returns the vocabulary."""
-    from transformers import CLIPTokenizerFast
+    # transformers 5 exports it only lazily (an alias of CLIPTokenizer), so its stubs lack the name
+    from transformers import CLIPTokenizerFast  # type: ignore[attr-defined]  # (4.x exports it)
 
     lines = [line.strip() for line in corpus.read_text(encoding="utf-8").splitlines() if line.strip()]
     merges = train_merges(lines, vocab_size - 512 - 2)

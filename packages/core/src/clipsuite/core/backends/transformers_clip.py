@@ -14,7 +14,7 @@ from __future__ import annotations
 import copy
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from safetensors.torch import save as safetensors_bytes
@@ -35,6 +35,9 @@ from clipsuite.core.model_specs import ModelSource
 from clipsuite.core.models import ClipModel
 from clipsuite.core.precision import resolve_precision
 
+if TYPE_CHECKING:
+    from transformers import CLIPModel
+
 BACKEND = "transformers"
 # a SigLIP-trained bias (core.contrastive adds one) has no field in CLIPConfig: it rides in config.json
 LOGIT_BIAS_KEY = "clipsuite_logit_bias"
@@ -43,7 +46,7 @@ LOGIT_BIAS_KEY = "clipsuite_logit_bias"
 class TransformersCLIP(nn.Module):
     """A ``transformers.CLIPModel`` with open_clip's ``CLIP`` surface. Parameters live in ``self.hf``."""
 
-    def __init__(self, hf: nn.Module) -> None:
+    def __init__(self, hf: CLIPModel) -> None:
         super().__init__()
         self.hf = hf
 
@@ -103,6 +106,7 @@ class TransformersClipModel(ClipModel):
     """A ``ClipModel`` on a transformers ``CLIPModel`` (see the module docstring)."""
 
     backend = BACKEND
+    model: TransformersCLIP
 
     def __init__(self, model: TransformersCLIP, tokenizer: ClipTokenizer, config: dict[str, Any], name: str,
                  device: torch.device, precision: str, transform: ClipImageTransform) -> None:
@@ -114,7 +118,7 @@ class TransformersClipModel(ClipModel):
         self.preprocess_train = transform.train_transform()
 
     @property
-    def hf(self) -> nn.Module:
+    def hf(self) -> CLIPModel:
         """The ``transformers.CLIPModel``."""
         return self.model.hf
 

@@ -7,13 +7,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from clipsuite.core.errors import ModelError
 from clipsuite.core.towers.base import BlockHook, BlockHooks, TextTower, VisionTower
 from clipsuite.core.towers.hooks import capture, deep_prompt_hooks, merge, replace_span
 
 if TYPE_CHECKING:
+    from torch import nn
+
     from clipsuite.core.models import ClipModel
 
 VisionFactory = Callable[["ClipModel"], VisionTower]
@@ -26,7 +28,7 @@ __all__ = ["BlockHook", "BlockHooks", "TextTower", "VisionTower", "capture", "de
 def _open_clip_vision(clip: ClipModel) -> VisionTower:
     from clipsuite.core.towers.open_clip_vision import OpenClipVisionTower
 
-    return OpenClipVisionTower(clip.model.visual, clip.name)
+    return OpenClipVisionTower(cast("nn.Module", clip.model.visual), clip.name)
 
 
 def _open_clip_text(clip: ClipModel) -> TextTower:

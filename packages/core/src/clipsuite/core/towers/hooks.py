@@ -47,7 +47,11 @@ def merge(*hook_sets: BlockHooks | None) -> dict[int, BlockHook]:
         for index, hook in (hooks or {}).items():
             if index in merged:
                 first = merged[index]
-                merged[index] = lambda x, a=first, b=hook: b(a(x))
+
+                def chained(x: torch.Tensor, a: BlockHook = first, b: BlockHook = hook) -> torch.Tensor:
+                    return b(a(x))
+
+                merged[index] = chained
             else:
                 merged[index] = hook
     return merged

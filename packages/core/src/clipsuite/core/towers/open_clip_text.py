@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 from open_clip.hf_model import HFTextEncoder
@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 
 class OpenClipTextTower(TextTower):
     """open_clip's own text transformer (``CLIP`` or ``CustomTextCLIP`` with a ``TextTransformer``)."""
+
+    module: Any  # open_clip's TextTransformer or its CLIP itself (open_clip has no type information)
 
     def __init__(self, clip: ClipModel) -> None:
         super().__init__(clip)
@@ -121,6 +123,8 @@ def _pre_hooks(blocks: list[nn.Module], hooks: BlockHooks | None) -> Iterator[No
 
 class OpenClipHFTextTower(TextTower):
     """open_clip's ``HFTextEncoder`` (a transformers encoder + pooler + projection)."""
+
+    module: HFTextEncoder  # (open_clip has no type information: mypy sees Any)
 
     def __init__(self, clip: ClipModel) -> None:
         super().__init__(clip)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from open_clip.transformer import VisionTransformer
@@ -19,6 +21,8 @@ def _pair(value: int | tuple[int, int] | list[int]) -> tuple[int, int]:
 class OpenClipVisionTower(VisionTower):
     """open_clip's ``VisionTransformer``: token pooling (``tok``) or average pooling, no attentional
     pooler. Other image towers (ResNets, timm trunks) raise ``ModelError`` when the tower is made."""
+
+    module: VisionTransformer  # (open_clip has no type information: mypy sees Any)
 
     def __init__(self, visual: nn.Module, name: str = "model") -> None:
         if not isinstance(visual, VisionTransformer):
@@ -90,7 +94,8 @@ class OpenClipVisionTower(VisionTower):
     def pre_norm(self, tokens: torch.Tensor) -> torch.Tensor:
         return self.module.ln_pre(tokens)
 
-    def _block(self, index: int) -> nn.Module:
+    def _block(self, index: int) -> Any:
+        """Block ``index``: open_clip's ``ResidualAttentionBlock`` or a custom one (untyped, like open_clip)."""
         return self.module.transformer.resblocks[index]
 
     def block(self, index: int, tokens: torch.Tensor, cls_only: bool = False) -> torch.Tensor:

@@ -15,7 +15,7 @@ transformers' ``create_causal_mask`` for the model's attention implementation), 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -26,11 +26,15 @@ from clipsuite.core.errors import ModelError
 from clipsuite.core.towers.base import BlockHooks, TextTower, VisionTower
 
 if TYPE_CHECKING:
+    from clipsuite.core.backends.transformers_clip import TransformersClipModel
     from clipsuite.core.models import ClipModel
 
 
-def _inner(module: nn.Module, wrapper: str, parts: tuple[str, ...], what: str) -> nn.Module:
-    """The transformer itself: ``module`` or its ``wrapper`` attribute (``vision_model`` / ``text_model``)."""
+def _inner(module: nn.Module, wrapper: str, parts: tuple[str, ...], what: str) -> Any:
+    """The transformer itself: ``module`` or its ``wrapper`` attribute (``vision_model`` / ``text_model``).
+
+    Typed ``Any``: it is walked by attribute (checked here), since transformers' class names and
+    attribute types for these parts differ between its versions."""
     inner = getattr(module, wrapper, module)
     if not all(hasattr(inner, p) for p in parts):
         raise ModelError(f"{type(module).__name__} is not a transformers CLIP {what} tower")
@@ -44,6 +48,8 @@ def _run_layer(layer: nn.Module, hidden: torch.Tensor, mask: Any, **kwargs: Any)
 
 class TransformersVisionTower(VisionTower):
     """A transformers CLIP image tower; ``projection`` (``visual_projection``) may be None."""
+
+    module: Any  # transformers' CLIP vision transformer (an nn.Module), walked by attribute: see _inner
 
     def __init__(self, vision: nn.Module, projection: nn.Linear | None, name: str = "model") -> None:
         self.module = _inner(vision, "vision_model", ("embeddings", "pre_layrnorm", "encoder", "post_layernorm"),
@@ -96,7 +102,8 @@ class TransformersVisionTower(VisionTower):
     def pre_norm(self, tokens: torch.Tensor) -> torch.Tensor:
         return self.module.pre_layrnorm(tokens)
 
-    def _layer(self, index: int) -> nn.Module:
+    def _layer(self, index: int) -> Any:
+        """Encoder layer ``index`` (a transformers ``CLIPEncoderLayer``, walked by attribute)."""
         return self.module.encoder.layers[index]
 
     def block(self, index: int, tokens: torch.Tensor, cls_only: bool = False) -> torch.Tensor:
@@ -141,6 +148,8 @@ class TransformersVisionTower(VisionTower):
 
 class TransformersTextTower(TextTower):
     """A transformers CLIP text tower with embeddings in; ``projection`` (``text_projection``) may be None."""
+
+    module: Any  # transformers' CLIP text transformer (an nn.Module), walked by attribute: see _inner
 
     def __init__(self, clip: ClipModel, text: nn.Module, projection: nn.Linear | None) -> None:
         super().__init__(clip)
@@ -225,10 +234,10 @@ class TransformersTextTower(TextTower):
 
 def vision_tower(clip: ClipModel) -> VisionTower:
     """The factory ``towers.register_backend`` uses for ``backend == "transformers"``."""
-    hf = clip.model.hf
+    hf = cast("TransformersClipModel", clip).hf  # this backend's factory: clip is one
     return TransformersVisionTower(hf.vision_model, hf.visual_projection, clip.name)
 
 
 def text_tower(clip: ClipModel) -> TextTower:
-    hf = clip.model.hf
+    hf = cast("TransformersClipModel", clip).hf  # this backend's factory: clip is one
     return TransformersTextTower(clip, hf.text_model, hf.text_projection)

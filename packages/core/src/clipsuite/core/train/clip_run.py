@@ -11,13 +11,15 @@ from __future__ import annotations
 import shutil
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from clipsuite.core.train.config import TrainConfig
 from clipsuite.core.train.task import TrainTask
 from clipsuite.core.train.trainer import Trainer, TrainResult
 
 if TYPE_CHECKING:
+    import torch
+
     from clipsuite.core.models import ClipModel
 
 
@@ -36,7 +38,7 @@ def fit_and_save_clip(task: TrainTask, cfg: TrainConfig, dataset: Any, clip: Cli
         if trainer.sharded and rebuild is not None:
             clip = rebuild(result)
         clip.model.eval()
-        clip.device = clip.model.logit_scale.device
+        clip.device = cast("torch.Tensor", clip.model.logit_scale).device  # a Parameter
         accelerator = trainer.accelerator
         main = accelerator is None or accelerator.is_main_process
         if main:  # one writer under accelerate launch

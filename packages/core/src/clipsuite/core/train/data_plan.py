@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Iterable
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import torch
 from accelerate import Accelerator
@@ -75,7 +75,7 @@ class LoaderPlan:
     def batches(self, epoch: int, start: int) -> Iterable[Any]:
         for holder in (self.loader, getattr(self.loader, "sampler", None), getattr(self.loader, "batch_sampler", None)):
             if holder is not None and callable(getattr(holder, "set_epoch", None)):
-                holder.set_epoch(epoch)
+                cast(Any, holder).set_epoch(epoch)  # duck-typed: checked callable just above
         return itertools.islice(iter(self.loader), start, None)
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import random
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -138,7 +138,8 @@ def rng_state() -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     if torch.cuda.is_available():
         for i, cuda_state in enumerate(torch.cuda.get_rng_state_all()):
             tensors[f"cuda.{i}"] = cuda_state
-    np_state = np.random.get_state()
+    # the legacy global generator is MT19937, whose state is this tuple (the dict form is for others)
+    np_state = cast("tuple[str, np.ndarray, int, int, float]", np.random.get_state())
     py_version, py_internal, py_gauss = random.getstate()
     plain = {
         "python": [py_version, list(py_internal), py_gauss],

@@ -17,7 +17,7 @@ import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 from accelerate import Accelerator
@@ -49,6 +49,9 @@ from clipsuite.core.train.task import (
     check_task,
     split_loss,
 )
+
+if TYPE_CHECKING:
+    from torch.distributed.fsdp import FSDPModule
 
 logger = logging.getLogger("clipsuite.core.train")
 
@@ -280,11 +283,12 @@ class Trainer:
         if not self.sharded:
             yield
             return
-        run.step_module.unshard()
+        root = cast("FSDPModule", run.step_module)  # sharded: accelerate's FSDP2 made the root a unit
+        root.unshard()
         try:
             yield
         finally:
-            run.step_module.reshard()
+            root.reshard()
 
     def _evaluate(self, run: _Run, pos: Position) -> dict[str, float]:
         acc = self.accelerator
