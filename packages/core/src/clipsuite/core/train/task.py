@@ -38,7 +38,10 @@ class TrainTask(Protocol):
     """What the Trainer trains: ``module`` and ``loss(batch)`` (a scalar tensor, or a mapping holding
     ``"loss"`` whose other one-element tensors are logged beside it)."""
 
-    module: nn.Module
+    # read-only to the Trainer, so a task may hold any nn.Module subclass (a mutable protocol
+    # attribute would be invariant and refuse them)
+    @property
+    def module(self) -> nn.Module: ...
 
     def loss(self, batch: Any) -> LossOutput: ...
 
