@@ -114,8 +114,8 @@ def classify_source(clip: ClipModel, path: str | os.PathLike[str], classes: Sequ
         return Classified(classify_images(clip, images, classes, classifier), log.skipped)
     predictions = []
     for file in files:  # one file's volumes in memory at a time
-        volumes = log.attempt(file, lambda: load_volumes(file, volume_index))  # noqa: B023 - called at once
-        predictions += [classify_volume(clip, v, classes, classifier, options) for v in volumes or []]
+        read = log.attempt(file, lambda: load_volumes(file, volume_index))  # noqa: B023 - called at once
+        predictions += [classify_volume(clip, v, classes, classifier, options) for v in read or []]
     if not predictions:
         raise InputError(f"none of the {len(files)} volumes in {path} could be read (first: {log.skipped[0].reason})")
     return Classified(predictions, log.skipped)

@@ -5,11 +5,15 @@ accuracy and the base-to-novel harmonic mean."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import torch
 from torch.utils.data import DataLoader
 
 from clipsuite.medical.data import VQASample
+
+if TYPE_CHECKING:
+    from clipsuite.medical.train_vqa import VQAModel  # which imports this module
 
 
 def vqa_accuracy(predicted: Sequence[int], targets: Sequence[int], is_closed: Sequence[bool]) -> dict[str, float]:
@@ -34,7 +38,7 @@ def closed_chance(samples: Sequence[VQASample]) -> float:
 
 
 @torch.no_grad()
-def predict_vqa(model: torch.nn.Module, dataset: torch.utils.data.Dataset, batch_size: int = 64,
+def predict_vqa(model: VQAModel, dataset: torch.utils.data.Dataset, batch_size: int = 64,
                 route_by_truth: bool = False) -> tuple[list[int], list[float], list[bool]]:
     """Answer indices, their probabilities and the routed type (QCR: predicted closed/open) per item."""
     device = next(model.parameters()).device

@@ -15,7 +15,7 @@ from __future__ import annotations
 import csv
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -32,7 +32,7 @@ SLICE_CLASSES = ("normal", "tumor", "cyst", "calcification")
 def _grid(shape: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Normalised coordinates in [-1, 1] along each RAS axis."""
     axes = [np.linspace(-1.0, 1.0, n, dtype=np.float32) for n in shape]
-    return np.meshgrid(*axes, indexing="ij")
+    return cast(tuple[np.ndarray, np.ndarray, np.ndarray], np.meshgrid(*axes, indexing="ij"))  # three axes
 
 
 def phantom_volume(organ: str = "chest", lesion: str | None = "tumor", side: str = "left",

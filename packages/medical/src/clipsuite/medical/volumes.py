@@ -16,13 +16,16 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal, cast
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from clipsuite.core.errors import InputError
+
+if TYPE_CHECKING:
+    from nibabel.spatialimages import SpatialImage
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 Axis = Literal["axial", "coronal", "sagittal"]
@@ -55,7 +58,7 @@ class Volume:
 
     @property
     def shape(self) -> tuple[int, int, int]:
-        return tuple(self.data.shape)  # type: ignore[return-value]
+        return tuple(self.data.shape)
 
 
 # ---- reading ------------------------------------------------------------------------------------
@@ -107,13 +110,13 @@ def reorient_to_ras(data: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, n
     return np.ascontiguousarray(new, dtype=np.float32), new_affine
 
 
-def _read_nifti(path: Path):  # type: ignore[no-untyped-def]  # -> nibabel image, or InputError
+def _read_nifti(path: Path) -> SpatialImage:  # or InputError
     import nibabel as nib
 
     if not path.is_file():
         raise InputError(f"{path}: file not found")
     try:
-        return nib.load(str(path))
+        return cast("SpatialImage", nib.load(str(path)))  # an image with data and affine (NIfTI)
     except Exception as error:  # noqa: BLE001 - nibabel raises ImageFileError, EOFError, zlib errors
         raise InputError(f"{path}: not a readable NIfTI file ({_first_line(error)})") from None
 

@@ -19,7 +19,7 @@ from clipsuite.medical.methods.vqa import ClipVisualTokens
 
 def grey_tensor(image: Image.Image, size: int) -> torch.Tensor:
     """The autoencoder's input: ``[1, size, size]`` grayscale in [0, 1]."""
-    grey = image.convert("L").resize((size, size), Image.BILINEAR)
+    grey = image.convert("L").resize((size, size), Image.Resampling.BILINEAR)
     return torch.frombuffer(bytearray(grey.tobytes()), dtype=torch.uint8).float().div(255).view(1, size, size)
 
 

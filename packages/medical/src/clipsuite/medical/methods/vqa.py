@@ -134,6 +134,9 @@ class MedVQA(nn.Module):
     ``forward`` takes ``visual`` ``[B, N, visual_dim]`` (CLIP tokens), ``tokens`` ``[B, T]`` and
     optionally ``grey`` ``[B, 1, ae_size, ae_size]`` for the autoencoder."""
 
+    closed_index: torch.Tensor  # QCR's buffers: the vocabulary rows of each branch
+    open_index: torch.Tensor
+
     def __init__(self, cfg: VQAConfig) -> None:
         super().__init__()
         self.cfg = cfg
