@@ -111,8 +111,8 @@ def captioned_images(pairs: Sequence[Pair], clip: ClipModel, languages: Sequence
         image = image_at.setdefault(str(pair.image), len(image_at))
         if image == len(paths):
             paths.append(pair.image)
-        caption = caption_at.setdefault(pair.caption, len(caption_at))
-        links[(image, caption)] = None
+        caption_id = caption_at.setdefault(pair.caption, len(caption_at))
+        links[(image, caption_id)] = None
     captions = list(caption_at)
     texts: dict[str, list[str]] = {}
     for language in languages:

@@ -16,7 +16,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import rasterio
@@ -121,7 +121,7 @@ class Scaling:
         """Sentinel-2 L2A: DN / 10000, or (DN - 1000) / 10000 for baseline >= 04.00 products."""
         return cls(scale=1e-4, offset=S2_L2A_OFFSET_DN if offset else 0.0)
 
-    def factor(self, dtype: np.dtype) -> float:
+    def factor(self, dtype: np.dtype | str) -> float:  # rasterio names dtypes by str
         if self.scale is not None:
             return float(self.scale)
         kind = np.dtype(dtype)
@@ -131,7 +131,7 @@ class Scaling:
             return 1e-4
         return 1.0
 
-    def apply(self, dn: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    def apply(self, dn: np.ndarray, dtype: np.dtype | str) -> np.ndarray:
         values = dn.astype(np.float32)
         if self.offset:
             values += np.float32(self.offset)
@@ -172,7 +172,7 @@ def apply_limits(values: np.ndarray, limits: np.ndarray) -> np.ndarray:
 def valid_mask(masked: np.ma.MaskedArray) -> np.ndarray:
     """``[H, W]`` True where every band holds data (not nodata, not masked, not NaN)."""
     data = np.ma.getdata(masked)
-    invalid = np.ma.getmaskarray(masked).any(axis=0)
+    invalid = cast(np.ndarray, np.ma.getmaskarray(masked).any(axis=0))  # [H, W]: any over the bands
     if np.issubdtype(data.dtype, np.floating):
         invalid |= ~np.isfinite(data).all(axis=0)
     return ~invalid

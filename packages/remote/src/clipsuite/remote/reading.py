@@ -95,13 +95,14 @@ def index_reading(model: str, scenes: Sequence[Path], bands: Any = NOT_GIVEN, sc
     training run recorded, else the defaults. Refuses bands other than the model was trained on."""
     recorded = trained_reading(model)
     given = {"bands": bands, "scale": scale, "offset": offset, "stretch": stretch, "tile_size": tile_size}
-    defaults = {"bands": None, "scale": None, "offset": 0.0, "stretch": DEFAULT_STRETCH, "tile_size": DEFAULT_TILE}
+    defaults: dict[str, Any] = {"bands": None, "scale": None, "offset": 0.0, "stretch": DEFAULT_STRETCH,
+                                "tile_size": DEFAULT_TILE}
     out = {k: (v if v is not NOT_GIVEN else defaults[k]) for k, v in given.items()}
     reading = Reading(**out)
     if recorded is None:
         return reading
     reading.from_model = True
-    learnt = {"bands": recorded.get("bands"), "scale": recorded.get("scale"),
+    learnt: dict[str, Any] = {"bands": recorded.get("bands"), "scale": recorded.get("scale"),
               "offset": float(recorded.get("offset") or 0.0),
               "stretch": tuple(recorded["stretch"]) if recorded.get("stretch") else None,
               "tile_size": recorded.get("tile_size")}

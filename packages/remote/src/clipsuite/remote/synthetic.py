@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import rasterio
@@ -227,7 +228,7 @@ def write_captions(root: str | Path, per_class: int = 6, size: int = 64, seed: i
     root = Path(root)
     (root / "images").mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
-    images = []
+    images: list[dict[str, Any]] = []
     n_test = max(1, round(per_class * test_fraction))
     for kind in CLASSES:
         for i in range(per_class):

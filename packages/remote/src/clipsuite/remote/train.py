@@ -17,7 +17,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, cast
 
 import torch
 import torch.nn.functional as F
@@ -25,7 +25,7 @@ from torch import nn
 
 from clipsuite.core.errors import InputError
 from clipsuite.core.metrics import retrieval_metrics
-from clipsuite.core.models import ClipModel, load_model
+from clipsuite.core.models import ClipEncoders, ClipModel, load_model
 from clipsuite.core.run_folder import check_output_folder
 from clipsuite.core.towers import vision_tower
 from clipsuite.core.towers.bands import BAND_RULES
@@ -119,9 +119,20 @@ class ImageBranch(nn.Module):
         return self.head(self._tower[0].forward(pixels))
 
 
+class TrainedClip(ClipEncoders, Protocol):
+    """What training reads of the CLIP model (open_clip's ``CLIP`` surface): its encoders and learnt
+    temperature."""
+
+    logit_scale: torch.Tensor
+
+
 class RemoteTrainModule(nn.Module):
     """What the Trainer trains: the CLIP model and (with self-distillation) the projector head; the
     teacher's weights and DINO's centre are buffers, so checkpoints carry them."""
+
+    center: torch.Tensor  # the registered buffers
+    draws: torch.Tensor
+    steps: torch.Tensor
 
     def __init__(self, model: nn.Module, head: ProjectorHead | None, teacher: EmaTeacher | None) -> None:
         super().__init__()
@@ -194,7 +205,7 @@ class RemoteTrainTask:
         return torch.Generator().manual_seed(base), torch.Generator().manual_seed(base + 1)
 
     def loss(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        settings, model = self.settings, self.module.model
+        settings, model = self.settings, cast(TrainedClip, self.module.model)
         images = batch["image"]
         size, count = images.shape[-1], images.shape[0]
         view_rng, distill_rng = self._generators()
@@ -232,7 +243,7 @@ class RemoteTrainTask:
 
     @torch.no_grad()
     def after_step(self) -> None:
-        self.module.model.logit_scale.clamp_(0, MAX_LOGIT_SCALE)
+        cast(TrainedClip, self.module.model).logit_scale.clamp_(0, MAX_LOGIT_SCALE)
         if self.module.teacher is not None:
             self.module.teacher.update(self.teacher_decay_now())
         self.module.steps += 1
@@ -242,13 +253,14 @@ class RemoteTrainTask:
         """Held-out mean recall (%) per language (``<lang>/mean_recall``) and their mean."""
         if self.eval_data is None:
             return {}
-        return held_out_recall(self.module.model, self.clip.tokenizer, self.eval_data, self.eval_batch_size)
+        return held_out_recall(cast(TrainedClip, self.module.model), self.clip.tokenizer, self.eval_data,
+                               self.eval_batch_size)
 
     def config(self) -> dict[str, Any]:
         return {"task": "remote-multilingual", "model": self.clip.name, **asdict(self.settings)}
 
 
-def held_out_recall(model: nn.Module, tokenizer: Any, data: CaptionedImages, batch_size: int = 64,
+def held_out_recall(model: TrainedClip, tokenizer: Any, data: CaptionedImages, batch_size: int = 64,
                     ) -> dict[str, float]:
     """Mean recall (R@1/5/10 both ways, in %) of ``model`` on ``data`` for each of its languages."""
     device = model.logit_scale.device
