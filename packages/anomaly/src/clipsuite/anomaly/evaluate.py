@@ -68,7 +68,7 @@ def aupro(masks: np.ndarray, maps: np.ndarray, fpr_limit: float = 0.3) -> float:
     return float(np.trapezoid(y, x) / fpr_limit)
 
 
-def image_metrics(labels: Sequence[int], scores: Sequence[float] | torch.Tensor) -> dict[str, float]:
+def image_metrics(labels: Sequence[int], scores: Sequence[float] | torch.Tensor | np.ndarray) -> dict[str, float]:
     return {"image_auroc": metrics.auroc(labels, scores), "image_ap": metrics.average_precision(labels, scores),
             "image_f1_max": metrics.f1_max(labels, scores)}
 
@@ -106,7 +106,7 @@ def score_category(category: Category, result: AnomalyResult, image_sizes: Seque
     else:
         notes.append(f"{category.name}: image metrics skipped (needs both normal and anomalous test images)")
     if category.has_masks and sum(labels) > 0:
-        masks = masks_at(category.test, image_sizes, tuple(result.maps.shape[-2:]))
+        masks = masks_at(category.test, image_sizes, (result.maps.shape[-2], result.maps.shape[-1]))
         values.update(pixel_metrics(masks, result.maps.numpy()))
     else:
         notes.append(f"{category.name}: pixel metrics skipped (no ground-truth masks)")

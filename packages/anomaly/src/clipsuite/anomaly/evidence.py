@@ -15,7 +15,7 @@ import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from torch import nn
 
@@ -23,6 +23,7 @@ from clipsuite.anomaly import synthetic
 from clipsuite.anomaly.data import Category, load_dataset
 from clipsuite.anomaly.evaluate import evaluate_categories
 from clipsuite.anomaly.evidence_maps import write_pictures
+from clipsuite.anomaly.methods.adaptclip import AdaptClip
 from clipsuite.anomaly.methods.learned import build_learned, load_learned
 from clipsuite.anomaly.pipeline import Detector, build_method
 from clipsuite.anomaly.train import train_learned
@@ -120,7 +121,7 @@ def pictures(backbone: str, out_dir: str | Path, setup: TransferSetup | None = N
 def adaptclip_table(clip: ClipModel, root: Path, setup: TransferSetup, work: Path,
                     shots: Sequence[int] = (0, 1, 4)) -> dict[str, Row]:
     train, held = load_dataset(root, categories=list(setup.train)), load_dataset(root, categories=list(setup.held_out))
-    module = _trained(clip, "adaptclip", train, setup, None, work)
+    module = cast(AdaptClip, _trained(clip, "adaptclip", train, setup, None, work))
     rows = {"AdaptCLIP untrained, 0-shot": mean_metrics(clip, build_learned(clip, "adaptclip").eval(), held)}
     for k in shots:
         rows[f"AdaptCLIP {k}-shot"] = mean_metrics(clip, module, held, shots=k)

@@ -79,7 +79,7 @@ class Detector:
         if self.method.references == "unused":
             raise InputError(f"method '{self.method.name}' does not use reference images")
         log = SkipLog(on_error)
-        images = []
+        images: list[Image.Image] = []
         for path in paths:
             if limit is not None and len(images) == limit:
                 break
@@ -99,9 +99,11 @@ class Detector:
         if self.needs_references and not self.fitted:
             raise InputError(f"method '{self.method.name}' needs normal reference images (--reference DIR)")
         log = SkipLog(on_error)
-        results, sizes, kept = [], [], []
+        results: list[AnomalyResult] = []
+        sizes: list[tuple[int, int]] = []
+        kept: list[int] = []
         for start in range(0, len(paths), self.batch_size):
-            batch = []
+            batch: list[Image.Image] = []
             for position in range(start, min(start + self.batch_size, len(paths))):
                 image = log.attempt(paths[position], lambda: load_image(paths[position]))  # noqa: B023
                 if image is not None:

@@ -12,8 +12,9 @@ from __future__ import annotations
 import html
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TypedDict
 
 import numpy as np
 from PIL import Image
@@ -42,7 +43,17 @@ def overlay(image: Image.Image, heat: np.ndarray, alpha: float = 0.5) -> Image.I
     return Image.fromarray(mixed.clip(0, 255).astype(np.uint8))
 
 
-def _page(title: str, rows: list[dict[str, object]], threshold: float | None,
+class ReportRow(TypedDict):
+    """One scored image of the report (``scores.csv`` / ``scores.json``)."""
+
+    image: str
+    name: str
+    score: float
+    anomalous: bool | None
+    heatmap: str
+
+
+def _page(title: str, rows: list[ReportRow], threshold: float | None,
           skipped: Sequence[Skipped] = ()) -> str:
     cells = []
     for row in rows:
@@ -73,7 +84,7 @@ def write_report(out_dir: str | os.PathLike[str], paths: Sequence[Path], result:
     low, high = value_range or (float(maps.min()), float(maps.max()))
     with staged_folder(out, merge=True) as stage:
         (stage / "heatmaps").mkdir()
-        rows: list[dict[str, object]] = []
+        rows: list[ReportRow] = []
         for i, path in enumerate(paths):
             image = load_image(path)
             heat = resize_map(maps[i], (image.height, image.width)).numpy()
@@ -84,7 +95,7 @@ def write_report(out_dir: str | os.PathLike[str], paths: Sequence[Path], result:
             rows.append({"image": str(path), "name": Path(path).name, "score": score,
                          "anomalous": None if threshold is None else bool(score >= threshold),
                          "heatmap": f"heatmaps/{name}"})
-        failed = [{"image": s.path, "error": s.reason} for s in skipped]
+        failed: list[Mapping[str, str]] = [{"image": s.path, "error": s.reason} for s in skipped]  # rows' columns
         (stage / "scores.csv").write_text(format_table(rows + failed, ["image", "score", "anomalous", "heatmap",
                                                                        "error"]), encoding="utf-8")
         summary = {"threshold": threshold, "map_range": [low, high], **(extra or {}), "images": rows,

@@ -18,6 +18,7 @@ from __future__ import annotations
 import csv
 import json
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -59,6 +60,9 @@ def _object(rng: np.random.Generator, size: int, category: str) -> Image.Image:
     return Image.fromarray(np.clip(array, 0, 255).astype(np.uint8))
 
 
+Fill = int | tuple[int, int, int]  # a colour of the RGB image or a value of the L mask
+
+
 def _defect(rng: np.random.Generator, image: Image.Image, kind: str) -> tuple[Image.Image, Image.Image]:
     size = image.size[0]
     mask = Image.new("L", image.size, 0)
@@ -70,14 +74,14 @@ def _defect(rng: np.random.Generator, image: Image.Image, kind: str) -> tuple[Im
         length = size * rng.uniform(0.2, 0.3)
         end = start + length * np.array([np.cos(angle), np.sin(angle)])
         width = max(2, size // 24)
-        for draw, fill in zip(draws, ((20, 20, 20), 255)):
+        for draw, fill in zip(draws, cast(tuple[Fill, Fill], ((20, 20, 20), 255))):  # image, mask
             draw.line([tuple(start), tuple(end)], fill=fill, width=width)
     else:
         centre = rng.uniform(lo, hi, 2)
         radius = size * (rng.uniform(0.07, 0.11) if kind == "stain" else rng.uniform(0.05, 0.08))
         box = (centre[0] - radius, centre[1] - radius * 0.8, centre[0] + radius, centre[1] + radius * 0.8)
         colour = (200, 60, 40) if kind == "stain" else (10, 10, 10)
-        for draw, fill in zip(draws, (colour, 255)):
+        for draw, fill in zip(draws, cast(tuple[Fill, Fill], (colour, 255))):
             draw.ellipse(box, fill=fill)
     return image, mask
 

@@ -12,7 +12,7 @@ import random
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -20,7 +20,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from clipsuite.anomaly.data import Category, Sample, load_mask, load_pixels
-from clipsuite.anomaly.methods.learned import build_learned, save_learned
+from clipsuite.anomaly.methods.learned import TrainedMethod, build_learned, save_learned
 from clipsuite.core.errors import InputError
 from clipsuite.core.models import ClipModel
 from clipsuite.core.train import TrainConfig, Trainer
@@ -68,10 +68,10 @@ class LearnedTask:
         self.module = module
 
     def frozen_modules(self) -> Sequence[ClipModel]:
-        return [self.module.clip]
+        return [cast(TrainedMethod, self.module).clip]
 
     def loss(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        return self.module.loss(batch)
+        return cast(TrainedMethod, self.module).loss(batch)
 
     def config(self) -> dict[str, Any]:
         return {"method": self.module.name, "settings": self.module.settings}
@@ -92,7 +92,7 @@ def train_learned(clip: ClipModel, method: str, categories: Sequence[Category], 
         raise InputError("resume needs the run folder of the run to continue (run_dir)")
     torch.manual_seed(seed)
     module = build_learned(clip, method, settings)
-    betas = betas or getattr(module, "adam_betas", (0.9, 0.999))
+    betas = betas or cast(tuple[float, float], getattr(module, "adam_betas", (0.9, 0.999)))
     cfg = clip.preprocess_cfg
     dataset = AnomalyTrainSet(categories, clip.image_size, cfg.mean, cfg.std, seed)
     out = Path(out)

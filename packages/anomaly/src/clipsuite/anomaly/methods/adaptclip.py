@@ -15,7 +15,7 @@ Loss per branch: CE(image) + focal(map) + dice(anomalous) + dice(normal).
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import torch
 import torch.nn.functional as F
@@ -37,8 +37,8 @@ class ResidualAdapter(nn.Module):
     def __init__(self, dim: int, hidden: int) -> None:
         super().__init__()
         self.net = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, dim))
-        nn.init.zeros_(self.net[2].weight)  # starts as the identity: training begins from plain CLIP
-        nn.init.zeros_(self.net[2].bias)
+        nn.init.zeros_(cast(nn.Linear, self.net[2]).weight)  # starts as the identity: training begins from plain CLIP
+        nn.init.zeros_(cast(nn.Linear, self.net[2]).bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.net(x)
@@ -71,10 +71,11 @@ class AdaptClip(nn.Module):
     name = "adaptclip"
     references: ClassVar[References] = "optional"  # references add the prompt-query branch
     trained: ClassVar[bool] = True
+    static_text: torch.Tensor  # a registered buffer
 
     @classmethod
     def build(cls, clip: ClipModel, setup: MethodSetup) -> AdaptClip:
-        return load_learned(clip, cls.name, setup.weights, setup.smoothing_sigma)
+        return cast(AdaptClip, load_learned(clip, cls.name, setup.weights, setup.smoothing_sigma))  # cls's own
 
     def __init__(self, clip: ClipModel, n_ctx: int = 12, hidden: int = 128, smoothing_sigma: float = 4.0) -> None:
         super().__init__()
@@ -145,7 +146,7 @@ class AdaptClip(nn.Module):
     @torch.no_grad()
     def predict(self, pixels: torch.Tensor) -> AnomalyResult:
         branches = self.branches(pixels, self.memory)
-        size = tuple(pixels.shape[-2:])
+        size = (pixels.shape[-2], pixels.shape[-1])
         scores = torch.stack([b[0].softmax(-1)[:, 1] for b in branches]).mean(0)
         maps = torch.stack([upsample(b[1].softmax(1)[:, 1], size) for b in branches]).mean(0)
         sigma = self.settings["smoothing_sigma"] * pixels.shape[-1] / 518

@@ -14,7 +14,7 @@ dice(anomalous, mask) + dice(normal, 1 - mask); Adam with betas (0.5, 0.999) as 
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import torch
 import torch.nn.functional as F
@@ -49,7 +49,7 @@ class AnomalyClip(nn.Module):
 
     @classmethod
     def build(cls, clip: ClipModel, setup: MethodSetup) -> AnomalyClip:
-        return load_learned(clip, cls.name, setup.weights, setup.smoothing_sigma)
+        return cast(AnomalyClip, load_learned(clip, cls.name, setup.weights, setup.smoothing_sigma))  # cls's own
 
     def __init__(self, clip: ClipModel, n_ctx: int = 12, deep_depth: int = 9, deep_length: int = 4,
                  features: list[int] | None = None, dpam_layer: int | None = None,
@@ -105,7 +105,7 @@ class AnomalyClip(nn.Module):
         image_logits, layer_logits = self.logits(pixels)
         maps = image_logits.new_zeros(pixels.shape[0], *pixels.shape[-2:])
         for patch_logits in layer_logits:  # the reference sums the layers' maps
-            probs = upsample(patch_logits.softmax(dim=1).flatten(0, 1), tuple(pixels.shape[-2:]))
+            probs = upsample(patch_logits.softmax(dim=1).flatten(0, 1), (pixels.shape[-2], pixels.shape[-1]))
             probs = probs.view(pixels.shape[0], 2, *pixels.shape[-2:])
             maps = maps + (probs[:, 1] + 1 - probs[:, 0]) / 2
         sigma = self.settings["smoothing_sigma"] * pixels.shape[-1] / 518

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, cast
 
 import torch
 import torch.nn.functional as F
@@ -75,7 +75,7 @@ CONTRACT = ("name", "references", "trained", "build", "predict")
 
 def _is_method_class(value: Any) -> bool:
     return (isinstance(value, type) and all(hasattr(value, a) for a in CONTRACT)
-            and value.references in ("unused", "optional", "required"))
+            and cast(type[AnomalyMethod], value).references in ("unused", "optional", "required"))
 
 
 REGISTRY: Registry[type[AnomalyMethod]] = Registry(

@@ -10,8 +10,9 @@ they were trained on, so ``detect``/``evaluate`` rebuild the same module and ref
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Protocol, cast
 
+import torch
 from torch import nn
 
 from clipsuite.anomaly.methods.base import method_class, method_names
@@ -21,23 +22,37 @@ from clipsuite.core.fingerprint import check_same_backbone
 from clipsuite.core.models import ClipModel
 
 
+class TrainedMethod(Protocol):
+    """What a trained method module offers beyond ``nn.Module`` (see the module docstring)."""
+
+    name: ClassVar[str]
+    clip: ClipModel
+    settings: dict[str, Any]
+
+    def learned_state(self) -> dict[str, torch.Tensor]: ...
+
+    def loss(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]: ...
+
+
 def build_learned(clip: ClipModel, method: str, settings: dict[str, Any] | None = None) -> nn.Module:
     """A fresh (untrained) instance of the trained method ``method`` with ``settings``."""
     cls = method_class(method)
     if not cls.trained:
         raise InputError(f"method '{method}' has nothing to train (trained methods: "
                          f"{', '.join(method_names(trained=True))})")
-    return cls(clip, **dict(settings or {}))  # type: ignore[call-arg]  # trained methods take (clip, **settings)
+    # trained methods are nn.Modules that take (clip, **settings)
+    return cast(nn.Module, cls(clip, **dict(settings or {})))  # type: ignore[call-arg]
 
 
 def save_learned(module: nn.Module, path: str | Path, extra: dict[str, Any] | None = None) -> Path:
     path = Path(path)
-    identity = module.clip.identity()
-    config = {"method": module.name, "settings": module.settings, "backbone": identity["model"],
+    method = cast(TrainedMethod, module)
+    identity = method.clip.identity()
+    config = {"method": method.name, "settings": method.settings, "backbone": identity["model"],
               "backbone_hash": identity["model_hash"], "backbone_dtype": identity["model_dtype"],
               "backbone_image_size": identity["model_image_size"],
-              "embed_dim": module.clip.embed_dim, **(extra or {})}
-    save_tensors(path, module.learned_state(), config)
+              "embed_dim": method.clip.embed_dim, **(extra or {})}
+    save_tensors(path, method.learned_state(), config)
     return path
 
 
@@ -59,7 +74,7 @@ def load_learned(clip: ClipModel, method: str, weights: str | Path | None,
     if smoothing_sigma is not None:
         settings["smoothing_sigma"] = smoothing_sigma
     module = build_learned(clip, method, settings)
-    expected = module.learned_state()
+    expected = cast(TrainedMethod, module).learned_state()
     mismatched = [k for k, v in tensors.items() if k not in expected or expected[k].shape != v.shape]
     missing = [k for k in expected if k not in tensors]
     if mismatched or missing:

@@ -105,7 +105,7 @@ class PatchMemory:
                              for i in range(0, flat.shape[0], self.chunk)])
         height, width = self.clip.patch_grid
         patch_map = nearest.reshape(batch, height, width)
-        maps = upsample(patch_map, tuple(pixels.shape[-2:]))
+        maps = upsample(patch_map, (pixels.shape[-2], pixels.shape[-1]))
         if self.smoothing_sigma > 0:
             maps = gaussian_smooth(maps, self.smoothing_sigma * pixels.shape[-1] / 240)
         return AnomalyResult(patch_map.flatten(1).amax(dim=1), maps)

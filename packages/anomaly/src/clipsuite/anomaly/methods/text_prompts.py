@@ -8,6 +8,8 @@ prompts. Any text tower the core supports works (open_clip's own transformer, Hu
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -20,6 +22,8 @@ PLACEHOLDER = "X"
 
 
 class PromptTextEncoder(nn.Module):
+    tokens: torch.Tensor  # a registered buffer
+
     def __init__(self, clip: ClipModel, n_ctx: int = 12, deep_depth: int = 0, deep_length: int = 4) -> None:
         super().__init__()
         self.tower = text_tower(clip)  # a plain object: the CLIP weights are frozen and saved elsewhere
@@ -44,7 +48,7 @@ class PromptTextEncoder(nn.Module):
         self._cache = None
         return super().train(mode)
 
-    def _load_from_state_dict(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]  # torch's signature
+    def _load_from_state_dict(self, *args: Any, **kwargs: Any) -> None:  # torch's signature, passed through
         self._cache = None
         super()._load_from_state_dict(*args, **kwargs)
 

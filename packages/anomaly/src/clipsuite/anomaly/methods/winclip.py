@@ -82,6 +82,7 @@ class WinClip:
         if reference_pixels.ndim != 4 or reference_pixels.shape[0] == 0:
             raise InputError("WinCLIP+ needs at least one reference image")
         _, windows, patches = self.encode(reference_pixels, need_patches=True)
+        assert patches is not None  # asked for
         self.reference_windows = [w.reshape(-1, w.shape[-1]) for w in windows]
         self.reference_patches = patches.reshape(-1, patches.shape[-1])
         return self
@@ -138,14 +139,14 @@ class WinClip:
                       for w, cover in zip(windows, self.coverage)]
         maps = len(per_scale) / (1 / torch.stack(per_scale)).sum(0)
         if few_shot:
-            assert self.reference_windows is not None and patches is not None
+            assert self.reference_windows is not None and self.reference_patches is not None and patches is not None
             visual = [self._association(patches, self.reference_patches)]
             visual += [harmonic_mean_over_windows(self._association(w, ref), cover)
                        for w, ref, cover in zip(windows, self.reference_windows, self.coverage)]
             few = torch.stack(visual).mean(0)
             maps = (maps + few) / 2
             image_scores = (image_scores + few.amax(dim=-1)) / 2
-        maps = upsample(maps.reshape(batch, height, width), tuple(pixels.shape[-2:]))
+        maps = upsample(maps.reshape(batch, height, width), (pixels.shape[-2], pixels.shape[-1]))
         if self.smoothing_sigma > 0:
             maps = gaussian_smooth(maps, self.smoothing_sigma)
         return AnomalyResult(image_scores, maps)
