@@ -101,7 +101,7 @@ def index(
 
     config = SceneIndexConfig(bands=reading.bands, tile=TileSpec(reading.tile_size, overlap, resolution, min_valid),
                               scale=reading.scale, offset=reading.offset, stretch=reading.stretch,
-                              batch_size=batch_size, num_workers=workers, on_error=on_error)  # type: ignore[arg-type]
+                              batch_size=batch_size, num_workers=workers, on_error=on_error)  # type: ignore[arg-type]  # typer's str
     result = build_scene_index(load_model(model, device=device), scenes, out, config, model_spec=model, kind=kind)
     if result is not None:
         console.print(f"indexed {result.tiles} tiles from {result.scenes} scene(s) "
@@ -165,7 +165,7 @@ def classify(
     from clipsuite.core.models import load_model
     from clipsuite.remote.evaluate import zero_shot_classify
 
-    result = zero_shot_classify(load_model(model, device=device), root, on_error=on_error)  # type: ignore[arg-type]
+    result = zero_shot_classify(load_model(model, device=device), root, on_error=on_error)  # type: ignore[arg-type]  # typer's str
     top = next(k for k in result if k.startswith("top") and k != "top1")
     console.print(f"{result['images']} images, {len(result['classes'])} classes: top-1 {result['top1']:.2f}%, "
                   f"{top} {result[top]:.2f}%")
@@ -231,7 +231,7 @@ def leakage(
     from clipsuite.remote.evaluate import find_leakage
 
     clip = load_model(model, device=device) if model else None
-    log = SkipLog(on_error)  # type: ignore[arg-type]
+    log = SkipLog(on_error)  # type: ignore[arg-type]  # typer's str, checked by SkipLog
     found = find_leakage(list_images(train), list_images(test), clip, threshold, log=log)
     console.print(f"{len(found)} leaked test image(s)")
     for row in found[:20]:

@@ -116,7 +116,7 @@ def make_mvtec(root: str | Path, categories: tuple[str, ...] = ("bottle", "carpe
                **kwargs: object) -> Path:
     """Several categories side by side (the MVTec AD root layout)."""
     for offset, category in enumerate(categories):
-        make_category(root, category, seed=seed + offset, **kwargs)  # type: ignore[arg-type]
+        make_category(root, category, seed=seed + offset, **kwargs)  # type: ignore[arg-type]  # its own keywords
     return Path(root)
 
 

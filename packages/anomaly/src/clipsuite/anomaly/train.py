@@ -99,6 +99,7 @@ def train_learned(clip: ClipModel, method: str, categories: Sequence[Category], 
     scratch = None if run_dir is not None else tempfile.TemporaryDirectory(
         prefix=".anomaly-train-", dir=out.parent if out.parent.exists() else None)
     with scratch or contextlib.nullcontext():
+        # scratch exists exactly when run_dir is None
         folder = Path(run_dir) if run_dir is not None else Path(scratch.name)  # type: ignore[union-attr]
         config = TrainConfig(output_dir=folder, epochs=epochs, max_steps=max_steps, batch_size=batch_size, lr=lr,
                              optimizer="adam", betas=betas, schedule="constant", seed=seed, progress=progress,

@@ -61,6 +61,7 @@ def make_classifier(clip: ClipModel, classes: Sequence[str], templates: str | Se
 
 
 def volume_pixels(clip: ClipModel, volume: Volume, options: VolumeOptions) -> tuple[torch.Tensor, list[int]]:
+    # VolumeOptions holds the CLI's strings (axis, mode); volume_to_rgb refuses unknown ones
     rgb, indices = volume_to_rgb(volume, options.axis, options.slices, options.n, options.mode,  # type: ignore[arg-type]
                                  options.window, options.windows)
     return ClipInputs.for_model(clip)(rgb), indices
@@ -72,7 +73,7 @@ def classify_volume(clip: ClipModel, volume: Volume, classes: Sequence[str], cla
     pixels, indices = volume_pixels(clip, volume, options)
     features = clip.encode_images(pixels, batch_size=batch_size)
     probs = (clip.logit_scale() * features @ classifier).softmax(dim=-1)
-    overall = aggregate(probs, options.aggregate)  # type: ignore[arg-type]
+    overall = aggregate(probs, options.aggregate)  # type: ignore[arg-type]  # the CLI's string
     slices = [{"slice": k, "label": classes[int(p.argmax())], "scores": dict(zip(classes, p.tolist()))}
               for k, p in zip(indices, probs)]
     return Prediction(volume.source, classes[int(overall.argmax())], dict(zip(classes, overall.tolist())), slices)

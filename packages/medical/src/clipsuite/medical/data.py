@@ -17,7 +17,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from clipsuite.core.checkpoints import atomic_write_json, read_json
 from clipsuite.core.errors import InputError
@@ -48,7 +48,7 @@ def _answer_type(value: object, where: str) -> AnswerType:
     text = str(value).strip().upper()
     if text not in ("OPEN", "CLOSED"):
         raise InputError(f"{where}: answer_type must be OPEN or CLOSED, got {value!r}")
-    return text  # type: ignore[return-value]
+    return cast(AnswerType, text)  # checked just above
 
 
 def _records(path: Path) -> list[dict[str, Any]]:
@@ -123,8 +123,8 @@ def load_vqa(path: str | os.PathLike[str], split: str = "train") -> list[VQASamp
     if not path.exists():
         raise InputError(f"{path}: dataset not found")
     if (path.is_dir() and (path / "imgs").is_dir()) or (path.is_file() and (path.parent / "imgs").is_dir()):
-        return load_slake(path, "validate" if split == "val" else split)  # type: ignore[arg-type]
-    return load_vqa_rad(path, split)  # type: ignore[arg-type]
+        return load_slake(path, "validate" if split == "val" else split)  # type: ignore[arg-type]  # it checks split
+    return load_vqa_rad(path, split)  # type: ignore[arg-type]  # split: the caller's str, as before
 
 
 # ---- vocabularies -------------------------------------------------------------------------------

@@ -87,6 +87,7 @@ class VQATask:
 
 def _build(clip: ClipModel, settings: VQASettings, answers: AnswerVocab, questions: QuestionTokenizer,
            ) -> VQAModel:
+    # settings.head: the CLI's string (qcr | mevf, checked there)
     cfg = VQAConfig(head=settings.head, visual_dim=clip.embed_dim, n_answers=len(answers),  # type: ignore[arg-type]
                     closed_answers=tuple(i for i, c in enumerate(answers.closed) if c),
                     open_answers=tuple(i for i, o in enumerate(answers.opened) if o),

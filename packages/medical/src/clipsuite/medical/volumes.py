@@ -26,6 +26,9 @@ from clipsuite.core.errors import InputError
 
 if TYPE_CHECKING:
     from nibabel.spatialimages import SpatialImage
+    from pydicom.dataset import FileDataset
+
+    from clipsuite.core.models import ClipModel
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 Axis = Literal["axial", "coronal", "sagittal"]
@@ -54,7 +57,8 @@ class Volume:
 
     @property
     def spacing(self) -> tuple[float, float, float]:
-        return tuple(float(v) for v in np.sqrt((self.affine[:3, :3] ** 2).sum(axis=0)))  # type: ignore[return-value]
+        return cast(tuple[float, float, float],  # the three axes' column norms
+                    tuple(float(v) for v in np.sqrt((self.affine[:3, :3] ** 2).sum(axis=0))))
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -174,13 +178,13 @@ def _dicom_files(folder: Path) -> list[Path]:
     return files
 
 
-def _dicom_headers(path: Path) -> list[tuple[Path, object]]:
+def _dicom_headers(path: Path) -> list[tuple[Path, FileDataset]]:
     """(file, header) of the series to read. A folder: every DICOM file in it, all readable, one series.
     A file: the file and its neighbours of the same SeriesInstanceUID (unreadable ones ignored), or the
     file alone when it names no series."""
     import pydicom
 
-    def header(file: Path) -> object:
+    def header(file: Path) -> FileDataset:
         try:
             return pydicom.dcmread(str(file), stop_before_pixels=True)
         except Exception as error:  # noqa: BLE001 - readers raise many types; one message for all
@@ -227,10 +231,10 @@ def load_dicom_series(path: str | os.PathLike[str], reader: Literal["pydicom", "
         return _load_dicom_monai(folder)
     first = headers[0][1]
     try:
-        orientation = np.asarray(first.ImageOrientationPatient, dtype=np.float64)  # type: ignore[attr-defined]
+        orientation = np.asarray(first.ImageOrientationPatient, dtype=np.float64)
         row_dir, col_dir = orientation[:3], orientation[3:]
         normal = np.cross(row_dir, col_dir)
-        positions = {f: np.asarray(h.ImagePositionPatient, dtype=np.float64) for f, h in headers}  # type: ignore[attr-defined]
+        positions = {f: np.asarray(h.ImagePositionPatient, dtype=np.float64) for f, h in headers}
     except AttributeError as error:
         raise InputError(f"{source}: DICOM files lack patient position/orientation ({error})") from None
     ordered = sorted(headers, key=lambda fh: float(positions[fh[0]] @ normal))
@@ -247,7 +251,7 @@ def load_dicom_series(path: str | os.PathLike[str], reader: Literal["pydicom", "
         raise InputError(f"{source}: DICOM slices have different sizes")
     stack = np.stack(slices, axis=-1)  # [rows, cols, slices]
     data = np.ascontiguousarray(stack.transpose(1, 0, 2))  # [cols (x), rows (y), z]
-    row_spacing, col_spacing = (float(v) for v in first.PixelSpacing)  # type: ignore[attr-defined]
+    row_spacing, col_spacing = (float(v) for v in first.PixelSpacing)
     z_positions = [float(positions[f] @ normal) for f, _ in ordered]
     z_step = (z_positions[-1] - z_positions[0]) / (len(z_positions) - 1) if len(z_positions) > 1 else float(
         getattr(first, "SliceThickness", 1.0))
@@ -306,7 +310,7 @@ class Window:
         if self.percentiles is not None:
             low, high = np.percentile(data, self.percentiles)
             return float(low), float(high)
-        return float(self.a_min), float(self.a_max)  # type: ignore[arg-type]
+        return float(self.a_min), float(self.a_max)  # type: ignore[arg-type]  # no percentiles: a fixed HU range
 
 
 def parse_window(spec: str | Window) -> Window:
@@ -419,9 +423,9 @@ class ClipInputs:
         self.std = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1)
 
     @classmethod
-    def for_model(cls, clip: object) -> ClipInputs:
-        cfg = clip.preprocess_cfg  # type: ignore[attr-defined]
-        return cls(clip.image_size, cfg.mean, cfg.std)  # type: ignore[attr-defined]
+    def for_model(cls, clip: ClipModel) -> ClipInputs:
+        cfg = clip.preprocess_cfg
+        return cls(clip.image_size, cfg.mean, cfg.std)
 
     def __call__(self, rgb: torch.Tensor) -> torch.Tensor:
         h, w = rgb.shape[-2:]

@@ -40,8 +40,8 @@ def build_learned(clip: ClipModel, method: str, settings: dict[str, Any] | None 
     if not cls.trained:
         raise InputError(f"method '{method}' has nothing to train (trained methods: "
                          f"{', '.join(method_names(trained=True))})")
-    # trained methods are nn.Modules that take (clip, **settings)
-    return cast(nn.Module, cls(clip, **dict(settings or {})))  # type: ignore[call-arg]
+    # trained methods are nn.Modules that take (clip, **settings); the protocol has no constructor
+    return cast(nn.Module, cls(clip, **dict(settings or {})))  # type: ignore[call-arg]  # see above
 
 
 def save_learned(module: nn.Module, path: str | Path, extra: dict[str, Any] | None = None) -> Path:
