@@ -29,6 +29,9 @@ def test_vqa_rad_split_types_and_vocab(vqa_root: Path) -> None:
     assert answers.closed[answers.index("yes")] and not answers.opened[answers.index("yes")]
     assert answers.opened[answers.index("left")] and answers.index("never seen") == -1
     assert load_vqa(vqa_root, "test")[0].qid == test[0].qid
+    # VQA-RAD has no validation split: 'val' is refused, not read as the training questions
+    with pytest.raises(InputError, match="VQA-RAD split 'val': use train, test or all"):
+        load_vqa(vqa_root, "val")
 
 
 def test_slake_keeps_english_only(tmp_path: Path) -> None:

@@ -79,6 +79,8 @@ def load_vqa_rad(path: str | os.PathLike[str], split: Literal["train", "test", "
                  image_dir: str | os.PathLike[str] | None = None) -> list[VQASample]:
     """``path``: the dataset folder or its JSON file. Train = every question whose phrase_type does not
     start with ``test``."""
+    if split not in ("train", "test", "all"):  # any other word would silently read the train questions
+        raise InputError(f"VQA-RAD split '{split}': use train, test or all (VQA-RAD has no validation split)")
     path = Path(path)
     json_path = path / VQA_RAD_JSON if path.is_dir() else path
     if not json_path.is_file():
@@ -124,7 +126,7 @@ def load_vqa(path: str | os.PathLike[str], split: str = "train") -> list[VQASamp
         raise InputError(f"{path}: dataset not found")
     if (path.is_dir() and (path / "imgs").is_dir()) or (path.is_file() and (path.parent / "imgs").is_dir()):
         return load_slake(path, "validate" if split == "val" else split)  # type: ignore[arg-type]  # it checks split
-    return load_vqa_rad(path, split)  # type: ignore[arg-type]  # split: the caller's str, as before
+    return load_vqa_rad(path, split)  # type: ignore[arg-type]  # the caller's str: load_vqa_rad checks it
 
 
 # ---- vocabularies -------------------------------------------------------------------------------
