@@ -93,7 +93,12 @@ def test_train_runs_resumes_with_its_flags_and_refuses_bad_input(tmp_path):
     broken = synthetic.write_class_folders(tmp_path / "ms", per_class=1, classes=("forest", "river"),
                                            multispectral=True)
     (broken / "river" / "river_0.tif").write_bytes(b"II*\x00" + b"\x00" * 64)
+    table = tmp_path / "pairs.csv"
+    table.write_text("image,caption\na.png,a forest\n")
     for args, message in [
+        # a CSV has no splits: its "test split" would be the training rows scored as held out
+        (["train", table, "-o", tmp_path / "o", "--eval-split", "test"], "pairs.csv: has no splits"),
+        (["train", captions, "-o", tmp_path / "o", "--eval-split", "train"], "is the training split"),
         (["train", tmp_path / "nowhere.json", "-o", tmp_path / "o"], "nowhere.json: not found"),
         (["train", captions], "--output is required"),
         (["train", captions, "-o", tmp_path / "o", "--band-rule", "copy"], "--band-rule 'copy'"),

@@ -124,6 +124,9 @@ def register(app: typer.Typer) -> None:
         if o["data"] is None:
             fail("missing DATA (captions or class folders); only --resume of a run started by this command may "
                  "leave it out")
+        from clipsuite.remote.held_out import check_held_out
+
+        check_held_out(o["data"], o["split"], o["eval_split"])  # before torch: a CSV has no test split
         from clipsuite.remote.data import RasterInput
         from clipsuite.remote.rasters import S2_L2A_OFFSET_DN
         from clipsuite.remote.train import RemoteTrainConfig, TrainingData, train_remote

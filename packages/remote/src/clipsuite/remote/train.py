@@ -40,6 +40,7 @@ from clipsuite.remote.data import (
 )
 from clipsuite.remote.distributed import gathered_soft_clip_loss, world
 from clipsuite.remote.evaluate import read_translations
+from clipsuite.remote.held_out import check_held_out
 from clipsuite.remote.methods.self_distillation import (
     GLOBAL_SCALE,
     LOCAL_SCALE,
@@ -305,6 +306,7 @@ class TrainingData:
         return read_captioned(source, clip, split, languages, self.translations, self.raster)
 
     def load(self, clip: ClipModel, languages: tuple[str, ...]) -> tuple[CaptionedImages, CaptionedImages | None]:
+        check_held_out(self.source, self.split, self.eval_split, self.eval_source)
         train = self._load(self.source, self.split, clip, languages)
         held = None
         if self.eval_source is not None or self.eval_split is not None:
