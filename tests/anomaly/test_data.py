@@ -95,3 +95,18 @@ def test_bad_visa_split_names_the_line(mvtec_root, tmp_path):
     split.write_text("object,split,label,image\n")
     with pytest.raises(InputError, match=r"1cls.csv line 1: no column 'mask'"):
         load_dataset(visa)
+
+
+def test_an_unknown_category_is_refused_in_every_layout(mvtec_root, tmp_path):
+    """--category once fell through: a KeyError traceback on VisA, an empty table on meta.json, and the
+    whole dataset evaluated on a single MVTec category or a plain good/ folder."""
+    visa = synthetic.write_visa(mvtec_root, tmp_path / "visa")
+    meta_root = tmp_path / "meta"
+    shutil.copytree(mvtec_root, meta_root)
+    synthetic.write_meta_json(meta_root)
+    for root in (mvtec_root, visa, meta_root, mvtec_root / "bottle", mvtec_root / "bottle" / "test"):
+        with pytest.raises(InputError, match="unknown categories nope"):
+            load_dataset(root, categories=["nope"])
+    assert [c.name for c in load_dataset(visa, categories=["carpet"])] == ["carpet"]
+    assert [c.name for c in load_dataset(meta_root, categories=["carpet", "bottle"])] == ["carpet", "bottle"]
+    assert [c.name for c in load_dataset(mvtec_root / "bottle", categories=["bottle"])] == ["bottle"]

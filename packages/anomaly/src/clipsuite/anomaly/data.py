@@ -92,7 +92,7 @@ def load_mvtec_category(folder: Path) -> Category:
 
 def load_mvtec(root: Path, categories: Sequence[str] | None = None) -> list[Category]:
     if (root / "test").is_dir():
-        return [load_mvtec_category(root)]
+        return _pick([load_mvtec_category(root)], categories, root)
     folders = sorted(p for p in root.iterdir() if (p / "test").is_dir())
     return [load_mvtec_category(p) for p in _select(folders, categories, root)]
 
@@ -107,6 +107,17 @@ def _select(folders: list[Path], categories: Sequence[str] | None, root: Path) -
             raise InputError(f"{root}: unknown categories {', '.join(missing)} (known: {', '.join(known)})")
         return [known[c] for c in categories]
     return folders
+
+
+def _pick(found: list[Category], categories: Sequence[str] | None, root: Path) -> list[Category]:
+    """The asked-for categories in the asked order; an unknown name is refused (never silently dropped)."""
+    if not categories:
+        return found
+    known = {c.name: c for c in found}
+    missing = [c for c in categories if c not in known]
+    if missing:
+        raise InputError(f"{root}: unknown categories {', '.join(missing)} (known: {', '.join(known) or 'none'})")
+    return [known[c] for c in categories]
 
 
 def load_visa(root: Path, categories: Sequence[str] | None = None,
@@ -135,8 +146,7 @@ def load_visa(root: Path, categories: Sequence[str] | None = None,
                 category.train.append(sample)
         else:
             category.test.append(sample)
-    cats = [by_name[k] for k in sorted(by_name)]
-    return [by_name[c] for c in categories] if categories else cats
+    return _pick([by_name[k] for k in sorted(by_name)], categories, csv_path)
 
 
 def load_meta(root: Path, categories: Sequence[str] | None = None, split: str = "test") -> list[Category]:
@@ -167,16 +177,16 @@ def load_meta(root: Path, categories: Sequence[str] | None = None, split: str = 
             if not int(entry.get("anomaly", 0)):
                 category.train.append(Sample(base / entry["img_path"], 0, None, name))
         out.append(category)
-    return [c for c in out if not categories or c.name in categories]
+    return _pick(out, categories, meta_path)
 
 
-def load_folder(root: Path, name: str | None = None) -> list[Category]:
+def load_folder(root: Path, name: str | None = None, categories: Sequence[str] | None = None) -> list[Category]:
     """``good/`` plus one folder per defect; masks optional in ``masks/{defect}/`` or ``ground_truth/{defect}/``."""
     if not (root / "good").is_dir():
         raise InputError(f"{root}: a plain anomaly folder needs a good/ subfolder")
     mask_root = next((root / d for d in MASK_DIRS if (root / d).is_dir()), None)
     test = _labelled_folders(root, mask_root, name or root.name)
-    return [Category(name or root.name, [], test)]
+    return _pick([Category(name or root.name, [], test)], categories, root)
 
 
 def detect_format(root: Path) -> str:
@@ -201,7 +211,7 @@ def load_dataset(root: str | os.PathLike[str], format: str = "auto",
     kind = detect_format(root) if format == "auto" else format
     loaders = {"mvtec": load_mvtec, "visa": load_visa, "meta": load_meta}
     if kind == "folder":
-        return load_folder(root)
+        return load_folder(root, categories=categories)
     return loaders[kind](root, categories)
 
 
