@@ -167,3 +167,30 @@ def test_demo_step(tmp_path):
     assert result.metrics["pixel_auroc"] > 0.8  # drawn defects are found even by an untrained tiny backbone
     assert f"pixel AUROC {result.metrics['pixel_auroc']}" in result.summary[0]
     assert lines and not any(str(tmp_path) in line for line in lines)  # logs name paths inside the step folder
+
+
+def test_shots_without_references_or_below_zero_are_refused(mvtec_root, tmp_path):
+    """detect --shots without --reference scored zero-shot in silence; evaluate --shots -1 was a traceback."""
+    good = str(mvtec_root / "bottle" / "test" / "good")
+    result = _run("detect", good, "--shots", "2", "--out", str(tmp_path / "r"), *TINY)
+    assert result.exit_code != 0 and "--shots 2 needs --reference" in result.output
+    assert not (tmp_path / "r").exists()
+    result = runner.invoke(app, ["evaluate", str(mvtec_root / "bottle"), "--method", "patch_memory", "--shots", "-1",
+                                 "--out", str(tmp_path / "t.csv"), *TINY])
+    assert result.exit_code != 0 and "--shots" in result.output and not (tmp_path / "t.csv").exists()
+
+
+def test_library_refuses_negative_shots_and_reference_limits(mvtec_root):
+    import pytest
+
+    from clipsuite.anomaly.data import load_dataset
+    from clipsuite.anomaly.pipeline import Detector
+    from clipsuite.core.errors import InputError
+    from clipsuite.core.models import load_model
+
+    detector = Detector.create(load_model("tiny", device="cpu"), "patch_memory")
+    category = load_dataset(mvtec_root / "bottle")[0]
+    with pytest.raises(InputError, match="shots -1"):
+        detector.score_category(category, shots=-1)
+    with pytest.raises(InputError, match="reference limit 0"):
+        detector.fit_references([s.image for s in category.train], limit=0)
