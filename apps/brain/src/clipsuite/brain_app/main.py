@@ -216,7 +216,7 @@ def _decoded(dataset: Path, decoder: Path, device: str | None,
 
     fitted, meta = read_decoder(decoder, device)
     subject = _subject(dataset, prep_from(meta))
-    decoded = decode(fitted, meta, subject.test, str(dataset))
+    decoded = decode(fitted, meta, subject.test, str(dataset), subject)
     clip, features = _features(subject, meta["clip"]["model"], meta["clip"]["pretrained"], device, cache)
     return subject, decoded, clip, features
 

@@ -9,6 +9,7 @@ preprocessing (same split, same z-scoring) exactly.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import math
 import shutil
 from collections.abc import Callable
@@ -66,9 +67,18 @@ def subject_features(clip: ClipModel, subject: Subject, cache_dir: str | Path | 
     return encode_stimuli(clip, [subject.stimuli[s] for s in used], cache_dir)
 
 
+def voxel_digest(data: BrainData) -> str:
+    """Which voxels, in which order, the response columns are (the mask's grid and the kept voxels)."""
+    digest = hashlib.sha256(repr(data.grid).encode())
+    digest.update(np.ascontiguousarray(data.voxels, dtype=np.int64).tobytes())
+    return digest.hexdigest()
+
+
 def _meta(subject: Subject, kind: str, model_spec: dict[str, Any], **extra: Any) -> dict[str, Any]:
     return {"kind": kind, "clip": model_spec, "prep": dataclasses.asdict(subject.prep),
-            "n_voxels": subject.data.n_voxels, "dataset": str(subject.config.path), **extra}
+            "n_voxels": subject.data.n_voxels, "voxels": voxel_digest(subject.data),
+            "train_stimuli": sorted(set(subject.train.stimulus.tolist())), "dataset": str(subject.config.path),
+            **extra}
 
 
 def fit_decoder(subject: Subject, features: StimulusFeatures, alphas: list[float], cv: str | int, out: str | Path,
@@ -145,10 +155,24 @@ def prep_from(meta: dict[str, Any]) -> PrepConfig:
     return PrepConfig(**meta["prep"])
 
 
-def decode(decoder: Decoder, meta: dict[str, Any], samples: Samples, source: str) -> dict[str, np.ndarray]:
+def decode(decoder: Decoder, meta: dict[str, Any], samples: Samples, source: str,
+           subject: Subject | None = None) -> dict[str, np.ndarray]:
+    """The decoder's predictions for ``samples``; with ``subject`` (whose samples they are), also refuses
+    voxels other than the decoder's and held-out stimuli the decoder was trained on (decoders written
+    before these were recorded are not checked for them)."""
     if samples.responses.shape[1] != meta["n_voxels"]:
         raise InputError(f"{source}: {samples.responses.shape[1]} usable voxels, the decoder was fitted on "
                          f"{meta['n_voxels']} (another mask or subject?)")
+    if subject is not None:
+        if "voxels" in meta and meta["voxels"] != voxel_digest(subject.data):
+            raise InputError(f"{source}: its usable voxels are not the ones the decoder was fitted on (same count, "
+                             f"other positions: another mask or subject?)")
+        seen = set(meta.get("train_stimuli", ())) & set(samples.stimulus.tolist())
+        if seen:
+            raise InputError(f"{source}: {len(seen)} of the {len(set(samples.stimulus.tolist()))} held-out stimuli "
+                             f"(e.g. '{min(seen)}') were training stimuli of the decoder (fitted on "
+                             f"{meta.get('dataset')}): its split differs here; evaluate on the dataset it was fitted "
+                             "on, or give the stimulus table a split column")
     return decoder.predict(samples.responses)
 
 
