@@ -70,7 +70,7 @@ def detect(
     method: MethodOpt = "winclip",
     class_name: Annotated[str, typer.Option(help="Object name used in the text prompts.")] = "object",
     reference: Annotated[Path | None, typer.Option(help="Folder of normal reference images (few-shot).")] = None,
-    shots: Annotated[int, typer.Option(help="How many reference images to use (0: all in --reference).")] = 0,
+    shots: Annotated[int, typer.Option(min=0, help="How many reference images to use (0: all in --reference).")] = 0,
     weights: Annotated[Path | None, typer.Option(help="Trained prompts/adapters (.safetensors) from `train`.")] = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder for scores, heatmaps, index.html.")] = Path(
         "anomaly_report"),
@@ -89,6 +89,8 @@ def detect(
     need(reference, "--reference folder", "dir")
     need(weights, "--weights file", "file")
     need(validation, "--validation folder", "dir")
+    if shots and reference is None:
+        fail(f"--shots {shots} needs --reference DIR (the normal images the shots are drawn from)")
     from clipsuite.anomaly.pipeline import Detector
     from clipsuite.anomaly.report import write_report
     from clipsuite.core.images import expand_image_inputs, list_images
@@ -140,7 +142,7 @@ def _warn_skipped(skipped: Sequence[Skipped], noun: str, where: str = "") -> Non
 def evaluate(
     dataset: Annotated[Path, typer.Argument(help="MVTec AD / VisA root, a meta.json folder, or a good/ folder.")],
     method: MethodOpt = "winclip",
-    shots: Annotated[int, typer.Option(help="Few-shot references per category (seeded from train/good).")] = 0,
+    shots: Annotated[int, typer.Option(min=0, help="Few-shot references per category (seeded from train/good).")] = 0,
     weights: Annotated[Path | None, typer.Option(help="Trained prompts/adapters for anomalyclip/adaptclip.")] = None,
     format: Annotated[str, typer.Option(help="auto | mvtec | visa | meta | folder")] = "auto",
     category: Annotated[list[str] | None, typer.Option("--category", "-c", help="Only these categories.")] = None,

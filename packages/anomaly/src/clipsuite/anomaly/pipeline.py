@@ -76,6 +76,8 @@ class Detector:
         given. Returns the unreadable ones left out (``on_error="skip"``)."""
         if not paths:
             raise InputError("no reference images given")
+        if limit is not None and limit < 1:
+            raise InputError(f"reference limit {limit}: give at least 1 (or None for all)")
         if self.method.references == "unused":
             raise InputError(f"method '{self.method.name}' does not use reference images")
         log = SkipLog(on_error)
@@ -131,6 +133,8 @@ class Detector:
         Unreadable references and test images are left out under ``on_error="skip"`` (all listed)."""
         if hasattr(self.method, "set_class"):
             self.method.set_class(category.name)
+        if shots < 0:
+            raise InputError(f"shots {shots}: give 0 (zero-shot) or more reference images")
         skipped: list[Skipped] = []
         if shots or self.needs_references:
             k = shots or 1
