@@ -99,3 +99,18 @@ def test_bad_vqa_input(tmp_path: Path, vqa_root: Path) -> None:
         tokenizer.encode("is there a big lesion here?", strict=True)
     with pytest.raises(InputError, match="no trained VQA checkpoint"):
         load_vqa_run(tmp_path)
+
+
+def test_a_slake_split_file_is_read_only_as_its_own_split(tmp_path: Path) -> None:
+    """load_vqa("train.json", "test") returned the training questions (the split word was ignored for a file),
+    so `vqa train slake/train.json` scored its own training questions as the test split."""
+    synthetic.write_slake(tmp_path, n_images=6)
+    assert len(load_vqa(tmp_path / "train.json", "train")) == len(load_slake(tmp_path, "train"))
+    assert [s.qid for s in load_vqa(tmp_path / "validate.json", "val")] == [s.qid for s in load_slake(tmp_path, "val")]
+    for split in ("test", "val"):
+        with pytest.raises(InputError, match="not SLAKE's"):
+            load_vqa(tmp_path / "train.json", split)
+    with pytest.raises(InputError, match="not SLAKE's 'train' split"):
+        load_slake(tmp_path / "test.json", "train")
+    with pytest.raises(InputError, match="SLAKE split 'all'"):
+        load_vqa(tmp_path / "train.json", "all")

@@ -103,12 +103,13 @@ def load_slake(path: str | os.PathLike[str], split: Literal["train", "val", "val
                language: str = "en") -> list[VQASample]:
     """``path``: the SLAKE folder (holding ``imgs/`` and the split JSON files) or one split JSON."""
     path = Path(path)
-    if path.is_dir():
-        if split not in SLAKE_SPLITS:
-            raise InputError(f"SLAKE split '{split}': use train, validate or test")
-        json_path = path / SLAKE_SPLITS[split]
-    else:
-        json_path = path
+    if split not in SLAKE_SPLITS:
+        raise InputError(f"SLAKE split '{split}': use train, validate or test")
+    json_path = path / SLAKE_SPLITS[split] if path.is_dir() else path
+    if json_path.name in SLAKE_SPLITS.values() and json_path.name != SLAKE_SPLITS[split]:
+        # one split's file holds only that split: any other word would read it in silence
+        raise InputError(f"{json_path}: this file is not SLAKE's '{split}' split; give the SLAKE folder "
+                         "(or that split's file) to choose a split")
     if not json_path.is_file():
         raise InputError(f"{json_path}: SLAKE question file not found")
     image_dir = json_path.parent / "imgs"
@@ -125,7 +126,12 @@ def load_vqa(path: str | os.PathLike[str], split: str = "train") -> list[VQASamp
     if not path.exists():
         raise InputError(f"{path}: dataset not found")
     if (path.is_dir() and (path / "imgs").is_dir()) or (path.is_file() and (path.parent / "imgs").is_dir()):
-        return load_slake(path, "validate" if split == "val" else split)  # type: ignore[arg-type]  # it checks split
+        split = "validate" if split == "val" else split
+        if path.is_file() and split in SLAKE_SPLITS and path.name != SLAKE_SPLITS[split]:
+            # a split word cannot choose within one file: any other would read this file's questions in silence
+            raise InputError(f"{path}: not SLAKE's '{split}' split file ({SLAKE_SPLITS[split]}); give the SLAKE "
+                             "folder to choose a split")
+        return load_slake(path, split)  # type: ignore[arg-type]  # it checks split
     return load_vqa_rad(path, split)  # type: ignore[arg-type]  # the caller's str: load_vqa_rad checks it
 
 
