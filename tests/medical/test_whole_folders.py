@@ -150,3 +150,21 @@ def test_cli_folder_skip_json_4d_volumes_and_one_class(tmp_path: Path, two_serie
 
     result = invoke("classify", images, "--classes", "lung", "--model", "tiny")
     assert result.exit_code == 2 and "give at least two classes" in result.output
+
+
+def test_volume_index_on_a_dicom_series_or_images_is_refused(tmp_path: Path, two_series: Path, tiny) -> None:  # type: ignore[no-untyped-def]
+    """--volume-index 3 on a DICOM series or an image folder was ignored: the whole series or every image
+    was classified as if no volume had been chosen."""
+    series = two_series / "a_IM0000.dcm"
+    assert float(load_volume(series, volume_index=0).data.max()) == float(load_volume(series).data.max())
+    with pytest.raises(InputError, match="volume index 3 is outside"):
+        load_volume(series, volume_index=3)
+    images = tmp_path / "images"
+    images.mkdir()
+    Image.new("RGB", (32, 32), "gray").save(images / "ok.png")
+    with pytest.raises(InputError, match="holds images, not NIfTI volumes"):
+        classify_source(tiny, images, ["lung", "brain"], volume_index=0)
+    out = tmp_path / "pred.json"
+    result = invoke("classify", series, "--classes", "lung,brain", "--model", "tiny", "--volume-index", "3",
+                    "--json", out)
+    assert result.exit_code == 2 and "volume index 3" in result.output and not out.exists()

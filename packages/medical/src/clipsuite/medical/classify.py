@@ -111,6 +111,8 @@ def classify_source(clip: ClipModel, path: str | os.PathLike[str], classes: Sequ
         return Classified([classify_volume(clip, v, classes, classifier, options) for v in volumes])
     files = sorted(p for p in path.iterdir() if p.is_file() and is_nifti(p)) if path.is_dir() else []
     if not files:
+        if volume_index is not None:  # it picks a volume of a 4D NIfTI file; images have none
+            raise InputError(f"{path}: holds images, not NIfTI volumes; volume_index (--volume-index) does not apply")
         images = keep_readable(list_images(path), load_image, log, "images")
         return Classified(classify_images(clip, images, classes, classifier), log.skipped)
     predictions = []

@@ -284,6 +284,8 @@ def load_volume(path: str | os.PathLike[str], volume_index: int | None = None) -
     if path.is_file() and is_nifti(path):
         return load_nifti(path, volume_index)
     if path.is_dir() or _looks_dicom(path):
+        if volume_index is not None:  # a DICOM series is one volume: any other index was ignored
+            _check_volume_index(path, 1, volume_index)
         return load_dicom_series(path)
     raise InputError(f"{path}: not a volume (expected .nii, .nii.gz or a DICOM series folder)")
 
