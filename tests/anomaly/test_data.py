@@ -110,3 +110,34 @@ def test_an_unknown_category_is_refused_in_every_layout(mvtec_root, tmp_path):
     assert [c.name for c in load_dataset(visa, categories=["carpet"])] == ["carpet"]
     assert [c.name for c in load_dataset(meta_root, categories=["carpet", "bottle"])] == ["carpet", "bottle"]
     assert [c.name for c in load_dataset(mvtec_root / "bottle", categories=["bottle"])] == ["bottle"]
+
+
+def test_malformed_meta_json_train_entries_are_refused(mvtec_root, tmp_path):
+    """A 'train' entry without img_path was a KeyError traceback, and a section that is not a mapping of
+    lists broke the same way; each is one line naming meta.json."""
+    import json
+
+    meta_root = tmp_path / "meta"
+    shutil.copytree(mvtec_root, meta_root)
+    meta_path = synthetic.write_meta_json(meta_root)
+    good = json.loads(meta_path.read_text())
+    cases = [("train", "bottle", [{"anomaly": 0}], "entry in 'bottle' lacks img_path"),
+             ("train", "bottle", [{"img_path": "bottle/train/good/nope.png", "anomaly": 0}], "nope.png: image listed"),
+             ("train", "bottle", {"img_path": "x"}, "'train' -> 'bottle' must be a list"),
+             ("test", "carpet", "not a list", "'test' -> 'carpet' must be a list")]
+    for section, name, value, message in cases:
+        meta = json.loads(json.dumps(good))
+        meta[section][name] = value
+        meta_path.write_text(json.dumps(meta))
+        with pytest.raises(InputError, match=message):
+            load_dataset(meta_root, format="meta")
+    meta = json.loads(json.dumps(good))
+    meta["test"] = []
+    meta_path.write_text(json.dumps(meta))
+    with pytest.raises(InputError, match="expected a 'test' section"):
+        load_dataset(meta_root, format="meta")
+    for entries in good["train"].values():  # an entry without "anomaly" in train is a normal image, as before
+        for entry in entries:
+            entry.pop("anomaly", None)
+    meta_path.write_text(json.dumps(good))
+    assert all(len(c.train) == 4 for c in load_dataset(meta_root, format="meta"))

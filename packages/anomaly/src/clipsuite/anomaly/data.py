@@ -12,6 +12,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -155,29 +156,46 @@ def load_meta(root: Path, categories: Sequence[str] | None = None, split: str = 
     meta_path = root / "meta.json" if root.is_dir() else root
     base = meta_path.parent
     meta = read_json(meta_path)
-    if not isinstance(meta, dict) or split not in meta:
-        raise InputError(f"{meta_path}: expected a '{split}' section")
+    if not isinstance(meta, dict) or not isinstance(meta.get(split), dict):
+        raise InputError(f"{meta_path}: expected a '{split}' section (category -> list of entries)")
+    train_section = meta.get("train", {}) if split == "test" else {}
+    if not isinstance(train_section, dict):
+        raise InputError(f"{meta_path}: the 'train' section must map categories to lists of entries")
     out = []
     for name in sorted(meta[split]):
         category = Category(name)
-        for entry in meta[split][name]:
-            try:
-                image = base / entry["img_path"]
-                label = int(entry["anomaly"])
-                mask_rel = entry.get("mask_path") or ""
-            except (KeyError, TypeError, ValueError):
-                raise InputError(f"{meta_path}: entry in '{name}' lacks img_path/anomaly: {entry!r:.80}") from None
-            if not image.is_file():
-                raise InputError(f"{image}: image listed in {meta_path} not found")
+        for entry in _meta_entries(meta[split][name], name, split, meta_path):
+            image, label, mask_rel = _meta_entry(entry, name, base, meta_path)
             mask = base / mask_rel if (label and mask_rel) else None
             if mask is not None and not mask.is_file():
                 raise InputError(f"{mask}: mask listed in {meta_path} not found")
             category.test.append(Sample(image, label, mask, name, entry.get("specie_name", "good")))
-        for entry in meta.get("train", {}).get(name, []) if split == "test" else []:
-            if not int(entry.get("anomaly", 0)):
-                category.train.append(Sample(base / entry["img_path"], 0, None, name))
+        for entry in _meta_entries(train_section.get(name, []), name, "train", meta_path):
+            image, label, _ = _meta_entry(entry, name, base, meta_path, default_label=0)
+            if not label:
+                category.train.append(Sample(image, 0, None, name))
         out.append(category)
     return _pick(out, categories, meta_path)
+
+
+def _meta_entries(entries: object, name: str, section: str, meta_path: Path) -> list[dict[str, Any]]:
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        raise InputError(f"{meta_path}: '{section}' -> '{name}' must be a list of entry objects")
+    return entries
+
+
+def _meta_entry(entry: dict[str, Any], name: str, base: Path, meta_path: Path,
+                default_label: int | None = None) -> tuple[Path, int, str]:
+    """(image, label, mask path or "") of one meta.json entry; a malformed entry or a missing image is refused."""
+    try:
+        image = base / entry["img_path"]
+        label = int(entry["anomaly"] if default_label is None else entry.get("anomaly", default_label))
+        mask_rel = entry.get("mask_path") or ""
+    except (KeyError, TypeError, ValueError):
+        raise InputError(f"{meta_path}: entry in '{name}' lacks img_path/anomaly: {entry!r:.80}") from None
+    if not image.is_file():
+        raise InputError(f"{image}: image listed in {meta_path} not found")
+    return image, label, mask_rel
 
 
 def load_folder(root: Path, name: str | None = None, categories: Sequence[str] | None = None) -> list[Category]:
