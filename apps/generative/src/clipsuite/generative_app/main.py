@@ -174,9 +174,10 @@ def edit(
     from clipsuite.generative.editing import EditOptions, VariationGenerator
     from clipsuite.generative.methods.deltaspace import DeltaMapper, edit_codes, embed_images, text_delta
     from clipsuite.generative.report import grid_html, save_png
-    from clipsuite.generative.train import load_part
+    from clipsuite.generative.train import check_clip, load_part
 
     model = _clip(clip, device)
+    check_clip(mapper, model)  # a mapper trained on another CLIP's embeddings would map them wrongly
     picture = load_image(image)
     c, e = embed_images(model, [picture])
     cfg = read_config(mapper) or {}

@@ -30,7 +30,7 @@ from clipsuite.generative.methods.inversion import (
 )
 from clipsuite.generative.methods.tryon_unet import TryOnUNet
 from clipsuite.generative.methods.warping import GarmentWarper
-from clipsuite.generative.train import EMASCTask, TryOnTask, WarpingTask, load_part
+from clipsuite.generative.train import EMASCTask, TryOnTask, WarpingTask, check_clip, clip_identity, load_part
 from clipsuite.generative.tryon import StageFiles, diffusion_parts
 
 if TYPE_CHECKING:
@@ -48,6 +48,7 @@ def part_digest(path: str | Path) -> str:
 def load_adapter(clip: ClipModel, part_file: str | Path) -> InversionAdapter:
     from clipsuite.core.towers import text_tower, vision_tower
 
+    check_clip(part_file, clip)  # its pseudo-words live in the text space of the CLIP it was trained with
     n_tokens = int((read_config(part_file) or {}).get("n_tokens", 16))
     adapter = InversionAdapter(vision_tower(clip).width, text_tower(clip).width, n_tokens)
     return load_part(adapter, part_file, "inversion")
@@ -74,7 +75,10 @@ def make_stage_task(stage: str, clip: ClipModel, parts: str, size: tuple[int, in
     adapter: InversionAdapter | None   # the one trained here (inversion) or the frozen one loaded (tryon, optional)
     if stage == "inversion":
         adapter = InversionAdapter(vision_tower(clip).width, text.width, n_tokens=n_tokens)
-        return InversionTask(adapter, clip, TryOnUNet(diffusion.unet), diffusion.vae, diffusion.scheduler, category)
+        inversion = InversionTask(adapter, clip, TryOnUNet(diffusion.unet), diffusion.vae, diffusion.scheduler,
+                                  category)
+        inversion.clip_identity = clip_identity(clip)
+        return inversion
     if stage != "tryon":
         raise InputError(f"unknown stage '{stage}'")
     warper = load_warper(previous.warping, size) if previous.warping is not None else None
@@ -102,6 +106,7 @@ def make_stage_task(stage: str, clip: ClipModel, parts: str, size: tuple[int, in
     task = TryOnTask(TryOnUNet(diffusion.unet), diffusion.vae, diffusion.scheduler, states, null, warper=warper,
                      frozen=frozen)
     task.adapter = adapter  # what it was wired to (tests, inspection)
+    task.clip_identity = clip_identity(clip)
     task.inputs = {name: part_digest(getattr(previous, name)) for name in STAGE_INPUTS["tryon"]
                    if getattr(previous, name) is not None}
     return task

@@ -30,6 +30,7 @@ from clipsuite.generative.methods.warping import GarmentWarper
 from clipsuite.generative.pipeline import latent_mask
 
 if TYPE_CHECKING:
+    from clipsuite.core.models import ClipModel
     from clipsuite.generative.methods.inversion import InversionAdapter
 
 Batch = Mapping[str, torch.Tensor]
@@ -110,6 +111,7 @@ class TryOnTask:
     # set by stages.make_stage_task: what the task was wired to, and the digests of the earlier stages' files
     adapter: InversionAdapter | None
     inputs: dict[str, str]
+    clip_identity: dict[str, str] | None = None  # the CLIP whose text states it learnt (train.check_clip)
 
     def __init__(self, unet: TryOnUNet, vae: AutoencoderKL, scheduler: DDIMScheduler,
                  text_states: Callable[[Batch], torch.Tensor], null_states: torch.Tensor,
@@ -163,9 +165,29 @@ def train_stage(task: Any, data: Any, config: TrainConfig, part_file: str | Path
     result = Trainer(task, config, options).fit(data)
     meta = task.config() if hasattr(task, "config") else {}
     inputs = getattr(task, "inputs", None)
-    save_tensors(part_file, task.module.state_dict(), {**meta, **({"inputs": inputs} if inputs else {}),
+    clip = getattr(task, "clip_identity", None) or {}  # stages that read CLIP features record which CLIP
+    save_tensors(part_file, task.module.state_dict(), {**meta, **({"inputs": inputs} if inputs else {}), **clip,
                                                        "step": result.step})
     return result
+
+
+def clip_identity(clip: ClipModel) -> dict[str, str]:
+    """What a stage trained on ``clip``'s features records about it (``ClipModel.identity``, as ``clip*``)."""
+    return {key.replace("model", "clip", 1): value for key, value in clip.identity().items()}
+
+
+def check_clip(part_file: str | Path, clip: ClipModel) -> None:
+    """Refuse, in one line, a stage file trained with another CLIP model than ``clip`` (same widths, other
+    weights: its features would mean other things); files written before this was recorded are not checked."""
+    config = read_config(part_file) or {}
+    trained = config.get("clip_hash")
+    if trained is None:
+        return
+    same = (trained == clip.weights_hash if config.get("clip_dtype") == clip.weights_dtype
+            else config.get("clip") == clip.name)
+    if not same:
+        raise ModelError(f"{part_file}: trained with CLIP '{config.get('clip')}' (weights {trained}), not with "
+                         f"'{clip.name}' (weights {clip.weights_hash}); run with --clip {config.get('clip')}")
 
 
 def load_part(module: M, part_file: str | Path, stage: str) -> M:
@@ -193,4 +215,6 @@ def fit_delta_mapper(clip: Any, images: Sequence[Any], config: TrainConfig, part
     data = PairDeltas(c, e)
     mapper = DeltaMapper(c.shape[1], e.shape[1], hidden=hidden)
     mapper.delta_scale.fill_(data.mean_delta_norm())
-    return train_stage(DeltaTask(mapper), data, config, part_file, options)
+    task = DeltaTask(mapper)
+    task.clip_identity = clip_identity(clip)
+    return train_stage(task, data, config, part_file, options)

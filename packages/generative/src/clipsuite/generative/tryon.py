@@ -29,7 +29,7 @@ from clipsuite.generative.methods.inversion import (
 )
 from clipsuite.generative.methods.tryon_unet import TryOnUNet
 from clipsuite.generative.pipeline import MemoryOptions, SamplingOptions, TryOnPipeline
-from clipsuite.generative.train import load_part
+from clipsuite.generative.train import check_clip, load_part
 
 if TYPE_CHECKING:
     from clipsuite.core.models import ClipModel
@@ -80,6 +80,7 @@ class TryOnModel:
             load_stage_preset(unet, str(stages.unet))   # LaDI-VTON's released UNet
         elif stages.unet is not None:
             check_stage_inputs(stages.unet, stages)  # the warper and adapter it was trained with, no others
+            check_clip(stages.unet, clip)  # and the CLIP text states it learnt
             load_part(unet, stages.unet, "tryon")
         emasc = load_part(EMASC(diffusion.vae.config), stages.emasc, "emasc") if stages.emasc else None
         warper = load_warper(stages.warping, size) if stages.warping is not None else None

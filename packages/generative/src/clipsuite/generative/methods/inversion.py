@@ -103,6 +103,8 @@ class InversionTask:
     """Train the adapter (LaDI-VTON stage 3): epsilon MSE of the frozen inpainting UNet conditioned on
     the prompt whose placeholders hold the garment's pseudo-words; CLIP, VAE and UNet stay frozen."""
 
+    clip_identity: dict[str, str] | None = None  # the CLIP it reads and writes for (train.check_clip)
+
     def __init__(self, adapter: InversionAdapter, clip: ClipModel, unet: TryOnUNet, vae: AutoencoderKL,
                  scheduler: DDIMScheduler, category: str = "upper_body") -> None:
         from clipsuite.core.towers import text_tower, vision_tower
