@@ -134,7 +134,8 @@ def test_adaptclip_branches_zero_and_few_shot(tiny):
 
 def test_cli_train_then_evaluate_and_detect(mvtec_root, tmp_path):
     weights = tmp_path / "adapt.safetensors"
-    result = runner.invoke(app, ["train", str(mvtec_root), "--method", "adaptclip", "--out", str(weights),
+    # trained on bottle, evaluated on carpet (training on both and evaluating carpet is now refused)
+    result = runner.invoke(app, ["train", str(mvtec_root / "bottle"), "--method", "adaptclip", "--out", str(weights),
                                  "--max-steps", "2", "--batch-size", "4", *TINY], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     assert weights.is_file() and weights.stat().st_size < 2_000_000
@@ -156,3 +157,17 @@ def test_train_needs_masks(tiny, mvtec_root, tmp_path):
     out = tmp_path / "w.safetensors"
     result = runner.invoke(app, ["train", str(plain), "--method", "anomalyclip", "--out", str(out), *TINY])
     assert result.exit_code == 2 and "without a mask" in result.output and not out.exists()
+
+
+def test_evaluating_on_the_training_images_is_refused(mvtec_root, tmp_path):
+    """evaluate --weights on the data the weights were trained on printed metrics of the training images as if
+    held out; the weights file now lists its training images and evaluate refuses an overlap."""
+    weights = tmp_path / "ac.safetensors"
+    result = runner.invoke(app, ["train", str(mvtec_root), "--method", "anomalyclip", "--out", str(weights),
+                                 "--max-steps", "1", "--batch-size", "4", *TINY], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    table = tmp_path / "t.csv"
+    result = runner.invoke(app, ["evaluate", str(mvtec_root / "carpet"), "--method", "anomalyclip", "--weights",
+                                 str(weights), "--out", str(table), *TINY])
+    assert result.exit_code == 2 and not table.exists()
+    assert "carpet: 7 of its 7 test images were used to train these anomalyclip weights" in result.output

@@ -135,6 +135,11 @@ class Detector:
             self.method.set_class(category.name)
         if shots < 0:
             raise InputError(f"shots {shots}: give 0 (zero-shot) or more reference images")
+        trained: frozenset[str] = getattr(self.method, "trained_images", frozenset())
+        seen = [s.image for s in category.test if trained and str(s.image.resolve()) in trained]
+        if seen:  # the papers train on one dataset and evaluate on another: these would score training data
+            raise InputError(f"{category.name}: {len(seen)} of its {len(category.test)} test images were used to "
+                             f"train these {self.method.name} weights (e.g. {seen[0]}); evaluate on other data")
         skipped: list[Skipped] = []
         if shots or self.needs_references:
             k = shots or 1

@@ -108,4 +108,7 @@ def train_learned(clip: ClipModel, method: str, categories: Sequence[Category], 
         Trainer(LearnedTask(module), config, options).fit(dataset)
     module.eval()
     out.parent.mkdir(parents=True, exist_ok=True)
-    return save_learned(module, out, {"epochs": epochs, "lr": lr, "trained_on": sorted(c.name for c in categories)})
+    # the images it learned from, so evaluating on them is refused (Detector.score_category)
+    trained_images = sorted({str(s.image.resolve()) for c in categories for s in c.test})
+    return save_learned(module, out, {"epochs": epochs, "lr": lr, "trained_on": sorted(c.name for c in categories),
+                                      "trained_images": trained_images})

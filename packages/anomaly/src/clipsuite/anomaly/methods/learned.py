@@ -80,4 +80,6 @@ def load_learned(clip: ClipModel, method: str, weights: str | Path | None,
     if mismatched or missing:
         raise InputError(f"{weights}: does not fit this backbone/method (e.g. {(mismatched or missing)[0]})")
     module.load_state_dict(tensors, strict=False)
+    # what it was trained on (files from before this was stored: unknown, empty)
+    module.trained_images = frozenset(str(p) for p in config.get("trained_images", []))  # type: ignore[assignment]
     return module.eval()
