@@ -168,3 +168,14 @@ def test_volume_index_on_a_dicom_series_or_images_is_refused(tmp_path: Path, two
     result = invoke("classify", series, "--classes", "lung,brain", "--model", "tiny", "--volume-index", "3",
                     "--json", out)
     assert result.exit_code == 2 and "volume index 3" in result.output and not out.exists()
+
+
+def test_a_folder_of_volumes_and_images_is_refused(tmp_path: Path, tiny) -> None:  # type: ignore[no-untyped-def]
+    """Only the NIfTI files of a mixed folder were classified: its images were left out, not even listed."""
+    folder = tmp_path / "mixed"
+    synthetic.write_nifti(folder / "a.nii.gz", synthetic.phantom_volume("chest", None, "left", (16, 16, 4)))
+    assert len(classify_source(tiny, folder, ["lung", "brain"], VolumeOptions(n=2)).predictions) == 1
+    (folder / "previews").mkdir()
+    Image.new("RGB", (32, 32), "gray").save(folder / "previews" / "a.png")
+    with pytest.raises(InputError, match="holds both NIfTI volumes and images"):
+        classify_source(tiny, folder, ["lung", "brain"], VolumeOptions(n=2))

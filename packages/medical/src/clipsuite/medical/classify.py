@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from clipsuite.core.errors import InputError
-from clipsuite.core.images import list_images, load_image
+from clipsuite.core.images import is_image_file, list_images, load_image
 from clipsuite.core.models import ClipModel
 from clipsuite.core.skipping import OnError, SkipLog, Skipped, keep_readable
 from clipsuite.core.zeroshot import build_classifier
@@ -115,6 +115,10 @@ def classify_source(clip: ClipModel, path: str | os.PathLike[str], classes: Sequ
             raise InputError(f"{path}: holds images, not NIfTI volumes; volume_index (--volume-index) does not apply")
         images = keep_readable(list_images(path), load_image, log, "images")
         return Classified(classify_images(clip, images, classes, classifier), log.skipped)
+    image = next((p for p in sorted(path.glob("**/*")) if p.is_file() and is_image_file(p)), None)
+    if image is not None:  # only the volumes would be classified: the images were left out unlisted
+        raise InputError(f"{path}: holds both NIfTI volumes and images (e.g. {image}); classify each kind from "
+                         "its own folder")
     predictions = []
     for file in files:  # one file's volumes in memory at a time
         read = log.attempt(file, lambda: load_volumes(file, volume_index))  # noqa: B023 - called at once
