@@ -45,6 +45,14 @@ def _report_skipped(skipped: list, noun: str) -> None:
                               soft_wrap=True)
 
 
+def _rgb_model(model: str | None, command: str) -> None:
+    """A multispectral run's model cannot read the RGB pictures ``command`` reads: one line, before torch."""
+    if model is not None:
+        from clipsuite.remote.reading import check_rgb_model, model_bands
+
+        check_rgb_model(model, model_bands(model), command)
+
+
 def _existing(paths: list[Path]) -> None:
     for path in paths:
         if not path.exists():
@@ -162,6 +170,7 @@ def classify(
     if not root.is_dir():
         fail(f"{root}: folder not found")
     _on_error(on_error)
+    _rgb_model(model, "classify")
     from clipsuite.core.models import load_model
     from clipsuite.remote.evaluate import zero_shot_classify
 
@@ -193,6 +202,7 @@ def evaluate_cmd(
     langs = [x.strip() for x in languages.split(",") if x.strip()]
     if not langs:
         fail("--languages: give at least one language")
+    _rgb_model(model, "evaluate")
     from clipsuite.core.models import load_model
     from clipsuite.remote.evaluate import evaluate_captions
 
@@ -225,6 +235,7 @@ def leakage(
         if not folder.is_dir():
             fail(f"{folder}: folder not found")
     _on_error(on_error)
+    _rgb_model(model, "leakage")
     from clipsuite.core.images import list_images
     from clipsuite.core.models import load_model
     from clipsuite.core.skipping import SkipLog

@@ -29,8 +29,15 @@ from clipsuite.core.retrieval import evaluate_retrieval
 from clipsuite.core.skipping import OnError, SkipLog, check_on_error, keep_readable, read_each
 from clipsuite.core.tabular import iter_jsonl
 from clipsuite.core.zeroshot import build_classifier
+from clipsuite.remote.reading import check_rgb_model
 
 CONVENTIONS = ("all", "dedup")
+
+
+def _rgb(clip: ClipModel, what: str) -> None:
+    """These protocols read RGB pictures: a multispectral model is refused in one line (not a conv error)."""
+    check_rgb_model(clip.name, int(clip.model_cfg.get("vision_cfg", {}).get("in_chans", 3)), what)
+
 DEDUP_PREFIX = "a satellite image. "
 RS_TEMPLATES = ("a satellite image of {}.", "an aerial image of {}.", "a remote sensing image of {}.",
                 "a satellite photo of {}.", "an aerial photograph of {}.")
@@ -88,6 +95,7 @@ def evaluate_captions(clip: ClipModel, captions_json: str | os.PathLike[str], sp
     table = read_translations(translations) if translations is not None else {}
     if any(lang != "en" for lang in languages) and not table:
         raise InputError("languages other than 'en' need a translations JSONL")
+    _rgb(clip, "retrieval evaluation")
     rows = []
     for language in languages:
         translated = translate_pairs(pairs, table, language)
@@ -135,6 +143,7 @@ def zero_shot_classify(clip: ClipModel, root: str | os.PathLike[str], templates:
                        batch_size: int = 64, on_error: OnError = "skip") -> dict[str, Any]:
     """Top-1/top-5 accuracy (in %) and per-image predictions over class folders. Unreadable images are
     left out and listed (``skipped``: path and reason) with ``on_error="skip"``, or stop the run."""
+    _rgb(clip, "zero-shot classification")
     data = read_class_folders(root)
     log = SkipLog(check_on_error(on_error))
     label_of = dict(zip(data.images, data.labels))
@@ -173,6 +182,8 @@ def find_leakage(train: Sequence[Path], test: Sequence[Path], clip: ClipModel | 
     are left out of both checks and listed in ``log``."""
     if not train or not test:
         raise InputError("leakage check needs training and test images")
+    if clip is not None:
+        _rgb(clip, "the leakage check")
     log = log if log is not None else SkipLog("fail")  # (an empty SkipLog is falsy)
     train_kept, train_hashes = read_each(list(train), content_hash, log, "training images")
     test_kept, test_hashes = read_each(list(test), content_hash, log, "test images")

@@ -40,6 +40,28 @@ def trained_reading(model: str) -> dict[str, Any] | None:
     return recorded if isinstance(recorded, dict) else None
 
 
+def model_bands(model: str) -> int:
+    """How many bands the image tower of ``model`` takes: a saved model folder's ``in_chans``, else 3."""
+    config = Path(model) / MODEL_CONFIG
+    if not config.is_file():
+        return 3
+    try:
+        data = json.loads(config.read_text(encoding="utf-8"))
+        return int(data["model_cfg"]["vision_cfg"].get("in_chans", 3))
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise InputError(f"{config}: not a readable model config (JSON)") from None
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return 3
+
+
+def check_rgb_model(model: str, bands: int, command: str) -> None:
+    """Refuse, in one line, a model of ``bands`` bands (a multispectral training run) for a command that
+    reads RGB pictures (PNG, JPEG: three channels)."""
+    if bands != 3:
+        raise InputError(f"{model}: its image tower takes {bands} bands (trained on multispectral rasters), "
+                         f"and {command} reads RGB images; use it with `clipsuite-remote index` on rasters")
+
+
 @dataclass
 class Reading:
     """Index reading settings: ``bands`` (None: the first three), ``scale`` (None: by dtype), ``offset``
