@@ -194,3 +194,21 @@ def test_library_refuses_negative_shots_and_reference_limits(mvtec_root):
         detector.score_category(category, shots=-1)
     with pytest.raises(InputError, match="reference limit 0"):
         detector.fit_references([s.image for s in category.train], limit=0)
+
+
+def test_a_negative_or_nan_sigma_is_refused(mvtec_root, tmp_path):
+    """--sigma -5 was accepted and smoothed nothing (gaussian_smooth treats sigma <= 0 as none)."""
+    import pytest
+
+    from clipsuite.anomaly.pipeline import build_method
+    from clipsuite.core.errors import InputError
+    from clipsuite.core.models import load_model
+
+    result = runner.invoke(app, ["detect", str(mvtec_root / "bottle" / "test" / "good"), "--sigma", "-5",
+                                 "--out", str(tmp_path / "r"), *TINY])
+    assert result.exit_code != 0 and "--sigma" in result.output and not (tmp_path / "r").exists()
+    tiny = load_model("tiny", device="cpu")
+    for sigma in (-1.0, float("nan")):
+        with pytest.raises(InputError, match="smoothing sigma"):
+            build_method(tiny, "patch_memory", smoothing_sigma=sigma)
+    assert build_method(tiny, "patch_memory", smoothing_sigma=0.0).smoothing_sigma == 0.0

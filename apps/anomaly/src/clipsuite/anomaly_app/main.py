@@ -78,7 +78,8 @@ def detect(
     validation: Annotated[Path | None, typer.Option(
         help="Labelled images (good/ + defect folders, or any dataset layout) to choose the threshold "
              "at their F1-max point.")] = None,
-    sigma: Annotated[float | None, typer.Option(help="Gaussian smoothing of maps (pixels at model size).")] = None,
+    sigma: Annotated[float | None, typer.Option(min=0.0, help="Gaussian smoothing of maps (pixels at model size; "
+                                                              "0: none).")] = None,
     model: ModelOpt = DEFAULT_MODEL, pretrained: PretrainedOpt = None, device: DeviceOpt = None,
     image_size: ImageSizeOpt = None,
     batch_size: Annotated[int, typer.Option(min=1)] = 8,
@@ -147,7 +148,7 @@ def evaluate(
     format: Annotated[str, typer.Option(help="auto | mvtec | visa | meta | folder")] = "auto",
     category: Annotated[list[str] | None, typer.Option("--category", "-c", help="Only these categories.")] = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="CSV file for the table.")] = Path("anomaly_metrics.csv"),
-    sigma: Annotated[float | None, typer.Option(help="Gaussian smoothing of maps.")] = None,
+    sigma: Annotated[float | None, typer.Option(min=0.0, help="Gaussian smoothing of maps (0: none).")] = None,
     seed: int = 0,
     model: ModelOpt = DEFAULT_MODEL, pretrained: PretrainedOpt = None, device: DeviceOpt = None,
     image_size: ImageSizeOpt = None,

@@ -35,6 +35,8 @@ def build_method(clip: ClipModel, name: str, class_name: str = "object", weights
                  smoothing_sigma: float | None = None) -> AnomalyMethod:
     """The installed method ``name``; trained methods read their learned parts from ``weights``."""
     cls = method_class(name)
+    if smoothing_sigma is not None and not smoothing_sigma >= 0:  # a negative one smoothed nothing, in silence
+        raise InputError(f"smoothing sigma {smoothing_sigma}: give 0 (no smoothing) or more")
     if weights is not None and not cls.trained:
         raise InputError(f"method '{name}' is not trained: it takes no --weights file")
     return cls.build(clip, MethodSetup(class_name, Path(weights) if weights is not None else None, smoothing_sigma))
