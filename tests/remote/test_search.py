@@ -100,3 +100,20 @@ def test_all_nodata_scene_is_refused(tmp_path, clip):
     with pytest.raises(InputError, match=r"every tile is nodata \(2 skipped\)"):
         build_scene_index(clip, [empty.path], tmp_path / "idx", CONFIG)
     assert not (tmp_path / "idx").exists()
+
+
+def test_search_refuses_another_models_queries(scene, tmp_path):
+    """--model overrides the index's recorded model only with the same weights: another model of the same
+    width would score the tiles with queries from another embedding space (silently meaningless hits)."""
+    clip = load_model("tiny-multilingual", device="cpu")
+    index = tmp_path / "idx"
+    build_scene_index(clip, [scene.path], index, SceneIndexConfig(tile=TileSpec(64), num_workers=0),
+                      model_spec="tiny-multilingual")
+    assert search_scenes(index, ["a forest"], 3, load_model("tiny-multilingual", device="cpu"))[0]
+    other = load_model("tiny-multilingual", device="cpu")
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for parameter in other.model.parameters():
+            parameter.add_(torch.randn(parameter.shape, generator=generator) * 0.05)
+    with pytest.raises(InputError, match="built with model 'tiny-multilingual'"):
+        search_scenes(index, ["a forest"], 3, other)

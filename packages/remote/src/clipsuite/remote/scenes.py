@@ -248,7 +248,8 @@ def build_scene_index(clip: ClipModel, sources: Sequence[str | os.PathLike[str]]
     if sum(shards.counts) == 0:
         raise InputError(f"{', '.join(map(str, sources))}: every tile is nodata ({skipped} skipped); nothing to index")
     extra = {"remote": config.to_dict(), "scenes": [str(s) for s in scenes], "skipped_nodata": skipped,
-             "skipped_files": [item.as_dict() for item in log.skipped]}
+             "skipped_files": [item.as_dict() for item in log.skipped],
+             "model_identity": clip.identity()}  # search refuses another model's queries (search._index_model)
     index = EmbeddingIndex.from_shards(shard_dir, IndexConfig(kind=kind, model=model_spec, extra=extra))
     index.save(target)
     with staged_folder(target, merge=True) as extra_dir:

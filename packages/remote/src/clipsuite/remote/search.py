@@ -67,6 +67,14 @@ def _index_model(index: EmbeddingIndex, index_dir: str | os.PathLike[str], clip:
         clip = load_model(index.config.model, device=device)
     if clip.embed_dim != index.dim:
         raise InputError(f"{index_dir}: index dimension {index.dim} but the model embeds in {clip.embed_dim}")
+    recorded = index.config.extra.get("model_identity")
+    if isinstance(recorded, dict) and recorded.get("model_hash"):  # indexes written before are not checked
+        same = (recorded["model_hash"] == clip.weights_hash if recorded.get("model_dtype") == clip.weights_dtype
+                else recorded.get("model") == clip.name)
+        if not same:  # another model's query embeddings would score the tiles meaninglessly
+            raise InputError(f"{index_dir}: built with model '{recorded.get('model')}' (weights "
+                             f"{recorded['model_hash']}), not '{clip.name}' (weights {clip.weights_hash}); search "
+                             "without --model, or with that model")
     return clip
 
 
