@@ -120,3 +120,13 @@ def test_vqa_train_resume_remembers_the_runs_flags(tmp_path: Path, vqa_root: Pat
     assert json.loads((run / "config.json").read_text())["options"]["hidden"] == 16
     refused = invoke("vqa", "train", vqa_root, "--out", run, "--resume", "--hidden", "32")
     assert refused.exit_code == 2 and "--hidden 32 (the run has 16)" in refused.output, refused.output
+    # without --resume an earlier run is not replaced in silence (it was): --overwrite replaces it
+    kept = (run / "checkpoint.safetensors").read_bytes()
+    again = invoke("vqa", "train", vqa_root, "--out", run, "--model", "tiny", "--head", "mevf", "--epochs", "1",
+                   "--hidden", "16", "--word-dim", "16")
+    assert again.exit_code == 2 and "already holds a training run" in again.output
+    assert (run / "checkpoint.safetensors").read_bytes() == kept
+    replaced = invoke("vqa", "train", vqa_root, "--out", run, "--model", "tiny", "--head", "mevf", "--epochs", "1",
+                      "--hidden", "16", "--word-dim", "16", "--overwrite")
+    assert replaced.exit_code == 0, replaced.output
+    assert json.loads((run / "trainer_state.json").read_text())["step"] == state["batches_per_epoch"]

@@ -224,10 +224,14 @@ def vqa_train(
                                                     "(off: the pooled feature learned more).")] = False,
     resume: Annotated[bool, typer.Option(help="Continue the run in --out with the flags it was started with (flags "
                                               "given again must agree; --epochs may be raised).")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an earlier run in --out.")] = False,
     model: ModelOpt = "pubmedclip", pretrained: PretrainedOpt = None, device: DeviceOpt = None,
 ) -> None:
     """Train a VQA head on a CLIP image encoder; evaluates on the dataset's test split at each epoch end."""
     need(data, "VQA data")  # before torch is imported
+    from clipsuite.core.run_folder import check_output_folder
+
+    check_output_folder(out, resume, overwrite)  # an earlier run is continued or replaced, never silently
     from clipsuite.cli.resume import absolute_if_exists, remembered
     from clipsuite.core.train import TrainConfig
     from clipsuite.medical.data import load_vqa
@@ -250,7 +254,8 @@ def vqa_train(
                            patch_tokens=patch_tokens)
     config = TrainConfig(output_dir=out, epochs=epochs, batch_size=batch_size, lr=lr, optimizer="adam",
                          resume=resume, checkpoint_every=None)
-    run = train_vqa(train_samples, out, model, pretrained, settings, config, test_samples, device, options)
+    run = train_vqa(train_samples, out, model, pretrained, settings, config, test_samples, device, options,
+                    overwrite=overwrite)
     _print_accuracy(f"{head} on {data} (test)", run.metrics)
 
 

@@ -20,6 +20,7 @@ from clipsuite.core.checkpoints import read_config
 from clipsuite.core.errors import InputError
 from clipsuite.core.model_specs import resolve_spec
 from clipsuite.core.models import ClipModel, load_model
+from clipsuite.core.run_folder import check_output_folder
 from clipsuite.core.train import TrainConfig, Trainer, load_trainable
 from clipsuite.core.train.state import WEIGHTS_FILE
 from clipsuite.medical.data import AnswerVocab, QuestionTokenizer, VQASample
@@ -143,9 +144,13 @@ class VQARun:
 def train_vqa(train: Sequence[VQASample], output_dir: str | os.PathLike[str], model: str = "pubmedclip",
               pretrained: str | None = None, settings: VQASettings | None = None,
               train_config: TrainConfig | None = None, eval_samples: Sequence[VQASample] | None = None,
-              device: str | None = None, options: Mapping[str, Any] | None = None) -> VQARun:
+              device: str | None = None, options: Mapping[str, Any] | None = None,
+              overwrite: bool = False) -> VQARun:
     """Build vocabularies from ``train``, train the head on the core Trainer, evaluate on ``eval_samples``.
-    ``options``: how the calling command was started, stored with the run for ``--resume``."""
+    ``options``: how the calling command was started, stored with the run for ``--resume``. An earlier run
+    in ``output_dir`` is continued (``train_config.resume``) or replaced (``overwrite``), never silently."""
+    cfg = train_config or TrainConfig(epochs=20, batch_size=32, lr=1e-3, optimizer="adam")
+    check_output_folder(output_dir, cfg.resume, overwrite)
     settings = settings or VQASettings()
     clip = load_model(model, pretrained=pretrained, device=device or "cpu")
     answers = AnswerVocab.build(train)
@@ -160,7 +165,6 @@ def train_vqa(train: Sequence[VQASample], output_dir: str | os.PathLike[str], mo
         model_ref, pretrained = f"./{BACKBONE_DIR}", None
     config = {"kind": "medical-vqa", "model": model_ref, "pretrained": pretrained, "settings": asdict(settings),
               "vqa": vqa_model.vqa.cfg.to_dict(), "answers": answers.to_dict(), "questions": questions.to_dict()}
-    cfg = train_config or TrainConfig(epochs=20, batch_size=32, lr=1e-3, optimizer="adam")
     cfg.output_dir = Path(output_dir)
     eval_data = run.dataset(eval_samples) if eval_samples else None
     result = Trainer(VQATask(vqa_model, eval_data, config), cfg, options).fit(run.dataset(train))
