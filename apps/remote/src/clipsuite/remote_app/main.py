@@ -88,7 +88,9 @@ def index(
     _on_error(on_error)
     if kind not in ("exact", "ivf", "ivfpq", "hnsw"):
         fail(f"--kind '{kind}': choose exact, ivf, ivfpq or hnsw")
-    from clipsuite.remote.rasters import S2_L2A_OFFSET_DN
+    from clipsuite.remote.rasters import S2_L2A_OFFSET_DN, check_scale
+
+    check_scale(scale, "--scale")
     from clipsuite.remote.reading import NOT_GIVEN, describe, index_reading
 
     def given(value: object, convert: object = None) -> object:

@@ -106,6 +106,9 @@ def register(app: typer.Typer) -> None:
                  "0 < teacher decay < 1 and teacher decay <= end <= 1")
         if teacher_temp <= 0 or (teacher_temp_start is not None and teacher_temp_start <= 0):
             fail("--teacher-temp and --teacher-temp-start must be > 0")
+        from clipsuite.remote.rasters import check_scale
+
+        check_scale(scale, "--scale")
         from clipsuite.cli.resume import absolute_if_exists, remembered
 
         o: dict[str, Any] = {"data": absolute_if_exists(data), "model": model, "pretrained": pretrained,

@@ -29,7 +29,7 @@ from clipsuite.core.errors import InputError
 from clipsuite.core.models import ClipModel
 from clipsuite.core.towers import vision_tower
 from clipsuite.remote.evaluate import RS_TEMPLATES, class_prompt_name, read_class_folders, read_translations
-from clipsuite.remote.rasters import BandRef, Scaling, Stretch, read_image
+from clipsuite.remote.rasters import BandRef, Scaling, Stretch, check_scale, read_image
 from clipsuite.remote.scenes import model_input
 
 
@@ -42,6 +42,9 @@ class RasterInput:
     scale: float | None = None
     offset: float = 0.0
     stretch: tuple[float, float] | None = (2.0, 98.0)
+
+    def __post_init__(self) -> None:
+        check_scale(self.scale)
 
     def to_dict(self) -> dict[str, Any]:
         return {"bands": list(self.bands) if self.bands is not None else None, "scale": self.scale,

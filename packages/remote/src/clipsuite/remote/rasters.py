@@ -10,6 +10,7 @@ Sentinel-2 L2A offset of -1000 DN for products processed since January 2022), th
 
 from __future__ import annotations
 
+import math
 import re
 import warnings
 from collections.abc import Iterator, Sequence
@@ -108,6 +109,13 @@ def _too_few(label: Any, count: int, wanted: int) -> list[int]:
     raise InputError(f"{label}: {wanted} bands requested but the raster has {count} band(s)")
 
 
+def check_scale(scale: float | None, name: str = "scale") -> None:
+    """A DN multiplier must be a positive number: 0 reads every pixel as black, a negative one inverts the
+    picture under the stretch, NaN poisons every embedding."""
+    if scale is not None and not (math.isfinite(scale) and scale > 0):
+        raise InputError(f"{name} {scale}: the DN multiplier must be a positive number (e.g. 1e-4)")
+
+
 @dataclass(frozen=True)
 class Scaling:
     """DN -> reflectance-like float: ``(dn + offset) * scale``; ``scale=None`` picks by dtype
@@ -115,6 +123,9 @@ class Scaling:
 
     scale: float | None = None
     offset: float = 0.0
+
+    def __post_init__(self) -> None:
+        check_scale(self.scale)
 
     @classmethod
     def sentinel2(cls, offset: bool = False) -> Scaling:

@@ -30,7 +30,7 @@ from clipsuite.core.progress import progress_bar
 from clipsuite.core.skipping import OnError, SkipLog, Skipped, check_on_error
 from clipsuite.core.staging import StagedFile, atomic_write_json, staged_folder
 from clipsuite.core.towers import vision_tower
-from clipsuite.remote.rasters import BandRef, Scaling, Stretch, open_raster, resolve_bands, scene_limits
+from clipsuite.remote.rasters import BandRef, Scaling, Stretch, check_scale, open_raster, resolve_bands, scene_limits
 from clipsuite.remote.tiling import TileSpec, TilingStats, count_tiles, iter_tiles
 
 RASTER_SUFFIXES = (".tif", ".tiff", ".vrt", ".jp2", ".img")
@@ -49,6 +49,9 @@ class SceneIndexConfig:
     num_workers: int = 2
     progress: bool = True
     on_error: OnError = "skip"  # an unreadable scene among several: leave it out (listed) or stop
+
+    def __post_init__(self) -> None:
+        check_scale(self.scale)
 
     @property
     def scaling(self) -> Scaling:
