@@ -171,3 +171,14 @@ def test_evaluating_on_the_training_images_is_refused(mvtec_root, tmp_path):
                                  str(weights), "--out", str(table), *TINY])
     assert result.exit_code == 2 and not table.exists()
     assert "carpet: 7 of its 7 test images were used to train these anomalyclip weights" in result.output
+
+
+def test_train_needs_anomalous_images(mvtec_root, tmp_path):
+    """A dataset of normal images only trained and saved weights that had seen no defect."""
+    import shutil
+
+    plain = tmp_path / "plain"
+    shutil.copytree(mvtec_root / "bottle" / "test" / "good", plain / "good")
+    out = tmp_path / "w.safetensors"
+    result = runner.invoke(app, ["train", str(plain), "--method", "anomalyclip", "--out", str(out), *TINY])
+    assert result.exit_code == 2 and "no anomalous training images" in result.output and not out.exists()

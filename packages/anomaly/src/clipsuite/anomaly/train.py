@@ -42,6 +42,9 @@ class AnomalyTrainSet(Dataset):
                 self.items.append((sample, normals))
         if not self.items:
             raise InputError("no training images")
+        if not any(sample.label for sample, _ in self.items):  # the weights would learn only "normal"
+            raise InputError(f"{', '.join(c.name for c in categories)}: no anomalous training images; training "
+                             "learns from defects with masks (e.g. a benchmark's test split)")
         self.rng = random.Random(seed)
 
     def __len__(self) -> int:
