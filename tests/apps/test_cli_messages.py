@@ -73,6 +73,24 @@ def test_train_refuses_a_folder_that_is_not_a_run_and_names_the_flags(tmp_path: 
     check_output_folder(started, resume=True, overwrite=False)
 
 
+def test_run_folder_refusals_name_the_commands_own_flag(tmp_path: Path) -> None:
+    """anomaly's run folder is --run-dir, medical's --out: the advice names the flag the user typed."""
+    from clipsuite.anomaly_app.main import app as anomaly_app
+
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    (busy / "notes.txt").write_text("mine")
+    with pytest.raises(InputError) as caught:
+        check_output_folder(busy, resume=False, overwrite=False, flag="--out")
+    assert caught.value.cli_message.endswith("choose a new or empty --out")
+    data = tmp_path / "data"
+    (data / "good").mkdir(parents=True)
+    result = runner.invoke(anomaly_app, ["train", str(data), "--out", str(tmp_path / "w.safetensors"),
+                                         "--run-dir", str(busy), "--model", "tiny"])
+    assert result.exit_code == 2
+    assert " ".join(result.output.split()).endswith("choose a new or empty --run-dir"), result.output
+
+
 def test_offline_hub_model_in_the_cli_speaks_cli_words(monkeypatch, tmp_path: Path) -> None:
     from huggingface_hub import constants
 

@@ -223,7 +223,7 @@ def train(
 
     run_dir = run_dir or out.with_name(out.stem + ".run")
     need(dataset, "dataset")  # the paths before torch is imported
-    check_output_folder(run_dir, resume, overwrite)
+    check_output_folder(run_dir, resume, overwrite, flag="--run-dir")
     if resume and not (run_dir / "config.json").is_file():
         fail(f"{run_dir}: no run to resume (train without --resume first, or give its --out / --run-dir)")
     # the run's identity, stored with it; --device, --run-dir and --overwrite are not part of it

@@ -231,7 +231,7 @@ def vqa_train(
     need(data, "VQA data")  # before torch is imported
     from clipsuite.core.run_folder import check_output_folder
 
-    check_output_folder(out, resume, overwrite)  # an earlier run is continued or replaced, never silently
+    check_output_folder(out, resume, overwrite, flag="--out")  # an earlier run is continued or replaced, never silently
     from clipsuite.cli.resume import absolute_if_exists, remembered
     from clipsuite.core.train import TrainConfig
     from clipsuite.medical.data import load_vqa

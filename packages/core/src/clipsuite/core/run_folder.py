@@ -27,19 +27,21 @@ def is_run_folder(folder: Path) -> bool:
     return isinstance(config, dict) and "train" in config
 
 
-def check_output_folder(output_dir: str | os.PathLike[str], resume: bool, overwrite: bool) -> None:
-    """One line naming the fix (Python keyword and CLI flag) when ``output_dir`` cannot take this run."""
+def check_output_folder(output_dir: str | os.PathLike[str], resume: bool, overwrite: bool,
+                        flag: str = "--output") -> None:
+    """One line naming the fix (Python keyword and CLI flag) when ``output_dir`` cannot take this run;
+    ``flag``: the command's own flag for the folder (``--out``, ``--run-dir`` ...)."""
     out = Path(output_dir)
     if out.exists() and not out.is_dir():
         raise InputError(f"{out}: exists and is not a folder", cli=f"{out}: exists and is not a folder; give "
-                                                                    "--output a folder")
+                                                                    f"{flag} a folder")
     is_run = out.is_dir() and is_run_folder(out)
     if (out / RUN_MARKER).is_file() and not (resume or overwrite):
         raise InputError(f"{out}: already holds a training run; pass resume=True to continue it, overwrite=True to "
                          "replace it, or choose another folder",
                          cli=f"{out}: already holds a training run; add --resume to continue it, --overwrite to "
-                             "replace it, or choose another --output")
+                             f"replace it, or choose another {flag}")
     if out.is_dir() and not is_run and any(out.iterdir()):
         raise InputError(f"{out}: not empty and not a clipsuite run; choose a new or empty folder",
                          cli=f"{out}: not empty and not a clipsuite run (--overwrite only replaces a run); choose a "
-                             "new or empty --output")
+                             f"new or empty {flag}")
