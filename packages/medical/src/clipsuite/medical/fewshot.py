@@ -55,7 +55,7 @@ def fit_biomedcoop(data: AdaptData, descriptions: Mapping[str, Sequence[str]], o
     settings = FitSettings(epochs=epochs, lr=options.lr or PAPER_LR, batch_size=options.batch_size or PAPER_BATCH,
                            max_steps=options.max_steps, optimizer=options.optimizer or "sgd", weight_decay=5e-4,
                            seed=data.seed, progress=options.progress, precision="fp32")
-    fit(task, FeatureDataset(data.features("train")), settings)  # type: ignore[arg-type]  # core fit() names a class, not the protocol
+    fit(task, FeatureDataset(data.features("train")), settings)
     return classifier
 
 

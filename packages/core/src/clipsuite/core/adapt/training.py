@@ -13,13 +13,16 @@ import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from clipsuite.core.models import ClipModel
+
+if TYPE_CHECKING:
+    from clipsuite.core.train.task import TrainTask
 
 
 @dataclass
@@ -83,7 +86,7 @@ class ClassificationTask:
         return {"module": type(self.module).__name__}
 
 
-def fit(task: ClassificationTask, dataset: Dataset, settings: FitSettings) -> None:
+def fit(task: TrainTask, dataset: Dataset, settings: FitSettings) -> None:
     """Train ``task.module`` in place with the core Trainer (the run folder is temporary by default)."""
     from clipsuite.core.train import TrainConfig, Trainer
 
