@@ -56,7 +56,7 @@ def test_closed_questions_are_answered_from_the_image(head: str, vqa60: Path, pr
     data = run.dataset(test)
     images = list(data.images)
     data.images = {p: data.images[q] for p, q in zip(images, images[1:] + images[:1])}
-    answers, _, _ = predict_vqa(run.model, data)
+    answers, _, _ = predict_vqa(run.network, data)
     shuffled = vqa_accuracy(answers, data.answer_ids.tolist(), data.is_closed.tolist())
     assert shuffled["closed"] <= got["closed"] - 20, (got, shuffled)
     assert shuffled["closed"] <= floor["closed"] + 10, (shuffled, floor)

@@ -104,7 +104,7 @@ def _build(clip: ClipModel, settings: VQASettings, answers: AnswerVocab, questio
 
 @dataclass
 class VQARun:
-    model: VQAModel
+    network: VQAModel  # the VQA model (frozen or fine-tuned visual part + head)
     clip: ClipModel
     answers: AnswerVocab
     questions: QuestionTokenizer
@@ -112,13 +112,13 @@ class VQARun:
     metrics: dict[str, float] = field(default_factory=dict)
 
     def dataset(self, samples: Sequence[VQASample], strict: bool = False) -> VQADataset:
-        frozen = None if self.settings.finetune_visual else self.model.visual
+        frozen = None if self.settings.finetune_visual else self.network.visual
         images = prepare_images([s.image for s in samples], self.clip, self.settings.ae_size, frozen)
         return VQADataset(samples, images, self.answers, self.questions, strict=strict)
 
     def evaluate(self, samples: Sequence[VQASample]) -> dict[str, float]:
         data = self.dataset(samples)
-        answers, _, _ = predict_vqa(self.model, data)
+        answers, _, _ = predict_vqa(self.network, data)
         return vqa_accuracy(answers, data.answer_ids.tolist(), data.is_closed.tolist())
 
     @torch.no_grad()
@@ -128,12 +128,12 @@ class VQARun:
 
         tokens = torch.tensor([self.questions.encode(question, strict=True)])
         picture = load_image(image)
-        device = next(self.model.parameters()).device
+        device = next(self.network.parameters()).device
         batch = {"pixels": self.clip.preprocess(picture).unsqueeze(0).to(device), "tokens": tokens.to(device),
                  "grey": grey_tensor(picture, self.settings.ae_size).unsqueeze(0).to(device)}
-        self.model.eval()
-        out = self.model(batch)
-        probs = self.model.vqa.answer_scores(out).sigmoid()[0]
+        self.network.eval()
+        out = self.network(batch)
+        probs = self.network.vqa.answer_scores(out).sigmoid()[0]
         best = int(probs.argmax())
         kind = "closed" if ("type_logits" not in out or int(out["type_logits"].argmax()) == 1) else "open"
         if self.settings.head == "mevf":
