@@ -125,4 +125,6 @@ def test_bad_options_are_one_line_errors(shapes, tmp_path):
     _one_line_error(_train(str(shapes), "--distributed", "zero3", "--output", str(out)), "unknown distributed mode")
     _one_line_error(_train(str(shapes), "--model", "no-such-model", "--output", str(out)), "unknown model")
     _one_line_error(_train(str(tmp_path / "nothing.csv"), "--output", str(out)), "nothing.csv: file not found")
+    # a split of a source without splits would silently train on every row
+    _one_line_error(_train(str(shapes), "--split", "train", "--output", str(out)), "has no splits")
     assert not out.exists()

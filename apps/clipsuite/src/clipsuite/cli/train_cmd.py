@@ -98,6 +98,9 @@ def register(app: typer.Typer) -> None:
         if o["data"] is None:
             fail("missing DATA (image-text pairs); only --resume of a run started with this clipsuite may leave "
                  "it out")
+        if o["split"] is not None and Path(str(o["data"])).suffix.lower() != ".json":
+            fail(f"--split {o['split']}: {o['data']} has no splits (only a Karpathy JSON does); every row would "
+                 "be trained on")
         settings = ContrastiveConfig(loss=o["loss"], lock_image=o["lock_image"], lock_text=o["lock_text"],
                                      shared_positives=o["shared_positives"])
         result = train_contrastive(
