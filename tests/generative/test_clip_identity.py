@@ -34,7 +34,7 @@ def _refused(result, part: Path) -> None:  # type: ignore[no-untyped-def]
     assert result.exit_code == 2, result.output
     text = " ".join(result.output.split())  # however the console wrapped the one line
     assert "Traceback" not in text and "error: " in text
-    assert f"{part.name}: trained with CLIP 'tiny-transformers'" in text and "run with --clip tiny-transformers" in text
+    assert f"{part.name}: trained on model 'tiny-transformers'" in text and "run with --clip tiny-transformers" in text
 
 
 def test_delta_mapper_refuses_another_clip(vitonhd: Path, other_clip: Path, tmp_path: Path) -> None:

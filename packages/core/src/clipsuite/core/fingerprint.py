@@ -37,13 +37,15 @@ def weights_fingerprint(module: nn.Module) -> str:
     return digest.hexdigest()
 
 
-def check_same_backbone(path: object, recorded: dict[str, Any], clip: ClipModel, prefix: str = "model") -> None:
+def check_same_backbone(path: object, recorded: dict[str, Any], clip: ClipModel, prefix: str = "model",
+                        flag: str = "--model", made: str = "trained on") -> None:
     """Refuse, in one line naming both, a learned file (``path``) recorded for another backbone than ``clip``.
 
     ``recorded`` holds ``<prefix>``, ``<prefix>_hash``, ``<prefix>_dtype`` and ``<prefix>_image_size``
     as ``ClipModel.identity`` wrote them; a file without a hash (written before fingerprints) is not
     checked here. When the weight dtypes differ the hashes cannot agree, so the model names are
-    compared instead.
+    compared instead. ``flag``: the command's option that chooses the model (``--clip`` ...); ``made``:
+    how the file came from the model ("built with" for an index).
     """
     trained_hash = recorded.get(f"{prefix}_hash")
     if trained_hash is None:
@@ -53,7 +55,7 @@ def check_same_backbone(path: object, recorded: dict[str, Any], clip: ClipModel,
     if trained_size is not None and int(trained_size) != clip.image_size:
         # the same weights at another input size resample the position grid, so the hashes differ too:
         # say the size, which is what to change (files written before sizes were recorded skip this)
-        head = f"{path}: trained on model '{trained_on}' at {trained_size} px, not at {clip.image_size} px"
+        head = f"{path}: {made} model '{trained_on}' at {trained_size} px, not at {clip.image_size} px"
         raise InputError(f"{head}; load it with load_model('{trained_on}', image_size={trained_size})",
                          cli=f"{head}; run with --image-size {trained_size}")
     if recorded.get(f"{prefix}_dtype") == clip.weights_dtype:
@@ -61,7 +63,7 @@ def check_same_backbone(path: object, recorded: dict[str, Any], clip: ClipModel,
     else:
         same = trained_on == clip.name
     if not same:
-        head = (f"{path}: trained on model '{trained_on}' (weights {trained_hash}), not on '{clip.name}' "
+        head = (f"{path}: {made} model '{trained_on}' (weights {trained_hash}), not on '{clip.name}' "
                 f"(weights {clip.weights_hash})")
         raise InputError(f"{head}; load the model it was trained on: load_model('{trained_on}')",
-                         cli=f"{head}; run with --model {trained_on}")
+                         cli=f"{head}; run with {flag} {trained_on}")

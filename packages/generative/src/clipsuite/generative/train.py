@@ -23,6 +23,7 @@ from torch import nn
 
 from clipsuite.core.checkpoints import load_tensors, read_config, save_tensors
 from clipsuite.core.errors import ModelError
+from clipsuite.core.fingerprint import check_same_backbone
 from clipsuite.core.train import TrainConfig, Trainer, TrainResult
 from clipsuite.generative.methods.emasc import EMASC
 from clipsuite.generative.methods.tryon_unet import TryOnConditions, TryOnUNet
@@ -179,15 +180,7 @@ def clip_identity(clip: ClipModel) -> dict[str, str]:
 def check_clip(part_file: str | Path, clip: ClipModel) -> None:
     """Refuse, in one line, a stage file trained with another CLIP model than ``clip`` (same widths, other
     weights: its features would mean other things); files written before this was recorded are not checked."""
-    config = read_config(part_file) or {}
-    trained = config.get("clip_hash")
-    if trained is None:
-        return
-    same = (trained == clip.weights_hash if config.get("clip_dtype") == clip.weights_dtype
-            else config.get("clip") == clip.name)
-    if not same:
-        raise ModelError(f"{part_file}: trained with CLIP '{config.get('clip')}' (weights {trained}), not with "
-                         f"'{clip.name}' (weights {clip.weights_hash}); run with --clip {config.get('clip')}")
+    check_same_backbone(part_file, read_config(part_file) or {}, clip, prefix="clip", flag="--clip")
 
 
 def load_part(module: M, part_file: str | Path, stage: str) -> M:

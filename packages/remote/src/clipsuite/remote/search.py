@@ -23,6 +23,7 @@ from rasterio.warp import transform_geom
 from rasterio.windows import Window
 
 from clipsuite.core.errors import InputError
+from clipsuite.core.fingerprint import check_same_backbone
 from clipsuite.core.index import EmbeddingIndex
 from clipsuite.core.models import ClipModel, load_model
 from clipsuite.core.staging import atomic_write_json, atomic_write_text, staged_folder
@@ -68,13 +69,8 @@ def _index_model(index: EmbeddingIndex, index_dir: str | os.PathLike[str], clip:
     if clip.embed_dim != index.dim:
         raise InputError(f"{index_dir}: index dimension {index.dim} but the model embeds in {clip.embed_dim}")
     recorded = index.config.extra.get("model_identity")
-    if isinstance(recorded, dict) and recorded.get("model_hash"):  # indexes written before are not checked
-        same = (recorded["model_hash"] == clip.weights_hash if recorded.get("model_dtype") == clip.weights_dtype
-                else recorded.get("model") == clip.name)
-        if not same:  # another model's query embeddings would score the tiles meaninglessly
-            raise InputError(f"{index_dir}: built with model '{recorded.get('model')}' (weights "
-                             f"{recorded['model_hash']}), not '{clip.name}' (weights {clip.weights_hash}); search "
-                             "without --model, or with that model")
+    if isinstance(recorded, dict):  # another model's query embeddings would score the tiles meaninglessly
+        check_same_backbone(index_dir, recorded, clip, made="built with")
     return clip
 
 
