@@ -25,7 +25,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 
-from clipsuite.core.errors import InputError
+from clipsuite.core.outputs import check_output_dir, listed_entries, remove_listed, walk_entries, write_manifest
 
 __all__ = ["StagedFile", "atomic_write_bytes", "atomic_write_json", "atomic_write_text", "staged_folder",
            "staged_path"]
@@ -168,18 +168,53 @@ def _swap(new: Path, target: Path) -> None:
     os.replace(new, target)
 
 
+def _replace_ours(new: Path, target: Path, flag: str) -> None:
+    """Put the finished folder ``new`` where ``target`` is. An existing ``target`` must still be new or
+    ours (checked again: files may have appeared since the command began); it is renamed aside, ``new``
+    renamed in, and then only what the old manifest listed is deleted (anything else is kept there)."""
+    if not target.exists():
+        os.replace(new, target)
+        return
+    check_output_dir(target, flag)
+    listed = listed_entries(target) or set()
+    old = _sibling(target, ".old")
+    os.replace(target, old)
+    try:
+        os.replace(new, target)
+    except BaseException:
+        os.replace(old, target)
+        raise
+    remove_listed(old, listed)
+
+
+def _merge_ours(new: Path, target: Path, command: str) -> None:
+    """Move each finished entry into ``target`` (ours or new), replacing our entries of the same name, and
+    list the union in the manifest: the folder stays ours for the next command."""
+    listed = listed_entries(target) or set()
+    added = set(walk_entries(new))
+    target.mkdir(exist_ok=True)
+    for entry in sorted(new.iterdir()):
+        _swap(entry, target / entry.name)
+    new.rmdir()
+    write_manifest(target, command, listed | added)
+
+
 @contextmanager
-def staged_folder(target: str | os.PathLike[str], merge: bool = False, durable: bool = True) -> Iterator[Path]:
+def staged_folder(target: str | os.PathLike[str], merge: bool = False, durable: bool = True,
+                  command: str = "clipsuite", flag: str = "--output") -> Iterator[Path]:
     """Yield a temporary sibling folder to build ``target`` in; on a clean exit swap it into place.
 
-    ``merge``: move each top-level entry into ``target`` (created if absent), replacing entries of
-    the same name and leaving the others (each entry is swapped atomically, not the set); otherwise
-    the whole folder replaces ``target``. An error removes the temporary folder and leaves ``target``
-    as it was. ``durable``: fsync every file before the rename (off only for scratch outputs).
+    ``target`` must be new (absent or empty) or a folder clipsuite wrote (``clipsuite.core.outputs``):
+    anything else is refused before the block runs, and files that appear there meanwhile are never
+    deleted. The finished folder carries our manifest (naming ``command``), so the next run may replace it.
+    ``merge``: move each top-level entry into ``target``, replacing our entries of the same name and
+    keeping our others (each entry is swapped atomically, not the set); otherwise the whole folder
+    replaces ``target``, and of the old one only what its manifest listed is deleted. An error removes
+    the temporary folder and leaves ``target`` as it was. ``durable``: fsync every file before the
+    rename (off only for scratch outputs). ``flag``: the CLI option named in a refusal.
     """
     target = Path(target)
-    if target.exists() and not target.is_dir():
-        raise InputError(f"{target}: exists and is not a folder")
+    check_output_dir(target, flag)
     target.parent.mkdir(parents=True, exist_ok=True)
     while True:
         temp = _sibling(target, ".tmp")
@@ -190,15 +225,16 @@ def staged_folder(target: str | os.PathLike[str], merge: bool = False, durable: 
             continue
     try:
         yield temp
+        if merge:
+            check_output_dir(target, flag)
+        else:
+            write_manifest(temp, command)
         if durable:
             _fsync_tree(temp)
         if merge:
-            target.mkdir(exist_ok=True)
-            for entry in sorted(temp.iterdir()):
-                _swap(entry, target / entry.name)
-            temp.rmdir()
+            _merge_ours(temp, target, command)
         else:
-            _swap(temp, target)
+            _replace_ours(temp, target, flag)
         _fsync_folder(target.parent)
         if merge:
             _fsync_folder(target)
