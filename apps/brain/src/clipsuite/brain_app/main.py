@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
+from clipsuite.brain_app import nsd_cmd
 from clipsuite.cli.common import cli_errors, console, fail, need, progress
 
 if TYPE_CHECKING:
@@ -42,7 +43,7 @@ def _check_dataset(dataset: Path) -> None:
     from clipsuite.brain.config import load_config
 
     need(dataset, "dataset config", "file")
-    load_config(dataset)
+    nsd_cmd.check_captions(load_config(dataset))
 
 
 def _check_decoder(decoder: Path) -> None:
@@ -310,6 +311,9 @@ def encode(
     written = write_maps(result, subject.data, out, f"encoding r ({space} features)")
     _print_metrics(result.summary(), out / "metrics.csv", f"encoding {dataset.name}")
     console.print("maps: " + ", ".join(str(p) for p in written))
+
+
+nsd_cmd.register(app)  # `clipsuite-brain nsd`: writes an NSD dataset config (nsd_cmd.py)
 
 
 def main() -> None:

@@ -9,14 +9,18 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from clipsuite.core.errors import InputError
 from clipsuite.core.json_files import read_json
 
+if TYPE_CHECKING:
+    from clipsuite.brain.nsd_layout import NSDSource
+
 
 @dataclass(frozen=True)
 class DatasetConfig:
-    """Where a subject's files are. ``format`` is ``nifti`` or ``god``."""
+    """Where a subject's files are. ``format`` is ``nifti``, ``god`` or ``nsd``."""
 
     path: Path                       # the config file itself (for messages)
     format: str
@@ -28,6 +32,7 @@ class DatasetConfig:
     h5: Path | None = None           # GOD: the bdpy HDF5 file
     roi: str = "ROI_VC"              # GOD: the ROI metadata column that selects voxels
     data_types: tuple[int, ...] = (1, 2)  # GOD DataType values to read (1 training, 2 test perception)
+    nsd: NSDSource | None = None     # NSD: the subject's files in the release's layout (nsd_layout.py)
 
 
 def load_config(path: str | Path) -> DatasetConfig:
@@ -58,8 +63,14 @@ def load_config(path: str | Path) -> DatasetConfig:
             raise InputError(f"{path}: 'data_types' must be a list of integers") from None
         return DatasetConfig(path=path, format="god", h5=file("h5"), stimuli=stimuli,
                              roi=str(raw.get("roi", "ROI_VC")), data_types=types)
+    if fmt == "nsd":
+        from clipsuite.brain.nsd_layout import BETA_SCALE, read_nsd_config
+
+        nsd = read_nsd_config(path, raw)
+        return DatasetConfig(path=path, format="nsd", mask=nsd.roi_path, betas=nsd.betas, beta_scale=BETA_SCALE,
+                             nsd=nsd)
     if fmt != "nifti":
-        raise InputError(f"{path}: unknown format '{fmt}' (nifti or god)")
+        raise InputError(f"{path}: unknown format '{fmt}' (nifti, god or nsd)")
     betas = raw.get("betas")
     if not isinstance(betas, list) or not betas:
         raise InputError(f"{path}: 'betas' must be a non-empty list of 4D NIfTI files, one per session")

@@ -155,26 +155,41 @@ def load_nifti_subject(config: DatasetConfig, on_session: Callable[[int, int], N
                      source=str(config.path))
 
 
-def drop_bad_voxels(responses: np.ndarray, voxels: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
-    """Remove voxels with any non-finite value, then voxels constant over all trials; count each."""
-    finite = np.isfinite(responses).all(axis=0)
-    spread = np.zeros(responses.shape[1], dtype=bool)
-    spread[finite] = np.ptp(responses[:, finite], axis=0) > 0
+def drop_bad_voxels(responses: np.ndarray, voxels: np.ndarray,
+                    rows: int = 1024) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
+    """Remove voxels with any non-finite value, then voxels constant over all trials; count each.
+
+    The statistics are gathered ``rows`` trials at a time and ``responses`` is returned as it is when every
+    voxel is kept: checking a subject costs no second copy of its responses."""
+    n_voxels = responses.shape[1]
+    finite = np.ones(n_voxels, dtype=bool)
+    low, high = np.full(n_voxels, np.inf, dtype=np.float64), np.full(n_voxels, -np.inf, dtype=np.float64)
+    for start in range(0, len(responses), rows):
+        block = responses[start:start + rows]
+        finite &= np.isfinite(block).all(axis=0)
+        np.fmin(low, block.min(axis=0), out=low)  # fmin skips a NaN column's NaN; `finite` drops it anyway
+        np.fmax(high, block.max(axis=0), out=high)
+    spread = finite & (high > low)
     keep = finite & spread
     dropped = {"nan": int((~finite).sum()), "constant": int((finite & ~spread).sum())}
     if not keep.any():
         raise InputError("no usable voxel: every voxel in the mask is NaN or constant over the trials")
+    if keep.all():
+        return np.ascontiguousarray(responses), voxels, dropped
     return np.ascontiguousarray(responses[:, keep]), voxels[keep], dropped
 
 
 def load_subject(config: DatasetConfig | str | Path,
                  on_session: Callable[[int, int], None] | None = None) -> BrainData:
-    """A subject's responses from a dataset config (NIfTI or GOD HDF5)."""
+    """A subject's responses from a dataset config (NIfTI, GOD HDF5 or NSD)."""
     if not isinstance(config, DatasetConfig):
         config = load_config(config)
     if config.format == "god":
         from clipsuite.brain.god import load_god
         return load_god(config)
+    if config.format == "nsd":
+        from clipsuite.brain.nsd import load_nsd
+        return load_nsd(config, on_session)[0]
     return load_nifti_subject(config, on_session)
 
 

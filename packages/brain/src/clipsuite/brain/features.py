@@ -7,19 +7,22 @@ The cache file is keyed by the model's weights fingerprint and by every stimulus
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
+from PIL import Image
 
 from clipsuite.brain.prep import Stimulus
 from clipsuite.core.adapt.feature_cache import model_fingerprint
 from clipsuite.core.checkpoints import load_tensors, save_tensors
 from clipsuite.core.errors import InputError
-from clipsuite.core.models import ClipModel
+from clipsuite.core.models import ClipModel, ImageInput
 
 
 @dataclass
@@ -47,6 +50,8 @@ def _key(clip: ClipModel, stimuli: Sequence[Stimulus]) -> str:
         stat = s.image.stat() if s.image is not None and s.image.is_file() else None
         digest.update(f"{s.id}|{s.image}|{stat.st_size if stat else -1}|{stat.st_mtime_ns if stat else -1}|"
                       f"{s.caption}|{s.category}".encode())
+        if s.brick_row is not None:  # only then: image-file stimuli keep the keys of caches already written
+            digest.update(f"|row {s.brick_row}".encode())
     return digest.hexdigest()[:20]
 
 
@@ -62,11 +67,39 @@ def encode_stimuli(clip: ClipModel, stimuli: Sequence[Stimulus], cache_dir: str 
     if missing:
         raise InputError(f"stimulus '{missing[0].id}': image {missing[0].image or '(none given)'} not found"
                          f"{f' (and {len(missing) - 1} more)' if len(missing) > 1 else ''}")
-    image = clip.encode_images([str(s.image) for s in stimuli], batch_size=batch_size)
+    image = _encode_pictures(clip, stimuli, batch_size)
     text = clip.encode_texts([stimulus_text(s) for s in stimuli])
     if path is not None:
         save_tensors(path, {"image": image, "text": text}, {"n": len(ids), "model": clip.name})
     return StimulusFeatures(ids, image.float().numpy(), text.float().numpy())
+
+
+def _encode_pictures(clip: ClipModel, stimuli: Sequence[Stimulus], batch_size: int) -> torch.Tensor:
+    """Image embeddings; pictures that are rows of an image brick are read a batch at a time straight from
+    the HDF5 array (NSD's 73,000 images are never all in memory, nor written to files)."""
+    if all(s.brick_row is None for s in stimuli):
+        return clip.encode_images([str(s.image) for s in stimuli], batch_size=batch_size)
+    from clipsuite.brain.nsd import open_brick, read_brick
+    from clipsuite.brain.nsd_layout import BRICK_KEY
+
+    chunks = []
+    with contextlib.ExitStack() as stack:
+        bricks: dict[Path, Any] = {}
+        for start in range(0, len(stimuli), batch_size):
+            part = stimuli[start:start + batch_size]
+            pictures: list[ImageInput] = [str(s.image) for s in part]
+            rows: dict[Path, list[int]] = {}
+            for i, s in enumerate(part):
+                if s.brick_row is not None and s.image is not None:
+                    rows.setdefault(s.image, []).append(i)
+            for path, positions in rows.items():
+                if path not in bricks:
+                    bricks[path] = stack.enter_context(open_brick(path))[BRICK_KEY]
+                arrays = read_brick(bricks[path], [int(part[i].brick_row or 0) for i in positions])
+                for i, array in zip(positions, arrays):
+                    pictures[i] = Image.fromarray(array)
+            chunks.append(clip.encode_images(pictures, batch_size=batch_size))
+    return torch.cat(chunks)
 
 
 def category_prototypes(features: StimulusFeatures, stimuli: dict[str, Stimulus], ids: Sequence[str],

@@ -52,11 +52,16 @@ class Subject:
 def load_prepared(dataset: str | Path, prep: PrepConfig,
                   on_session: Callable[[int, int], None] | None = None) -> Subject:
     config = load_config(dataset)
-    if config.stimuli is None:
-        raise InputError(f"{config.path}: needs a 'stimuli' table (stimulus, image, caption, category, split)")
-    data = load_subject(config, on_session)
-    stimuli = read_stimuli(config.stimuli)
-    check_stimuli(data, stimuli, config.stimuli)
+    if config.format == "nsd":  # the release's own design, brick and captions describe the stimuli
+        from clipsuite.brain.nsd import load_nsd
+
+        data, stimuli = load_nsd(config, on_session)
+    else:
+        if config.stimuli is None:
+            raise InputError(f"{config.path}: needs a 'stimuli' table (stimulus, image, caption, category, split)")
+        data = load_subject(config, on_session)
+        stimuli = read_stimuli(config.stimuli)
+        check_stimuli(data, stimuli, config.stimuli)
     train, test = prepare(data, stimuli, prep)
     single = prepare(data, stimuli, dataclasses.replace(prep, test_repetitions="single"))[1]
     return Subject(config, data, stimuli, prep, train, test, single)

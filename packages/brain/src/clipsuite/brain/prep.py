@@ -27,6 +27,7 @@ class Stimulus:
     caption: str
     category: str
     split: str
+    brick_row: int | None = None  # the picture is this row of an image brick (HDF5, NSD's imgBrick) at ``image``
 
 
 @dataclass(frozen=True)
