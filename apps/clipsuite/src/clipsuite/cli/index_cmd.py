@@ -19,20 +19,87 @@ index_app = typer.Typer(name="index", help="Build and query an embedding index (
 def build(
     embeddings: Annotated[Path, typer.Argument(help="A folder written by `clipsuite embed`.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Index folder to write (replaced atomically).")],
-    kind: Annotated[str, typer.Option(help="exact | ivf | ivfpq | hnsw")] = "exact",
-    nlist: Annotated[int | None, typer.Option(min=1, help="IVF cells (default ~4 sqrt(N)).")] = None,
-    nprobe: Annotated[int, typer.Option(min=1, help="IVF cells searched per query.")] = 32,
+    kind: Annotated[str | None, typer.Option(
+        help="exact | ivf | hnsw (ivfpq = ivf with --codes pq). Default: exact, or chosen by --max-memory.")] = None,
+    codes: Annotated[str | None, typer.Option(help="What IVF lists hold: flat | sq8 | pq<m> (e.g. pq64).")] = None,
+    nlist: Annotated[int | None, typer.Option(min=1, help="IVF cells (default ~4 sqrt(N), a power of two).")] = None,
+    nprobe: Annotated[int, typer.Option(min=1, help="IVF cells searched per query (or set by --tune-queries).")] = 32,
+    rerank: Annotated[int | None, typer.Option(
+        min=1, help="Re-score rerank*k candidates exactly from the float16 vectors (1: off).")] = None,
     hnsw_m: Annotated[int, typer.Option(min=4, help="HNSW graph degree.")] = 32,
     ef_search: Annotated[int, typer.Option(min=1, help="HNSW search beam.")] = 128,
+    max_memory: Annotated[str | None, typer.Option(
+        help="Memory budget (e.g. 8G): picks kind, codes and sizes; the build never holds all vectors.")] = None,
+    tune_queries: Annotated[Path | None, typer.Option(
+        help="Queries to tune for: .jsonl/.txt texts (encoded with the index's model), .npy vectors or an "
+             "embedding folder.")] = None,
+    target_recall: Annotated[float, typer.Option(help="Recall@10 to tune for with --tune-queries.")] = 0.95,
+    trained: Annotated[Path | None, typer.Option(
+        help="Reuse the trained quantizer of this index folder (per-node builds that merge later).")] = None,
+    device: DeviceOpt = None,
 ) -> None:
-    """Build an index from every shard in EMBEDDINGS."""
+    """Build an index from every shard in EMBEDDINGS, in bounded memory (format 2)."""
     need(embeddings, "embeddings folder", "dir")  # before torch is imported
-    from clipsuite.core.index import EmbeddingIndex, IndexConfig
+    need(tune_queries, "--tune-queries", "any")
+    need(trained, "--trained index folder", "dir")
+    from clipsuite.core.index_plan import parse_memory
+    from clipsuite.core.index_store import StoreConfig, check_target
 
-    config = IndexConfig(kind=kind, nlist=nlist, nprobe=nprobe, hnsw_m=hnsw_m, ef_search=ef_search)
-    index = EmbeddingIndex.from_shards(embeddings, config)
-    index.save(output)
-    console.print(f"indexed {len(index)} vectors ({index.dim}-d, {kind}) into {output}")
+    budget = parse_memory(max_memory) if max_memory is not None else None
+    if not 0 < target_recall <= 1:
+        raise InputError(f"--target-recall must be in (0, 1], got {target_recall}")
+    check_target(output)
+    pq = kind == "ivfpq"
+    config = StoreConfig(kind="ivf" if pq else (kind or "exact"), codes=codes or "flat", nlist=nlist, nprobe=nprobe,
+                         rerank=rerank or 1, hnsw_m=hnsw_m, ef_search=ef_search, max_memory=budget)
+    from clipsuite.core.embed import read_shards
+    from clipsuite.core.index_store import ShardSource, build_store, plan_config
+
+    source = ShardSource(read_shards(embeddings))
+    if pq and codes is None:
+        config.codes = f"pq{max(1, source.dim // 8)}"
+    if budget is not None and kind is None and codes is None:
+        config = plan_config(config, source.total, source.dim)
+    elif budget is not None:
+        plan_config(config, source.total, source.dim)  # still refuses a budget too small for anything
+    tune = _tuner(tune_queries, target_recall, source.model, device) if tune_queries is not None else None
+    store = build_store(source, output, config, trained=trained, tune=tune)
+    shape = store.config.kind
+    if shape == "ivf":
+        shape += f", IVF{store.config.nlist} {store.config.codes}"
+    console.print(f"indexed {len(store)} vectors ({store.dim}-d, {shape}) into {output}")
+    record = store.config.tuning
+    if record:
+        how = f"nprobe {record['nprobe']}" if "nprobe" in record else (
+            f"ef_search {record['ef_search']}" if "ef_search" in record else "exact")
+        shift = ", queries moved across the modality gap to pick cells" if record.get("query_shift") else ""
+        console.print(f"tuned on {record['queries']} queries: {how}, recall@{record['k']} {record['recall']:.3f} "
+                      f"(target {record['target_recall']}){shift}")
+        if not record.get("met", True):
+            console.print("[yellow]warning:[/] the target recall was not reached even at the widest setting")
+
+
+def _tuner(path: Path, target: float, model: str | None, device: str | None) -> Any:
+    """A tune(store) callback; texts are read and checked now, encoded once the store exists."""
+    from clipsuite.core.index_tuning import read_query_texts, read_query_vectors, tune
+
+    vectors = read_query_vectors(path)
+    texts = read_query_texts(path) if vectors is None else None
+    if texts is not None and model is None:
+        raise InputError(f"{path}: text queries need the embeddings' model, and the shards do not record one")
+
+    def run(store: Any) -> dict[str, Any]:
+        queries = vectors
+        if queries is None:
+            import torch
+
+            from clipsuite.core import load_model
+
+            torch.manual_seed(0)  # same random init as `clipsuite embed` for untrained specs
+            queries = load_model(model, device=device).encode_texts(texts).cpu().numpy()
+        return tune(store, queries, target=target, k=10)
+
+    return run
 
 
 def _write_results(path: Path, records: list[dict[str, Any]]) -> None:
@@ -54,11 +121,15 @@ def search(
     text: Annotated[list[str] | None, typer.Option("--text", "-t", help="A text query (repeatable).")] = None,
     image: Annotated[list[Path] | None, typer.Option("--image", "-i", help="An image query (repeatable).")] = None,
     k: Annotated[int, typer.Option("--k", "-k", min=1, help="Results per query.")] = 5,
+    where: Annotated[str | None, typer.Option(
+        help="SQL predicate on the metadata columns, e.g. \"split = 'val' AND year >= 2020\" (DuckDB).")] = None,
     model: Annotated[str | None, typer.Option(
         "--model", "-m", help="Query model (default: the one the embeddings were made with).")] = None,
     pretrained: PretrainedOpt = None,
     nprobe: Annotated[int | None, typer.Option(min=1, help="Override the IVF cells searched.")] = None,
     ef_search: Annotated[int | None, typer.Option(min=1, help="Override the HNSW search beam.")] = None,
+    rerank: Annotated[int | None, typer.Option(
+        min=1, help="Re-score rerank*k candidates exactly from the stored float16 vectors.")] = None,
     device: DeviceOpt = None,
     output: Annotated[Path | None, typer.Option(
         "--output", "-o", help="Also write the results (.json, .csv or .tsv).")] = None,
@@ -67,34 +138,32 @@ def search(
     need(index_dir, "index folder", "dir")  # paths first, before torch is imported
     for query in image or []:
         need(query, "--image file", "file")
-    import torch
-
-    from clipsuite.core import load_model
-    from clipsuite.core.images import load_image
-    from clipsuite.core.index import EmbeddingIndex
-
     texts, images = list(text or []), list(image or [])
     if not texts and not images:
         raise InputError("give at least one --text or --image query")
     if output is not None and output.suffix.lower() not in (".json", ".csv", ".tsv"):
         raise InputError(f"{output}: unknown output format (use .json, .csv or .tsv)")
-    index = EmbeddingIndex.load(index_dir)
-    spec = model or index.config.model
+    store = _open_index(index_dir, where)  # a bad --where or an old folder fails before torch
+    import torch
+
+    from clipsuite.core import load_model
+    from clipsuite.core.images import load_image
+
+    spec = model or store.config.model
     if spec is None:
         raise InputError(f"{index_dir}: the index does not record its model; pass --model")
     decoded = [load_image(path) for path in images]  # a bad query image fails before the model loads
     torch.manual_seed(0)  # same random init as `clipsuite embed` for untrained specs
     clip = load_model(spec, pretrained=pretrained, device=device)
-    if clip.embed_dim != index.dim:
+    if clip.embed_dim != store.dim:
         raise InputError(f"model '{spec}' embeds in {clip.embed_dim} dimensions but the index {index_dir} holds "
-                         f"{index.dim}-dimensional vectors (built with model '{index.config.model}')")
-    index.set_search_params(nprobe=nprobe, ef_search=ef_search)
+                         f"{store.dim}-dimensional vectors (built with model '{store.config.model}')")
     queries = [clip.encode_texts(texts)] if texts else []
     if decoded:
         queries.append(clip.encode_images(decoded))
     labels = texts + [str(p) for p in images]
-    result = index.search(torch.cat(queries), k=k)
-    records = [{"query_text": labels[r["query"]], **r} for r in result.records()]
+    records = [{"query_text": labels[r["query"]], **r} for r in _search(store, torch.cat(queries), k, where, nprobe,
+                                                                        ef_search, rerank)]
     table = Table("query", "rank", "score", "id", "path")
     for record in records:
         table.add_row(record["query_text"], str(record["rank"]), f"{record['score']:.4f}", str(record.get("id", "")),
@@ -103,6 +172,56 @@ def search(
     if output is not None:
         _write_results(output, records)
         console.print(f"wrote {len(records)} results to {output}")
+
+
+def _open_index(folder: Path, where: str | None) -> Any:
+    """A format-2 store, or (format 1, no --where) the older in-memory index; others refused in one line."""
+    from clipsuite.core.json_files import read_json
+
+    raw = read_json(folder / "index.json") if (folder / "index.json").is_file() else None
+    if isinstance(raw, dict) and raw.get("format_version") == 1:
+        if where is not None:
+            raise InputError(f"{folder}: built by an older clipsuite without a metadata table, so --where cannot "
+                             f"filter it; rebuild it with `clipsuite index build EMBEDDINGS --output {folder}`")
+        from clipsuite.core.index import EmbeddingIndex
+
+        return EmbeddingIndex.load(folder)
+    from clipsuite.core.index_store import IndexStore
+
+    store = IndexStore.open(folder)
+    if where is not None:
+        store.matching_rows(where)  # parse and bind it now: a typo costs milliseconds, not a model load
+    return store
+
+
+def _search(store: Any, queries: Any, k: int, where: str | None, nprobe: int | None, ef_search: int | None,
+            rerank: int | None) -> list[dict[str, Any]]:
+    from clipsuite.core.index import EmbeddingIndex, SearchResult
+
+    if isinstance(store, EmbeddingIndex):
+        store.set_search_params(nprobe=nprobe, ef_search=ef_search)
+        return store.search(queries, k=k).records()
+    scores, rows = store.search(queries, k=k, where=where, nprobe=nprobe, ef_search=ef_search, rerank=rerank)
+    return SearchResult(rows=rows, scores=scores, metadata=store.rows_metadata(rows)).records()
+
+
+@index_app.command("add")
+@cli_errors
+def add(
+    index_dir: Annotated[Path, typer.Argument(help="A folder written by `clipsuite index build`.")],
+    embeddings: Annotated[Path, typer.Argument(help="New shards (a folder written by `clipsuite embed`).")],
+) -> None:
+    """Add new shards with the index's trained quantizer; the folder is swapped whole (old or new, never a mix)."""
+    need(index_dir, "index folder", "dir")
+    need(embeddings, "embeddings folder", "dir")
+    from clipsuite.core.index_store import IndexStore
+
+    IndexStore.open(index_dir)  # an old or damaged folder is refused before torch
+    from clipsuite.core.embed import read_shards
+    from clipsuite.core.index_store import ShardSource, add_to_store
+
+    store = add_to_store(index_dir, ShardSource(read_shards(embeddings)))
+    console.print(f"added {store.parts[-1].rows} vectors to {index_dir} (now {len(store)})")
 
 
 def register(app: typer.Typer) -> None:

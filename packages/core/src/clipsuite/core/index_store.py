@@ -1,0 +1,648 @@
+"""An index folder built from shards in bounded memory, searched memory-mapped (format 2).
+
+Nothing here ever holds all vectors: a build streams the shards once into float16 parts on disk
+(``vectors-00000.npy``, memory-mapped) and an Arrow metadata table per part, trains the coarse
+quantizer (and SQ/PQ codes) on a sample read back from those parts, adds one block at a time to a
+copy of the trained index written to a block file, and merges the blocks' inverted lists into one
+``lists.ivfdata`` (faiss ``OnDiskInvertedLists``, the ``merge_ondisk`` recipe). Searching maps that
+file; only the probed lists are paged in.
+
+A search assigns each query to cells with the query optionally moved across the modality gap
+(``shift.npy``: image mean minus query mean, learnt by tuning), then scans those cells with the
+query itself, so the scores and order are the true cosines; ``rerank`` > 1 takes ``rerank * k``
+candidates from quantised codes and re-scores them exactly from the float16 vectors. ``where``
+filters by a DuckDB predicate on the metadata; when few rows match, those rows are scanned exactly.
+
+Folder: ``index.json`` (``format_version`` 2: config, parts, tuning record), ``trained.faiss`` (the
+empty trained index, reused by ``add`` and per-node builds), ``index.faiss`` + ``lists.ivfdata``
+(ivf) or ``index.faiss`` (hnsw, held in memory), ``vectors-*.npy``, ``metadata-*.arrow``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Protocol
+
+import faiss
+import numpy as np
+
+from clipsuite.core.errors import InputError
+from clipsuite.core.index_meta import MetadataTable, infer_schema, write_metadata
+from clipsuite.core.index_plan import code_bytes, nlist_for, plan_index
+from clipsuite.core.json_files import read_json
+from clipsuite.core.staging import staged_folder
+
+FORMAT_VERSION = 2
+FAISS: Any = faiss  # the swig names faiss's type stubs leave out (SearchParametersHNSW, ...)
+CONFIG_FILE, TRAINED_FILE, INDEX_FILE, LISTS_FILE, SHIFT_FILE = (
+    "index.json", "trained.faiss", "index.faiss", "lists.ivfdata", "shift.npy")
+KINDS = ("exact", "ivf", "hnsw")
+REBUILD = "rebuild it with `clipsuite index build EMBEDDINGS --output {folder}`"
+
+
+class VectorSource(Protocol):
+    """What a build reads: ``clipsuite.core.embed.ShardSet`` or anything shaped like it."""
+
+    dim: int
+    model: str | None
+
+    def chunks(self) -> Iterator[np.ndarray]: ...
+
+    def metadata_rows(self) -> Iterator[dict[str, Any]]: ...
+
+    @property
+    def total(self) -> int: ...
+
+
+class ArraySource:
+    """Vectors already in memory (tests, benchmarks, the library) as a build source."""
+
+    def __init__(self, vectors: np.ndarray, metadata: Sequence[dict[str, Any]] | None = None,
+                 model: str | None = None, block_rows: int = 65_536) -> None:
+        self.array = np.asarray(vectors)
+        if self.array.ndim != 2:
+            raise InputError(f"build: expected a [N, D] matrix, got shape {self.array.shape}")
+        self.rows = list(metadata) if metadata is not None else None
+        if self.rows is not None and len(self.rows) != len(self.array):
+            raise InputError(f"build: {len(self.array)} embeddings but {len(self.rows)} metadata rows")
+        self.dim, self.model, self.block_rows = int(self.array.shape[1]), model, block_rows
+
+    @property
+    def total(self) -> int:
+        return int(self.array.shape[0])
+
+    def chunks(self) -> Iterator[np.ndarray]:
+        for start in range(0, self.total, self.block_rows):
+            yield self.array[start:start + self.block_rows]
+
+    def metadata_rows(self) -> Iterator[dict[str, Any]]:
+        return iter(self.rows) if self.rows is not None else ({"id": i} for i in range(self.total))
+
+    def __str__(self) -> str:
+        return "build"
+
+
+class ShardSource:
+    """An embedding folder's shards (``clipsuite.core.embed.read_shards``), metadata streamed per shard."""
+
+    def __init__(self, shards: Any) -> None:
+        self.shards, self.dim, self.model = shards, int(shards.dim), shards.model
+
+    @property
+    def total(self) -> int:
+        return int(sum(self.shards.counts))
+
+    def chunks(self) -> Iterator[np.ndarray]:
+        return iter(self.shards.chunks())
+
+    def metadata_rows(self) -> Iterator[dict[str, Any]]:
+        from clipsuite.core.tabular import iter_jsonl
+
+        for path, count in zip(self.shards.paths, self.shards.counts):
+            jsonl, seen = path.with_suffix(".jsonl"), 0
+            for _, row in iter_jsonl(jsonl):
+                if not isinstance(row, dict):
+                    raise InputError(f"{jsonl}: line {seen + 1} is not a JSON object")
+                seen += 1
+                yield row
+            if seen != count:
+                raise InputError(f"{jsonl}: {seen} metadata rows for {count} embeddings")
+
+    def __str__(self) -> str:
+        return str(self.shards.folder)
+
+
+@dataclass
+class StoreConfig:
+    """How the store is built and searched; ``None`` sizes come from the data or the memory budget."""
+
+    kind: str = "exact"
+    codes: str = "flat"  # flat | sq8 | pq<m>: what the inverted lists hold
+    nlist: int | None = None
+    nprobe: int = 32
+    rerank: int = 1  # candidates per wanted hit re-scored exactly from float16 (1: off)
+    hnsw_m: int = 32
+    ef_construction: int = 80
+    ef_search: int = 128
+    train_size: int = 100_000
+    block_rows: int = 65_536
+    max_memory: int | None = None
+    model: str | None = None
+    dim: int = 0
+    tuning: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise InputError(f"unknown index kind '{self.kind}' (choose from {', '.join(KINDS)})")
+        code_bytes(self.codes, max(self.dim, 1))  # checks the name
+        for name in ("nprobe", "rerank", "ef_search", "block_rows"):
+            if int(getattr(self, name)) < 1:
+                raise InputError(f"{name} must be at least 1, got {getattr(self, name)}")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> StoreConfig:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+# ---- small helpers ---------------------------------------------------------------------------------
+@contextmanager
+def _faiss_quiet() -> Iterator[None]:
+    """faiss's on-disk lists print progress lines ("resizing ...", "updating ondisk filename") from C++
+    straight to the process's stdout/stderr; a CLI prints its own results, so those go to /dev/null."""
+    import sys
+
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    saved = [os.dup(1), os.dup(2)]
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, 1)
+        os.dup2(null, 2)
+        yield
+    finally:
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in (*saved, null):
+            os.close(fd)
+
+
+def normalized(vectors: Any, dim: int | None, what: str) -> np.ndarray:
+    """A float32 [N, D] copy with unit rows; one line for a wrong shape, NaN or a zero vector."""
+    if hasattr(vectors, "detach"):  # a torch tensor, without importing torch here
+        vectors = vectors.detach().float().cpu().numpy()
+    array = np.array(vectors, dtype=np.float32, copy=True, ndmin=2)
+    if array.ndim != 2:
+        raise InputError(f"{what}: expected a [N, D] matrix, got shape {array.shape}")
+    if dim is not None and array.shape[1] != dim:
+        raise InputError(f"{what}: dimension {array.shape[1]} does not match the index dimension {dim}")
+    if not np.isfinite(array).all():
+        raise InputError(f"{what}: vectors contain NaN or infinity")
+    norms = np.linalg.norm(array, axis=1, keepdims=True)
+    if (norms == 0).any():
+        raise InputError(f"{what}: {int((norms == 0).sum())} zero vector(s) have no direction")
+    array /= norms
+    return array
+
+
+def _top_k(scores: np.ndarray, rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Best ``k`` per line of (scores, rows), -inf / -1 padded, best first."""
+    if scores.shape[1] < k:
+        pad = k - scores.shape[1]
+        scores = np.pad(scores, ((0, 0), (0, pad)), constant_values=-np.inf)
+        rows = np.pad(rows, ((0, 0), (0, pad)), constant_values=-1)
+    part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    scores, rows = np.take_along_axis(scores, part, 1), np.take_along_axis(rows, part, 1)
+    order = np.argsort(-scores, axis=1, kind="stable")
+    return np.take_along_axis(scores, order, 1), np.take_along_axis(rows, order, 1)
+
+
+def _ids_bitmap(ids: np.ndarray, total: int) -> np.ndarray:
+    bits = np.zeros((total + 7) // 8, dtype=np.uint8)
+    np.bitwise_or.at(bits, ids >> 3, (1 << (ids & 7)).astype(np.uint8))
+    return bits
+
+
+# ---- the store ---------------------------------------------------------------------------------------
+@dataclass
+class Part:
+    rows: int
+    vectors: str
+    metadata: str
+
+
+class IndexStore:
+    """An opened format-2 index folder. ``search`` returns ``(scores, rows)``; ``rows_metadata`` the dicts."""
+
+    def __init__(self, folder: Path, config: StoreConfig, parts: list[Part], index: faiss.Index | None,
+                 shift: np.ndarray | None) -> None:
+        self.folder, self.config, self.parts, self.index, self.shift = folder, config, parts, index, shift
+        self.offsets = np.cumsum([0] + [p.rows for p in parts])
+        self.vectors = [np.load(folder / p.vectors, mmap_mode="r") for p in parts]
+        tables = [MetadataTable(folder / p.metadata) for p in parts]
+        self.metadata = tables[0] if len(tables) == 1 else _concat_tables(tables)
+        self._bitmap_cache: tuple[str, np.ndarray] | None = None
+
+    def __len__(self) -> int:
+        return int(self.offsets[-1])
+
+    @property
+    def dim(self) -> int:
+        return self.config.dim
+
+    # ---- opening ---------------------------------------------------------------------------------
+    @classmethod
+    def open(cls, folder: str | os.PathLike[str]) -> IndexStore:
+        folder = Path(folder)
+        raw = read_store_config(folder)
+        config = StoreConfig.from_dict(raw)
+        parts = [Part(**p) for p in raw.get("parts", [])]
+        for part in parts:
+            for name in (part.vectors, part.metadata):
+                if not (folder / name).is_file():
+                    raise InputError(f"{folder}: not a complete index folder ({name} is missing); "
+                                     + REBUILD.format(folder=folder))
+        index = None
+        if config.kind != "exact":
+            try:  # ONDISK_SAME_DIR: the lists file is found beside index.faiss wherever the folder moved
+                with _faiss_quiet():
+                    index = faiss.read_index(str(folder / INDEX_FILE), faiss.IO_FLAG_ONDISK_SAME_DIR)
+            except RuntimeError as error:
+                raise InputError(f"{folder / INDEX_FILE}: not a readable faiss index "
+                                 f"({str(error).strip().splitlines()[0][:120]})") from None
+        shift = np.load(folder / SHIFT_FILE) if (folder / SHIFT_FILE).is_file() else None
+        store = cls(folder, config, parts, index, shift)
+        count = int(raw.get("count", -1))
+        if len(store) != count or len(store.metadata) != count or (index is not None and index.ntotal != count):
+            raise InputError(f"{folder}: parts hold {len(store)} vectors, metadata {len(store.metadata)} rows, "
+                             f"index.json says {count}; " + REBUILD.format(folder=folder))
+        return store
+
+    # ---- reading vectors -------------------------------------------------------------------------
+    def gather(self, rows: np.ndarray) -> np.ndarray:
+        """float32 vectors of global ``rows`` (sorted reads per part, for the page cache)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        out = np.empty((rows.size, self.dim), dtype=np.float32)
+        order = np.argsort(rows, kind="stable")
+        sorted_rows = rows[order]
+        for number, vectors in enumerate(self.vectors):
+            lo, hi = np.searchsorted(sorted_rows, [self.offsets[number], self.offsets[number + 1]])
+            if hi > lo:
+                out[order[lo:hi]] = vectors[sorted_rows[lo:hi] - self.offsets[number]]
+        return out
+
+    def blocks(self, block_rows: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
+        """(first global row, float32 block) over every stored vector."""
+        size = block_rows or self.config.block_rows
+        for number, vectors in enumerate(self.vectors):
+            for start in range(0, vectors.shape[0], size):
+                yield int(self.offsets[number]) + start, np.asarray(vectors[start:start + size], dtype=np.float32)
+
+    # ---- search ----------------------------------------------------------------------------------
+    def search(self, queries: Any, k: int = 10, where: str | None = None, nprobe: int | None = None,
+               rerank: int | None = None, ef_search: int | None = None, shift: bool = True,
+               exact: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` (scores, rows) per query, cosine, best first; -inf / -1 where fewer exist."""
+        if k < 1:
+            raise InputError(f"search: k must be at least 1, got {k}")
+        q = normalized(queries, self.dim, "search")
+        allowed = self.matching_rows(where) if where else None
+        if allowed is not None and allowed.size == 0:
+            return np.full((len(q), k), -np.inf, np.float32), np.full((len(q), k), -1, np.int64)
+        nprobe = int(nprobe or self.config.nprobe)
+        if exact or self.index is None or (allowed is not None and self._exact_is_cheaper(allowed.size, nprobe)):
+            return self.exact_search(q, k, allowed)
+        factor = int(rerank or self.config.rerank)
+        want = min(len(self), k * factor) if factor > 1 else k
+        if self.config.kind == "hnsw":
+            params: Any = FAISS.SearchParametersHNSW(efSearch=max(int(ef_search or self.config.ef_search), want))
+            if allowed is not None:
+                params.sel = faiss.IDSelectorBitmap(len(self), faiss.swig_ptr(self._bitmap(where or "", allowed)))
+            scores, rows = self.index.search(q, want, params=params)
+        else:
+            scores, rows = self._ivf_search(q, want, nprobe, allowed, where, shift)
+        if factor > 1:
+            scores = self._rescore(q, rows)
+        scores = np.where(rows >= 0, scores, -np.inf).astype(np.float32)
+        return _top_k(scores, rows.astype(np.int64), k)
+
+    def _ivf_search(self, q: np.ndarray, want: int, nprobe: int, allowed: np.ndarray | None, where: str | None,
+                    shift: bool) -> tuple[np.ndarray, np.ndarray]:
+        ivf: Any = FAISS.extract_index_ivf(self.index)
+        if allowed is not None:  # the matches are spread thinner: visit more cells to find k of them
+            nprobe = int(math.ceil(nprobe * len(self) / allowed.size))
+        nprobe = min(nprobe, ivf.nlist)
+        probe = q
+        if shift and self.shift is not None:  # only where to look moves; scores use the query itself
+            probe = normalized(q + self.shift[None, :], None, "search")
+        coarse_scores, cells = ivf.quantizer.search(probe, nprobe)
+        params = FAISS.SearchParametersIVF(nprobe=nprobe)
+        if allowed is not None:
+            params.sel = faiss.IDSelectorBitmap(len(self), faiss.swig_ptr(self._bitmap(where or "", allowed)))
+        scores = np.empty((len(q), want), dtype=np.float32)
+        rows = np.empty((len(q), want), dtype=np.int64)
+        cells = np.ascontiguousarray(cells, dtype=np.int64)
+        coarse_scores = np.ascontiguousarray(coarse_scores, dtype=np.float32)
+        ivf.nprobe = nprobe  # the swig call (the Python wrapper takes no params, hence no selector)
+        ivf.search_preassigned_c(len(q), faiss.swig_ptr(q), want, faiss.swig_ptr(cells), faiss.swig_ptr(coarse_scores),
+                                 faiss.swig_ptr(scores), faiss.swig_ptr(rows), False, params)
+        return scores, rows
+
+    def _exact_is_cheaper(self, matches: int, nprobe: int) -> bool:
+        """Scan the matches when that reads fewer vectors than the filtered IVF walk would (it visits
+        about nprobe/selectivity cells of n/nlist vectors each): selectivity <= sqrt(nprobe/nlist)."""
+        if self.config.kind != "ivf":
+            return matches <= 10 * self.config.block_rows
+        nlist = FAISS.extract_index_ivf(self.index).nlist
+        return matches / len(self) <= math.sqrt(min(1.0, nprobe / nlist))
+
+    def _bitmap(self, where: str, allowed: np.ndarray) -> np.ndarray:
+        if self._bitmap_cache is None or self._bitmap_cache[0] != where:
+            self._bitmap_cache = (where, _ids_bitmap(allowed, len(self)))
+        return self._bitmap_cache[1]
+
+    def _rescore(self, q: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        valid = rows >= 0
+        unique, inverse = np.unique(rows[valid], return_inverse=True)
+        vectors = self.gather(unique)
+        scores = np.full(rows.shape, -np.inf, dtype=np.float32)
+        flat_query = np.repeat(np.arange(len(q)), rows.shape[1]).reshape(rows.shape)[valid]
+        scores[valid] = np.einsum("nd,nd->n", vectors[inverse], q[flat_query])
+        return scores
+
+    def exact_search(self, q: np.ndarray, k: int, allowed: np.ndarray | None = None,
+                     ) -> tuple[np.ndarray, np.ndarray]:
+        """Brute force over the float16 vectors (or only the ``allowed`` rows), one block at a time."""
+        best_scores = np.full((len(q), k), -np.inf, np.float32)
+        best_rows = np.full((len(q), k), -1, np.int64)
+        if allowed is None:
+            blocks: Iterable[tuple[np.ndarray, np.ndarray]] = (
+                (np.arange(start, start + len(block)), block) for start, block in self.blocks())
+        else:
+            size = self.config.block_rows
+            blocks = ((allowed[i:i + size], self.gather(allowed[i:i + size])) for i in range(0, allowed.size, size))
+        for rows, block in blocks:
+            scores = q @ block.T
+            kk = min(k, scores.shape[1])
+            part = np.argpartition(-scores, kk - 1, axis=1)[:, :kk]
+            best_scores, best_rows = _top_k(np.hstack([best_scores, np.take_along_axis(scores, part, 1)]),
+                                            np.hstack([best_rows, rows[part]]), k)
+        return best_scores, best_rows
+
+    def matching_rows(self, where: str) -> np.ndarray:
+        return self.metadata.where(where)
+
+    def rows_metadata(self, rows: np.ndarray) -> list[list[dict[str, Any] | None]]:
+        """The metadata dicts of result ``rows`` [Q, k]; only those rows are read."""
+        valid = np.unique(rows[rows >= 0])
+        found = dict(zip(valid.tolist(), self.metadata.rows(valid))) if valid.size else {}
+        return [[found[r] if r >= 0 else None for r in line] for line in rows.tolist()]
+
+    def set_tuned(self, nprobe: int | None = None, ef_search: int | None = None,
+                  shift: np.ndarray | None = None) -> None:
+        if nprobe is not None:
+            self.config.nprobe = int(nprobe)
+        if ef_search is not None:
+            self.config.ef_search = int(ef_search)
+        self.shift = shift
+
+
+def _concat_tables(tables: list[MetadataTable]) -> MetadataTable:
+    import pyarrow as pa
+
+    merged = MetadataTable.__new__(MetadataTable)
+    merged.path = tables[0].path
+    try:  # columns a later part added are null in the earlier ones
+        merged.table = pa.concat_tables([t.table for t in tables], promote_options="default")
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as error:
+        raise InputError(f"{tables[0].path.parent}: metadata parts disagree on column types ({str(error)[:160]})"
+                         ) from None
+    merged._json = set().union(*(t._json for t in tables))
+    return merged
+
+
+def read_store_config(folder: Path) -> dict[str, Any]:
+    """index.json of a format-2 folder; one line for anything else (missing, older, newer, damaged)."""
+    if not folder.is_dir():
+        raise InputError(f"{folder}: index folder not found")
+    if not (folder / CONFIG_FILE).is_file():
+        raise InputError(f"{folder}: not an index folder ({CONFIG_FILE} is missing)")
+    raw = read_json(folder / CONFIG_FILE)
+    if not isinstance(raw, dict) or "dim" not in raw or "kind" not in raw:
+        raise InputError(f"{folder / CONFIG_FILE}: not an index config (needs 'kind' and 'dim')")
+    version = raw.get("format_version")
+    if version != FORMAT_VERSION:
+        raise InputError(f"{folder}: index format {version} from another clipsuite version (this one reads "
+                         f"{FORMAT_VERSION}); " + REBUILD.format(folder=folder))
+    return raw
+
+
+# ---- building ----------------------------------------------------------------------------------------
+def _write_part(stage: Path, number: int, source: VectorSource, config: StoreConfig) -> Part:
+    """Stream ``source`` into ``vectors-NNNNN.npy`` (float16, unit rows) and ``metadata-NNNNN.arrow``."""
+    part = Part(source.total, f"vectors-{number:05d}.npy", f"metadata-{number:05d}.arrow")
+    schema = infer_schema(source.metadata_rows())
+    written = write_metadata(stage / part.metadata, source.metadata_rows(), schema)
+    if written != part.rows:
+        raise InputError(f"{source}: {part.rows} embeddings but {written} metadata rows")
+    vectors = np.lib.format.open_memmap(stage / part.vectors, mode="w+", dtype=np.float16,
+                                        shape=(part.rows, config.dim))
+    start = 0
+    for chunk in source.chunks():
+        block = normalized(chunk, config.dim, f"{source}")
+        if start + len(block) > part.rows:
+            raise InputError(f"{source}: holds more embeddings than its header says ({part.rows})")
+        vectors[start:start + len(block)] = block
+        start += len(block)
+    vectors.flush()
+    del vectors
+    if start != part.rows:
+        raise InputError(f"{source}: expected {part.rows} embeddings, read {start}")
+    return part
+
+
+def _train(store: IndexStore, config: StoreConfig) -> faiss.Index:
+    n, dim = len(store), config.dim
+    nlist = config.nlist or nlist_for(n)
+    config.nlist = nlist
+    if n < nlist:
+        raise InputError(f"build: {n} embeddings cannot train {nlist} IVF cells "
+                         "(use --kind exact for small sets, or a smaller --nlist)")
+    if config.codes == "flat":
+        spec = f"IVF{nlist},Flat"
+    elif config.codes == "sq8":
+        spec = f"IVF{nlist},SQ8"
+    else:
+        m = int(config.codes[2:])
+        if dim % m:
+            raise InputError(f"build: --codes {config.codes}: {m} must divide the dimension {dim}")
+        if n < 39 * 256:
+            raise InputError(f"build: pq codes need at least {39 * 256} embeddings to train, got {n} "
+                             "(use --codes flat or sq8)")
+        spec = f"IVF{nlist},PQ{m}x8np"
+    index = faiss.index_factory(dim, spec, faiss.METRIC_INNER_PRODUCT)
+    want = min(n, max(config.train_size, 39 * nlist))
+    picked = np.sort(np.random.default_rng(0).choice(n, size=want, replace=False))
+    index.train(store.gather(picked))
+    return index
+
+
+def _block_files(store: IndexStore, parts: Sequence[int], trained: faiss.Index, scratch: Path) -> list[str]:
+    """Each block of the given parts added to a copy of ``trained`` and written out: one block in memory."""
+    names: list[str] = []
+    for number in parts:
+        vectors, offset = store.vectors[number], int(store.offsets[number])
+        for start in range(0, vectors.shape[0], store.config.block_rows):
+            block = np.asarray(vectors[start:start + store.config.block_rows], dtype=np.float32)
+            index = faiss.clone_index(trained)
+            index.add_with_ids(block, np.arange(offset + start, offset + start + len(block), dtype=np.int64))
+            name = str(scratch / f"block-{len(names):06d}.faiss")
+            faiss.write_index(index, name)
+            del index
+            names.append(name)
+    return names
+
+
+def _merge_lists(trained: faiss.Index, sources: list[Any], stage: Path) -> faiss.Index:
+    """faiss's merge_ondisk recipe over already opened inverted lists (old index + new block files)."""
+    index = faiss.clone_index(trained)
+    ivf = faiss.extract_index_ivf(index)
+    lists: Any = faiss.OnDiskInvertedLists(ivf.nlist, ivf.code_size, str(stage / LISTS_FILE))
+    vector = FAISS.InvertedListsPtrVector()
+    for source in sources:
+        vector.push_back(source)
+    with _faiss_quiet():
+        total = lists.merge_from_multiple(vector.data(), vector.size(), False)
+    index.ntotal = ivf.ntotal = total
+    ivf.replace_invlists(lists, True)
+    lists.this.disown()
+    faiss.write_index(index, str(stage / INDEX_FILE))
+    return index
+
+
+def _open_block_lists(names: list[str]) -> tuple[list[Any], list[Any]]:
+    keep, lists = [], []
+    for name in names:
+        index = faiss.read_index(name, faiss.IO_FLAG_MMAP)  # mapped: the blocks never all sit in memory
+        ivf = faiss.extract_index_ivf(index)
+        keep.append(index)
+        lists.append(ivf.invlists)
+    return keep, lists
+
+
+def _fill(stage: Path, config: StoreConfig, parts: list[Part], new_parts: list[int],
+          trained: faiss.Index | None, old: IndexStore | None) -> None:
+    """Write index.faiss (+ lists) for ``stage`` whose parts are all there: old lists + the new parts."""
+    store = IndexStore(stage, config, parts, None, None)
+    if config.kind == "hnsw":
+        index: Any = (faiss.clone_index(old.index) if old is not None and old.index is not None
+                 else faiss.IndexHNSWFlat(config.dim, config.hnsw_m, faiss.METRIC_INNER_PRODUCT))
+        index.hnsw.efConstruction = config.ef_construction
+        for number in new_parts:
+            for start in range(0, store.vectors[number].shape[0], config.block_rows):
+                index.add(np.asarray(store.vectors[number][start:start + config.block_rows], dtype=np.float32))
+        faiss.write_index(index, str(stage / INDEX_FILE))
+        return
+    if config.kind != "ivf":
+        return
+    if trained is None:
+        trained = _train(store, config)
+    faiss.write_index(trained, str(stage / TRAINED_FILE))
+    scratch = stage / ".blocks"
+    scratch.mkdir()
+    try:
+        keep, lists = _open_block_lists(_block_files(store, new_parts, trained, scratch))
+        if old is not None and old.index is not None:
+            lists.insert(0, faiss.extract_index_ivf(old.index).invlists)
+        _merge_lists(trained, lists, stage)
+        del keep, lists
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _write_config(stage: Path, config: StoreConfig, parts: list[Part], extra: dict[str, Any] | None = None) -> None:
+    total = sum(p.rows for p in parts)
+    payload = {"format_version": FORMAT_VERSION, "count": total, **asdict(config),
+               "parts": [asdict(p) for p in parts], **(extra or {})}
+    (stage / CONFIG_FILE).write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+
+
+def check_target(target: Path) -> None:
+    """Refuse a folder that holds something other than an index (the user's files), before any work."""
+    if target.exists() and not target.is_dir():
+        raise InputError(f"{target}: exists and is not a folder")
+    if target.is_dir() and not (target / CONFIG_FILE).exists() and any(target.iterdir()):
+        raise InputError(f"{target}: exists and is not an index folder; refusing to overwrite it")
+
+
+def trained_from(folder: str | os.PathLike[str], dim: int) -> tuple[faiss.Index, StoreConfig]:
+    """The trained quantizer of another index (per-node builds share one, so their lists can merge)."""
+    folder = Path(folder)
+    raw = read_store_config(folder)
+    if not (folder / TRAINED_FILE).is_file():
+        raise InputError(f"{folder}: has no trained quantizer ({TRAINED_FILE}); only ivf indexes have one")
+    if int(raw["dim"]) != dim:
+        raise InputError(f"{folder}: its quantizer is {raw['dim']}-dimensional but the embeddings are {dim}")
+    return faiss.read_index(str(folder / TRAINED_FILE)), StoreConfig.from_dict(raw)
+
+
+def build_store(source: VectorSource, output: str | os.PathLike[str], config: StoreConfig | None = None,
+                trained: str | os.PathLike[str] | None = None, tune: Any = None) -> IndexStore:
+    """Build a format-2 index folder at ``output`` from ``source`` (staged: a crash leaves the old folder).
+
+    ``config.max_memory`` (bytes) picks kind, codes and sizes (``index_plan``) unless ``kind`` was set
+    to something other than the default by the caller through ``config.kind``. ``trained``: reuse the
+    quantizer of that index folder. ``tune(store) -> dict``: called on the finished store before the
+    swap (``index_tuning.tune``), its record is kept in index.json.
+    """
+    target = Path(output)
+    check_target(target)
+    config = StoreConfig(**asdict(config or StoreConfig()))
+    config.dim, config.model = int(source.dim), config.model or source.model
+    if source.total == 0:
+        raise InputError("build: no embeddings to index")
+    quantizer = None
+    if trained is not None:
+        quantizer, other = trained_from(trained, config.dim)
+        config.kind, config.codes, config.nlist = "ivf", other.codes, other.nlist
+        if other.model and config.model and other.model != config.model:
+            raise InputError(f"{trained}: its quantizer was trained on '{other.model}' embeddings, "
+                             f"these are '{config.model}'")
+    with staged_folder(target) as stage:
+        parts = [_write_part(stage, 0, source, config)]
+        _fill(stage, config, parts, [0], quantizer, None)
+        _write_config(stage, config, parts)
+        if tune is not None:
+            store = IndexStore.open(stage)
+            config.tuning = tune(store)
+            if store.shift is not None:
+                np.save(stage / SHIFT_FILE, store.shift.astype(np.float32))
+            _write_config(stage, store.config, parts)
+            del store
+    return IndexStore.open(target)
+
+
+def add_to_store(folder: str | os.PathLike[str], source: VectorSource) -> IndexStore:
+    """Append ``source`` as a new part, with the trained quantizer; staged, old files hard-linked."""
+    old = IndexStore.open(folder)
+    if source.dim != old.dim:
+        raise InputError(f"{source}: {source.dim}-dimensional embeddings, the index {folder} holds {old.dim}")
+    if old.config.model and source.model and source.model != old.config.model:
+        raise InputError(f"{source}: embedded with '{source.model}', the index {folder} with '{old.config.model}'")
+    if source.total == 0:
+        raise InputError(f"{source}: no embeddings to add")
+    config = StoreConfig(**asdict(old.config))
+    if config.tuning:
+        config.tuning = {**config.tuning, "stale": f"measured on {len(old)} rows, before an add"}
+    with staged_folder(folder) as stage:
+        for name in [p.vectors for p in old.parts] + [p.metadata for p in old.parts] + [TRAINED_FILE, SHIFT_FILE]:
+            if (old.folder / name).is_file():
+                _link(old.folder / name, stage / name)
+        parts = list(old.parts) + [_write_part(stage, len(old.parts), source, config)]
+        trained = faiss.read_index(str(stage / TRAINED_FILE)) if config.kind == "ivf" else None
+        _fill(stage, config, parts, [len(parts) - 1], trained, old)
+        _write_config(stage, config, parts)
+    del old
+    return IndexStore.open(folder)
+
+
+def _link(source: Path, target: Path) -> None:
+    try:
+        os.link(source, target)  # parts never change once written: share them between versions
+    except OSError:
+        shutil.copy2(source, target)
+
+
+def plan_config(config: StoreConfig, total: int, dim: int) -> StoreConfig:
+    """``config`` with kind, codes, nlist, sizes and rerank chosen for ``config.max_memory``."""
+    plan = plan_index(total, dim, config.max_memory, config.train_size, config.block_rows)
+    return StoreConfig(**{**asdict(config), "kind": plan.kind, "codes": plan.codes, "nlist": config.nlist or plan.nlist,
+                          "train_size": plan.train_size or config.train_size, "block_rows": plan.block_rows,
+                          "rerank": max(config.rerank, plan.rerank)})

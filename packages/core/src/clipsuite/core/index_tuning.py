@@ -1,0 +1,138 @@
+"""Recall you ask for, on the queries you will send: pick nprobe (or efSearch) by measuring.
+
+Text queries sit in another cone than the images they should find (the modality gap): IVF cells
+trained on images do not cover where they land, so a setting that gives 0.99 on image queries can
+give 0.6 on text. Tuning therefore measures recall@k on a sample of the real queries against exact
+search over the stored vectors, and tries two ways of choosing cells: with the query as it is, and
+with the query moved by the difference of the image and query means (Liang et al. 2022) -- only the
+choice of cells moves, the scores are the query's own. The smallest nprobe that meets the target
+wins (fewer cells is faster); ties keep the query unmoved. The record goes to ``index.json``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from clipsuite.core.errors import InputError
+from clipsuite.core.index_store import IndexStore, normalized
+
+MIN_SHIFT = 0.05  # a mean difference shorter than this is noise, not a gap
+
+
+def recall_at_k(found: np.ndarray, truth: np.ndarray) -> float:
+    """Mean fraction of each query's true top-k (rows >= 0) that ``found`` holds."""
+    hits = [len(set(f[f >= 0].tolist()) & set(t[t >= 0].tolist())) / max(1, int((t >= 0).sum()))
+            for f, t in zip(found, truth)]
+    return float(np.mean(hits)) if hits else 1.0
+
+
+def gap_shift(store: IndexStore, queries: np.ndarray, sample: int = 100_000) -> np.ndarray:
+    """Mean of (a sample of) the stored vectors minus the mean of the queries."""
+    n = len(store)
+    rows = np.sort(np.random.default_rng(1).choice(n, size=min(n, sample), replace=False))
+    return (store.gather(rows).mean(0) - queries.mean(0)).astype(np.float32)
+
+
+def _smallest(measure: Any, top: int, target: float) -> tuple[int, float]:
+    """Smallest value in 1..top whose recall meets target (doubling, then bisection); else (top, recall)."""
+    value, recall = 1, measure(1)
+    while recall < target and value < top:
+        lower, value = value, min(top, value * 2)
+        recall = measure(value)
+        if recall >= target:
+            while value - lower > 1:  # recall grows with value: bisect between the last miss and the hit
+                middle = (lower + value) // 2
+                got = measure(middle)
+                if got >= target:
+                    value, recall = middle, got
+                else:
+                    lower = middle
+            break
+    return value, recall
+
+
+def tune(store: IndexStore, queries: Any, target: float = 0.95, k: int = 10) -> dict[str, Any]:
+    """Set ``store``'s nprobe / ef_search (and query shift) for ``target`` recall@k on ``queries``."""
+    if not 0 < target <= 1:
+        raise InputError(f"--target-recall must be in (0, 1], got {target}")
+    q = normalized(queries, store.dim, "--tune-queries")
+    if len(q) < 10:
+        raise InputError(f"--tune-queries: {len(q)} queries are too few to measure recall (give at least 10)")
+    k = min(k, len(store))
+    truth = store.exact_search(q, k)[1]
+    record: dict[str, Any] = {"target_recall": target, "k": k, "queries": int(len(q))}
+    if store.config.kind == "exact":
+        return {**record, "recall": 1.0}
+    if store.config.kind == "hnsw":
+        def by_ef(ef: int) -> float:
+            return recall_at_k(store.search(q, k, ef_search=ef)[1], truth)
+
+        ef, recall = _smallest(by_ef, 4096, target)
+        store.set_tuned(ef_search=max(ef, k))
+        return {**record, "ef_search": store.config.ef_search, "recall": recall, "met": recall >= target}
+    nlist = int(store.config.nlist or 1)
+    shift = gap_shift(store, q)
+    tried: dict[str, dict[str, float]] = {}
+    best: tuple[int, float, np.ndarray | None] | None = None
+    for name, candidate in (("none", None), ("modality_gap", shift)):
+        if candidate is not None and float(np.linalg.norm(candidate)) < MIN_SHIFT:
+            continue
+        store.set_tuned(shift=candidate)
+
+        def by_nprobe(nprobe: int) -> float:
+            return recall_at_k(store.search(q, k, nprobe=nprobe)[1], truth)
+
+        nprobe, recall = _smallest(by_nprobe, nlist, target)
+        tried[name] = {"nprobe": nprobe, "recall": recall}
+        met = recall >= target
+        if best is None or (met and (best[1] < target or nprobe < best[0])) or (not met and recall > best[1]):
+            best = (nprobe, recall, candidate)
+    assert best is not None
+    store.set_tuned(nprobe=best[0], shift=best[2])
+    return {**record, "nprobe": best[0], "recall": best[1], "met": best[1] >= target,
+            "query_shift": best[2] is not None, "shift_norm": float(np.linalg.norm(shift)), "tried": tried}
+
+
+def read_query_vectors(path: Any) -> np.ndarray | None:
+    """Query vectors from a .npy file or an embedding folder; None for a text file (encode it yourself)."""
+    from pathlib import Path
+
+    path = Path(path)
+    if path.is_dir():
+        from clipsuite.core.embed import read_shards
+
+        return read_shards(path).embeddings()
+    if path.suffix.lower() == ".npy":
+        try:
+            array = np.load(path, allow_pickle=False)
+        except (ValueError, OSError) as error:
+            raise InputError(f"{path}: not a readable .npy array ({str(error)[:120]})") from None
+        if array.ndim != 2:
+            raise InputError(f"{path}: expected a [queries, dim] array, got shape {array.shape}")
+        return array
+    return None
+
+
+def read_query_texts(path: Any, column: str | None = None) -> list[str]:
+    """Texts of a .jsonl (``text``/``caption``/``query`` field) or .txt (one per line) file."""
+    from pathlib import Path
+
+    from clipsuite.core.tabular import iter_jsonl
+
+    path = Path(path)
+    if path.suffix.lower() == ".jsonl":
+        texts = []
+        for number, row in iter_jsonl(path):
+            key = column or next((c for c in ("text", "caption", "query") if isinstance(row, dict) and c in row), None)
+            if key is None or not isinstance(row.get(key), str):
+                raise InputError(f"{path} line {number}: no text field (text, caption or query)")
+            texts.append(row[key])
+    elif path.suffix.lower() in (".txt", ".lst"):
+        texts = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    else:
+        raise InputError(f"{path}: --tune-queries takes a .jsonl or .txt of texts, a .npy array or an embedding folder")
+    if not texts:
+        raise InputError(f"{path}: no queries")
+    return texts
