@@ -15,6 +15,7 @@ import typer
 from rich.table import Table
 
 from clipsuite.cli.common import cli_errors, console, err_console, fail, need, need_some, progress
+from clipsuite.core.outputs import check_output_dir, check_output_file
 
 if TYPE_CHECKING:
     from clipsuite.core.models import ClipModel
@@ -86,6 +87,7 @@ def detect(
     on_error: OnErrorOpt = "skip",
 ) -> None:
     """Score images, write per-image scores (CSV/JSON) and heatmap overlays next to an HTML page."""
+    check_output_dir(out, "--out")  # a user's folder is refused before any work
     need_some(images, "image")  # paths first, before torch is imported
     need(reference, "--reference folder", "dir")
     need(weights, "--weights file", "file")
@@ -157,6 +159,7 @@ def evaluate(
 ) -> None:
     """Per-category image AUROC/AP/F1-max and pixel AUROC/AUPRO in percent, plus the mean; the CSV holds the
     same percentages (4 decimals) and how many unreadable images each category left out."""
+    check_output_file(out, "--out")
     need(dataset, "dataset")  # paths first, before torch is imported
     need(weights, "--weights file", "file")
     from clipsuite.anomaly.data import load_dataset
@@ -222,8 +225,9 @@ def train(
     from clipsuite.core.run_folder import check_output_folder
 
     run_dir = run_dir or out.with_name(out.stem + ".run")
-    need(dataset, "dataset")  # the paths before torch is imported
+    check_output_file(out, "--out")
     check_output_folder(run_dir, resume, overwrite, flag="--run-dir")
+    need(dataset, "dataset")  # the paths before torch is imported
     if resume and not (run_dir / "config.json").is_file():
         fail(f"{run_dir}: no run to resume (train without --resume first, or give its --out / --run-dir)")
     # the run's identity, stored with it; --device, --run-dir and --overwrite are not part of it

@@ -13,6 +13,7 @@ from rich.table import Table
 
 from clipsuite.brain_app import nsd_cmd
 from clipsuite.cli.common import cli_errors, console, fail, need, progress
+from clipsuite.core.outputs import check_output_dir, check_output_file
 
 if TYPE_CHECKING:
     import numpy as np
@@ -109,15 +110,17 @@ def _features(subject: Subject, model: str, pretrained: str | None, device: str 
     return clip, subject_features(clip, subject, folder)
 
 
-def _print_metrics(metrics: dict[str, float], out: Path, title: str) -> None:
+def _print_metrics(metrics: dict[str, float], out: Path | None, title: str) -> None:
+    """Show the metrics; ``out``: also write them there as a CSV table (None: the caller wrote them)."""
     from clipsuite.core.tabular import write_table
 
     table = Table("metric", "value", title=title)
     for key, value in metrics.items():
         table.add_row(key, f"{value:.4f}" if not float(value).is_integer() else f"{int(value)}")
     console.print(table)
-    write_table(out, [{"metric": k, "value": f"{v:.6f}"} for k, v in metrics.items()], ["metric", "value"])
-    console.print(f"metrics: {out}")
+    if out is not None:
+        write_table(out, [{"metric": k, "value": f"{v:.6f}"} for k, v in metrics.items()], ["metric", "value"])
+        console.print(f"metrics: {out}")
 
 
 DECODERS = ("ridge", "mlp")
@@ -168,6 +171,12 @@ def fit(
     typed = dict(locals())  # the flags as given (or their defaults), before anything below rebinds one
     from clipsuite.brain_app import fit_mlp
     from clipsuite.cli.resume import given_options
+    from clipsuite.core.run_folder import check_output_folder
+
+    check_output_dir(out, "--out")  # a user's folder is refused before any work
+    if resume or decoder == "mlp" or run_dir is not None:
+        check_output_folder(run_dir if run_dir is not None else out.with_name(out.name + ".run"), resume, True,
+                            "--run-dir")  # a run of ours restarts, as before; a user's folder is refused
 
     if dataset is not None:
         _check_dataset(dataset)  # paths first, before torch is imported
@@ -233,6 +242,8 @@ def decode(
     device: DeviceOpt = None, cache: CacheOpt = None,
 ) -> None:
     """Decode the held-out samples into CLIP space; write the embeddings and the nearest stimuli (CSV)."""
+    check_output_file(out, "--out")
+    check_output_file(out.with_suffix(".csv"), "--out")
     _check_dataset(dataset)  # paths first, before torch is imported
     _check_decoder(decoder)
     import torch
@@ -264,6 +275,7 @@ def evaluate(
     device: DeviceOpt = None, cache: CacheOpt = None,
 ) -> None:
     """Retrieval (both directions), pairwise identification, category decoding of the held-out samples."""
+    check_output_file(out, "--out")
     _check_dataset(dataset)  # paths first, before torch is imported
     _check_decoder(decoder)
     from clipsuite.brain.pipeline import decoding_metrics
@@ -287,6 +299,7 @@ def encode(
     cache: CacheOpt = None,
 ) -> None:
     """Voxel-wise encoding model from CLIP features; r (and noise-ceiling-normalised r) maps in subject space."""
+    check_output_dir(out, "--out")
     _check_dataset(dataset)
     if space not in ("image", "text"):
         fail(f"--space '{space}': expected image or text")
@@ -309,7 +322,7 @@ def encode(
                               device, single_trials=(single.responses, single.stimulus) if repeats >= 2 else None,
                               n_repeats=repeats, on_progress=lambda d, t: bar.update(task, completed=d, total=t))
     written = write_maps(result, subject.data, out, f"encoding r ({space} features)")
-    _print_metrics(result.summary(), out / "metrics.csv", f"encoding {dataset.name}")
+    _print_metrics(result.summary(), None, f"encoding {dataset.name}")  # metrics.csv: written with the maps
     console.print("maps: " + ", ".join(str(p) for p in written))
 
 

@@ -21,7 +21,8 @@ SubsetOpt = Annotated[str, typer.Option(help="Classes: all, base or novel (base-
 ImageRootOpt = Annotated[Path | None, typer.Option(
     help="Folder the split's paths are relative to (default: the split file's folder).")]
 CsvOpt = Annotated[Path | None, typer.Option("--csv", help="Where to write the table (train default: results.csv "
-                                                           "next to the adapters).")]
+                                                           "in the --output folder, or the adapter's name with "
+                                                           ".csv).")]
 
 
 def _table(rows: list[Row]) -> Table:
@@ -98,6 +99,12 @@ def register(app: typer.Typer) -> None:
         device: DeviceOpt = None,
     ) -> None:
         """Train one or more methods on a K-shot draw and print (and save) method, shots, seed, accuracy."""
+        from clipsuite.core.outputs import check_output_dir, check_output_file
+
+        single_file = output.suffix == ".safetensors"
+        (check_output_file if single_file else check_output_dir)(output, "--output")  # before any work
+        if csv_path is not None:
+            check_output_file(csv_path, "--csv")
         need(split, "--split")  # paths first, before torch is imported
         need(descriptions, "--descriptions file", "file")
         need(image_root, "--image-root folder", "dir")
@@ -106,7 +113,6 @@ def register(app: typer.Typer) -> None:
 
         names = resolve_methods(method, have_descriptions=descriptions is not None)
         seed_list = _seeds(seed, seeds)
-        single_file = output.suffix == ".safetensors"
         if single_file and (len(names) > 1 or len(seed_list) > 1):
             raise InputError(f"--output {output}: a single .safetensors file holds one method and one seed; "
                              "give a folder for several")
@@ -115,21 +121,26 @@ def register(app: typer.Typer) -> None:
                                 class_token_position=class_token_position, augment=augment,
                                 descriptions=str(descriptions) if descriptions else None, progress=False)
         clip = load_model(model, pretrained=pretrained, device=device)
-        folder = output.parent if single_file else output
         err_console.print(f"adapting {clip.name} on {len(data_split.class_names)} classes, {shots} shots, "
                           f"methods: {', '.join(names)}")
 
         def report(row: Row) -> None:
             err_console.print(f"  {row.method} seed {row.seed}: {row.accuracy:.2f}")
 
-        if single_file:  # one method, one seed, saved under the asked name
+        if single_file:  # one method, one seed, saved under the asked name; its table beside it, same stem
             data = prepare(clip, data_split, shots, seed_list[0], views, cache_dir)
             _, row = train_one(names[0], data, options, output)
             rows = [row]
-        else:
-            rows = run(clip, data_split, names, shots, seed_list, options, views=views, output_dir=folder,
-                       cache_dir=cache_dir, on_row=report)
-        table_path = write_csv(csv_path or folder / "results.csv", rows)
+            table_path = write_csv(csv_path or output.with_suffix(".csv"), rows)
+        else:  # the adapters and results.csv staged, then swapped in: a folder of ours, or a new one
+            from clipsuite.core.staging import staged_folder
+
+            with staged_folder(output, command="adapt train", flag="--output") as stage:
+                rows = run(clip, data_split, names, shots, seed_list, options, views=views, output_dir=stage,
+                           cache_dir=cache_dir, on_row=report)
+                if csv_path is None:
+                    write_csv(stage / "results.csv", rows)
+            table_path = write_csv(csv_path, rows) if csv_path is not None else output / "results.csv"
         console.print(_table(rows))
         if len(seed_list) > 1:
             from clipsuite.core.adapt.runner import summarize
@@ -156,6 +167,10 @@ def register(app: typer.Typer) -> None:
         device: DeviceOpt = None,
     ) -> None:
         """Score saved adapters on a split part and print method, shots, seed, accuracy."""
+        if csv_path is not None:
+            from clipsuite.core.outputs import check_output_file
+
+            check_output_file(csv_path, "--csv")
         for path in adapters:  # paths first, before torch is imported
             if not path.is_file():
                 raise InputError(f"{path}: adapter file not found")

@@ -155,7 +155,7 @@ def run_demo(settings: DemoSettings) -> dict[str, Any]:
 
     # built in a hidden sibling folder and swapped in when complete; durable=False: fsyncing thousands
     # of scratch images costs seconds, and the swap is atomic without it
-    with staged_folder(settings.output, durable=False) as staging:
+    with staged_folder(settings.output, durable=False, command="demo") as staging:
         started = time.perf_counter()
         _log(f"writing {settings.train_images} + {settings.test_images} synthetic captioned images")
         train_csv = write_shapes_dataset(staging / "data", settings.train_images, settings.seed, name="train.csv")
@@ -194,6 +194,9 @@ def register(app: typer.Typer) -> None:
     def demo(output: OutputOpt = Path("clipsuite-demo"), steps: StepsOpt = 250, train_images: TrainImagesOpt = 2000,
              domains: DomainsOpt = True, seed: SeedOpt = 0) -> None:
         """Train tiny offline on synthetic data, check zero-shot and search, run domain demos, write a report."""
+        from clipsuite.core.outputs import check_output_dir
+
+        check_output_dir(output, "--output")  # a user's folder is refused before minutes of work
         settings = DemoSettings(output=output, steps=steps, train_images=train_images, domains=domains, seed=seed)
         summary = run_demo(settings)
         report = (output / "index.html").resolve()

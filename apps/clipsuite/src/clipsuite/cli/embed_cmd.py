@@ -42,6 +42,10 @@ def register(app: typer.Typer) -> None:
         On several GPUs or machines each process embeds its share and writes its own shard:
         `accelerate launch --num_processes 4 -m clipsuite.cli.main embed ...` (or torchrun -m). Build the
         index from the whole folder afterwards: `clipsuite index build DIR -o INDEX`."""
+        from clipsuite.core.outputs import check_output_dir
+        from clipsuite.core.shard_files import is_shard_entry
+
+        check_output_dir(output, "--output", also_ours=is_shard_entry)  # a user's folder: refused before any work
         need(source, "input")  # before torch is imported
         import torch
 

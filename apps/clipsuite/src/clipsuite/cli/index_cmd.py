@@ -135,6 +135,10 @@ def search(
         "--output", "-o", help="Also write the results (.json, .csv or .tsv).")] = None,
 ) -> None:
     """Nearest neighbours of text and/or image queries; prints a table."""
+    if output is not None:
+        from clipsuite.core.outputs import check_output_file
+
+        check_output_file(output, "--output", (".json", ".csv", ".tsv"))
     need(index_dir, "index folder", "dir")  # paths first, before torch is imported
     for query in image or []:
         need(query, "--image file", "file")

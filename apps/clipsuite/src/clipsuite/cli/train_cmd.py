@@ -79,10 +79,10 @@ def register(app: typer.Typer) -> None:
             output, data = Path(data), None  # `clipsuite train RUN --resume`
         if output is None:
             fail("--output is required (the run folder)")
-        # the data and --output first: a typo answers before torch is imported
+        # --output and the data first: a typo answers before torch is imported
+        check_output_folder(output, resume, overwrite)
         if data is not None and not any(mark in data for mark in ("{", "://", "::", "pipe:")):
             need(Path(data), "data")
-        check_output_folder(output, resume, overwrite)
         from clipsuite.core.contrastive import ContrastiveConfig, train_contrastive
         # the run's identity, stored with it; --quiet, --workers, --verify and --overwrite are not part of it
         o: dict[str, Any] = {

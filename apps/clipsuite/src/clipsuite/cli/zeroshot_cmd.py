@@ -51,6 +51,10 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Zero-shot (or adapter) classification of images; prints a table, optionally writes CSV."""
         # arguments and paths first: a typo answers before torch is imported
+        if output is not None:
+            from clipsuite.core.outputs import check_output_file
+
+            check_output_file(output, "--output")
         need_some(images, "image")
         for path, flag in ((classes_file, "--classes-file"), (descriptions, "--descriptions"), (adapter, "--adapter")):
             need(path, f"{flag} file", "file")

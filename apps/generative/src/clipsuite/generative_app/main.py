@@ -61,10 +61,17 @@ def _parts(spec: str) -> None:
 
 
 def _out_png(out: Path) -> None:
-    if out.suffix.lower() != ".png":
-        fail(f"{out}: the output must be a .png file")
-    if out.parent.exists() and not out.parent.is_dir():
-        fail(f"{out.parent}: not a folder")
+    """The PNG, the HTML page beside it and the folder of inputs beside that (clipsuite.core.outputs)."""
+    from clipsuite.core.outputs import check_output_dir, check_output_file
+
+    check_output_file(out, "--out", (".png",))
+    check_output_file(out.with_suffix(".html"), "--out")
+    check_output_dir(_files(out), "--out")
+
+
+def _files(out: Path) -> Path:
+    """Where the pictures shown beside ``out`` go: a folder of our own, replaced whole on the next run."""
+    return out.parent / f"{out.stem}_files"
 
 
 def _clip(spec: str, device: str) -> ClipModel:
@@ -96,6 +103,7 @@ def tryon(
     attention_slicing: bool = False, cpu_offload: bool = False, device: DeviceOpt = "cpu",
 ) -> None:
     """Dress PERSON in GARMENT: PNG result plus an HTML grid (person, garment, result)."""
+    _out_png(out)  # before any work: a user's file or folder is never written over
     if category not in CATEGORIES:
         fail(f"unknown category '{category}' (choose from {', '.join(CATEGORIES)})")
     for path, what in ((person, "person image"), (garment, "garment image"), (mask, "mask"), (parse, "parsing"),
@@ -109,7 +117,6 @@ def tryon(
     if precision not in ("fp32", "fp16", "bf16"):
         fail(f"--precision '{precision}': choose fp32, fp16 or bf16")
     _parts(parts)
-    _out_png(out)
     hw = _size(size)
 
     from clipsuite.generative.data import TryOnFiles, load_sample, to_image
@@ -126,15 +133,18 @@ def tryon(
         task = bar.add_task("try-on", total=steps)
         result = model.run(loaded.sample, category, SamplingOptions(steps, guidance, seed),
                            on_step=lambda i, n: bar.update(task, completed=i, total=n))
-    files = out.parent / f"{out.stem}_files"
     pictures = {"person": loaded.sample["image"], "garment": loaded.sample["cloth"],
                 "warped garment": result["warped_cloth"][0]}
     rel = {}
-    for name, tensor in pictures.items():
-        rel[name] = str(save_png(to_image(tensor), files / f"{name.replace(' ', '_')}.png").relative_to(out.parent))
+    from clipsuite.core.staging import atomic_write_text, staged_folder
+
+    with staged_folder(_files(out), command="generative tryon", flag="--out") as files:
+        for name, tensor in pictures.items():
+            png = f"{name.replace(' ', '_')}.png"
+            save_png(to_image(tensor), files / png)
+            rel[name] = f"{_files(out).name}/{png}"
     save_png(to_image(result["image"][0]), out)
     rel["result"] = out.name
-    from clipsuite.core.staging import atomic_write_text
     atomic_write_text(out.with_suffix(".html"), grid_html("clipsuite try-on", [(person.name, rel)], loaded.notes))
     console.print(f"wrote {out} and {out.with_suffix('.html')}")
 
@@ -154,6 +164,7 @@ def edit(
     device: DeviceOpt = "cpu",
 ) -> None:
     """Edit IMAGE toward TARGET (relative to --neutral) through the DeltaSpace mapper."""
+    _out_png(out)  # before any work: a user's file or folder is never written over
     _file(image, "image")
     _file(mapper, "mapper file")
     if not target.strip() or not neutral.strip():
@@ -161,14 +172,13 @@ def edit(
     if not 0 < noise_strength <= 1:
         fail(f"--noise-strength {noise_strength}: must be in (0, 1]")
     _parts(parts)
-    _out_png(out)
     hw = _size(size)
 
     from PIL import Image
 
     from clipsuite.core.checkpoints import read_config
     from clipsuite.core.images import load_image
-    from clipsuite.core.staging import atomic_write_text
+    from clipsuite.core.staging import atomic_write_text, staged_folder
     from clipsuite.generative.components import build_parts, load_parts
     from clipsuite.generative.data import to_image, to_tensor
     from clipsuite.generative.editing import EditOptions, VariationGenerator
@@ -192,12 +202,12 @@ def edit(
         options = EditOptions(steps, noise_strength, guidance, seed)
         edited = VariationGenerator(diffusion, device)(pixels, codes, options,
                                                        on_step=lambda i, n: bar.update(task, completed=i, total=n))
-    files = out.parent / f"{out.stem}_files"
-    source = save_png(to_image(pixels[0]), files / "input.png")
+    with staged_folder(_files(out), command="generative edit", flag="--out") as files:
+        save_png(to_image(pixels[0]), files / "input.png")
     save_png(to_image(edited[0]), out)
     atomic_write_text(out.with_suffix(".html"), grid_html(
         f"clipsuite edit: '{neutral}' -> '{target}' (strength {strength})",
-        [(image.name, {"input": str(source.relative_to(out.parent)), "edited": out.name})]))
+        [(image.name, {"input": f"{_files(out).name}/input.png", "edited": out.name})]))
     console.print(f"wrote {out} and {out.with_suffix('.html')}")
 
 
@@ -210,6 +220,17 @@ def _remember(ctx: typer.Context, run_dir: Path, options: dict[str, Any]) -> dic
     from clipsuite.cli.resume import remembered
 
     return remembered(ctx, run_dir, options, adjustable=("steps",))
+
+
+def _run_outputs(out: Path, run_dir: Path | None, resume: bool) -> Path:
+    """The trained file and its run folder, checked before any work (clipsuite.core.outputs, run_folder)."""
+    from clipsuite.core.outputs import check_output_file
+    from clipsuite.core.run_folder import check_output_folder
+
+    run = run_dir or out.with_suffix(".run")
+    check_output_folder(run, resume, True, "--run-dir")  # a run of ours restarts, as before; a user's is refused
+    check_output_file(out, "--out", (".safetensors",))
+    return run
 
 
 def _path(value: object) -> Path | None:
@@ -229,9 +250,7 @@ def train_delta(
     clip: ClipOpt = "tiny-transformers", device: DeviceOpt = "cpu",
 ) -> None:
     """Train a DeltaSpace mapper on the images of a folder (text-free)."""
-    if out.suffix != ".safetensors":
-        fail(f"{out}: the mapper file must end in .safetensors")
-    run = run_dir or out.with_suffix(".run")
+    run = _run_outputs(out, run_dir, resume)
     from clipsuite.cli.resume import absolute_if_exists
 
     options: dict[str, Any] = {"images": absolute_if_exists(images), "steps": steps, "batch_size": batch_size,
@@ -289,11 +308,9 @@ def train_tryon_stage(
 ) -> None:
     """Train one LaDI-VTON stage on a VITON-HD or Dress Code folder; the stage file is what the next stage (and
     tryon) loads: tryon takes --warping and --inversion."""
+    run = _run_outputs(out, run_dir, resume)
     if stage not in STAGES:
         fail(f"unknown stage '{stage}' (choose from {', '.join(STAGES)})")
-    if out.suffix != ".safetensors":
-        fail(f"{out}: the stage file must end in .safetensors")
-    run = run_dir or out.with_suffix(".run")
     from clipsuite.cli.resume import absolute_if_exists
 
     options: dict[str, Any] = {  # JSON values: a resumed run's come back from its file
@@ -345,6 +362,10 @@ def evaluate(
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Write the metrics as JSON.")] = None,
 ) -> None:
     """SSIM, LPIPS, FID, KID (paired; FID/KID unpaired too). Metrics whose network is absent say so."""
+    if out is not None:
+        from clipsuite.core.outputs import check_output_file
+
+        check_output_file(out, "--out")
     for folder in (real, generated, unpaired):
         if folder is not None and not folder.is_dir():
             fail(f"{folder}: folder not found")

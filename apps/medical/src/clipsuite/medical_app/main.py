@@ -51,6 +51,14 @@ def _load(model: str, pretrained: str | None, device: str | None) -> ClipModel:
     return load_model(model, pretrained=pretrained, device=device)
 
 
+def _file_out(path: Path | None, flag: str, suffixes: tuple[str, ...] = ()) -> None:
+    """An output file's path checked with the arguments, before torch (clipsuite.core.outputs)."""
+    if path is not None:
+        from clipsuite.core.outputs import check_output_file
+
+        check_output_file(path, flag, suffixes)
+
+
 def _write_json(path: Path, data: object) -> None:
     from clipsuite.core.checkpoints import atomic_write_json
 
@@ -82,6 +90,7 @@ def classify(
     model: ModelOpt = "biomedclip", pretrained: PretrainedOpt = None, device: DeviceOpt = None,
 ) -> None:
     """Zero-shot classification of medical images or volumes (slice predictions aggregated per volume)."""
+    _file_out(json_out, "--json")
     need(path, "input")  # paths first, before torch is imported
     need(descriptions, "--descriptions file", "file")
     from dataclasses import asdict
@@ -108,7 +117,8 @@ def classify(
         table.add_row(Path(p.source).name, p.label, *(f"{p.scores[c]:.3f}" for c in names))
     console.print(table)
     if found.skipped:
-        err_console.print(f"[yellow]skipped {len(found.skipped)} unreadable file(s)"
+        # unreadable files of a folder, and a named DICOM file's neighbours left out: each reason says which
+        err_console.print(f"[yellow]skipped {len(found.skipped)} file(s)"
                           f"{' (listed in ' + str(json_out) + ')' if json_out else ''}:[/] "
                           + "; ".join(s.reason for s in found.skipped), soft_wrap=True)
     if json_out is not None:  # every input accounted for: skipped files as entries with an error
@@ -135,6 +145,7 @@ def biomedcoop_train(
     model: ModelOpt = "biomedclip", pretrained: PretrainedOpt = None, device: DeviceOpt = None,
 ) -> None:
     """Train BiomedCoOp's context vectors on a K-shot draw and save them (core adapter format)."""
+    _file_out(out, "--out", (".safetensors",))
     need(split, "split file", "file")  # paths first, before torch is imported
     need(descriptions, "--descriptions file", "file")
     need(image_root, "--image-root folder", "dir")
@@ -146,8 +157,6 @@ def biomedcoop_train(
     from clipsuite.medical.data import load_dassl_split
     from clipsuite.medical.fewshot import fit_biomedcoop
 
-    if out.suffix != ".safetensors":
-        fail(f"{out}: the adapter file must end in .safetensors")
     data_split = base_novel(load_dassl_split(split, image_root), subset)
     sentences = load_descriptions(descriptions, data_split.class_names)
     data = prepare(_load(model, pretrained, device), data_split, shots, seed, views=0)
@@ -176,6 +185,7 @@ def biomedcoop_compare(
     model: ModelOpt = "biomedclip", pretrained: PretrainedOpt = None, device: DeviceOpt = None,
 ) -> None:
     """Zero-shot, CoOp, CoCoOp, KgCoOp and BiomedCoOp on the same K-shot draws: the paper-style table."""
+    _file_out(csv_out, "--csv")
     need(split, "split file", "file")  # paths first, before torch is imported
     need(descriptions, "--descriptions file", "file")
     need(image_root, "--image-root folder", "dir")
@@ -228,10 +238,10 @@ def vqa_train(
     model: ModelOpt = "pubmedclip", pretrained: PretrainedOpt = None, device: DeviceOpt = None,
 ) -> None:
     """Train a VQA head on a CLIP image encoder; evaluates on the dataset's test split at each epoch end."""
-    need(data, "VQA data")  # before torch is imported
     from clipsuite.core.run_folder import check_output_folder
 
     check_output_folder(out, resume, overwrite, flag="--out")  # an earlier run is continued or replaced, never silently
+    need(data, "VQA data")  # before torch is imported
     from clipsuite.cli.resume import absolute_if_exists, remembered
     from clipsuite.core.train import TrainConfig
     from clipsuite.medical.data import load_vqa
@@ -275,6 +285,7 @@ def vqa_evaluate(
     device: DeviceOpt = None,
 ) -> None:
     """Open, closed and overall accuracy, as the papers report them."""
+    _file_out(json_out, "--json")
     need(run, "run folder")  # paths first, before torch is imported
     need(data, "VQA data")
     from clipsuite.medical.data import load_vqa

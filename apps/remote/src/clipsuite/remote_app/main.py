@@ -12,6 +12,7 @@ import typer
 from rich.markup import escape
 
 from clipsuite.cli.common import cli_errors, console, err_console, fail
+from clipsuite.core.outputs import check_output_dir, check_output_file
 from clipsuite.remote_app import train_cmd, translate_cmd
 from clipsuite.remote_app.options import parse_bands, parse_stretch
 
@@ -84,6 +85,7 @@ def index(
 
     With a model trained by `clipsuite-remote train`, bands, scaling, stretch and tile size default to
     how its training chips were read."""
+    check_output_dir(out, "--out")
     _existing(scenes)
     _on_error(on_error)
     if kind not in ("exact", "ivf", "ivfpq", "hnsw"):
@@ -133,6 +135,7 @@ def search(
     device: DeviceOpt = None,
 ) -> None:
     """Search an index with text; write GeoJSON polygons with scores, PNG thumbnails and an HTML page."""
+    check_output_dir(out, "--out")
     if not index_dir.is_dir():
         fail(f"{index_dir}: index folder not found")
     if crs not in ("wgs84", "scene"):
@@ -149,6 +152,11 @@ def search(
     for hit in hits[: min(len(hits), 10)]:
         console.print(f"{hit.query[:40]:40s} #{hit.rank:<3d} {hit.score:.4f}  {hit.tile['id']}")
     console.print(f"{len(hits)} hits -> {folder / 'hits.geojson'}, {folder / 'index.html'}")
+
+
+def _json_out(path: Path | None) -> None:
+    if path is not None:
+        check_output_file(path, "--out")
 
 
 def _write_json(path: Path, data: object) -> None:
@@ -169,6 +177,7 @@ def classify(
     on_error: OnErrorOpt = "skip",
 ) -> None:
     """Zero-shot scene classification with remote-sensing templates; top-1/top-5 accuracy."""
+    _json_out(out)
     if not root.is_dir():
         fail(f"{root}: folder not found")
     _on_error(on_error)
@@ -197,6 +206,7 @@ def evaluate_cmd(
     out: Annotated[Path | None, typer.Option("--out", "-o", help="JSON with every row.")] = None,
 ) -> None:
     """Retrieval R@1/5/10 both ways and mean recall, in both conventions (labelled), per language."""
+    _json_out(out)
     if not captions.is_file():
         fail(f"{captions}: file not found")
     if translations is not None and not translations.is_file():
@@ -233,6 +243,7 @@ def leakage(
     on_error: OnErrorOpt = "skip",
 ) -> None:
     """Find test images that are also training images (identical pixels, or near-duplicate embeddings)."""
+    _json_out(out)
     for folder in (train, test):
         if not folder.is_dir():
             fail(f"{folder}: folder not found")

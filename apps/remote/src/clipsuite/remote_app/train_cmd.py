@@ -93,6 +93,9 @@ def register(app: typer.Typer) -> None:
         self-distillation; writes a model folder that --model accepts (index, search, classify, evaluate)."""
         if output is None:
             fail("--output is required (the run folder)")
+        from clipsuite.core.run_folder import check_output_folder
+
+        check_output_folder(output, resume, overwrite, "--output")  # before any work: a user's folder is refused
         if data is not None and not data.exists():
             fail(f"{data}: not found")
         if translations is not None and not translations.is_file():

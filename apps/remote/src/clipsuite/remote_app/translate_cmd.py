@@ -39,6 +39,9 @@ def register(app: typer.Typer) -> None:
         device: Annotated[str, typer.Option(help="cpu, cuda ...")] = "cpu",
     ) -> None:
         """Translate every caption into each language it still lacks (RS-M-CLIP's translation step)."""
+        from clipsuite.core.outputs import check_output_file
+
+        check_output_file(out, "--out")
         if not captions.is_file():
             fail(f"{captions}: file not found")
         if existing is not None and not existing.is_file():

@@ -82,7 +82,7 @@ def write_report(out_dir: str | os.PathLike[str], paths: Sequence[Path], result:
     out = Path(out_dir)
     maps = result.maps.float()
     low, high = value_range or (float(maps.min()), float(maps.max()))
-    with staged_folder(out, merge=True) as stage:
+    with staged_folder(out, merge=True, command="anomaly detect") as stage:
         (stage / "heatmaps").mkdir()
         rows: list[ReportRow] = []
         for i, path in enumerate(paths):

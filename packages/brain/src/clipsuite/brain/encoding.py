@@ -20,6 +20,7 @@ from clipsuite.brain.data import BrainData, to_volume
 from clipsuite.brain.evaluate import ncsnr, noise_ceiling, normalised_r, pearson_columns
 from clipsuite.brain.ridge import RidgeModel, fit_ridge_cv
 from clipsuite.core.staging import staged_folder
+from clipsuite.core.tabular import write_table
 
 
 @dataclass
@@ -59,15 +60,16 @@ def fit_encoding(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, t
 
 
 def write_maps(result: EncodingResult, data: BrainData, out_dir: str | Path, title: str = "encoding r") -> list[Path]:
-    """``r.nii.gz`` (and ``r_normalised``, ``noise_ceiling``), ``alpha.nii.gz`` and ``r.png`` in ``out_dir``,
-    all in the mask's space; written in a staging folder and moved in only when complete."""
+    """``r.nii.gz`` (and ``r_normalised``, ``noise_ceiling``), ``alpha.nii.gz``, ``r.png`` and ``metrics.csv``
+    (``result.summary()``) in ``out_dir``, all in the mask's space; written in a staging folder and moved in
+    only when complete (``out_dir``: new, or written by clipsuite; ``clipsuite.core.outputs``)."""
     assert data.affine is not None
     maps = {"r": result.r, "alpha": result.model.alphas.cpu().double().numpy()}
     if result.ceiling is not None and result.r_normalised is not None:
         maps["noise_ceiling"] = result.ceiling
         maps["r_normalised"] = result.r_normalised
     names = []
-    with staged_folder(out_dir, merge=True) as folder:
+    with staged_folder(out_dir, merge=True, command="brain encode") as folder:
         for name, values in maps.items():
             image = nib.Nifti1Image(to_volume(np.asarray(values, dtype=np.float32), data), data.affine)
             image.header.set_xyzt_units("mm")
@@ -75,6 +77,9 @@ def write_maps(result: EncodingResult, data: BrainData, out_dir: str | Path, tit
             names.append(f"{name}.nii.gz")
         plot_slices(folder / "r.nii.gz", folder / "r.png", title)
         names.append("r.png")
+        write_table(folder / "metrics.csv", [{"metric": k, "value": f"{v:.6f}"} for k, v in result.summary().items()],
+                    ["metric", "value"])
+        names.append("metrics.csv")
     return [Path(out_dir) / n for n in names]
 
 

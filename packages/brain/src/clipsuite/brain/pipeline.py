@@ -94,7 +94,7 @@ def fit_decoder(subject: Subject, features: StimulusFeatures, alphas: list[float
     fitted = RidgeDecoder({space: fit_ridge_cv(subject.train.responses, getattr(features, space)[rows], alphas,
                                                cv=cv, device=device, dtype=torch.float32, on_progress=on_progress)
                            for space in SPACES})
-    with staged_folder(out) as folder:
+    with staged_folder(out, command="brain fit") as folder:
         fitted.save(folder)
         atomic_write_json(folder / META_FILE, _meta(subject, "ridge-decoder", model_spec, alphas=alphas, cv=cv))
     return Path(out)
@@ -145,7 +145,7 @@ def fit_mlp_decoder(subject: Subject, features: StimulusFeatures, out: str | Pat
     result = trainer.fit(train)
     if trainer.accelerator is None or trainer.accelerator.is_main_process:
         decoder = MLPDecoder(objective.decoder.cpu().eval())
-        with staged_folder(out) as folder:
+        with staged_folder(out, command="brain fit") as folder:
             decoder.save(folder)
             atomic_write_json(folder / META_FILE, {**meta, "trained_steps": result.step,
                                                    "eval": {k: v for k, v in result.metrics.items()

@@ -32,20 +32,17 @@ from torch.utils.data import DataLoader, Dataset
 from clipsuite.core.checkpoints import CONFIG_METADATA_KEY
 from clipsuite.core.errors import ClipsuiteError, InputError
 from clipsuite.core.images import expand_image_inputs, load_image
+from clipsuite.core.outputs import check_output_dir, write_manifest
 from clipsuite.core.progress import progress_bar
+from clipsuite.core.shard_files import SHARD_RE, is_shard_entry, shard_name
 from clipsuite.core.skipping import SkipLog, check_on_error
 from clipsuite.core.staging import StagedFile, atomic_write_json
 from clipsuite.core.tabular import iter_jsonl, read_table
 
 PATH_COLUMNS = ("filepath", "path", "image", "image_path", "file", "filename")
 TENSOR_NAME = "embeddings"
-SHARD_RE = re.compile(r"^shard-(\d{5})-of-(\d{5})\.safetensors$")
 _HEADER_RESERVE = 64 * 1024  # bytes kept for the safetensors header, filled in when the count is known
 _DTYPES = {"float32": (np.float32, "F32"), "float16": (np.float16, "F16")}
-
-
-def shard_name(index: int, count: int) -> str:
-    return f"shard-{index:05d}-of-{count:05d}"
 
 
 # ---- inputs ------------------------------------------------------------------------------------
@@ -227,6 +224,7 @@ def embed_images(model: Any, source: str | os.PathLike[str] | Sequence[str | os.
     start, stop = rank * len(rows) // world, (rank + 1) * len(rows) // world
     share = rows[start:stop]
     folder = Path(output_dir)
+    check_output_dir(folder, "--output", also_ours=is_shard_entry)  # a user's folder is never written into
     created = not folder.exists()
     folder.mkdir(parents=True, exist_ok=True)
     if rank == 0:
@@ -284,6 +282,7 @@ def _write_summary(folder: Path, world: int) -> None:
     shards = read_shards(folder)
     atomic_write_json(folder / "embeddings.json", {"model": shards.model, "dim": shards.dim, "count": sum(
         shards.sizes), "num_shards": world, "skipped": len(skipped)})
+    write_manifest(folder, "embed")  # the folder is ours: a later embed may write into it again
 
 
 # ---- reading shards back -----------------------------------------------------------------------

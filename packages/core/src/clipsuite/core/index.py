@@ -242,11 +242,10 @@ class EmbeddingIndex:
 
     # ---- persistence -----------------------------------------------------------------------
     def save(self, folder: str | os.PathLike[str]) -> Path:
-        """Write the index folder atomically (staged beside it, then swapped in)."""
+        """Write the index folder atomically (staged beside it, then swapped in). ``folder`` is new, or one
+        clipsuite wrote (``clipsuite.core.outputs``): anything else is refused, never replaced."""
         target = Path(folder)
-        if target.is_dir() and not (target / CONFIG_FILE).exists() and any(target.iterdir()):
-            raise InputError(f"{target}: exists and is not an index folder; refusing to overwrite it")
-        with staged_folder(target) as staging:  # fsyncs every file before the swap
+        with staged_folder(target, command="index build") as staging:  # fsyncs every file before the swap
             (staging / INDEX_FILE).write_bytes(faiss.serialize_index(self.index).tobytes())
             with open(staging / METADATA_FILE, "w", encoding="utf-8") as handle:  # streamed: can be millions
                 handle.writelines(json.dumps(row, ensure_ascii=False, default=str) + "\n" for row in self.metadata)

@@ -18,13 +18,14 @@ import json
 import logging
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from clipsuite.core.errors import InputError
 
-__all__ = ["MANIFEST_NAME", "check_output_dir", "check_output_file", "foreign_entries", "listed_entries",
-           "remove_listed", "walk_entries", "write_manifest"]
+__all__ = ["MANIFEST_NAME", "check_output_dir", "check_output_file", "foreign_entries", "foreign_folder_error",
+           "listed_entries", "remove_listed", "walk_entries", "write_manifest"]
 
 logger = logging.getLogger("clipsuite.core.outputs")
 MANIFEST_NAME = ".clipsuite-output.json"
@@ -53,40 +54,45 @@ def listed_entries(folder: str | os.PathLike[str]) -> set[str] | None:
     return {entry for entry in data["entries"] if isinstance(entry, str)}
 
 
-def foreign_entries(folder: str | os.PathLike[str]) -> list[str]:
+def foreign_entries(folder: str | os.PathLike[str], also_ours: Callable[[str], bool] | None = None) -> list[str]:
     """What ``folder`` holds that clipsuite did not write there (all of it when it has no manifest of ours).
 
-    Top-level names only, folders with a trailing ``/``: enough for the user to find them."""
+    ``also_ours``: entries a writer of several processes knows as its own before the manifest is written
+    (``embed``'s shards). Top-level names only, folders with a trailing ``/``: enough to find them."""
     folder = Path(folder)
     listed = listed_entries(folder) or set()
     foreign: set[str] = set()
     for entry in walk_entries(folder):
-        if entry == MANIFEST_NAME or entry in listed:
+        if entry == MANIFEST_NAME or entry in listed or (also_ours is not None and also_ours(entry)):
             continue
         top = entry.split("/", 1)[0]
         foreign.add(top + "/" if (folder / top).is_dir() and not (folder / top).is_symlink() else top)
     return sorted(foreign)
 
 
-def _refusal(path: Path, foreign: list[str], flag: str) -> InputError:
+def foreign_folder_error(path: Path, flag: str = "--output", foreign: list[str] | None = None) -> InputError:
+    """The one refusal of a folder that holds what clipsuite did not write (``foreign``: default, all of it)."""
+    foreign = foreign_entries(path) if foreign is None else foreign
     shown = ", ".join(foreign[:SHOWN]) + (f" and {len(foreign) - SHOWN} more" if len(foreign) > SHOWN else "")
     head = f"{path} holds files this command did not write ({shown})"
     return InputError(f"{head}; choose another output folder or remove them",
                       cli=f"{head}; choose another {flag} or remove them")
 
 
-def check_output_dir(path: str | os.PathLike[str], flag: str = "--output") -> Path:
+def check_output_dir(path: str | os.PathLike[str], flag: str = "--output",
+                     also_ours: Callable[[str], bool] | None = None) -> Path:
     """Refuse, in one line, an output folder that is not new and not ours; return it as a Path.
 
-    ``flag``: the command's option for the folder, named in the CLI's advice."""
+    ``flag``: the command's option for the folder, named in the CLI's advice; ``also_ours``: as in
+    ``foreign_entries``."""
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise InputError(f"{path}: exists and is not a folder", cli=f"{path}: exists and is not a folder; "
                                                                     f"give {flag} a folder")
     if path.is_dir():
-        foreign = foreign_entries(path)
+        foreign = foreign_entries(path, also_ours)
         if foreign:
-            raise _refusal(path, foreign, flag)
+            raise foreign_folder_error(path, flag, foreign)
     return path
 
 

@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 from clipsuite.core.errors import InputError
+from clipsuite.core.outputs import foreign_folder_error
 
 RUN_MARKER = "trainer_state.json"  # what the Trainer writes at its first checkpoint
 RUN_CONFIG = "config.json"  # written at the start of a run: {"train": ..., "task": ...}
@@ -42,6 +43,4 @@ def check_output_folder(output_dir: str | os.PathLike[str], resume: bool, overwr
                          cli=f"{out}: already holds a training run; add --resume to continue it, --overwrite to "
                              f"replace it, or choose another {flag}")
     if out.is_dir() and not is_run and any(out.iterdir()):
-        raise InputError(f"{out}: not empty and not a clipsuite run; choose a new or empty folder",
-                         cli=f"{out}: not empty and not a clipsuite run (--overwrite only replaces a run); choose a "
-                             f"new or empty {flag}")
+        raise foreign_folder_error(out, flag)  # the one refusal of every command (clipsuite.core.outputs)

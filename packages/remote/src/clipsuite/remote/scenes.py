@@ -255,6 +255,6 @@ def build_scene_index(clip: ClipModel, sources: Sequence[str | os.PathLike[str]]
              "model_identity": clip.identity()}  # search refuses another model's queries (search._index_model)
     index = EmbeddingIndex.from_shards(shard_dir, IndexConfig(kind=kind, model=model_spec, extra=extra))
     index.save(target)
-    with staged_folder(target, merge=True) as extra_dir:
+    with staged_folder(target, merge=True, command="remote index") as extra_dir:
         atomic_write_json(extra_dir / "scenes.json", extra)
-    return SceneIndexResult(target, len(index), skipped, len(scenes), list(log.skipped))
+    return SceneIndexResult(target, len(index), skipped, len(scenes), list(log.skipped), fill)

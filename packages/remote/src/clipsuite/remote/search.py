@@ -165,7 +165,7 @@ def write_search_results(hits: Sequence[Hit], config: SceneIndexConfig, output_d
     """``output_dir/hits.geojson``, ``thumbnails/NNN.png`` and ``index.html``, written as one staged folder."""
     if not hits:
         raise InputError("search: no hits to write (empty index?)")
-    with staged_folder(output_dir) as folder:
+    with staged_folder(output_dir, command="remote search") as folder:
         (folder / "thumbnails").mkdir()
         names = []
         for i, hit in enumerate(hits):
