@@ -26,6 +26,7 @@ from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 from rasterio.windows import Window
 
 from clipsuite.core.errors import InputError
+from clipsuite.remote.fill import Fill, zero_rule_applies
 
 # EuroSAT-MS / Sentinel-2 L1C band order as shipped in 13-band GeoTIFFs (B8A last).
 SENTINEL2_13 = ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B09", "B10", "B11", "B12", "B8A")
@@ -84,7 +85,14 @@ def resolve_bands(dataset: Any, bands: Sequence[BandRef] | None, path: str | Pat
     three bands (or the only band, three times). Refuses indexes past the band count and unknown names."""
     label = path or dataset.name
     count = int(dataset.count)
+    common = {}  # band sets and STAC items tag their bands' common names (red, nir ...)
+    for i in range(count, 0, -1):
+        name = dataset.tags(i).get("common_name")
+        if name:
+            common[name.lower()] = i
     if bands is None or len(bands) == 0:
+        if all(c in common for c in ("red", "green", "blue")):
+            return [common["red"], common["green"], common["blue"]]
         return [1, 1, 1] if count == 1 else [1, 2, 3] if count >= 3 else _too_few(label, count, 3)
     known = band_names(dataset)
     lookup = {_canonical(n): i + 1 for i, n in enumerate(known) if n}
@@ -98,6 +106,9 @@ def resolve_bands(dataset: Any, bands: Sequence[BandRef] | None, path: str | Pat
             indexes.append(band)
         else:
             key = _canonical(band)
+            if key not in lookup and band.strip().lower() in common:
+                indexes.append(common[band.strip().lower()])
+                continue
             if key not in lookup:
                 named = ", ".join(n for n in known if n) or "none (no band descriptions)"
                 raise InputError(f"{label}: no band named '{band}' (bands: {named}; or give 1-based indexes)")
@@ -201,41 +212,66 @@ def _integral(window: Window, out_shape: tuple[int, int]) -> bool:
     return all(float(v).is_integer() for v in parts) and (int(window.height), int(window.width)) == tuple(out_shape)
 
 
+def _invalid_by_value(values: np.ndarray, nodatas: Sequence[float | None]) -> np.ndarray:
+    invalid = np.zeros(values.shape[1:], bool)
+    for band, nodata in enumerate(nodatas):
+        if nodata is not None:
+            invalid |= np.isnan(values[band]) if np.isnan(nodata) else values[band] == nodata
+        if np.issubdtype(values.dtype, np.floating):
+            invalid |= ~np.isfinite(values[band])
+    return invalid
+
+
 def read_window(dataset: Any, indexes: Sequence[int], window: Window, out_shape: tuple[int, int],
-                resampling: Resampling = Resampling.bilinear) -> tuple[np.ndarray, np.ndarray]:
+                resampling: Resampling = Resampling.bilinear, fill: Fill | None = None,
+                ) -> tuple[np.ndarray, np.ndarray]:
     """Raw DN ``[C, h, w]`` and the valid mask ``[h, w]`` of ``window`` (inside the raster) resampled to
-    ``out_shape``. Invalid pixels are set to 0 in the returned values.
+    ``out_shape``. Invalid pixels (``fill``: see ``clipsuite.remote.fill``) are set to 0 in the values.
 
     At native resolution with nodata-value masks (GeoTIFFs as Sentinel-2 tiles ship) the mask is
-    computed from the values: the same mask as GDAL's, for one decode of the window instead of two."""
-    if _integral(window, out_shape) and _mask_from_values(dataset, indexes):
-        values = dataset.read(list(indexes), window=window)
-        invalid = np.zeros(values.shape[1:], bool)
-        for band, index in enumerate(indexes):
-            nodata = dataset.nodatavals[index - 1]
-            if nodata is not None:
-                invalid |= np.isnan(values[band]) if np.isnan(nodata) else values[band] == nodata
-            if np.issubdtype(values.dtype, np.floating):
-                invalid |= ~np.isfinite(values[band])
-        values[:, invalid] = 0
-        return values, ~invalid
-    masked = dataset.read(list(indexes), window=window, out_shape=(len(indexes), *out_shape),
-                          resampling=resampling, masked=True)
-    valid = valid_mask(masked)
-    values = np.ma.getdata(masked).copy()
-    values[:, ~valid] = 0
-    return values, valid
+    computed from the values: the same mask as GDAL's, for one decode of the window instead of two.
+    Resampled windows at a collar's edge mix fill into the pixels next to it (a pixel wholly in the
+    collar is still found)."""
+    fill = fill or Fill()
+    zero = zero_rule_applies(dataset, list(indexes), fill)
+    if fill.value is not None or _integral(window, out_shape) and _mask_from_values(dataset, indexes):
+        nodatas = [fill.value if fill.value is not None else dataset.nodatavals[i - 1] for i in indexes]
+        if _integral(window, out_shape):
+            values = dataset.read(list(indexes), window=window)
+        else:  # --nodata replaces the file's own mask: read the values, mask them here
+            values = dataset.read(list(indexes), window=window, out_shape=(len(indexes), *out_shape),
+                                  resampling=resampling)
+        invalid = _invalid_by_value(values, nodatas)
+    else:
+        masked = dataset.read(list(indexes), window=window, out_shape=(len(indexes), *out_shape),
+                              resampling=resampling, masked=True)
+        invalid = ~valid_mask(masked)
+        values = np.ma.getdata(masked).copy()
+    if zero:
+        invalid |= (values == 0).all(axis=0)
+    values[:, invalid] = 0
+    return values, ~invalid
 
 
-def scene_limits(dataset: Any, indexes: Sequence[int], scaling: Scaling, stretch: Stretch,
-                 max_side: int = 512) -> np.ndarray:
-    """Stretch limits for a whole scene from a decimated read (longest side ``max_side`` px), so the
+def scene_statistics(dataset: Any, indexes: Sequence[int], scaling: Scaling, stretch: Stretch | None,
+                     fill: Fill | None = None, max_side: int = 512) -> tuple[np.ndarray | None, float]:
+    """Stretch limits (None without a stretch) over the valid pixels only, and the scene's fill fraction,
+    from one decimated read (longest side ``max_side`` px, nearest: each sample is a real pixel), so the
     tiles of a scene share one colour mapping without the scene being held in memory."""
     factor = max(1.0, max(dataset.width, dataset.height) / max_side)
     shape = (max(1, int(dataset.height / factor)), max(1, int(dataset.width / factor)))
     values, valid = read_window(dataset, indexes, Window(0, 0, dataset.width, dataset.height), shape,
-                                Resampling.nearest)
-    return stretch.limits(scaling.apply(values, dataset.dtypes[0]), valid)
+                                Resampling.nearest, fill)
+    limits = stretch.limits(scaling.apply(values, dataset.dtypes[0]), valid) if stretch is not None else None
+    return limits, 1.0 - float(valid.mean())
+
+
+def scene_limits(dataset: Any, indexes: Sequence[int], scaling: Scaling, stretch: Stretch,
+                 max_side: int = 512, fill: Fill | None = None) -> np.ndarray:
+    """Stretch limits for a whole scene from a decimated read (see ``scene_statistics``)."""
+    limits, _ = scene_statistics(dataset, indexes, scaling, stretch, fill, max_side)
+    assert limits is not None
+    return limits
 
 
 def crs_of(dataset: Any, path: str | Path = "") -> str | None:
@@ -249,14 +285,14 @@ def crs_of(dataset: Any, path: str | Path = "") -> str | None:
 
 
 def read_image(path: str | Path, bands: Sequence[BandRef] | None = None, scaling: Scaling | None = None,
-               stretch: Stretch | None = Stretch()) -> tuple[np.ndarray, np.ndarray]:
+               stretch: Stretch | None = Stretch(), fill: Fill | None = None) -> tuple[np.ndarray, np.ndarray]:
     """A whole (small) raster -> float ``[C, H, W]`` and valid mask ``[H, W]``: for image chips such as
     EuroSAT-MS or captioned dataset images, not for scenes (use ``tiling.iter_tiles``)."""
     scaling = scaling or Scaling()
     with open_raster(path) as dataset:
         indexes = resolve_bands(dataset, bands, path)
         values, valid = read_window(dataset, indexes, Window(0, 0, dataset.width, dataset.height),
-                                    (dataset.height, dataset.width), Resampling.nearest)
+                                    (dataset.height, dataset.width), Resampling.nearest, fill)
         scaled = scaling.apply(values, dataset.dtypes[0])
     if stretch is not None:
         scaled = apply_limits(scaled, stretch.limits(scaled, valid))

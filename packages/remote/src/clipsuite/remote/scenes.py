@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,10 +30,13 @@ from clipsuite.core.progress import progress_bar
 from clipsuite.core.skipping import OnError, SkipLog, Skipped, check_on_error
 from clipsuite.core.staging import StagedFile, atomic_write_json, staged_folder
 from clipsuite.core.towers import vision_tower
-from clipsuite.remote.rasters import BandRef, Scaling, Stretch, check_scale, open_raster, resolve_bands, scene_limits
+from clipsuite.remote.fill import Fill, describe_rule
+from clipsuite.remote.rasters import BandRef, Scaling, Stretch, check_scale, resolve_bands, scene_statistics
+from clipsuite.remote.sources import RASTER_SUFFIXES, SceneSource, find_scene_sources, open_scene, scene_scaling
 from clipsuite.remote.tiling import TileSpec, TilingStats, count_tiles, iter_tiles
 
-RASTER_SUFFIXES = (".tif", ".tiff", ".vrt", ".jp2", ".img")
+__all__ = ["RASTER_SUFFIXES", "SceneIndexConfig", "build_scene_index", "find_scenes"]
+STRETCH_SCOPES = ("scene", "tile")
 
 
 @dataclass
@@ -49,9 +52,23 @@ class SceneIndexConfig:
     num_workers: int = 2
     progress: bool = True
     on_error: OnError = "skip"  # an unreadable scene among several: leave it out (listed) or stop
+    nodata: float | None = None  # overrides every scene's own nodata (fill.Fill)
+    stretch_scope: str = "scene"  # scene: one mapping per scene; tile: each tile on its own (as training chips)
+    sources: dict[str, dict[str, Any]] = field(default_factory=dict)  # band-set scenes, for search to re-open
 
     def __post_init__(self) -> None:
         check_scale(self.scale)
+        if self.stretch_scope not in STRETCH_SCOPES:
+            raise InputError(f"stretch scope '{self.stretch_scope}': choose scene or tile")
+        Fill(self.nodata)
+
+    @property
+    def filler(self) -> Fill:
+        return Fill(self.nodata)
+
+    def source(self, label: str) -> SceneSource | str:
+        """The scene a tile's ``path`` names: a band set recorded in the index, else the raster file."""
+        return SceneSource.from_dict(self.sources[label]) if label in self.sources else label
 
     @property
     def scaling(self) -> Scaling:
@@ -63,13 +80,16 @@ class SceneIndexConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return {"bands": self.bands, "tile": asdict(self.tile), "scale": self.scale, "offset": self.offset,
-                "stretch": list(self.stretch) if self.stretch is not None else None}
+                "stretch": list(self.stretch) if self.stretch is not None else None, "nodata": self.nodata,
+                "stretch_scope": self.stretch_scope, "sources": self.sources}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SceneIndexConfig:
         stretch = data.get("stretch")
         return cls(bands=data.get("bands"), tile=TileSpec(**data.get("tile", {})), scale=data.get("scale"),
-                   offset=float(data.get("offset", 0.0)), stretch=tuple(stretch) if stretch else None)
+                   offset=float(data.get("offset", 0.0)), stretch=tuple(stretch) if stretch else None,
+                   nodata=data.get("nodata"), stretch_scope=data.get("stretch_scope", "scene"),
+                   sources=dict(data.get("sources") or {}))
 
 
 @dataclass
@@ -79,22 +99,13 @@ class SceneIndexResult:
     skipped_nodata: int
     scenes: int                                                 # scenes indexed
     skipped: list[Skipped] = field(default_factory=list)       # unreadable scenes left out
+    fill: list[dict[str, Any]] = field(default_factory=list)   # per scene: label, fraction, how recognised
 
 
-def find_scenes(sources: Sequence[str | os.PathLike[str]]) -> list[Path]:
-    """Raster files from files and folders (recursively, sorted); refuses an empty result."""
-    found: list[Path] = []
-    for source in sources:
-        path = Path(source)
-        if path.is_dir():
-            found.extend(sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in RASTER_SUFFIXES))
-        elif path.is_file():
-            found.append(path)
-        else:
-            raise InputError(f"{path}: not found")
-    if not found:
-        raise InputError(f"{', '.join(map(str, sources))}: no raster files ({', '.join(RASTER_SUFFIXES)})")
-    return found
+def find_scenes(sources: Sequence[str | os.PathLike[str] | SceneSource]) -> list[SceneSource]:
+    """Scenes from files, folders (recursively, sorted) and globs: raster files, band-file sets, ``.SAFE``
+    folders, Landsat folders, STAC items (``sources.find_scene_sources``); refuses an empty result."""
+    return find_scene_sources(sources)
 
 
 def model_input(pixels: torch.Tensor, clip: ClipModel) -> torch.Tensor:
@@ -110,43 +121,56 @@ def model_input(pixels: torch.Tensor, clip: ClipModel) -> torch.Tensor:
     return (pixels - mean[channels].view(1, -1, 1, 1)) / std[channels].view(1, -1, 1, 1)
 
 
-def _readable(scene: Path) -> bool:
+def _readable(scene: SceneSource, bands: Sequence[BandRef] | None) -> bool:
     """Opens (header) or raises ``InputError`` naming the file."""
-    with open_raster(scene):
+    with open_scene(scene, bands):
         return True
 
 
-def _limits(dataset: Any, scene: Path, indexes: list[int], config: SceneIndexConfig) -> np.ndarray | None:
-    stretch = config.stretcher
-    if stretch is None:
-        return None
+def _statistics(dataset: Any, scene: SceneSource, indexes: list[int], config: SceneIndexConfig,
+                ) -> tuple[np.ndarray | None, float]:
+    stretch = config.stretcher if config.stretch_scope == "scene" else None
     try:  # a decimated read of every band: damaged data blocks show here, before any tile
-        return scene_limits(dataset, indexes, config.scaling, stretch)
+        return scene_statistics(dataset, indexes, scene_scaling(scene, config.scaling), stretch, config.filler)
     except RasterioIOError as error:
         raise InputError(f"{scene}: not a readable raster ({str(error).strip()[:160]})") from None
 
 
-def check_bands(clip: ClipModel, scenes: Sequence[Path], config: SceneIndexConfig, log: SkipLog | None = None,
-                ) -> tuple[list[Path], list[np.ndarray | None]]:
+def check_scene_sets(scenes: Sequence[SceneSource], bands: Sequence[BandRef] | None) -> None:
+    """Band sets: the chosen bands exist and share a grid (CRS, overlapping footprints), for every scene
+    before any work; a broken delivery is an error whatever ``on_error`` says."""
+    for scene in scenes:
+        if scene.is_band_set:
+            scene.vrt(bands)
+
+
+def check_bands(clip: ClipModel, scenes: Sequence[SceneSource], config: SceneIndexConfig, log: SkipLog | None = None,
+                fill: list[dict[str, Any]] | None = None) -> tuple[list[SceneSource], list[np.ndarray | None]]:
     """Resolve the bands of every scene up front (a bad file fails before any work) and compute each
-    scene's stretch limits once. The model must take as many bands as are selected. An unreadable scene
-    goes to ``log`` (skipped or fatal by its policy); a wrong band selection is always an error.
+    scene's stretch limits and fill fraction once (``fill`` receives one record per scene). The model
+    must take as many bands as are selected. An unreadable scene goes to ``log`` (skipped or fatal by its
+    policy); a wrong band selection or a broken band set is always an error.
     Returns the readable scenes and their limits."""
     in_chans = vision_tower(clip).in_chans
     log = log if log is not None else SkipLog("fail")  # (an empty SkipLog is falsy)
+    check_scene_sets(scenes, config.bands)
     kept, limits = [], []
     for scene in scenes:
-        if log.attempt(scene, lambda: _readable(scene)) is None:  # noqa: B023 - called at once
+        if log.attempt(str(scene), lambda: _readable(scene, config.bands)) is None:  # noqa: B023 - called at once
             continue
-        with open_raster(scene) as dataset:
-            indexes = resolve_bands(dataset, config.bands, scene)
+        with open_scene(scene, config.bands) as dataset:
+            indexes = resolve_bands(dataset, config.bands, str(scene))
             if len(indexes) != in_chans:
                 raise InputError(f"{scene}: {len(indexes)} bands selected but the model takes {in_chans}; "
                                  f"choose {in_chans} with --bands")
-            limit = log.attempt(scene, lambda: [_limits(dataset, scene, indexes, config)])  # noqa: B023
-        if limit is not None:
+            stats = log.attempt(str(scene), lambda: _statistics(dataset, scene, indexes, config))  # noqa: B023
+            rule = describe_rule(dataset, indexes, config.filler)
+        if stats is not None:
             kept.append(scene)
-            limits.append(limit[0])
+            limits.append(stats[0])
+            if fill is not None:
+                fill.append({"scene": str(scene), "fraction": round(stats[1], 4), "rule": rule,
+                             "scaling": scene.origin})
     if scenes and not kept:
         raise InputError(f"none of the {len(scenes)} scenes could be read (first: {log.skipped[0].reason})")
     return kept, limits
@@ -156,7 +180,7 @@ class SceneTiles(IterableDataset):
     """Tiles of several scenes; worker ``w`` of process ``r`` takes grid positions ``= r * W + w`` mod
     ``world * W``. Yields ``(pixels, metadata)`` for tiles and ``(None, {"skipped": n})`` per scene."""
 
-    def __init__(self, scenes: Sequence[Path], limits: Sequence[np.ndarray | None], config: SceneIndexConfig,
+    def __init__(self, scenes: Sequence[SceneSource], limits: Sequence[np.ndarray | None], config: SceneIndexConfig,
                  rank: int = 0, world: int = 1) -> None:
         self.scenes, self.limits, self.config = list(scenes), list(limits), config
         self.rank, self.world = rank, world
@@ -167,8 +191,9 @@ class SceneTiles(IterableDataset):
         part = (self.rank * workers + worker, self.world * workers)
         for scene, limits in zip(self.scenes, self.limits):
             stats = TilingStats()
-            for tile in iter_tiles(scene, self.config.bands, self.config.tile, self.config.scaling,
-                                   self.config.stretcher, stats, part, limits):
+            for tile in iter_tiles(scene, self.config.bands, self.config.tile,
+                                   scene_scaling(scene, self.config.scaling), self.config.stretcher, stats, part,
+                                   limits, self.config.filler, self.config.stretch_scope == "tile"):
                 yield torch.from_numpy(tile.pixels), tile.metadata()
             yield None, {"skipped": stats.skipped_nodata}
 
@@ -187,24 +212,26 @@ def _remove_other_layouts(folder: Path, world_tag: str) -> None:
             path.unlink(missing_ok=True)
 
 
-def embed_scene_tiles(clip: ClipModel, scenes: Sequence[Path], shard_dir: str | os.PathLike[str],
+def embed_scene_tiles(clip: ClipModel, scenes: Sequence[SceneSource | Path], shard_dir: str | os.PathLike[str],
                       config: SceneIndexConfig, model_spec: str | None = None, process_index: int | None = None,
-                      num_processes: int | None = None, log: SkipLog | None = None) -> tuple[int, int, int, int]:
+                      num_processes: int | None = None, log: SkipLog | None = None,
+                      fill: list[dict[str, Any]] | None = None) -> tuple[int, int, int, int]:
     """This process's share of the tiles -> ``shard_dir/shard-r-of-n.safetensors`` + ``.jsonl``.
     Unreadable scenes go to ``log`` (default: the config's ``on_error``). Returns ``(rank, world,
     tiles written, tiles skipped for nodata)``."""
     rank, world, state = process_layout(process_index, num_processes)
     log = log if log is not None else SkipLog(check_on_error(config.on_error))
-    scenes, limits = check_bands(clip, scenes, config, log)
+    sources = [s if isinstance(s, SceneSource) else SceneSource(str(s)) for s in scenes]
+    kept, limits = check_bands(clip, sources, config, log, fill)
     folder = Path(shard_dir)
     folder.mkdir(parents=True, exist_ok=True)
     name = shard_name(rank, world)
     _remove_other_layouts(folder, name.split("-of-")[1])
     writer = ShardWriter(folder / f"{name}.safetensors", clip.embed_dim)
     lines = StagedFile(folder / f"{name}.jsonl", "w")
-    loader = DataLoader(SceneTiles(scenes, limits, config, rank, world), batch_size=config.batch_size,
+    loader = DataLoader(SceneTiles(kept, limits, config, rank, world), batch_size=config.batch_size,
                         num_workers=config.num_workers, collate_fn=_collate)
-    total = sum(count_tiles(s, config.tile) for s in scenes)
+    total = sum(count_tiles(s, config.tile, config.bands) for s in kept)
     skipped = 0
     try:
         with progress_bar(-(-total // world), f"tiles {name}", unit="tile", leave=False,
@@ -240,8 +267,10 @@ def build_scene_index(clip: ClipModel, sources: Sequence[str | os.PathLike[str]]
     target = Path(index_dir)
     shard_dir = target.with_name(f"{target.name}.shards")
     log = SkipLog(check_on_error(config.on_error))
+    config = replace(config, sources={s.label: s.to_dict() for s in scenes if s.is_band_set})
+    fill: list[dict[str, Any]] = []
     rank, world, _, _ = embed_scene_tiles(clip, scenes, shard_dir, config, model_spec, process_index, num_processes,
-                                          log)
+                                          log, fill)
     if rank != 0:
         return None
     left_out = {item.path for item in log.skipped}
@@ -251,7 +280,7 @@ def build_scene_index(clip: ClipModel, sources: Sequence[str | os.PathLike[str]]
     if sum(shards.counts) == 0:
         raise InputError(f"{', '.join(map(str, sources))}: every tile is nodata ({skipped} skipped); nothing to index")
     extra = {"remote": config.to_dict(), "scenes": [str(s) for s in scenes], "skipped_nodata": skipped,
-             "skipped_files": [item.as_dict() for item in log.skipped],
+             "skipped_files": [item.as_dict() for item in log.skipped], "fill": fill,
              "model_identity": clip.identity()}  # search refuses another model's queries (search._index_model)
     index = EmbeddingIndex.from_shards(shard_dir, IndexConfig(kind=kind, model=model_spec, extra=extra))
     index.save(target)

@@ -27,8 +27,9 @@ from clipsuite.core.fingerprint import check_same_backbone
 from clipsuite.core.index import EmbeddingIndex
 from clipsuite.core.models import ClipModel, load_model
 from clipsuite.core.staging import atomic_write_json, atomic_write_text, staged_folder
-from clipsuite.remote.rasters import NoCRSWarning, apply_limits, open_raster, read_window, resolve_bands, scene_limits
+from clipsuite.remote.rasters import NoCRSWarning, apply_limits, read_window, resolve_bands, scene_limits
 from clipsuite.remote.scenes import SceneIndexConfig, model_input
+from clipsuite.remote.sources import open_scene, scene_scaling
 
 WGS84 = "EPSG:4326"
 
@@ -131,14 +132,18 @@ def hits_geojson(hits: Sequence[Hit], crs: str = "wgs84", thumbnails: Sequence[s
 
 def tile_thumbnail(tile: dict[str, Any], config: SceneIndexConfig, size: int = 128) -> Image.Image:
     """Re-read a hit's window with the index's bands, scaling and stretch; RGB PNG-ready."""
-    with open_raster(tile["path"]) as dataset:
+    scene = config.source(tile["path"])  # a band set is re-opened from the files the index recorded
+    scaling = scene_scaling(scene, config.scaling)
+    with open_scene(scene, config.bands) as dataset:
         indexes = resolve_bands(dataset, config.bands, tile["path"])[:3]
         window = Window(*tile["window"])
-        values, valid = read_window(dataset, indexes, window, (size, size))
-        scaled = config.scaling.apply(values, dataset.dtypes[0])
+        values, valid = read_window(dataset, indexes, window, (size, size), fill=config.filler)
+        scaled = scaling.apply(values, dataset.dtypes[0])
         stretch = config.stretcher
-        if stretch is not None:
-            scaled = apply_limits(scaled, scene_limits(dataset, indexes, config.scaling, stretch))
+        if stretch is not None and config.stretch_scope == "tile":
+            scaled = apply_limits(scaled, stretch.limits(scaled, valid))
+        elif stretch is not None:
+            scaled = apply_limits(scaled, scene_limits(dataset, indexes, scaling, stretch, fill=config.filler))
         else:
             scaled = np.clip(scaled, 0, 1)
     scaled[:, ~valid] = 0

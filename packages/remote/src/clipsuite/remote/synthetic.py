@@ -187,7 +187,8 @@ class SceneLayout:
 
 def write_scene(path: str | Path, rows: int = 4, cols: int = 5, cell: int = 64, seed: int = 0,
                 nodata_cols: int = 1, crs: str | None = CRS, band_descriptions: bool = True,
-                cells: list[list[str | None]] | None = None, bands: tuple[str, ...] = BANDS) -> SceneLayout:
+                cells: list[list[str | None]] | None = None, bands: tuple[str, ...] = BANDS,
+                origin: tuple[float, float] = ORIGIN) -> SceneLayout:
     """A ``rows x cols`` grid of ``cell``-px class cells; the first ``nodata_cols`` columns are nodata.
     ``crs=None`` writes a raster without georeference (the no-CRS case); ``bands`` names the bands
     written (default B02, B03, B04, B08; ``rasters.SENTINEL2_13`` for all 13)."""
@@ -199,7 +200,7 @@ def write_scene(path: str | Path, rows: int = 4, cols: int = 5, cell: int = 64, 
         rng.shuffle(order)
         cells = [[None] * nodata_cols + order[r * (cols - nodata_cols):(r + 1) * (cols - nodata_cols)]
                  for r in range(rows)]
-    transform = Affine(RESOLUTION, 0, ORIGIN[0], 0, -RESOLUTION, ORIGIN[1])
+    transform = Affine(RESOLUTION, 0, origin[0], 0, -RESOLUTION, origin[1])
     profile = {"driver": "GTiff", "width": cols * cell, "height": rows * cell, "count": len(bands),
                "dtype": "uint16", "nodata": 0, "compress": "deflate"}
     if cell % 16 == 0:

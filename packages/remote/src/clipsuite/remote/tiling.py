@@ -21,17 +21,18 @@ from rasterio.enums import Resampling
 from rasterio.windows import Window
 
 from clipsuite.core.errors import InputError
+from clipsuite.remote.fill import Fill, is_constant
 from clipsuite.remote.rasters import (
     BandRef,
     Scaling,
     Stretch,
     apply_limits,
     crs_of,
-    open_raster,
     read_window,
     resolve_bands,
     scene_limits,
 )
+from clipsuite.remote.sources import SceneSource, open_scene
 
 
 @dataclass(frozen=True)
@@ -86,10 +87,12 @@ class Tile:
 
 @dataclass
 class TilingStats:
-    """What a pass over a scene did: tiles yielded and tiles skipped for too little valid data."""
+    """What a pass over a scene did: tiles yielded and tiles skipped for too little valid data (of
+    which ``skipped_constant`` held one constant value: fill without a tag, never data)."""
 
     yielded: int = 0
     skipped_nodata: int = 0
+    skipped_constant: int = 0
     scenes: list[str] = field(default_factory=list)
 
 
@@ -117,42 +120,49 @@ def tile_windows(width: int, height: int, native_res: tuple[float, float], spec:
     return out
 
 
-def count_tiles(path: str | Path, spec: TileSpec) -> int:
-    with open_raster(path) as dataset:
+def count_tiles(path: str | Path | SceneSource, spec: TileSpec, bands: Sequence[BandRef] | None = None) -> int:
+    with open_scene(path, bands) as dataset:
         return len(tile_windows(dataset.width, dataset.height, dataset.res, spec))
 
 
-def iter_tiles(path: str | Path, bands: Sequence[BandRef] | None = None, spec: TileSpec | None = None,
-               scaling: Scaling | None = None, stretch: Stretch | None = Stretch(),
+def iter_tiles(path: str | Path | SceneSource, bands: Sequence[BandRef] | None = None,
+               spec: TileSpec | None = None, scaling: Scaling | None = None, stretch: Stretch | None = Stretch(),
                stats: TilingStats | None = None, part: tuple[int, int] = (0, 1),
-               limits: np.ndarray | None = None) -> Iterator[Tile]:
+               limits: np.ndarray | None = None, fill: Fill | None = None, per_tile: bool = False,
+               ) -> Iterator[Tile]:
     """Tiles of one scene, read window by window. ``part=(i, n)`` yields only every tile whose grid
     position ``% n == i`` (a process's share). Tiles below ``spec.min_valid`` are counted in ``stats``
     and skipped. A raster without CRS warns once and gives pixel-coordinate bounds. ``limits``: stretch
-    limits computed beforehand (``rasters.scene_limits``), so worker processes share one colour mapping."""
+    limits computed beforehand (``rasters.scene_limits``), so worker processes share one colour mapping.
+    ``path``: a raster file or a ``SceneSource`` (band files on one grid). ``fill``: see ``fill.Fill``;
+    a tile of one constant value is skipped as fill. ``per_tile``: stretch each tile on its own pixels (as
+    training stretches each chip) instead of with the scene's limits."""
     spec, scaling = spec or TileSpec(), scaling or Scaling()
     stats = stats if stats is not None else TilingStats()
     stats.scenes.append(str(path))
-    with open_raster(path) as dataset:
-        indexes = resolve_bands(dataset, bands, path)
-        crs = crs_of(dataset, path)
+    with open_scene(path, bands) as dataset:
+        indexes = resolve_bands(dataset, bands, str(path))
+        crs = crs_of(dataset, str(path))
         dtype = dataset.dtypes[0]
-        if limits is None and stretch is not None:
-            limits = scene_limits(dataset, indexes, scaling, stretch)
+        if limits is None and stretch is not None and not per_tile:
+            limits = scene_limits(dataset, indexes, scaling, stretch, fill=fill)
         for position, (row, col, window) in enumerate(tile_windows(dataset.width, dataset.height,
                                                                    dataset.res, spec)):
             if position % part[1] != part[0]:
                 continue
-            tile = _read_tile(dataset, str(path), indexes, row, col, window, spec, crs, dtype, scaling, limits)
-            if tile.valid_fraction < max(spec.min_valid, 1e-9):
+            tile, constant = _read_tile(dataset, str(path), indexes, row, col, window, spec, crs, dtype, scaling,
+                                        limits, fill, stretch if per_tile else None)
+            if tile.valid_fraction < max(spec.min_valid, 1e-9) or constant:
                 stats.skipped_nodata += 1
+                stats.skipped_constant += int(constant and tile.valid_fraction >= max(spec.min_valid, 1e-9))
                 continue
             stats.yielded += 1
             yield tile
 
 
 def _read_tile(dataset: Any, scene: str, indexes: Sequence[int], row: int, col: int, window: Window,
-               spec: TileSpec, crs: str | None, dtype: str, scaling: Scaling, limits: np.ndarray | None) -> Tile:
+               spec: TileSpec, crs: str | None, dtype: str, scaling: Scaling, limits: np.ndarray | None,
+               fill: Fill | None = None, own_stretch: Stretch | None = None) -> tuple[Tile, bool]:
     # output pixels the window fills (a raster smaller than a tile fills part of it)
     full_w = spec.size * (spec.resolution / dataset.res[0] if spec.resolution else 1.0)
     full_h = spec.size * (spec.resolution / dataset.res[1] if spec.resolution else 1.0)
@@ -160,9 +170,12 @@ def _read_tile(dataset: Any, scene: str, indexes: Sequence[int], row: int, col: 
     out_h = max(1, round(spec.size * window.height / full_h))
     # box average when shrinking (every source pixel counts once), bilinear when enlarging
     resampling = Resampling.average if window.width > out_w * 1.001 else Resampling.bilinear
-    values, valid = read_window(dataset, indexes, window, (out_h, out_w), resampling)
+    values, valid = read_window(dataset, indexes, window, (out_h, out_w), resampling, fill)
+    constant = is_constant(values, valid)
     scaled = scaling.apply(values, dtype)
-    if limits is not None:
+    if own_stretch is not None:  # per tile, as training stretches each chip
+        scaled = apply_limits(scaled, own_stretch.limits(scaled, valid))
+    elif limits is not None:
         scaled = apply_limits(scaled, limits)
     scaled[:, ~valid] = 0
     pixels = np.zeros((len(indexes), spec.size, spec.size), np.float32)
@@ -174,4 +187,4 @@ def _read_tile(dataset: Any, scene: str, indexes: Sequence[int], row: int, col: 
     left, top = window_transform @ (0, 0)
     right, bottom = window_transform @ (window.width, window.height)
     bounds = (min(left, right), min(bottom, top), max(left, right), max(bottom, top))
-    return Tile(scene, row, col, window, bounds, crs, transform, pixels, mask)
+    return Tile(scene, row, col, window, bounds, crs, transform, pixels, mask), constant
