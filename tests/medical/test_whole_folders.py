@@ -127,7 +127,7 @@ def test_cli_folder_skip_json_4d_volumes_and_one_class(tmp_path: Path, two_serie
     out = tmp_path / "pred.json"
     result = invoke("classify", images, "--classes", "lung,brain", "--model", "tiny", "--json", out)
     assert result.exit_code == 0, result.output
-    assert "skipped 1 unreadable file(s)" in result.output and "bad.png" in result.output
+    assert "skipped 1 file(s)" in result.output and "bad.png" in result.output
     entries = json.loads(out.read_text())
     assert [(Path(e["source"]).name, e["error"] is None) for e in entries] == [("ok.png", True), ("bad.png", False)]
     result = invoke("classify", images, "--classes", "lung,brain", "--model", "tiny", "--on-error", "fail")

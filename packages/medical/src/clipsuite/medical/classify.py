@@ -100,7 +100,8 @@ def classify_source(clip: ClipModel, path: str | os.PathLike[str], classes: Sequ
                     descriptions: Mapping[str, Sequence[str]] | None = None, on_error: OnError = "skip",
                     volume_index: int | None = None) -> Classified:
     """One prediction per image or per volume found at ``path``; ``on_error`` applies to the files of a
-    folder (a file named on its own, or a DICOM series folder, must be readable)."""
+    folder (a file named on its own, or a DICOM series folder, must be readable; a named DICOM file's
+    neighbours that do not decode are left out of its series and listed in ``skipped``)."""
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: file or folder not found")
@@ -108,7 +109,9 @@ def classify_source(clip: ClipModel, path: str | os.PathLike[str], classes: Sequ
     classifier = make_classifier(clip, classes, templates, descriptions)
     if is_volume_path(path):
         volumes = load_volumes(path, volume_index)
-        return Classified([classify_volume(clip, v, classes, classifier, options) for v in volumes])
+        # a named DICOM file's neighbours that were left out (undecodable, repeats) are listed, not fatal
+        return Classified([classify_volume(clip, v, classes, classifier, options) for v in volumes],
+                          [s for v in volumes for s in v.left_out])
     files = sorted(p for p in path.iterdir() if p.is_file() and is_nifti(p)) if path.is_dir() else []
     if not files:
         if volume_index is not None:  # it picks a volume of a 4D NIfTI file; images have none

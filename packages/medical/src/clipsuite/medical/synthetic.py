@@ -5,7 +5,8 @@ with simple anatomy (a body ellipse with lungs and a spine, a skull with brain, 
 liver) and optional lesions on the patient's left or right. Arrays are kept in RAS index order
 (i -> patient's Right, j -> Anterior, k -> Superior); writers convert to the file's own convention.
 
-Writers: NIfTI (nibabel), a DICOM CT series (pydicom, LPS patient coordinates), 2D slices in a
+Writers: NIfTI (nibabel), a DICOM CT series (pydicom, LPS patient coordinates; uncompressed or in a
+lossless compressed transfer syntax as PACS exports use: RLE, JPEG-LS, JPEG 2000), 2D slices in a
 Dassl split JSON with an LLM-style sentence file per class, VQA-RAD and SLAKE question files, and a
 ROCO-layout caption CSV.
 """
@@ -134,14 +135,29 @@ def write_nifti(path: str | Path, hu_ras: np.ndarray, spacing: tuple[float, floa
     return path
 
 
+# lossless transfer syntaxes the writer can compress to, and the encoder pydicom uses for each: its own
+# RLE encoder, pyjpegls (CharLS) and pylibjpeg-openjpeg, all installed with this package
+DICOM_COMPRESSIONS: dict[str, tuple[str, str]] = {
+    "rle": ("1.2.840.10008.1.2.5", "pydicom"),
+    "jpeg-ls": ("1.2.840.10008.1.2.4.80", "pyjpegls"),
+    "jpeg2000": ("1.2.840.10008.1.2.4.90", "pylibjpeg"),
+}
+
+
 def write_dicom_series(folder: str | Path, hu_ras: np.ndarray,
                        spacing: tuple[float, float, float] = (1.0, 1.0, 2.5), series_uid: str | None = None,
-                       seed: int = 0, shuffle: bool = True) -> list[Path]:
+                       seed: int = 0, shuffle: bool = True, compression: str | None = None) -> list[Path]:
     """One CT slice per file (LPS patient coordinates, rescale intercept -1024), in a shuffled file order
-    so that readers must sort by position rather than by name."""
+    so that readers must sort by position rather than by name. ``compression``: None (Explicit VR Little
+    Endian) or a lossless transfer syntax of ``DICOM_COMPRESSIONS`` (``rle``, ``jpeg-ls``, ``jpeg2000``)."""
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
+    if compression is not None and compression not in DICOM_COMPRESSIONS:
+        raise ValueError(f"compression must be None or one of {', '.join(DICOM_COMPRESSIONS)}, got {compression!r}")
+    if compression == "jpeg2000" and min(hu_ras.shape[:2]) < 32:  # OpenJPEG's encoder fails on it, unexplained
+        raise ValueError(f"jpeg2000 needs slices of at least 32 x 32 pixels (its six resolution levels), got "
+                         f"{hu_ras.shape[0]} x {hu_ras.shape[1]}")
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     series_uid = series_uid or generate_uid()
@@ -176,6 +192,10 @@ def write_dicom_series(folder: str | Path, hu_ras: np.ndarray,
         ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
         ds.RescaleIntercept, ds.RescaleSlope, ds.RescaleType = -1024, 1, "HU"
         ds.PixelData = stored.tobytes()
+        if compression is not None:
+            syntax, plugin = DICOM_COMPRESSIONS[compression]
+            # the same SOP instance, only encoded differently: keep its UID (as a PACS export does)
+            ds.compress(syntax, stored, encoding_plugin=plugin, generate_instance_uid=False)
         path = folder / f"IM{file_index:04d}.dcm"
         ds.save_as(str(path), enforce_file_format=True)
         paths.append(path)

@@ -8,13 +8,14 @@ radiology images (and the CLIP models trained on them) look.
 DICOM series are assembled with pydicom directly (sort by position along the slice normal, apply the
 rescale slope/intercept, LPS -> RAS), which is what MONAI's ``PydicomReader`` does; MONAI itself is
 optional here (``reader="monai"``) because importing it costs tens of seconds on a small machine.
+Which files make the series, and decoding compressed pixel data, is ``clipsuite.medical.dicom``.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, cast
 
@@ -23,10 +24,11 @@ import torch
 import torch.nn.functional as F
 
 from clipsuite.core.errors import InputError
+from clipsuite.core.skipping import Skipped
+from clipsuite.medical.dicom import decode_pixels, dicom_files, looks_dicom, series_files
 
 if TYPE_CHECKING:
     from nibabel.spatialimages import SpatialImage
-    from pydicom.dataset import FileDataset
 
     from clipsuite.core.models import ClipModel
 
@@ -54,6 +56,9 @@ class Volume:
     data: np.ndarray  # float32 [X, Y, Z]
     affine: np.ndarray  # 4x4
     source: str
+    # files beside a named DICOM file that were not used (undecodable, or the same image again), each
+    # with its one-line reason: the caller says so, the volume is built from the rest
+    left_out: list[Skipped] = field(default_factory=list)
 
     @property
     def spacing(self) -> tuple[float, float, float]:
@@ -74,19 +79,8 @@ def is_volume_path(path: str | os.PathLike[str]) -> bool:
     """A NIfTI file, a DICOM file, or a folder holding DICOM files."""
     path = Path(path)
     if path.is_dir():
-        return any(_looks_dicom(p) for p in sorted(path.iterdir())[:50] if p.is_file())
-    return is_nifti(path) or _looks_dicom(path)
-
-
-def _looks_dicom(path: Path) -> bool:
-    if path.suffix.lower() == ".dcm":
-        return True
-    try:
-        with path.open("rb") as handle:
-            handle.seek(128)
-            return handle.read(4) == b"DICM"
-    except OSError:
-        return False
+        return any(looks_dicom(p) for p in sorted(path.iterdir())[:50] if p.is_file())
+    return is_nifti(path) or looks_dicom(path)
 
 
 def _check_array(data: np.ndarray, source: str) -> np.ndarray:
@@ -171,61 +165,20 @@ def load_nifti_volumes(path: str | os.PathLike[str]) -> list[Volume]:
     return [_nifti_volume(path, data[..., t], image.affine, f"{path}[volume {t}]") for t in range(shape[3])]
 
 
-def _dicom_files(folder: Path) -> list[Path]:
-    files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".") and _looks_dicom(p))
-    if not files:
-        raise InputError(f"{folder}: no DICOM files in this folder")
-    return files
-
-
-def _dicom_headers(path: Path) -> list[tuple[Path, FileDataset]]:
-    """(file, header) of the series to read. A folder: every DICOM file in it, all readable, one series.
-    A file: the file and its neighbours of the same SeriesInstanceUID (unreadable ones ignored), or the
-    file alone when it names no series."""
-    import pydicom
-
-    def header(file: Path) -> FileDataset:
-        try:
-            return pydicom.dcmread(str(file), stop_before_pixels=True)
-        except Exception as error:  # noqa: BLE001 - readers raise many types; one message for all
-            raise InputError(f"{file}: not a readable DICOM file ({_first_line(error)})") from None
-
-    if path.is_dir():
-        headers = [(file, header(file)) for file in _dicom_files(path)]
-        series = {str(getattr(h, "SeriesInstanceUID", "?")) for _, h in headers}
-        if len(series) > 1:
-            raise InputError(f"{path}: holds {len(series)} DICOM series (mixed SeriesInstanceUID); "
-                             "put each series in its own folder, or give one file of the series you want")
-        return headers
-    own = header(path)
-    uid = getattr(own, "SeriesInstanceUID", None)
-    if uid is None:
-        return [(path, own)]
-    chosen = [(path, own)]
-    for file in _dicom_files(path.parent):
-        if file.resolve() == path.resolve():
-            continue
-        try:
-            neighbour = header(file)
-        except InputError:
-            continue  # a stray or damaged file beside the series is not the series' problem
-        if getattr(neighbour, "SeriesInstanceUID", None) == uid:
-            chosen.append((file, neighbour))
-    return chosen
-
-
 def load_dicom_series(path: str | os.PathLike[str], reader: Literal["pydicom", "monai"] = "pydicom") -> Volume:
-    """A folder holding exactly one DICOM series, or one file: that file's series -> RAS volume in HU."""
-    import pydicom
+    """A folder holding exactly one DICOM series, or one file: that file's series -> RAS volume in HU.
 
+    In a folder every file must decode. For one named file, a neighbour of its series that does not
+    decode, or repeats an image, is left out and listed in ``Volume.left_out``; the named file must decode."""
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: folder not found")
     folder = path if path.is_dir() else path.parent
-    headers = _dicom_headers(path)
+    found = series_files(path)
+    headers, left_out = found.headers, list(found.left_out)
     source = str(folder) if path.is_dir() else str(path)
     if reader == "monai":
-        if not path.is_dir() and len(headers) != len(_dicom_files(folder)):
+        if not path.is_dir() and len(headers) != len(dicom_files(folder)):
             raise InputError(f"{path}: the monai reader reads whole folders and this one holds more than the "
                              "file's series; use the pydicom reader")
         return _load_dicom_monai(folder)
@@ -237,33 +190,50 @@ def load_dicom_series(path: str | os.PathLike[str], reader: Literal["pydicom", "
         positions = {f: np.asarray(h.ImagePositionPatient, dtype=np.float64) for f, h in headers}
     except AttributeError as error:
         raise InputError(f"{source}: DICOM files lack patient position/orientation ({error})") from None
-    ordered = sorted(headers, key=lambda fh: float(positions[fh[0]] @ normal))
-    slices = []
-    for file, _ in ordered:
-        ds = pydicom.dcmread(str(file))
+    slices, decoded = [], []
+    for file, _ in sorted(headers, key=lambda fh: float(positions[fh[0]] @ normal)):
         try:
-            pixels = ds.pixel_array.astype(np.float32)
-        except Exception as error:  # noqa: BLE001 - readers raise many types; one message for all
-            raise InputError(f"{file}: cannot decode the pixel data ({_first_line(error)})") from None
+            pixels, ds = decode_pixels(file)
+        except InputError as error:
+            if path.is_dir() or file == path:  # what the user named must decode
+                raise
+            left_out.append(Skipped(str(file), f"{error}; left out of the series of {path.name}"))
+            continue
+        if pixels.ndim != 2:
+            raise InputError(f"{file}: pixel data of shape {tuple(pixels.shape)} (several frames or colour "
+                             "samples), not one greyscale slice of a series")
         slope, intercept = float(getattr(ds, "RescaleSlope", 1)), float(getattr(ds, "RescaleIntercept", 0))
-        slices.append(pixels * slope + intercept)
+        slices.append(pixels.astype(np.float32) * slope + intercept)
+        decoded.append(file)
+    _check_distinct_positions(source, decoded, [float(positions[f] @ normal) for f in decoded])
     if len({s.shape for s in slices}) > 1:
         raise InputError(f"{source}: DICOM slices have different sizes")
     stack = np.stack(slices, axis=-1)  # [rows, cols, slices]
     data = np.ascontiguousarray(stack.transpose(1, 0, 2))  # [cols (x), rows (y), z]
     row_spacing, col_spacing = (float(v) for v in first.PixelSpacing)
-    z_positions = [float(positions[f] @ normal) for f, _ in ordered]
-    z_step = (z_positions[-1] - z_positions[0]) / (len(z_positions) - 1) if len(z_positions) > 1 else float(
+    z_positions = [float(positions[f] @ normal) for f in decoded]
+    # the median step: a neighbour left out leaves a gap, which must not stretch every slice's spacing
+    z_step = float(np.median(np.diff(z_positions))) if len(z_positions) > 1 else float(
         getattr(first, "SliceThickness", 1.0))
     affine_lps = np.eye(4)
     affine_lps[:3, 0] = row_dir * col_spacing  # moving along a row steps one column
     affine_lps[:3, 1] = col_dir * row_spacing
     affine_lps[:3, 2] = normal * z_step
-    affine_lps[:3, 3] = positions[ordered[0][0]]
+    affine_lps[:3, 3] = positions[decoded[0]]
     affine = np.diag([-1.0, -1.0, 1.0, 1.0]) @ affine_lps  # LPS world -> RAS world
     data = _check_array(data, source)
     data, affine = reorient_to_ras(data, affine)
-    return Volume(data, affine, source)
+    return Volume(data, affine, source, left_out)
+
+
+def _check_distinct_positions(source: str, files: list[Path], z: list[float]) -> None:
+    """Two slices at one position are two volumes in one series (echoes, phases, repeats): stacking them
+    gave a zero slice step and a volume that is neither."""
+    for (a, za), (b, zb) in zip(zip(files, z), zip(files[1:], z[1:])):
+        if abs(zb - za) < 1e-3:
+            raise InputError(f"{source}: {a.name} and {b.name} lie at the same position ({za:g} mm along the "
+                             "slice normal): the series holds more than one volume (echoes, phases or repeats); "
+                             "put each volume's files in a folder of its own")
 
 
 def _load_dicom_monai(folder: Path) -> Volume:
@@ -283,7 +253,7 @@ def load_volume(path: str | os.PathLike[str], volume_index: int | None = None) -
         raise InputError(f"{path}: file or folder not found")
     if path.is_file() and is_nifti(path):
         return load_nifti(path, volume_index)
-    if path.is_dir() or _looks_dicom(path):
+    if path.is_dir() or looks_dicom(path):
         if volume_index is not None:  # a DICOM series is one volume: any other index was ignored
             _check_volume_index(path, 1, volume_index)
         return load_dicom_series(path)
