@@ -54,16 +54,18 @@ def _rgb_model(model: str | None, command: str) -> None:
         check_rgb_model(model, model_bands(model), command)
 
 
-def _existing(paths: list[Path]) -> None:
+def _existing(paths: list[Path], globs: bool = False) -> None:
     for path in paths:
-        if not path.exists():
+        if not path.exists() and not (globs and set("*?[") & set(str(path))):  # a quoted glob of band files
             fail(f"{path}: not found")
 
 
 @app.command()
 @cli_errors
 def index(
-    scenes: Annotated[list[Path], typer.Argument(help="GeoTIFF scenes or folders of them.")],
+    scenes: Annotated[list[Path], typer.Argument(help="Scenes: rasters, band files (a folder or quoted glob of "
+                                                 "*_B4.TIF / *_B04_10m.jp2 ...), .SAFE / Landsat folders, STAC "
+                                                 "item JSON, or folders of them.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Index folder to write.")] = Path("scene_index"),
     model: ModelOpt = "tiny-multilingual", device: DeviceOpt = None, bands: BandsOpt = None,
     tile_size: Annotated[int | None, typer.Option(min=8, help="Tile side in output pixels (default: a trained "
@@ -80,19 +82,30 @@ def index(
     batch_size: Annotated[int, typer.Option(min=1)] = 64,
     workers: Annotated[int, typer.Option(min=0, help="Tile-reading worker processes.")] = 2,
     on_error: OnErrorOpt = "skip",
+    nodata: Annotated[str | None, typer.Option(help="Fill value of every scene, overriding the files' own "
+                                               "(default: the file's; 0 in every band for integer products "
+                                               "without a nodata tag).")] = None,
+    stretch_scope: Annotated[str | None, typer.Option("--stretch-scope", help="scene: one stretch per scene "
+                                                      "(default); tile: each tile on its own, as `train` "
+                                                      "stretches chips (default with a raster-trained "
+                                                      "--model).")] = None,
 ) -> None:
     """Tile whole scenes (windowed reads), embed every tile, build a faiss index with tile geometry.
 
     With a model trained by `clipsuite-remote train`, bands, scaling, stretch and tile size default to
     how its training chips were read."""
     check_output_dir(out, "--out")
-    _existing(scenes)
+    _existing(scenes, globs=True)
     _on_error(on_error)
     if kind not in ("exact", "ivf", "ivfpq", "hnsw"):
         fail(f"--kind '{kind}': choose exact, ivf, ivfpq or hnsw")
+    if stretch_scope not in (None, "scene", "tile"):
+        fail(f"--stretch-scope '{stretch_scope}': choose scene or tile")
+    from clipsuite.remote.fill import parse_nodata
     from clipsuite.remote.rasters import S2_L2A_OFFSET_DN, check_scale
 
     check_scale(scale, "--scale")
+    fill_value = parse_nodata(nodata)
     from clipsuite.remote.reading import NOT_GIVEN, describe, index_reading
 
     def given(value: object, convert: object = None) -> object:
@@ -100,7 +113,12 @@ def index(
 
     reading = index_reading(model, scenes, bands=given(bands, parse_bands), scale=given(scale),
                             offset=given(s2_offset, lambda on: S2_L2A_OFFSET_DN if on else 0.0),
-                            stretch=given(stretch, parse_stretch), tile_size=given(tile_size))
+                            stretch=given(stretch, parse_stretch), tile_size=given(tile_size),
+                            stretch_scope=given(stretch_scope))
+    from clipsuite.remote.scenes import check_scene_sets, find_scenes
+
+    sources = find_scenes(scenes)  # band sets, .SAFE, STAC items: checked here, before torch
+    check_scene_sets(sources, reading.bands)
     if overlap >= reading.tile_size:
         fail(f"--overlap {overlap} must be smaller than --tile-size {reading.tile_size}")
     for note in reading.notes:
@@ -113,9 +131,14 @@ def index(
 
     config = SceneIndexConfig(bands=reading.bands, tile=TileSpec(reading.tile_size, overlap, resolution, min_valid),
                               scale=reading.scale, offset=reading.offset, stretch=reading.stretch,
-                              batch_size=batch_size, num_workers=workers, on_error=on_error)  # type: ignore[arg-type]  # typer's str
-    result = build_scene_index(load_model(model, device=device), scenes, out, config, model_spec=model, kind=kind)
+                              batch_size=batch_size, num_workers=workers, on_error=on_error,  # type: ignore[arg-type]  # typer's str
+                              nodata=fill_value, stretch_scope=reading.stretch_scope)
+    result = build_scene_index(load_model(model, device=device), sources, out, config, model_spec=model, kind=kind)
     if result is not None:
+        for record in result.fill:  # one line per scene: how much fill, recognised how
+            scaling = f"; scaling from {record['scaling']}" if record.get("scaling") else ""
+            console.print(escape(f"{record['scene']}: {100 * record['fraction']:.1f} % fill ({record['rule']})"
+                                 f"{scaling}"), soft_wrap=True)
         console.print(f"indexed {result.tiles} tiles from {result.scenes} scene(s) "
                       f"({result.skipped_nodata} nodata tiles skipped) -> {result.index_dir}")
         _report_skipped(result.skipped, "scene")

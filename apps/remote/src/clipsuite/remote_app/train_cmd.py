@@ -71,6 +71,9 @@ def register(app: typer.Typer) -> None:
                                                 "subtract 1000 DN.")] = False,
         stretch: Annotated[str, typer.Option(help="Rasters: per-chip percentile stretch 'LOW,HIGH' or 'none'.")
                            ] = "2,98",
+        nodata: Annotated[str | None, typer.Option(help="Rasters: fill value overriding the chips' own (default: "
+                                                   "the file's; 0 in every band for untagged integer chips).")
+                          ] = None,
         epochs: Annotated[int, typer.Option(min=1, help="Passes over every caption in every language.")] = 1,
         max_steps: Annotated[int | None, typer.Option("--max-steps", min=1, help="Stop after this many "
                                                       "optimizer steps.")] = None,
@@ -112,6 +115,9 @@ def register(app: typer.Typer) -> None:
         from clipsuite.remote.rasters import check_scale
 
         check_scale(scale, "--scale")
+        from clipsuite.remote.fill import parse_nodata
+
+        fill_value = parse_nodata(nodata)
         from clipsuite.cli.resume import absolute_if_exists, remembered
 
         o: dict[str, Any] = {"data": absolute_if_exists(data), "model": model, "pretrained": pretrained,
@@ -120,7 +126,8 @@ def register(app: typer.Typer) -> None:
              "teacher_decay_end": teacher_decay_end, "teacher_temp": teacher_temp,
              "teacher_temp_start": teacher_temp_start, "teacher_temp_warmup": teacher_temp_warmup,
              "local_crops": local_crops, "bands": parse_bands(bands, allow_all=True), "band_rule": band_rule,
-             "scale": scale, "s2_offset": s2_offset, "stretch": _as_list(parse_stretch(stretch)), "epochs": epochs,
+             "scale": scale, "s2_offset": s2_offset, "stretch": _as_list(parse_stretch(stretch)), "nodata": fill_value,
+             "epochs": epochs,
              "max_steps": max_steps,
              "batch_size": batch_size, "lr": lr, "weight_decay": weight_decay, "warmup": warmup,
              "schedule": schedule, "precision": precision, "grad_accum": grad_accum,
@@ -138,10 +145,10 @@ def register(app: typer.Typer) -> None:
         from clipsuite.remote.train import RemoteTrainConfig, TrainingData, train_remote
 
         raster = None
-        if o["bands"] is not None or o["scale"] is not None or o["s2_offset"]:
+        if o["bands"] is not None or o["scale"] is not None or o["s2_offset"] or o.get("nodata") is not None:
             raster = RasterInput(tuple(o["bands"]) if o["bands"] is not None else None, o["scale"],
                                  S2_L2A_OFFSET_DN if o["s2_offset"] else 0.0,
-                                 tuple(o["stretch"]) if o["stretch"] is not None else None)
+                                 tuple(o["stretch"]) if o["stretch"] is not None else None, o.get("nodata"))
         source = TrainingData(Path(o["data"]), split=o["split"], eval_split=o["eval_split"],
                               translations=Path(o["translations"]) if o["translations"] else None, raster=raster)
         settings = RemoteTrainConfig(languages=tuple(o["languages"]), distill_weight=o["distill_weight"],

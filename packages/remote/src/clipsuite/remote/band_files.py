@@ -130,9 +130,14 @@ def grid_for(headers: dict[str, BandHeader], chosen: Sequence[str], paths: dict[
     bottom = max(headers[b].bounds[1] for b in chosen)
     right = min(headers[b].bounds[2] for b in chosen)
     top = min(headers[b].bounds[3] for b in chosen)
-    if right <= left or top <= bottom:
-        raise InputError(f"{paths[chosen[-1]]}: the footprint of band {chosen[-1]} does not overlap the other bands "
-                         f"of scene {label} ({', '.join(chosen)})")
+    if right <= left or top <= bottom:  # name the band that overlaps the fewest others
+        def overlaps(x: str, y: str) -> bool:
+            a, b = headers[x].bounds, headers[y].bounds
+            return min(a[2], b[2]) > max(a[0], b[0]) and min(a[3], b[3]) > max(a[1], b[1])
+
+        odd = min(reversed(chosen), key=lambda x: sum(overlaps(x, y) for y in chosen if y != x))
+        raise InputError(f"{paths[odd]}: the footprint of band {odd} does not overlap the other bands "
+                         f"of scene {label} ({', '.join(b for b in chosen if b != odd)})")
     eps = 1e-6
     col0, row0 = math.ceil((left - ox) / res - eps), math.ceil((oy - top) / res - eps)
     col1, row1 = math.floor((right - ox) / res + eps), math.floor((oy - bottom) / res + eps)

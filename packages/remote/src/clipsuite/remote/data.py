@@ -29,6 +29,7 @@ from clipsuite.core.errors import InputError
 from clipsuite.core.models import ClipModel
 from clipsuite.core.towers import vision_tower
 from clipsuite.remote.evaluate import RS_TEMPLATES, class_prompt_name, read_class_folders, read_translations
+from clipsuite.remote.fill import Fill
 from clipsuite.remote.rasters import BandRef, Scaling, Stretch, check_scale, read_image
 from clipsuite.remote.scenes import model_input
 
@@ -42,13 +43,16 @@ class RasterInput:
     scale: float | None = None
     offset: float = 0.0
     stretch: tuple[float, float] | None = (2.0, 98.0)
+    nodata: float | None = None  # overrides the chips' own nodata (fill.Fill); stretch and masks ignore it
 
     def __post_init__(self) -> None:
         check_scale(self.scale)
+        Fill(self.nodata)
 
     def to_dict(self) -> dict[str, Any]:
         return {"bands": list(self.bands) if self.bands is not None else None, "scale": self.scale,
-                "offset": self.offset, "stretch": list(self.stretch) if self.stretch is not None else None}
+                "offset": self.offset, "stretch": list(self.stretch) if self.stretch is not None else None,
+                "nodata": self.nodata}
 
 
 @dataclass
@@ -82,7 +86,8 @@ def load_pixels(paths: Sequence[Path], clip: ClipModel, raster: RasterInput | No
         if raster is not None or in_chans != 3:
             settings = raster or RasterInput()
             stretch = Stretch(*settings.stretch) if settings.stretch is not None else None
-            values, _ = read_image(path, settings.bands, Scaling(settings.scale, settings.offset), stretch)
+            values, _ = read_image(path, settings.bands, Scaling(settings.scale, settings.offset), stretch,
+                                   Fill(settings.nodata))
             if values.shape[0] != in_chans:
                 raise InputError(f"{path}: {values.shape[0]} bands selected but the model takes {in_chans}; "
                                  f"choose {in_chans} bands (or adapt the model to {values.shape[0]})")

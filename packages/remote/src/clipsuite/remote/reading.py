@@ -17,14 +17,14 @@ from pathlib import Path
 from typing import Any
 
 from clipsuite.core.errors import InputError
-from clipsuite.remote.rasters import BandRef, open_raster, resolve_bands
+from clipsuite.remote.rasters import BandRef, resolve_bands
 
 MODEL_CONFIG = "open_clip_config.json"  # what ClipModel.save writes (the core's CONFIG_FILE)
 NOT_GIVEN: Any = object()               # a flag left at its default
 DEFAULT_TILE = 224
 DEFAULT_STRETCH = (2.0, 98.0)
 FLAGS = {"bands": "--bands", "scale": "--scale", "offset": "--s2-offset", "stretch": "--stretch",
-         "tile_size": "--tile-size"}
+         "tile_size": "--tile-size", "stretch_scope": "--stretch-scope"}
 
 
 def trained_reading(model: str) -> dict[str, Any] | None:
@@ -74,12 +74,24 @@ class Reading:
     tile_size: int = DEFAULT_TILE
     notes: list[str] = field(default_factory=list)
     from_model: bool = False
+    stretch_scope: str = "scene"  # scene: one mapping per scene; tile: per tile, as training chips
+    chips: str = ""  # how the run's chips were coloured: "raster" (stretched per chip) or "rgb" (8-bit pictures)
 
 
 def describe(reading: Reading) -> str:
-    """One line: the settings in flag words."""
-    return (f"bands {_text(reading.bands or [1, 2, 3])}, scale {_text(reading.scale or 'by dtype')}, offset "
-            f"{reading.offset:g} DN, stretch {_text(reading.stretch)}, tiles of {reading.tile_size} px")
+    """One line: the settings in flag words, and how the tiles' colour mapping compares with the chips'."""
+    scope = f" per {reading.stretch_scope}" if reading.stretch is not None else ""
+    text = (f"bands {_text(reading.bands or [1, 2, 3])}, scale {_text(reading.scale or 'by dtype')}, offset "
+            f"{reading.offset:g} DN, stretch {_text(reading.stretch)}{scope}, tiles of {reading.tile_size} px")
+    if reading.chips == "raster" and reading.stretch is not None and reading.stretch_scope == "tile":
+        text += " (each tile stretched on its own, as each training chip was)"
+    elif reading.chips == "raster" and reading.stretch is not None:
+        text += (" (differs from training: each chip was stretched on its own, here one stretch per scene; "
+                 "--stretch-scope tile reads as trained)")
+    elif reading.chips == "rgb" and reading.stretch is not None:
+        text += (f" (differs from training: its chips were 8-bit RGB pictures used as they are, here DN are "
+                 f"stretched {_text(reading.stretch)} per {reading.stretch_scope})")
+    return text
 
 
 def _text(value: Any) -> str:
@@ -90,29 +102,34 @@ def _text(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def _first_raster(scenes: Sequence[Path]) -> Path | None:
-    for path in scenes:
-        if path.is_file():
-            return path
-        if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in (".tif", ".tiff"))
-            if found:
-                return found[0]
-    return None
+def _first_scene(scenes: Sequence[Path]) -> object | None:
+    """The first scene (a raster file, or a band set, .SAFE or STAC item) among ``scenes``."""
+    from clipsuite.remote.sources import find_scene_sources
+
+    try:
+        return find_scene_sources(scenes)[0]
+    except InputError:  # nothing to look at: the caller compares the selections as written
+        return None
 
 
 def _same_bands(recorded: list[BandRef] | None, given: list[BandRef], scenes: Sequence[Path]) -> bool:
     """Whether two band selections pick the same bands of the scenes (names vs indexes compared on the
     first raster; as written when there is none to look at)."""
-    first = _first_raster(scenes)
+    from clipsuite.remote.sources import SceneSource, open_scene
+
+    first = _first_scene(scenes)
     if first is None:
         return [str(b).upper() for b in recorded or []] == [str(b).upper() for b in given]
-    with open_raster(first) as dataset:
-        return resolve_bands(dataset, recorded, first) == resolve_bands(dataset, given, first)
+    assert isinstance(first, SceneSource)
+    if first.is_band_set:  # band names of the set, in the set's order
+        return first.chosen(recorded) == first.chosen(given)
+    with open_scene(first) as dataset:
+        return resolve_bands(dataset, recorded, str(first)) == resolve_bands(dataset, given, str(first))
 
 
 def index_reading(model: str, scenes: Sequence[Path], bands: Any = NOT_GIVEN, scale: Any = NOT_GIVEN,
-                  offset: Any = NOT_GIVEN, stretch: Any = NOT_GIVEN, tile_size: Any = NOT_GIVEN) -> Reading:
+                  offset: Any = NOT_GIVEN, stretch: Any = NOT_GIVEN, tile_size: Any = NOT_GIVEN,
+                  stretch_scope: Any = NOT_GIVEN) -> Reading:
     """Settings for indexing ``scenes`` with ``model``: flags given explicitly, else what the model's
     training run recorded, else the defaults. Refuses bands other than the model was trained on."""
     recorded = trained_reading(model)
@@ -121,6 +138,8 @@ def index_reading(model: str, scenes: Sequence[Path], bands: Any = NOT_GIVEN, sc
                                 "tile_size": DEFAULT_TILE}
     out = {k: (v if v is not NOT_GIVEN else defaults[k]) for k, v in given.items()}
     reading = Reading(**out)
+    if stretch_scope is not NOT_GIVEN:
+        reading.stretch_scope = stretch_scope
     if recorded is None:
         return reading
     reading.from_model = True
@@ -129,6 +148,13 @@ def index_reading(model: str, scenes: Sequence[Path], bands: Any = NOT_GIVEN, sc
               "stretch": tuple(recorded["stretch"]) if recorded.get("stretch") else None,
               "tile_size": recorded.get("tile_size")}
     raster_run = "bands" in recorded  # RGB-chip runs record only the chip size
+    reading.chips = "raster" if raster_run else "rgb"
+    if raster_run and stretch_scope is NOT_GIVEN:
+        reading.stretch_scope = "tile"  # training stretched each chip on its own: so is each tile
+    elif raster_run and stretch_scope == "scene" and learnt["stretch"] is not None:
+        differs_scope = True
+    else:
+        differs_scope = False
     differs = []
     for key, value in learnt.items():
         if key != "tile_size" and not raster_run or key == "tile_size" and value is None:
@@ -143,6 +169,8 @@ def index_reading(model: str, scenes: Sequence[Path], bands: Any = NOT_GIVEN, sc
                                  "omit --bands to read those")
         elif (tuple(given[key]) if isinstance(given[key], list) else given[key]) != value:
             differs.append(f"{FLAGS[key]} {_text(given[key])} (trained: {_text(value)})")
+    if raster_run and stretch_scope is not NOT_GIVEN and differs_scope:
+        differs.append("--stretch-scope scene (trained: each chip stretched on its own)")
     if differs:
         reading.notes.append(f"note: {model} was trained reading chips otherwise; as given: {', '.join(differs)}")
     return reading

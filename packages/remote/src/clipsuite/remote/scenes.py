@@ -255,7 +255,8 @@ def embed_scene_tiles(clip: ClipModel, scenes: Sequence[SceneSource | Path], sha
     return rank, world, writer.rows, skipped
 
 
-def build_scene_index(clip: ClipModel, sources: Sequence[str | os.PathLike[str]], index_dir: str | os.PathLike[str],
+def build_scene_index(clip: ClipModel, sources: Sequence[str | os.PathLike[str] | SceneSource],
+                      index_dir: str | os.PathLike[str],
                       config: SceneIndexConfig | None = None, model_spec: str | None = None, kind: str = "exact",
                       process_index: int | None = None, num_processes: int | None = None,
                       ) -> SceneIndexResult | None:

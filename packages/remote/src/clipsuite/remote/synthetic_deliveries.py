@@ -163,7 +163,8 @@ def write_landsat(stacked: str | Path, folder: str | Path, angle: float = 12.0, 
              f'    LANDSAT_PRODUCT_ID = "{product}"', "  END_GROUP = PRODUCT_CONTENTS",
              "  GROUP = LEVEL1_RADIOMETRIC_RESCALING"]
     for band_number in range(1, 10):
-        lines += [f"    REFLECTANCE_MULT_BAND_{band_number} = 2.0000E-05", f"    REFLECTANCE_ADD_BAND_{band_number} = -0.100000"]
+        lines += [f"    REFLECTANCE_MULT_BAND_{band_number} = 2.0000E-05",
+                  f"    REFLECTANCE_ADD_BAND_{band_number} = -0.100000"]
     lines += ["  END_GROUP = LEVEL1_RADIOMETRIC_RESCALING", "END_GROUP = LANDSAT_METADATA_FILE", "END"]
     (folder / f"{product}_MTL.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
     return folder
