@@ -11,6 +11,8 @@ reads past are silenced, since a user cannot act on them.
 
 from __future__ import annotations
 
+import os
+import sys
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -38,6 +40,28 @@ def quiet_pydicom() -> Iterator[None]:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", module=r"pydicom(\.|$)")
         yield
+
+
+@contextmanager
+def quiet_native_stderr() -> Iterator[None]:
+    """Decoders written in C (OpenJPEG inside GDCM and pylibjpeg) print their complaints about a damaged
+    codestream straight to file descriptor 2; the ``InputError`` that follows says it in one line."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no descriptor 2 to mute (an embedded interpreter): leave it be
+        saved = -1
+    if saved < 0:
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 
 def looks_dicom(path: Path) -> bool:
@@ -80,7 +104,7 @@ def decode_pixels(file: Path) -> tuple[np.ndarray, Dataset]:
     except Exception as error:  # noqa: BLE001 - readers raise many types; one message for all
         raise InputError(f"{file}: not a readable DICOM file ({_first_line(error)})") from None
     try:
-        with quiet_pydicom():
+        with quiet_pydicom(), quiet_native_stderr():
             return ds.pixel_array, ds
     except Exception as error:  # noqa: BLE001 - each decoder plugin raises its own types
         raise InputError(f"{file}: cannot decode the pixel data ({_decode_reason(ds, error)})") from None
