@@ -135,10 +135,6 @@ def search(
         "--output", "-o", help="Also write the results (.json, .csv or .tsv).")] = None,
 ) -> None:
     """Nearest neighbours of text and/or image queries; prints a table."""
-    if output is not None:
-        from clipsuite.core.outputs import check_output_file
-
-        check_output_file(output, "--output", (".json", ".csv", ".tsv"))
     need(index_dir, "index folder", "dir")  # paths first, before torch is imported
     for query in image or []:
         need(query, "--image file", "file")
@@ -162,12 +158,13 @@ def search(
     if clip.embed_dim != store.dim:
         raise InputError(f"model '{spec}' embeds in {clip.embed_dim} dimensions but the index {index_dir} holds "
                          f"{store.dim}-dimensional vectors (built with model '{store.config.model}')")
-    queries = [clip.encode_texts(texts)] if texts else []
-    if decoded:
-        queries.append(clip.encode_images(decoded))
     labels = texts + [str(p) for p in images]
-    records = [{"query_text": labels[r["query"]], **r} for r in _search(store, torch.cat(queries), k, where, nprobe,
-                                                                        ef_search, rerank)]
+    records = []
+    for offset, queries, is_text in ((0, clip.encode_texts(texts) if texts else None, True),
+                                     (len(texts), clip.encode_images(decoded) if decoded else None, False)):
+        if queries is not None:  # texts cross the modality gap to pick cells (when tuned so), images do not
+            records += [{"query_text": labels[offset + r["query"]], **r, "query": offset + r["query"]}
+                        for r in _search(store, queries, k, where, nprobe, ef_search, rerank, is_text)]
     table = Table("query", "rank", "score", "id", "path")
     for record in records:
         table.add_row(record["query_text"], str(record["rank"]), f"{record['score']:.4f}", str(record.get("id", "")),
@@ -199,13 +196,14 @@ def _open_index(folder: Path, where: str | None) -> Any:
 
 
 def _search(store: Any, queries: Any, k: int, where: str | None, nprobe: int | None, ef_search: int | None,
-            rerank: int | None) -> list[dict[str, Any]]:
+            rerank: int | None, shift: bool) -> list[dict[str, Any]]:
     from clipsuite.core.index import EmbeddingIndex, SearchResult
 
     if isinstance(store, EmbeddingIndex):
         store.set_search_params(nprobe=nprobe, ef_search=ef_search)
         return store.search(queries, k=k).records()
-    scores, rows = store.search(queries, k=k, where=where, nprobe=nprobe, ef_search=ef_search, rerank=rerank)
+    scores, rows = store.search(queries, k=k, where=where, nprobe=nprobe, ef_search=ef_search, rerank=rerank,
+                                shift=shift)
     return SearchResult(rows=rows, scores=scores, metadata=store.rows_metadata(rows)).records()
 
 

@@ -126,7 +126,8 @@ class StoreConfig:
     kind: str = "exact"
     codes: str = "flat"  # flat | sq8 | pq<m>: what the inverted lists hold
     nlist: int | None = None
-    nprobe: int = 32
+    nprobe: int = 32  # for text queries when tuned on texts (``shift=True`` searches)
+    image_nprobe: int | None = None  # for in-distribution (image) queries, when tuning measured it
     rerank: int = 1  # candidates per wanted hit re-scored exactly from float16 (1: off)
     hnsw_m: int = 32
     ef_construction: int = 80
@@ -289,14 +290,20 @@ class IndexStore:
     def search(self, queries: Any, k: int = 10, where: str | None = None, nprobe: int | None = None,
                rerank: int | None = None, ef_search: int | None = None, shift: bool = True,
                exact: bool = False) -> tuple[np.ndarray, np.ndarray]:
-        """Top-``k`` (scores, rows) per query, cosine, best first; -inf / -1 where fewer exist."""
+        """Top-``k`` (scores, rows) per query, cosine, best first; -inf / -1 where fewer exist.
+
+        ``shift``: the queries are of the tuned kind (text): cells are chosen with the learnt modality-gap
+        shift and the tuned nprobe; ``False`` for in-distribution (image) queries: no shift, ``image_nprobe``.
+        """
         if k < 1:
             raise InputError(f"search: k must be at least 1, got {k}")
         q = normalized(queries, self.dim, "search")
         allowed = self.matching_rows(where) if where else None
         if allowed is not None and allowed.size == 0:
             return np.full((len(q), k), -np.inf, np.float32), np.full((len(q), k), -1, np.int64)
-        nprobe = int(nprobe or self.config.nprobe)
+        if nprobe is None:
+            nprobe = self.config.nprobe if shift or self.config.image_nprobe is None else self.config.image_nprobe
+        nprobe = int(nprobe)
         if exact or self.index is None or (allowed is not None and self._exact_is_cheaper(allowed.size, nprobe)):
             return self.exact_search(q, k, allowed)
         factor = int(rerank or self.config.rerank)
@@ -386,12 +393,16 @@ class IndexStore:
         return [[found[r] if r >= 0 else None for r in line] for line in rows.tolist()]
 
     def set_tuned(self, nprobe: int | None = None, ef_search: int | None = None,
-                  shift: np.ndarray | None = None) -> None:
+                  shift: np.ndarray | None | str = "keep", image_nprobe: int | None = None) -> None:
+        """Change the search settings; ``shift`` an array, ``None`` (no shift) or "keep"."""
         if nprobe is not None:
             self.config.nprobe = int(nprobe)
+        if image_nprobe is not None:
+            self.config.image_nprobe = int(image_nprobe)
         if ef_search is not None:
             self.config.ef_search = int(ef_search)
-        self.shift = shift
+        if not isinstance(shift, str):
+            self.shift = shift
 
 
 def _concat_tables(tables: list[MetadataTable]) -> MetadataTable:
@@ -555,11 +566,10 @@ def _write_config(stage: Path, config: StoreConfig, parts: list[Part], extra: di
 
 
 def check_target(target: Path) -> None:
-    """Refuse a folder that holds something other than an index (the user's files), before any work."""
-    if target.exists() and not target.is_dir():
-        raise InputError(f"{target}: exists and is not a folder")
-    if target.is_dir() and not (target / CONFIG_FILE).exists() and any(target.iterdir()):
-        raise InputError(f"{target}: exists and is not an index folder; refusing to overwrite it")
+    """Refuse, before any work, a folder that holds what clipsuite did not write (the user's files)."""
+    from clipsuite.core.outputs import check_output_dir
+
+    check_output_dir(target, "--output")
 
 
 def trained_from(folder: str | os.PathLike[str], dim: int) -> tuple[faiss.Index, StoreConfig]:
@@ -595,7 +605,7 @@ def build_store(source: VectorSource, output: str | os.PathLike[str], config: St
         if other.model and config.model and other.model != config.model:
             raise InputError(f"{trained}: its quantizer was trained on '{other.model}' embeddings, "
                              f"these are '{config.model}'")
-    with staged_folder(target) as stage:
+    with staged_folder(target, command="index build") as stage:
         parts = [_write_part(stage, 0, source, config)]
         _fill(stage, config, parts, [0], quantizer, None)
         _write_config(stage, config, parts)
@@ -621,7 +631,7 @@ def add_to_store(folder: str | os.PathLike[str], source: VectorSource) -> IndexS
     config = StoreConfig(**asdict(old.config))
     if config.tuning:
         config.tuning = {**config.tuning, "stale": f"measured on {len(old)} rows, before an add"}
-    with staged_folder(folder) as stage:
+    with staged_folder(folder, command="index add", flag="INDEX") as stage:
         for name in [p.vectors for p in old.parts] + [p.metadata for p in old.parts] + [TRAINED_FILE, SHIFT_FILE]:
             if (old.folder / name).is_file():
                 _link(old.folder / name, stage / name)

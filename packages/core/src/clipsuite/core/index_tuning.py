@@ -6,7 +6,8 @@ give 0.6 on text. Tuning therefore measures recall@k on a sample of the real que
 search over the stored vectors, and tries two ways of choosing cells: with the query as it is, and
 with the query moved by the difference of the image and query means (Liang et al. 2022) -- only the
 choice of cells moves, the scores are the query's own. The smallest nprobe that meets the target
-wins (fewer cells is faster); ties keep the query unmoved. The record goes to ``index.json``.
+wins (fewer cells is faster); ties keep the query unmoved. In-distribution (image) queries get their
+own nprobe for recall 0.99, measured with stored vectors as queries. The record goes to ``index.json``.
 """
 
 from __future__ import annotations
@@ -19,6 +20,12 @@ from clipsuite.core.errors import InputError
 from clipsuite.core.index_store import IndexStore, normalized
 
 MIN_SHIFT = 0.05  # a mean difference shorter than this is noise, not a gap
+# In-distribution (image) queries keep their own bar, 0.99. It is measured with stored vectors as
+# queries (leave-one-out), which the cells were trained on and so flatter the index (bench_index_ood,
+# 100k: 0.996 leave-one-out was 0.988 on fresh image queries at the same nprobe); hence the measured
+# nprobe is doubled.
+IMAGE_TARGET = 0.99
+IMAGE_MARGIN = 2
 
 
 def recall_at_k(found: np.ndarray, truth: np.ndarray) -> float:
@@ -91,8 +98,34 @@ def tune(store: IndexStore, queries: Any, target: float = 0.95, k: int = 10) -> 
             best = (nprobe, recall, candidate)
     assert best is not None
     store.set_tuned(nprobe=best[0], shift=best[2])
+    image_nprobe, image_recall = _tune_images(store, k, IMAGE_TARGET, nlist)
     return {**record, "nprobe": best[0], "recall": best[1], "met": best[1] >= target,
-            "query_shift": best[2] is not None, "shift_norm": float(np.linalg.norm(shift)), "tried": tried}
+            "query_shift": best[2] is not None, "shift_norm": float(np.linalg.norm(shift)), "tried": tried,
+            "image_nprobe": image_nprobe, "image_recall": image_recall, "image_target_recall": IMAGE_TARGET}
+
+
+def _tune_images(store: IndexStore, k: int, target: float, nlist: int, count: int = 300) -> tuple[int, float]:
+    """nprobe for in-distribution queries, measured with stored vectors as queries (each one's own row
+    left out of both lists, so finding itself earns nothing)."""
+    rows = np.sort(np.random.default_rng(2).choice(len(store), size=min(count, len(store)), replace=False))
+    q = store.gather(rows)
+    truth = _without_self(store.exact_search(q, k + 1)[1], rows, k)
+
+    def by_nprobe(nprobe: int) -> float:
+        return recall_at_k(_without_self(store.search(q, k + 1, nprobe=nprobe, shift=False)[1], rows, k), truth)
+
+    nprobe, recall = _smallest(by_nprobe, nlist, target)
+    nprobe = min(nlist, nprobe * IMAGE_MARGIN)
+    store.set_tuned(image_nprobe=nprobe)
+    return nprobe, by_nprobe(nprobe)
+
+
+def _without_self(found: np.ndarray, rows: np.ndarray, k: int) -> np.ndarray:
+    out = np.full((len(found), k), -1, dtype=np.int64)
+    for line, (hits, own) in enumerate(zip(found, rows)):
+        kept = hits[hits != own][:k]
+        out[line, :len(kept)] = kept
+    return out
 
 
 def read_query_vectors(path: Any) -> np.ndarray | None:
