@@ -9,6 +9,9 @@ goes: the tiling pass alone (read + scale + stretch, no encoder). Peer: torchgeo
 ``GridGeoSampler`` (same tile grid, same DataLoader workers) feeding the same encoder, with a fixed
 reflectance scaling (cheaper than our stretch) and the same resize/normalise.
 Memory: tracemalloc peak of the tiling pass (numpy buffers) at each scene size, one scene at a time.
+Per-band input (issue 18, ``--no-per-band`` to skip): the same scenes cut into one GeoTIFF per band
+(``synthetic_deliveries.write_band_files``, 10 m bands only), read as one scene through the in-memory VRT;
+tiling and pipeline throughput against the stacked GeoTIFF in the same run, and tiling memory per size.
 
     uv run python shared/bench/run.py remote_index                              # 5k, 10k, 20k px
     uv run python shared/bench/run.py remote_index -- --sizes 1024,2048,4096 --model tiny-multilingual
@@ -38,6 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--throughput-size", type=int, default=None, help="scene side for the throughput runs "
                         "(default: the smallest of --sizes)")
     parser.add_argument("--no-torchgeo", action="store_true", help="skip the torchgeo side-by-side run")
+    parser.add_argument("--no-per-band", action="store_true", help="skip the one-file-per-band runs")
 
 
 def _torchgeo_tiles_per_s(path: Path, clip, tile: int, batch: int, workers: int) -> tuple[float, int]:
@@ -73,8 +77,9 @@ def run(args: argparse.Namespace) -> BenchResult:
     import torch
 
     from clipsuite.core.models import load_model
-    from clipsuite.remote import synthetic
+    from clipsuite.remote import synthetic, synthetic_deliveries
     from clipsuite.remote.scenes import SceneIndexConfig, embed_scene_tiles, model_input
+    from clipsuite.remote.sources import find_scene_sources
     from clipsuite.remote.tiling import TileSpec, iter_tiles
 
     sizes = [int(v) for v in args.sizes.split(",")]
@@ -92,6 +97,12 @@ def run(args: argparse.Namespace) -> BenchResult:
             cells = max(1, size // cell)
             scenes[size] = synthetic.write_scene(Path(tmp) / f"scene_{size}.tif", rows=cells, cols=cells, cell=cell,
                                                  nodata_cols=0).path
+        per_band = {}
+        if not args.no_per_band:  # the same pixels, one GeoTIFF per band (10 m bands)
+            for size, path in scenes.items():
+                folder = Path(tmp) / f"bands_{size}"
+                synthetic_deliveries.write_band_files(path, folder, prefix=f"T33TWM_{size}", coarse=())
+                per_band[size] = find_scene_sources([folder])[0]
         for size, path in scenes.items():  # tiling memory, one scene at a time
             tracemalloc.start()
             count = sum(1 for _ in iter_tiles(path, config.bands, spec, config.scaling, config.stretcher))
@@ -99,19 +110,48 @@ def run(args: argparse.Namespace) -> BenchResult:
             tracemalloc.stop()
             result.memory_mb[f"tiling_peak_{size}px"] = peak / 2**20
             result.metrics[f"tiles_{size}px"] = float(count)
+            if size in per_band:
+                tracemalloc.start()
+                count = sum(1 for _ in iter_tiles(per_band[size], config.bands, spec, config.scaling,
+                                                  config.stretcher))
+                _, peak = tracemalloc.get_traced_memory()
+                tracemalloc.stop()
+                result.memory_mb[f"per_band_tiling_peak_{size}px"] = peak / 2**20
+                result.metrics[f"per_band_tiles_{size}px"] = float(count)
         size = args.throughput_size or min(sizes)
         largest = scenes[size] if size in scenes else synthetic.write_scene(
             Path(tmp) / "throughput" / f"scene_{size}.tif", rows=size // 250, cols=size // 250, cell=250,
             nodata_cols=0).path
         result.params["throughput_size"] = size
-        start = time.perf_counter()
-        reads = sum(1 for _ in iter_tiles(largest, config.bands, spec, config.scaling, config.stretcher))
-        result.timings_s["tiling_only"] = time.perf_counter() - start
+        bands_scene = per_band.get(size)
+        if bands_scene is None and not args.no_per_band:
+            synthetic_deliveries.write_band_files(largest, Path(tmp) / "bands_tp", prefix="T33TWM_tp", coarse=())
+            bands_scene = find_scene_sources([Path(tmp) / "bands_tp"])[0]
+        # stacked and per-band alternate (stacked, bands, stacked, bands): load drifts hit both alike
+        for rep in range(2):
+            start = time.perf_counter()
+            reads = sum(1 for _ in iter_tiles(largest, config.bands, spec, config.scaling, config.stretcher))
+            result.timings_s[f"tiling_only_{rep}"] = time.perf_counter() - start
+            if bands_scene is not None:
+                start = time.perf_counter()
+                sum(1 for _ in iter_tiles(bands_scene, config.bands, spec, config.scaling, config.stretcher))
+                result.timings_s[f"per_band_tiling_only_{rep}"] = time.perf_counter() - start
+        result.timings_s["tiling_only"] = min(result.timings_s.pop(f"tiling_only_{r}") for r in range(2))
         result.metrics["tiling_tiles_per_s"] = reads / result.timings_s["tiling_only"]
+        if bands_scene is not None:
+            result.timings_s["per_band_tiling_only"] = min(result.timings_s.pop(f"per_band_tiling_only_{r}")
+                                                           for r in range(2))
+            result.metrics["per_band_tiling_tiles_per_s"] = reads / result.timings_s["per_band_tiling_only"]
         start = time.perf_counter()
         _, _, tiles, _ = embed_scene_tiles(clip, [largest], Path(tmp) / "shards", config, process_index=0,
                                            num_processes=1)
         result.timings_s["pipeline"] = time.perf_counter() - start
+        if bands_scene is not None:
+            start = time.perf_counter()
+            _, _, band_tiles, _ = embed_scene_tiles(clip, [bands_scene], Path(tmp) / "band_shards", config,
+                                                    process_index=0, num_processes=1)
+            result.timings_s["per_band_pipeline"] = time.perf_counter() - start
+            result.metrics["per_band_pipeline_tiles_per_s"] = band_tiles / result.timings_s["per_band_pipeline"]
         if not args.no_torchgeo:
             seconds, count = _torchgeo_tiles_per_s(largest, clip, args.tile, args.batch, args.workers)
             result.timings_s["torchgeo_pipeline"] = seconds
@@ -139,5 +179,13 @@ def run(args: argparse.Namespace) -> BenchResult:
     peaks = [result.memory_mb[f"tiling_peak_{s}px"] for s in sizes]
     result.checks["throughput_ratio>=0.8"] = result.ratios["pipeline_over_encoder"] >= 0.8
     result.checks["tiling_memory_flat"] = max(peaks) <= 1.5 * min(peaks)
+    if "per_band_pipeline_tiles_per_s" in result.metrics:
+        result.ratios["per_band_over_stacked_pipeline"] = result.metrics["per_band_pipeline_tiles_per_s"] / \
+            result.metrics["pipeline_tiles_per_s"]
+        result.ratios["per_band_over_stacked_tiling"] = result.metrics["per_band_tiling_tiles_per_s"] / \
+            result.metrics["tiling_tiles_per_s"]
+        result.checks["per_band_pipeline_ratio>=0.8"] = result.ratios["per_band_over_stacked_pipeline"] >= 0.8
+        band_peaks = [result.memory_mb[f"per_band_tiling_peak_{s}px"] for s in sizes if s in per_band]
+        result.checks["per_band_tiling_memory_flat"] = max(band_peaks) <= 1.5 * min(band_peaks)
     result.notes.append("wall times, one run each; the machine is shared, so the ratio is noisy")
     return result
