@@ -156,12 +156,14 @@ def load_nifti_subject(config: DatasetConfig, on_session: Callable[[int, int], N
 
 
 def drop_bad_voxels(responses: np.ndarray, voxels: np.ndarray,
-                    rows: int = 1024) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
+                    rows: int | None = None) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
     """Remove voxels with any non-finite value, then voxels constant over all trials; count each.
 
-    The statistics are gathered ``rows`` trials at a time and ``responses`` is returned as it is when every
-    voxel is kept: checking a subject costs no second copy of its responses."""
+    The statistics are gathered ``rows`` trials at a time (default: ~4 MB of flags per block, so the check's
+    memory does not grow with the trials) and ``responses`` is returned as it is when every voxel is kept:
+    checking a subject costs no second copy of its responses."""
     n_voxels = responses.shape[1]
+    rows = rows or max(1, (1 << 22) // max(1, n_voxels))
     finite = np.ones(n_voxels, dtype=bool)
     low, high = np.full(n_voxels, np.inf, dtype=np.float64), np.full(n_voxels, -np.inf, dtype=np.float64)
     for start in range(0, len(responses), rows):

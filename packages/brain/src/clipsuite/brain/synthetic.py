@@ -224,9 +224,10 @@ def _write_nsd_subject(root: Path, subject: int, n_sessions: int, grid: tuple[in
     voxels = coords[in_roi]
     posterior = voxels[:, 1] < np.quantile(voxels[:, 1], 0.5)
     strength = np.where(posterior, rng.uniform(0.4, 1.0, len(voxels)), 0.0)
-    weights = rng.normal(0, 1, (features.shape[1], len(voxels))) / np.sqrt(features.shape[1])
-    drive = features @ weights
-    clean = strength * np.tanh(drive / (drive[np.any(features != 0, axis=1)].std(0) + 1e-8))  # row = 73k id
+    weights = (rng.normal(0, 1, (features.shape[1], len(voxels))) / np.sqrt(features.shape[1])).astype(np.float32)
+    drive = features.astype(np.float32) @ weights  # float32: a benchmark-sized grid stays a few hundred MB
+    drive /= drive[np.any(features != 0, axis=1)].std(0) + 1e-8
+    clean = strength.astype(np.float32) * np.tanh(drive, out=drive)  # row = 73k id
     roi_dir = root / layout.SUBJECT_ROIS.format(subject=subject, space="func1pt8mm")
     roi_dir.mkdir(parents=True, exist_ok=True)
     nib.save(nib.Nifti1Image(roi, AFFINE), roi_dir / "nsdgeneral.nii.gz")
