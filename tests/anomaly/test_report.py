@@ -26,19 +26,25 @@ def _images(folder: Path, n: int) -> list[Path]:
     return paths
 
 
-def test_report_rows_and_neighbours(tmp_path: Path) -> None:
+def test_report_rows_and_a_users_folder(tmp_path: Path) -> None:
     out = tmp_path / "run"
-    paths = _images(out / "data", 3)  # a dataset beside the report, as the demo step writes it
+    paths = _images(out / "data", 3)  # the user's data in the folder asked for: refused, left alone
     result = AnomalyResult(torch.tensor([0.1, 0.9, 0.5]), torch.rand(3, 4, 4))
+    with pytest.raises(InputError, match=r"run holds files this command did not write \(data/\)"):
+        write_report(out, paths, result, threshold=0.5)
+    assert sorted(p.name for p in out.iterdir()) == ["data"]
+    out = tmp_path / "report"
     page = write_report(out, paths, result, threshold=0.5)
     assert page == out / "index.html"
     rows = list(csv.DictReader((out / "scores.csv").read_text().splitlines()))
     assert [(Path(r["image"]).name, float(r["score"]), r["anomalous"]) for r in rows] == [
         ("000.png", pytest.approx(0.1), "False"), ("001.png", pytest.approx(0.9), "True"),
         ("002.png", pytest.approx(0.5), "True")]
-    assert sorted(p.name for p in out.iterdir()) == ["data", "heatmaps", "index.html", "scores.csv", "scores.json"]
+    assert sorted(p.name for p in out.iterdir()) == [".clipsuite-output.json", "heatmaps", "index.html", "scores.csv",
+                                                     "scores.json"]
     assert json.loads((out / "scores.json").read_text())["threshold"] == 0.5
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report", "run"]
+    assert "16x16 px, shown enlarged" in page.read_text()
 
 
 def test_failure_mid_report_leaves_the_old_report_and_no_temporary(tmp_path: Path) -> None:

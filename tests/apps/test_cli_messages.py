@@ -82,13 +82,13 @@ def test_run_folder_refusals_name_the_commands_own_flag(tmp_path: Path) -> None:
     (busy / "notes.txt").write_text("mine")
     with pytest.raises(InputError) as caught:
         check_output_folder(busy, resume=False, overwrite=False, flag="--out")
-    assert caught.value.cli_message.endswith("choose a new or empty --out")
+    assert caught.value.cli_message.endswith("choose another --out or remove them")
     data = tmp_path / "data"
     (data / "good").mkdir(parents=True)
     result = runner.invoke(anomaly_app, ["train", str(data), "--out", str(tmp_path / "w.safetensors"),
                                          "--run-dir", str(busy), "--model", "tiny"])
     assert result.exit_code == 2
-    assert " ".join(result.output.split()).endswith("choose a new or empty --run-dir"), result.output
+    assert " ".join(result.output.split()).endswith("choose another --run-dir or remove them"), result.output
 
 
 def test_offline_hub_model_in_the_cli_speaks_cli_words(monkeypatch, tmp_path: Path) -> None:

@@ -40,7 +40,7 @@ def _files(folder: Path) -> list[str]:
 def test_csv_embeddings_match_encode_images(model: ClipModel, dataset: Path, tmp_path: Path) -> None:
     result = embed_images(model, dataset, tmp_path / "emb", _quiet(), model_spec="tiny")
     assert result.count == 20 and result.skipped == []
-    assert _files(tmp_path / "emb") == ["embeddings.json", "shard-00000-of-00001.jsonl",
+    assert _files(tmp_path / "emb") == [".clipsuite-output.json", "embeddings.json", "shard-00000-of-00001.jsonl",
                                         "shard-00000-of-00001.safetensors", "shard-00000-of-00001.skipped.json",
                                         "skipped.json"]
     shards = read_shards(tmp_path / "emb")

@@ -59,7 +59,7 @@ def test_save_load_round_trip(tmp_path: Path) -> None:
     index = EmbeddingIndex.build(data, [{"id": i, "path": f"img{i}.png", "label": i % 3} for i in range(2000)],
                                  IndexConfig(kind="ivf", nprobe=4, model="tiny"))
     folder = index.save(tmp_path / "ix")
-    assert sorted(p.name for p in folder.iterdir()) == ["index.faiss", "index.json", "metadata.jsonl"]
+    assert sorted(p.name for p in folder.iterdir()) == [".clipsuite-output.json", "index.faiss", "index.json", "metadata.jsonl"]
     loaded = EmbeddingIndex.load(folder)
     assert loaded.config.kind == "ivf" and loaded.config.nprobe == 4 and loaded.config.model == "tiny"
     assert len(loaded) == 2000 and loaded.metadata[5] == {"id": 5, "path": "img5.png", "label": 2}
@@ -107,6 +107,6 @@ def test_bad_inputs(tmp_path: Path) -> None:
         EmbeddingIndex.load(folder)
     (tmp_path / "precious").mkdir()
     (tmp_path / "precious" / "notes.txt").write_text("keep me")
-    with pytest.raises(InputError, match="refusing to overwrite"):
+    with pytest.raises(InputError, match="holds files this command did not write"):
         index.save(tmp_path / "precious")
     assert (tmp_path / "precious" / "notes.txt").read_text() == "keep me"

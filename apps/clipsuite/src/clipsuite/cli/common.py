@@ -4,6 +4,7 @@ several commands take (module-level ``Annotated`` types, the one style of every 
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar, cast
@@ -23,6 +24,30 @@ ModelOpt = Annotated[str, typer.Option("--model", "-m", help="Model spec: a pres
                                                              "name, folder, .safetensors file or hf-hub:org/repo.")]
 PretrainedOpt = Annotated[str | None, typer.Option(help="Pretrained tag or weight file for --model.")]
 DeviceOpt = Annotated[str | None, typer.Option(help="cpu, cuda, cuda:1 ... (default: cuda when available).")]
+
+
+class _NoteHandler(logging.Handler):
+    """The libraries' warnings (``clipsuite.*`` loggers) as one yellow line each, said once: a note about
+    how the run went (random weights, fill found, a skipped file), not a log record with a source line."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.said: set[str] = set()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if message not in self.said:
+            self.said.add(message)
+            err_console.print(f"[yellow]note:[/] {escape(message)}", soft_wrap=True)
+
+
+def _route_library_notes() -> None:
+    library = logging.getLogger("clipsuite")
+    if not any(isinstance(h, _NoteHandler) for h in library.handlers):
+        library.addHandler(_NoteHandler())
+
+
+_route_library_notes()
 
 
 def fail(message: str, code: int = 2) -> NoReturn:

@@ -20,6 +20,7 @@ import numpy as np
 from PIL import Image
 
 from clipsuite.anomaly.methods.base import AnomalyResult, resize_map
+from clipsuite.core.html_report import figure, page
 from clipsuite.core.images import load_image
 from clipsuite.core.skipping import Skipped
 from clipsuite.core.staging import staged_folder
@@ -54,23 +55,20 @@ class ReportRow(TypedDict):
 
 
 def _page(title: str, rows: list[ReportRow], threshold: float | None,
-          skipped: Sequence[Skipped] = ()) -> str:
+          skipped: Sequence[Skipped] = (), sizes: Sequence[tuple[int, int]] = ()) -> str:
+    """The report page; ``sizes``: each heatmap's (width, height), so small ones are shown enlarged."""
     cells = []
-    for row in rows:
+    for i, row in enumerate(rows):
         flag = ""
         if row.get("anomalous") is not None:
             flag = " <b style='color:#c00'>anomalous</b>" if row["anomalous"] else " normal"
-        cells.append(
-            f"<figure><img src='{html.escape(str(row['heatmap']))}' width='256'>"
-            f"<figcaption>{html.escape(str(row['name']))}<br>score {float(row['score']):.4f}{flag}"
-            "</figcaption></figure>")
+        cells.append(figure(str(row["heatmap"]), str(row["name"]), sizes[i] if i < len(sizes) else None,
+                            caption_html=f"<br>score {float(row['score']):.4f}{flag}"))
     note = f"<p>threshold {threshold:.4f} (anomalous if score &ge; threshold)</p>" if threshold is not None else ""
     if skipped:
         note += (f"<p>skipped {len(skipped)} unreadable image(s):</p><ul>"
                  + "".join(f"<li>{html.escape(s.reason)}</li>" for s in skipped) + "</ul>")
-    return ("<!doctype html><html><head><meta charset='utf-8'><title>" + html.escape(title) + "</title>"
-            "<style>body{font-family:sans-serif}figure{display:inline-block;margin:6px}</style></head><body>"
-            f"<h1>{html.escape(title)}</h1>{note}" + "".join(cells) + "</body></html>\n")
+    return page(title, [note, *cells])
 
 
 def write_report(out_dir: str | os.PathLike[str], paths: Sequence[Path], result: AnomalyResult,
@@ -85,8 +83,10 @@ def write_report(out_dir: str | os.PathLike[str], paths: Sequence[Path], result:
     with staged_folder(out, merge=True, command="anomaly detect") as stage:
         (stage / "heatmaps").mkdir()
         rows: list[ReportRow] = []
+        sizes: list[tuple[int, int]] = []
         for i, path in enumerate(paths):
             image = load_image(path)
+            sizes.append((image.width, image.height))
             heat = resize_map(maps[i], (image.height, image.width)).numpy()
             heat = (heat - low) / (high - low) if high > low else np.zeros_like(heat)
             name = f"{i:04d}_{Path(path).stem}.png"
@@ -101,5 +101,5 @@ def write_report(out_dir: str | os.PathLike[str], paths: Sequence[Path], result:
         summary = {"threshold": threshold, "map_range": [low, high], **(extra or {}), "images": rows,
                    "skipped": [s.as_dict() for s in skipped]}
         (stage / "scores.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-        (stage / "index.html").write_text(_page(title, rows, threshold, skipped), encoding="utf-8")
+        (stage / "index.html").write_text(_page(title, rows, threshold, skipped, sizes), encoding="utf-8")
     return out / "index.html"

@@ -39,6 +39,14 @@ class ModelSource:
     weights: Path | None = None
     pretrained: str | None = None
 
+    @property
+    def random_weights(self) -> bool:
+        """Built from a config with no weight file, or an open_clip name without a pretrained tag: the
+        model computes, but at chance; commands say so (``clipsuite.core.models.load_model``)."""
+        if self.kind == "open_clip":
+            return not self.name.startswith("hf-hub:") and self.pretrained in (None, "", RANDOM)
+        return self.weights is None
+
 
 def builtin_names() -> list[str]:
     return sorted(p.stem for p in BUILTIN_CONFIG_DIR.glob("*.json"))

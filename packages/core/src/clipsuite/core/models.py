@@ -29,6 +29,7 @@ from clipsuite.core.checkpoints import atomic_write_json, load_state_exactly, lo
 from clipsuite.core.errors import ModelError
 from clipsuite.core.images import load_image
 from clipsuite.core.model_specs import CONFIG_FILE, RANDOM, ModelSource, resolve_relative_paths, resolve_spec
+from clipsuite.core.notices import note_random_weights
 from clipsuite.core.precision import resolve_precision
 from clipsuite.core.towers import vision_tower
 from clipsuite.core.towers.bands import adapt_conv
@@ -69,6 +70,7 @@ class ClipModel:
         self.preprocess = image_transform_v2(preprocess_cfg, is_train=False)
         self.preprocess_train = image_transform_v2(preprocess_cfg, is_train=True)
         self._weights_hash: str | None = None
+        self.random_weights = False  # set by load_model: a config without weights (tiny ...) computes at chance
 
     # ---- shape facts -------------------------------------------------------------------------
     @property
@@ -416,10 +418,14 @@ def load_model(spec: str | Any, pretrained: str | None = None, device: str | tor
     except ValueError as error:
         raise ModelError(str(error)) from None
     source = resolve_spec(spec, pretrained)
+    if source.random_weights:
+        note_random_weights(source.name)
     if source.kind == "transformers":  # CLIP as transformers holds it: its own backend module
         from clipsuite.core.backends.transformers_clip import build_clip_model
 
-        return build_clip_model(source, _device(device), chosen.name, quick_gelu, image_size)
+        built = build_clip_model(source, _device(device), chosen.name, quick_gelu, image_size)
+        built.random_weights = source.random_weights
+        return built
     build_precision = chosen.name if chosen.name in ("fp16", "bf16") else "fp32"
     if source.kind == "config":
         model, tokenizer, config = _build_from_config(source, build_precision, quick_gelu, image_size)
@@ -427,4 +433,6 @@ def load_model(spec: str | Any, pretrained: str | None = None, device: str | tor
         model, tokenizer, config = _build_from_open_clip(source, build_precision, quick_gelu, image_size)
     target = _device(device)
     model = model.to(device=target, dtype=chosen.weight_dtype)
-    return ClipModel(model, tokenizer, config, source.name, target, chosen.name)
+    clip = ClipModel(model, tokenizer, config, source.name, target, chosen.name)
+    clip.random_weights = source.random_weights
+    return clip

@@ -104,8 +104,8 @@ def check_output_file(path: str | os.PathLike[str], flag: str = "--output", suff
     if path.is_dir():
         raise InputError(f"{path}: is a folder, not a file", cli=f"{path}: is a folder; give {flag} a file name")
     if suffixes and path.suffix.lower() not in suffixes:
-        raise InputError(f"{path}: the output must end in {' or '.join(suffixes)}",
-                         cli=f"{path}: {flag} must end in {' or '.join(suffixes)}")
+        choices = " or ".join(suffixes) if len(suffixes) < 3 else f"{', '.join(suffixes[:-1])} or {suffixes[-1]}"
+        raise InputError(f"{path}: the output must end in {choices}", cli=f"{path}: {flag} must end in {choices}")
     for parent in path.parents:
         if parent.exists():
             if not parent.is_dir():
