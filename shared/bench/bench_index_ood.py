@@ -25,6 +25,7 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import faiss
 import numpy as np
@@ -105,7 +106,7 @@ def _exact(data: np.ndarray, queries: np.ndarray, k: int = 10) -> np.ndarray:
     return faiss.knn(queries, data, k, metric=faiss.METRIC_INNER_PRODUCT)[1]
 
 
-def _single(fn, queries: np.ndarray) -> float:  # type: ignore[no-untyped-def]
+def _single(fn: Any, queries: np.ndarray) -> float:
     fn(queries[:1])  # warm-up (page cache, lazy allocations)
     times = []
     for query in queries:

@@ -230,6 +230,7 @@ class IndexStore:
         tables = [MetadataTable(folder / p.metadata) for p in parts]
         self.metadata = tables[0] if len(tables) == 1 else _concat_tables(tables)
         self._bitmap_cache: tuple[str, np.ndarray] | None = None
+        self._where_cache: dict[str, np.ndarray] = {}
 
     def __len__(self) -> int:
         return int(self.offsets[-1])
@@ -384,7 +385,13 @@ class IndexStore:
         return best_scores, best_rows
 
     def matching_rows(self, where: str) -> np.ndarray:
-        return self.metadata.where(where)
+        """Sorted rows satisfying ``where``; the last few predicates' answers are kept (a DuckDB scan of
+        every row per query would cost more than the search)."""
+        if where not in self._where_cache:
+            if len(self._where_cache) >= 8:
+                self._where_cache.pop(next(iter(self._where_cache)))
+            self._where_cache[where] = self.metadata.where(where)
+        return self._where_cache[where]
 
     def rows_metadata(self, rows: np.ndarray) -> list[list[dict[str, Any] | None]]:
         """The metadata dicts of result ``rows`` [Q, k]; only those rows are read."""
