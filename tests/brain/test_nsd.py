@@ -154,3 +154,34 @@ def test_bad_trees_name_the_file(nsd_root, tmp_path):
     refused(r"'subject' must be a number 1-8", subject=9)
     refused(r"captions_val2017\.json: no caption for COCO image \d+ \(NSD image \d+\)", captions=[str(nsd_root /
                                                                                                CAPTIONS[1])])
+
+
+def test_bad_files_in_a_tree_name_the_file(nsd_root, tmp_path):
+    import shutil
+
+    from scipy.io import savemat
+
+    root = tmp_path / "nsd"
+    shutil.copytree(nsd_root, root, ignore=lambda d, names: [n for n in names if n in ("subj01", "subj02")])
+    cfg = _config(root, subject=5)
+    notes = tmp_path / "no_annotations.json"
+    notes.write_text(json.dumps({"images": []}))
+    cfg.write_text(json.dumps({"format": "nsd", "root": ".", "subject": 5, "captions": [str(notes)]}))
+    with pytest.raises(InputError, match=r"no_annotations\.json: no 'annotations' list"):
+        load_config(cfg)
+    cfg = _config(root, subject=5)
+    betas = load_config(cfg).betas[1]
+    img = nib.load(betas)
+    nib.save(nib.Nifti1Image(np.asarray(img.dataobj)[..., :59], img.affine), betas)
+    with pytest.raises(InputError, match=r"betas_session02\.nii\.gz: has 59 volumes, the design has 60 trials"):
+        load_config(cfg)
+    shutil.copy(nsd_root / nsd_layout.SUBJECT_BETAS.format(subject=5) / "func1pt8mm" / nsd_layout.DEFAULT_GLM
+                / betas.name, betas)
+    with h5py.File(root / nsd_layout.BRICK, "w") as handle:
+        handle.create_dataset("imgBrick", data=np.zeros((5, 8, 8, 3), dtype=np.uint8))
+    with pytest.raises(InputError, match=r"nsd_stimuli\.hdf5: 'imgBrick' holds 5 images, the design shows image"):
+        load_config(cfg)
+    design = loadmat(nsd_root / nsd_layout.DESIGN)
+    savemat(root / nsd_layout.DESIGN, {k: design[k] for k in ("masterordering", "subjectim")})
+    with pytest.raises(InputError, match=r"nsd_expdesign\.mat: no 'sharedix'"):
+        load_config(cfg)

@@ -273,7 +273,7 @@ def read_captions(paths: Sequence[Path], coco_of: Mapping[int, int]) -> dict[int
         for note in notes:
             try:
                 image, number, text = int(note["image_id"]), int(note.get("id", 0)), str(note["caption"])
-            except (KeyError, TypeError, ValueError):
+            except (AttributeError, KeyError, TypeError, ValueError):  # not an object, or a field missing
                 raise InputError(f"{path}: an annotation without image_id and caption") from None
             if image in wanted and (image not in best or number < best[image][0]):
                 best[image] = (number, text.strip())
