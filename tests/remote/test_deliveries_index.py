@@ -112,6 +112,18 @@ def test_cli_indexes_a_band_folder_and_says_how_much_fill(tmp_path, stacked):
     assert result.exit_code == 0, result.output
     assert "indexed 9 tiles from 1 scene(s)" in result.output
     assert "T33TWM_20230615T100031: 25.0 % fill (nodata 0 from the file)" in " ".join(result.output.split())
+    # a Landsat folder: collar without a nodata tag, the MTL's scaling, nir by the name users type
+    landsat = deliveries.write_landsat(stacked.path, tmp_path / "landsat")
+    result = _run("index", landsat, "-o", tmp_path / "idx_ls", "--bands", "nir,red,green", "--tile-size", "32",
+                  "--workers", "0")
+    assert result.exit_code == 0, result.output
+    line = " ".join(result.output.split())
+    assert "% fill (no nodata tag: 0 in every band); scaling from LC08_L1TP_190030_20230615_20230620_02_T1_MTL.txt" \
+        in line
+    stored = json.loads((tmp_path / "idx_ls" / "scenes.json").read_text())
+    assert stored["fill"][0]["fraction"] > 0.4 and stored["remote"]["bands"] == ["nir", "red", "green"]
+    rows = [json.loads(r) for r in (tmp_path / "idx_ls" / "metadata.jsonl").read_text().splitlines()]
+    assert rows and all(r["valid_fraction"] >= 0.5 for r in rows)
 
 
 def test_cli_refuses_broken_deliveries_in_one_line(tmp_path, stacked):
@@ -140,3 +152,21 @@ def test_cli_refuses_broken_deliveries_in_one_line(tmp_path, stacked):
         assert message in " ".join(result.output.split()) and len(result.output.strip().splitlines()) == 1, \
             result.output
         assert not out.exists() and not out.with_name("idx.shards").exists()
+
+
+def test_classify_leaves_out_fill_pictures(tmp_path, clip):
+    from PIL import Image
+
+    from clipsuite.remote.evaluate import zero_shot_classify
+
+    folders = synthetic.write_class_folders(tmp_path / "classes", per_class=2, size=32,
+                                            classes=("forest", "river"))
+    Image.new("RGB", (32, 32)).save(folders / "forest" / "collar.png")  # a chip cut from a collar: all 0
+    plain = zero_shot_classify(clip, folders)
+    kept = zero_shot_classify(clip, folders, nodata=0)
+    assert (plain["images"], kept["images"]) == (5, 4) and kept["fill"] == [str(folders / "forest" / "collar.png")]
+    result = _run("classify", folders, "--nodata", "0", "-o", tmp_path / "out.json")
+    assert result.exit_code == 0, result.output
+    assert "4 images, 2 classes" in result.output and "left out 1 fill image(s) (every pixel 0)" in result.output
+    bad = _run("classify", folders, "--nodata", "zero")
+    assert bad.exit_code == 2 and "--nodata 'zero': not a number" in bad.output

@@ -198,21 +198,32 @@ def classify(
     out: Annotated[Path | None, typer.Option("--out", "-o", help="JSON with accuracy, predictions and the "
                                              "skipped files.")] = None,
     on_error: OnErrorOpt = "skip",
+    nodata: Annotated[str | None, typer.Option(help="Fill value: pictures that hold only it (every pixel, "
+                                               "every channel) are left out and listed.")] = None,
 ) -> None:
     """Zero-shot scene classification with remote-sensing templates; top-1/top-5 accuracy."""
     _json_out(out)
     if not root.is_dir():
         fail(f"{root}: folder not found")
     _on_error(on_error)
+    from clipsuite.remote.fill import parse_nodata
+
+    fill_value = parse_nodata(nodata)
     _rgb_model(model, "classify")
     from clipsuite.core.models import load_model
     from clipsuite.remote.evaluate import zero_shot_classify
 
-    result = zero_shot_classify(load_model(model, device=device), root, on_error=on_error)  # type: ignore[arg-type]  # typer's str
+    result = zero_shot_classify(load_model(model, device=device), root, on_error=on_error,  # type: ignore[arg-type]  # typer's str
+                                nodata=fill_value)
     top = next(k for k in result if k.startswith("top") and k != "top1")
     console.print(f"{result['images']} images, {len(result['classes'])} classes: top-1 {result['top1']:.2f}%, "
                   f"{top} {result[top]:.2f}%")
     _report_skipped(result["skipped"], "image")
+    if result["fill"]:
+        err_console.print(f"[yellow]left out {len(result['fill'])} fill image(s) (every pixel {fill_value:g}):[/]",
+                          soft_wrap=True)
+        for path in result["fill"]:
+            err_console.print(f"  {escape(path)}", soft_wrap=True)
     if out is not None:
         _write_json(out, result)
 

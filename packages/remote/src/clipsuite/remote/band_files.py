@@ -29,6 +29,8 @@ from clipsuite.core.errors import InputError
 # <prefix>_[SR_|ST_]B<n>[_<res>m]: Landsat C1/C2 (L1, L2 SR/ST) and Sentinel-2 L1C/L2A granule file names
 BAND_FILE = re.compile(r"^(?:(?P<prefix>.*?)_)?(?:(?:SR|ST)_)?(?P<band>B(?:8A|\d{1,2}))(?:_(?P<res>\d+)m)?$",
                        re.IGNORECASE)
+# a common name users type for the one a delivery names otherwise (Landsat 8/9 and STAC eo 1.1: nir08)
+COMMON_ALIASES = {"nir": "nir08", "swir1": "swir16", "swir2": "swir22"}
 UPSAMPLING = "bilinear"  # coarser bands onto the finest grid (named in docs/remote.md)
 
 # common names (STAC eo:bands) per delivery; Landsat 4-7 number their bands otherwise than Landsat 8/9

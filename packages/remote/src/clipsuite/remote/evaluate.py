@@ -139,16 +139,28 @@ def class_prompt_name(folder_name: str) -> str:
     return " ".join(spaced.replace("_", " ").replace("-", " ").lower().split())
 
 
+def _all_fill(path: Path, nodata: float) -> bool:
+    """Every pixel of the picture equals ``nodata`` in every channel: a chip cut from a scene's collar."""
+    return bool((np.asarray(decode_image(path)) == nodata).all())
+
+
 def zero_shot_classify(clip: ClipModel, root: str | os.PathLike[str], templates: Sequence[str] = RS_TEMPLATES,
-                       batch_size: int = 64, on_error: OnError = "skip") -> dict[str, Any]:
+                       batch_size: int = 64, on_error: OnError = "skip", nodata: float | None = None,
+                       ) -> dict[str, Any]:
     """Top-1/top-5 accuracy (in %) and per-image predictions over class folders. Unreadable images are
-    left out and listed (``skipped``: path and reason) with ``on_error="skip"``, or stop the run."""
+    left out and listed (``skipped``: path and reason) with ``on_error="skip"``, or stop the run. With
+    ``nodata``, pictures that are that value in every pixel and channel (fill chips) are left out of the
+    accuracy and listed under ``fill``: they hold nothing to classify."""
     _rgb(clip, "zero-shot classification")
     data = read_class_folders(root)
     log = SkipLog(check_on_error(on_error))
     label_of = dict(zip(data.images, data.labels))
     # decode once up front: a corrupt file is left out (or fails) before any model work
     kept = keep_readable(data.images, decode_image, log, "images")
+    fill = [p for p in kept if _all_fill(p, nodata)] if nodata is not None else []
+    kept = [p for p in kept if p not in set(fill)]
+    if data.images and not kept:
+        raise InputError(f"{root}: every readable image is fill (all pixels {nodata:g}); nothing to classify")
     data = ClassFolders(data.classes, kept, [label_of[p] for p in kept])
     classifier = build_classifier(clip, [class_prompt_name(c) for c in data.classes], list(templates))
     features = clip.encode_images(data.images, batch_size=batch_size)
@@ -160,7 +172,7 @@ def zero_shot_classify(clip: ClipModel, root: str | os.PathLike[str], templates:
             "images": len(data.images),
             "predictions": [{"image": str(p), "label": data.classes[t], "predicted": data.classes[q]}
                             for p, t, q in zip(data.images, data.labels, predicted)],
-            "skipped": [item.as_dict() for item in log.skipped]}
+            "skipped": [item.as_dict() for item in log.skipped], "fill": [str(p) for p in fill]}
 
 
 # ---- leakage ----------------------------------------------------------------------------------------

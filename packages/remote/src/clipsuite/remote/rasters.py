@@ -26,6 +26,7 @@ from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 from rasterio.windows import Window
 
 from clipsuite.core.errors import InputError
+from clipsuite.remote.band_files import COMMON_ALIASES
 from clipsuite.remote.fill import Fill, zero_rule_applies
 
 # EuroSAT-MS / Sentinel-2 L1C band order as shipped in 13-band GeoTIFFs (B8A last).
@@ -106,8 +107,10 @@ def resolve_bands(dataset: Any, bands: Sequence[BandRef] | None, path: str | Pat
             indexes.append(band)
         else:
             key = _canonical(band)
-            if key not in lookup and band.strip().lower() in common:
-                indexes.append(common[band.strip().lower()])
+            word = band.strip().lower()
+            word = word if word in common else COMMON_ALIASES.get(word, word)
+            if key not in lookup and word in common:  # common names (and what users type for them)
+                indexes.append(common[word])
                 continue
             if key not in lookup:
                 named = ", ".join(n for n in known if n) or "none (no band descriptions)"

@@ -21,6 +21,7 @@ from rasterio.errors import RasterioIOError
 
 from clipsuite.core.errors import InputError
 from clipsuite.remote.band_files import (
+    COMMON_ALIASES,
     BandHeader,
     band_sort_key,
     canonical_band,
@@ -100,7 +101,8 @@ class SceneSource:
                 continue
             key, word = canonical_band(band), band.strip().lower()
             match = next((b.name for b in self.bands if b.name == key), None) or next(
-                (b.name for b in self.bands if b.common == word), None)
+                (b.name for b in self.bands if b.common and b.common == word), None) or next(
+                (b.name for b in self.bands if b.common and b.common == COMMON_ALIASES.get(word)), None)
             if match is None:
                 raise InputError(f"{self.label}: no band named '{band}' (band files: {', '.join(names)})")
             out.append(match)
