@@ -77,6 +77,11 @@ def test_bands_at_20m_are_read_onto_the_finest_chosen_grid(band_folder):
         upsampled = mixed.read(index)
     with open_scene(scene, ["B8A", "B11", "B12"]) as coarse:  # only 20 m bands: a 20 m grid
         assert coarse.res == (20.0, 20.0) and (coarse.width, coarse.height) == (128, 96)
+    with open_scene(scene, ["B04", "B03", "B11"], resolution=20.0) as twenty, \
+            rasterio.open(scene.bands[scene.names().index("B11")].path) as b11:
+        # --resolution 20: the 20 m band's own grid, read as it is; the 10 m bands averaged onto it
+        assert twenty.res == (20.0, 20.0) and twenty.transform == b11.transform
+        np.testing.assert_array_equal(twenty.read(resolve_bands(twenty, ["B11"])[0]), b11.read(1))
     with rasterio.open(scene.bands[scene.names().index("B11")].path) as src, open_scene(scene, RGB) as fine:
         expected = np.zeros((fine.height, fine.width), np.float32)
         reproject(src.read(1).astype(np.float32), expected, src_transform=src.transform, src_crs=src.crs,

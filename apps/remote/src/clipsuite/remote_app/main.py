@@ -118,7 +118,7 @@ def index(
     from clipsuite.remote.scenes import check_scene_sets, find_scenes
 
     sources = find_scenes(scenes)  # band sets, .SAFE, STAC items: checked here, before torch
-    check_scene_sets(sources, reading.bands)
+    check_scene_sets(sources, reading.bands, resolution)
     if overlap >= reading.tile_size:
         fail(f"--overlap {overlap} must be smaller than --tile-size {reading.tile_size}")
     for note in reading.notes:

@@ -31,7 +31,8 @@ BAND_FILE = re.compile(r"^(?:(?P<prefix>.*?)_)?(?:(?:SR|ST)_)?(?P<band>B(?:8A|\d
                        re.IGNORECASE)
 # a common name users type for the one a delivery names otherwise (Landsat 8/9 and STAC eo 1.1: nir08)
 COMMON_ALIASES = {"nir": "nir08", "swir1": "swir16", "swir2": "swir22"}
-UPSAMPLING = "bilinear"  # coarser bands onto the finest grid (named in docs/remote.md)
+UPSAMPLING = "bilinear"  # coarser bands onto a finer grid (named in docs/remote.md)
+DOWNSAMPLING = "average"  # finer bands onto a coarser grid (--resolution): every source pixel counts once
 
 # common names (STAC eo:bands) per delivery; Landsat 4-7 number their bands otherwise than Landsat 8/9
 S2_COMMON = {"B01": "coastal", "B02": "blue", "B03": "green", "B04": "red", "B05": "rededge", "B06": "rededge",
@@ -122,12 +123,16 @@ def check_same_crs(headers: dict[str, BandHeader], paths: dict[str, str], label:
 
 
 def grid_for(headers: dict[str, BandHeader], chosen: Sequence[str], paths: dict[str, str], label: str,
-             ) -> tuple[float, float, float, int, int]:
-    """``(left, top, res, width, height)``: the finest chosen band's pixel grid over the intersection of the
-    chosen bands' footprints; refuses footprints that do not overlap."""
+             resolution: float | None = None) -> tuple[float, float, float, int, int]:
+    """``(left, top, res, width, height)`` over the intersection of the chosen bands' footprints: the pixel
+    grid of the finest chosen band, or with ``resolution`` (the tiles' ground size) of the coarsest chosen
+    band not coarser than it, so bands at that resolution are read as they are; refuses footprints that do
+    not overlap."""
     finest = min(chosen, key=lambda b: headers[b].res)
-    res = headers[finest].res
-    ox, oy = headers[finest].transform[2], headers[finest].transform[5]
+    fitting = [b for b in chosen if resolution is not None and headers[b].res <= resolution * (1 + 1e-9)]
+    base = max(fitting, key=lambda b: headers[b].res) if fitting else finest
+    res = headers[base].res
+    ox, oy = headers[base].transform[2], headers[base].transform[5]
     left = max(headers[b].bounds[0] for b in chosen)
     bottom = max(headers[b].bounds[1] for b in chosen)
     right = min(headers[b].bounds[2] for b in chosen)
@@ -162,11 +167,12 @@ def gdal_path(href: str) -> str:
 
 
 def stack_vrt(bands: Sequence[str], paths: dict[str, str], headers: dict[str, BandHeader], chosen: Sequence[str],
-              common: dict[str, str], label: str, source_band: dict[str, int] | None = None) -> str:
+              common: dict[str, str], label: str, source_band: dict[str, int] | None = None,
+              resolution: float | None = None) -> str:
     """The VRT XML of ``bands`` (all files of the set, in order) on the grid of the ``chosen`` ones;
     ``source_band``: the band of each file to read (1 unless a STAC asset holds several)."""
     check_same_crs(headers, paths, label)
-    left, top, res, width, height = grid_for(headers, chosen, paths, label)
+    left, top, res, width, height = grid_for(headers, chosen, paths, label, resolution)
     dtype = np.result_type(*[np.dtype(headers[b].dtype) for b in bands]).name
     crs = headers[chosen[0]].crs
     parts = [f'<VRTDataset rasterXSize="{width}" rasterYSize="{height}">',
@@ -178,7 +184,8 @@ def stack_vrt(bands: Sequence[str], paths: dict[str, str], headers: dict[str, Ba
         sy = (h.transform[5] - top) / h.res
         sw, sh = width * res / h.res, height * res / h.res
         same = abs(h.res - res) < 1e-9 * res and float(sx).is_integer() and float(sy).is_integer()
-        resampling = "" if same else f' resampling="{UPSAMPLING}"'
+        kernel = UPSAMPLING if h.res > res else DOWNSAMPLING
+        resampling = "" if same else f' resampling="{kernel}"'
         nodata = f"<NoDataValue>{h.nodata!r}</NoDataValue>" if h.nodata is not None else ""
         meta = f'<Metadata><MDI key="common_name">{common[band]}</MDI></Metadata>' if band in common else ""
         parts.append(f'<VRTRasterBand dataType="{_gdal_typename(dtype)}" band="{i}"><Description>{band}</Description>'

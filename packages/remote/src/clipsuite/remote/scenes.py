@@ -121,9 +121,9 @@ def model_input(pixels: torch.Tensor, clip: ClipModel) -> torch.Tensor:
     return (pixels - mean[channels].view(1, -1, 1, 1)) / std[channels].view(1, -1, 1, 1)
 
 
-def _readable(scene: SceneSource, bands: Sequence[BandRef] | None) -> bool:
+def _readable(scene: SceneSource, bands: Sequence[BandRef] | None, resolution: float | None) -> bool:
     """Opens (header) or raises ``InputError`` naming the file."""
-    with open_scene(scene, bands):
+    with open_scene(scene, bands, resolution):
         return True
 
 
@@ -136,12 +136,13 @@ def _statistics(dataset: Any, scene: SceneSource, indexes: list[int], config: Sc
         raise InputError(f"{scene}: not a readable raster ({str(error).strip()[:160]})") from None
 
 
-def check_scene_sets(scenes: Sequence[SceneSource], bands: Sequence[BandRef] | None) -> None:
+def check_scene_sets(scenes: Sequence[SceneSource], bands: Sequence[BandRef] | None,
+                     resolution: float | None = None) -> None:
     """Band sets: the chosen bands exist and share a grid (CRS, overlapping footprints), for every scene
     before any work; a broken delivery is an error whatever ``on_error`` says."""
     for scene in scenes:
         if scene.is_band_set:
-            scene.vrt(bands)
+            scene.vrt(bands, resolution)
 
 
 def check_bands(clip: ClipModel, scenes: Sequence[SceneSource], config: SceneIndexConfig, log: SkipLog | None = None,
@@ -153,12 +154,12 @@ def check_bands(clip: ClipModel, scenes: Sequence[SceneSource], config: SceneInd
     Returns the readable scenes and their limits."""
     in_chans = vision_tower(clip).in_chans
     log = log if log is not None else SkipLog("fail")  # (an empty SkipLog is falsy)
-    check_scene_sets(scenes, config.bands)
+    check_scene_sets(scenes, config.bands, config.tile.resolution)
     kept, limits = [], []
     for scene in scenes:
-        if log.attempt(str(scene), lambda: _readable(scene, config.bands)) is None:  # noqa: B023 - called at once
+        if log.attempt(str(scene), lambda: _readable(scene, config.bands, config.tile.resolution)) is None:  # noqa: B023 - called at once
             continue
-        with open_scene(scene, config.bands) as dataset:
+        with open_scene(scene, config.bands, config.tile.resolution) as dataset:
             indexes = resolve_bands(dataset, config.bands, str(scene))
             if len(indexes) != in_chans:
                 raise InputError(f"{scene}: {len(indexes)} bands selected but the model takes {in_chans}; "

@@ -134,7 +134,7 @@ def tile_thumbnail(tile: dict[str, Any], config: SceneIndexConfig, size: int = 1
     """Re-read a hit's window with the index's bands, scaling and stretch; RGB PNG-ready."""
     scene = config.source(tile["path"])  # a band set is re-opened from the files the index recorded
     scaling = scene_scaling(scene, config.scaling)
-    with open_scene(scene, config.bands) as dataset:
+    with open_scene(scene, config.bands, config.tile.resolution) as dataset:
         indexes = resolve_bands(dataset, config.bands, tile["path"])[:3]
         window = Window(*tile["window"])
         values, valid = read_window(dataset, indexes, window, (size, size), fill=config.filler)

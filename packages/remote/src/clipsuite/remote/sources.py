@@ -108,14 +108,15 @@ class SceneSource:
             out.append(match)
         return out
 
-    def vrt(self, bands: Sequence[BandRef] | None) -> str:
-        """The in-memory VRT of this band set on the grid of the chosen bands (headers read here)."""
+    def vrt(self, bands: Sequence[BandRef] | None, resolution: float | None = None) -> str:
+        """The in-memory VRT of this band set on the grid of the chosen bands (headers read here);
+        ``resolution``: the tiles' ground size, which picks the grid (``band_files.grid_for``)."""
         chosen = self.chosen(bands)
         paths = {b.name: b.path for b in self.bands}
         headers = {b.name: _header(b, self.label) for b in self.bands}
         common = {b.name: b.common for b in self.bands if b.common}
         return stack_vrt(self.names(), paths, headers, list(dict.fromkeys(chosen)), common, self.label,
-                         {b.name: b.index for b in self.bands})
+                         {b.name: b.index for b in self.bands}, resolution)
 
 
 def _too_few(label: str, names: list[str]) -> list[str]:
@@ -158,13 +159,15 @@ def scene_scaling(scene: SceneSource | Path | str, scaling: Scaling) -> Scaling:
 
 
 @contextmanager
-def open_scene(scene: SceneSource | Path | str, bands: Sequence[BandRef] | None = None) -> Iterator[Any]:
-    """A rasterio dataset for ``scene``: the file itself, or the VRT of a band set on the chosen bands' grid."""
+def open_scene(scene: SceneSource | Path | str, bands: Sequence[BandRef] | None = None,
+               resolution: float | None = None) -> Iterator[Any]:
+    """A rasterio dataset for ``scene``: the file itself, or the VRT of a band set on the chosen bands' grid
+    (``resolution``: the tiles' ground size; tile windows are in the pixels of the grid it picks)."""
     if not isinstance(scene, SceneSource) or not scene.is_band_set:
         with open_raster(scene.label if isinstance(scene, SceneSource) else scene) as dataset:
             yield dataset
         return
-    xml = scene.vrt(bands)
+    xml = scene.vrt(bands, resolution)
     try:
         dataset = rasterio.open(xml)
     except RasterioIOError as error:

@@ -121,7 +121,7 @@ def tile_windows(width: int, height: int, native_res: tuple[float, float], spec:
 
 
 def count_tiles(path: str | Path | SceneSource, spec: TileSpec, bands: Sequence[BandRef] | None = None) -> int:
-    with open_scene(path, bands) as dataset:
+    with open_scene(path, bands, spec.resolution) as dataset:
         return len(tile_windows(dataset.width, dataset.height, dataset.res, spec))
 
 
@@ -140,7 +140,7 @@ def iter_tiles(path: str | Path | SceneSource, bands: Sequence[BandRef] | None =
     spec, scaling = spec or TileSpec(), scaling or Scaling()
     stats = stats if stats is not None else TilingStats()
     stats.scenes.append(str(path))
-    with open_scene(path, bands) as dataset:
+    with open_scene(path, bands, spec.resolution) as dataset:
         indexes = resolve_bands(dataset, bands, str(path))
         crs = crs_of(dataset, str(path))
         dtype = dataset.dtypes[0]
