@@ -58,9 +58,9 @@ def test_a_step_result_comes_back_relative_and_renders_in_the_report(steps: None
     assert logged == ["[zz-good] wrote a page"]
     assert result == DemoStepResult("Third party <demo>", ["found 3 < 4 things"], {"auroc": 0.912345},
                                     files={"page": Path("page.html")}, pictures={"map": Path("pics/map.png")})
-    section = demo._domain_section("zz-good", result.to_dict() | {"seconds": 1.5})
+    section = demo._domain_section(tmp_path / "out", "zz-good", result.to_dict() | {"seconds": 1.5})
     assert "<h2>Third party &lt;demo&gt;</h2>" in section and "<li>found 3 &lt; 4 things</li>" in section
-    assert '<a href="zz-good/page.html">page</a>' in section and '<img src="zz-good/pics/map.png" alt="map">' in section
+    assert '<a href="zz-good/page.html">page</a>' in section and "<img src='zz-good/pics/map.png' alt='map'>" in section
     assert "<td>auroc</td><td>0.9123</td>" in section
 
 

@@ -56,12 +56,12 @@ def test_every_link_of_every_report_resolves_after_the_move(tmp_path: Path) -> N
     # each domain's section is its table of figures and its pictures, not a dump of its summary
     page = (out / "index.html").read_text(encoding="utf-8")
     for name, result in summary["domains"].items():
-        section = demo._domain_section(name, result)
+        section = demo._domain_section(out, name, result)
         assert section in page
         for key in result["metrics"]:
             assert f"<td>{key}</td>" in section
         for picture in result["pictures"].values():
-            assert f'<img src="{name}/{picture}"' in section
+            assert f"<img src='{name}/{picture}'" in section
         assert "{" not in section  # no JSON
 
 

@@ -23,8 +23,8 @@ def test_builtin_config_is_random_and_a_saved_model_is_not(tmp_path: Path, caplo
         load_model("tiny", device="cpu")  # the same model again: said once
     assert tiny.random_weights
     said = [r.getMessage() for r in caplog.records if "random weights" in r.getMessage()]
-    assert said == ["tiny has random weights (a built-in config, no trained weights loaded): its results are at "
-                    "chance; load a trained model for real use"]
+    assert said == ["tiny has random weights (a built-in config; no trained weights were loaded): without "
+                    "training, its results are at chance"]
     assert run_notes() == said
     tiny.save(tmp_path / "saved")
     clear_notes()

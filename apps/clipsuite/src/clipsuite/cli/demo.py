@@ -8,7 +8,6 @@ no half-written report behind.
 
 from __future__ import annotations
 
-import html
 import json
 import time
 from collections.abc import Callable
@@ -19,6 +18,7 @@ from typing import Annotated, Any
 import typer
 
 from clipsuite.cli.common import cli_errors, console, fail
+from clipsuite.core.html_report import escape, figure, page, table
 from clipsuite.core.plugins import DemoStepResult, PluginError, Registry, describe
 
 # step(folder, log) -> DemoStepResult, declared by each domain app
@@ -111,39 +111,46 @@ def _domain_steps(out: Path) -> dict[str, dict[str, Any]]:
     return results
 
 
-def _domain_section(name: str, result: dict[str, Any]) -> str:
-    """One domain step in the report: its findings, metrics table, linked files and pictures."""
-    def link(path: str) -> str:
-        return html.escape(f"{name}/{path}", quote=True)
+def _picture_size(path: Path) -> tuple[int, int] | None:
+    from PIL import Image
 
-    lines = "".join(f"<li>{html.escape(line)}</li>" for line in result["summary"])
-    metrics = "".join(f"<tr><td>{html.escape(k)}</td><td>{v:.4g}</td></tr>" for k, v in result["metrics"].items())
-    files = "".join(f'<li><a href="{link(p)}">{html.escape(k)}</a></li>' for k, p in result["files"].items())
-    pictures = "".join(f'<figure><img src="{link(p)}" alt="{html.escape(k)}"><figcaption>{html.escape(k)}'
-                       "</figcaption></figure>" for k, p in result["pictures"].items())
-    return (f"<h2>{html.escape(result['title'])}</h2>" + (f"<ul>{lines}</ul>" if lines else "")
-            + (f"<table>{metrics}</table>" if metrics else "") + (f"<ul>{files}</ul>" if files else "")
+    try:
+        with Image.open(path) as image:
+            return image.size
+    except OSError:
+        return None
+
+
+def _domain_section(out: Path, name: str, result: dict[str, Any]) -> str:
+    """One domain step in the report: its findings, metrics table, linked files and pictures (small ones
+    enlarged, their size said)."""
+    def link(path: str) -> str:
+        return escape(f"{name}/{path}")
+
+    lines = "".join(f"<li>{escape(line)}</li>" for line in result["summary"])
+    metrics = table(["metric", "value"], [(k, f"{v:.4g}") for k, v in result["metrics"].items()])
+    files = "".join(f'<li><a href="{link(p)}">{escape(k)}</a></li>' for k, p in result["files"].items())
+    pictures = "".join(figure(f"{name}/{p}", k, _picture_size(out / name / p)) for k, p in result["pictures"].items())
+    return (f"<h2>{escape(result['title'])}</h2>" + (f"<ul>{lines}</ul>" if lines else "")
+            + (metrics if result["metrics"] else "") + (f"<ul>{files}</ul>" if files else "")
             + pictures + f"<p><small>{result['seconds']} s</small></p>")
 
 
 def _write_report(out: Path, summary: dict[str, Any]) -> None:
     zs, search = summary["zero_shot"], summary["search"]
-    domain_rows = "".join(_domain_section(name, result) for name, result in summary["domains"].items())
-    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>clipsuite demo</title>
-<style>body{{font-family:sans-serif;max-width:900px;margin:2em auto}} td,th{{padding:4px 10px}}</style></head><body>
-<h1>clipsuite demo</h1>
-<p>Model <code>tiny</code> trained from scratch for {summary['train']['steps']} steps on
-{summary['train']['images']} synthetic captioned images ({summary['train']['seconds']} s).</p>
-<img src="loss.png" alt="training loss">
-<h2>Zero-shot on held-out images</h2>
-<table><tr><th>top-1</th><th>top-3</th><th>chance (top-1)</th><th>classes</th><th>images</th></tr>
-<tr><td>{zs['top1']:.3f}</td><td>{zs['top3']:.3f}</td><td>{zs['chance_top1']:.3f}</td><td>{zs['classes']}</td>
-<td>{zs['images']}</td></tr></table>
-<h2>Index search</h2><p>Query <q>{html.escape(search['query'])}</q>: precision@10 {search['precision_at_10']:.2f}</p>
-<img src="query_hits.png" alt="query hits">
-{domain_rows}
-</body></html>"""
-    (out / "index.html").write_text(page, encoding="utf-8")
+    train = summary["train"]
+    body = [f"<p>Model <code>tiny</code> trained from scratch for {train['steps']} steps on {train['images']} "
+            f"synthetic captioned images ({train['seconds']} s).</p>", '<img src="loss.png" alt="training loss">',
+            "<h2>Zero-shot on held-out images</h2>",
+            table(["top-1", "top-3", "chance (top-1)", "classes", "images"],
+                  [(f"{zs['top1']:.3f}", f"{zs['top3']:.3f}", f"{zs['chance_top1']:.3f}", zs["classes"],
+                    zs["images"])]),
+            f"<h2>Index search</h2><p>Query <q>{escape(search['query'])}</q>: precision@10 "
+            f"{search['precision_at_10']:.2f}</p>", '<img src="query_hits.png" alt="query hits">',
+            *(_domain_section(out, name, result) for name, result in summary["domains"].items())]
+    # the page carries the run's notes: which models (tiny before its training, the domain steps' own) are random
+    (out / "index.html").write_text(page("clipsuite demo", body, style="body{max-width:900px;margin:2em auto}"),
+                                    encoding="utf-8")
 
 
 def run_demo(settings: DemoSettings) -> dict[str, Any]:

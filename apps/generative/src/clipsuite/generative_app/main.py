@@ -54,10 +54,15 @@ def _stage_file(path: Path | None, what: str) -> None:
         _file(path, what)
 
 
-def _parts(spec: str) -> None:
+def _parts(spec: str, generates: bool = True) -> None:
+    """``generates``: the command paints pictures with these parts (not: trains them)."""
     if spec not in PART_SIZES and spec not in PART_PRESETS and not Path(spec).is_dir():
         fail(f"--parts '{spec}': not a preset ({', '.join(PART_PRESETS)}), a size ({', '.join(PART_SIZES)}) "
              "nor a folder")
+    if spec in PART_SIZES and generates:  # seeded random UNet and VAE: the pictures are noise, and the page says so too
+        from clipsuite.core.notices import note_random_weights
+
+        note_random_weights(f"the '{spec}' diffusion parts (--parts)")
 
 
 def _out_png(out: Path) -> None:
@@ -331,7 +336,7 @@ def train_tryon_stage(
     _file(inversion, "inversion stage file")
     if stage != "tryon" and (warping or inversion):
         fail(f"--warping/--inversion are inputs of the tryon stage, not of {stage}")
-    _parts(parts)
+    _parts(parts, generates=False)
     hw = _size(size)
 
     from clipsuite.core.train import TrainConfig

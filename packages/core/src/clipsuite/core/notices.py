@@ -17,8 +17,8 @@ _notes: dict[str, str] = {}  # what was said this process, in order, by the thin
 
 
 def random_weights_note(name: str) -> str:
-    return (f"{name} has random weights (a built-in config, no trained weights loaded): its results are at chance; "
-            "load a trained model for real use")
+    return (f"{name} has random weights (a built-in config; no trained weights were loaded): without training, "
+            "its results are at chance")
 
 
 def note_random_weights(name: str) -> str:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import html
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from PIL import Image
 
+from clipsuite.core.html_report import escape, page, table
+from clipsuite.core.notices import run_notes
 from clipsuite.core.staging import staged_path
 
 
@@ -22,14 +23,8 @@ def save_png(image: Image.Image, path: Path) -> Path:
 def grid_html(title: str, rows: Sequence[tuple[str, Mapping[str, str]]], notes: Sequence[str] = ()) -> str:
     """An HTML page: ``rows`` of (label, {column: relative picture path}); the columns of the first row."""
     columns = list(rows[0][1]) if rows else []
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in ["sample", *columns])
-    body = []
-    for label, pictures in rows:
-        cells = "".join(f'<td><img src="{html.escape(pictures[c])}" alt="{html.escape(c)}"></td>'
-                        if c in pictures else "<td></td>" for c in columns)
-        body.append(f"<tr><td>{html.escape(label)}</td>{cells}</tr>")
-    note = "".join(f"<p>{html.escape(n)}</p>" for n in notes)
-    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-            "<style>img{height:256px;image-rendering:pixelated}td,th{padding:4px;text-align:center}</style>"
-            f"</head><body><h1>{html.escape(title)}</h1>{note}<table><tr>{head}</tr>{''.join(body)}</table>"
-            "</body></html>\n")
+    body = [[escape(label), *(f"<img src='{escape(pictures[c])}' alt='{escape(c)}'>" if c in pictures else ""
+                              for c in columns)] for label, pictures in rows]
+    # the run's notes (random weights ...) first, then this page's own
+    return page(title, [table(["sample", *columns], body, cells_are_html=True)], notes=[*run_notes(), *notes],
+                style="img{height:256px;image-rendering:pixelated}td,th{text-align:center}")

@@ -7,7 +7,6 @@ and geopandas read. Tiles of a raster without CRS stay in pixel coordinates, wit
 
 from __future__ import annotations
 
-import html
 import json
 import os
 import warnings
@@ -24,6 +23,7 @@ from rasterio.windows import Window
 
 from clipsuite.core.errors import InputError
 from clipsuite.core.fingerprint import check_same_backbone
+from clipsuite.core.html_report import escape, page, table
 from clipsuite.core.index import EmbeddingIndex
 from clipsuite.core.models import ClipModel, load_model
 from clipsuite.core.staging import atomic_write_json, atomic_write_text, staged_folder
@@ -156,13 +156,11 @@ def _html(hits: Sequence[Hit], thumbnails: Sequence[str]) -> str:
     rows = []
     for hit, thumb in zip(hits, thumbnails):
         left, bottom, right, top = hit.tile["bounds"]
-        rows.append(f"<tr><td>{html.escape(hit.query)}</td><td>{hit.rank}</td><td>{hit.score:.4f}</td>"
-                    f"<td><img src=\"{thumb}\" width=128></td><td>{html.escape(Path(hit.tile['path']).name)}</td>"
-                    f"<td>{left:.1f}, {bottom:.1f}, {right:.1f}, {top:.1f} ({html.escape(str(hit.tile.get('crs')))})"
-                    "</td></tr>")
-    return ("<!doctype html><meta charset=utf-8><title>clipsuite-remote search</title>"
-            "<table border=1 cellpadding=4><tr><th>query</th><th>rank</th><th>score</th><th>tile</th>"
-            "<th>scene</th><th>bounds (scene CRS)</th></tr>" + "".join(rows) + "</table>\n")
+        rows.append([escape(hit.query), str(hit.rank), f"{hit.score:.4f}", f"<img src='{escape(thumb)}' width=128>",
+                     escape(Path(hit.tile["path"]).name),
+                     f"{left:.1f}, {bottom:.1f}, {right:.1f}, {top:.1f} ({escape(hit.tile.get('crs'))})"])
+    header = ["query", "rank", "score", "tile", "scene", "bounds (scene CRS)"]
+    return page("clipsuite-remote search", [table(header, rows, cells_are_html=True)])
 
 
 def write_search_results(hits: Sequence[Hit], config: SceneIndexConfig, output_dir: str | os.PathLike[str],
