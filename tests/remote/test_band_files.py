@@ -222,3 +222,6 @@ def test_broken_band_sets_are_one_line_naming_the_file(tmp_path, band_folder):
     scenes = find_scene_sources([several])
     with pytest.raises(InputError, match=r"several/B/B: no band named 'B02' \(band files: B03, B04\)"):
         check_scene_sets(scenes, RGB)
+    (several / "B" / "B_B02.tif").write_bytes(b"not a tiff")  # a corrupt band file breaks its set
+    with pytest.raises(InputError, match=r"B_B02\.tif: band B02 of scene .*several/B/B: not a readable raster"):
+        find_scene_sources([several])

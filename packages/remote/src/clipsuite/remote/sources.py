@@ -187,8 +187,8 @@ def _band_candidate(path: Path) -> tuple[str, str, int | None] | None:
         with rasterio.open(path) as dataset:
             if dataset.count != 1:
                 return None
-    except RasterioIOError:  # an unreadable file stays a scene of its own: the skip policy names it
-        return None
+    except RasterioIOError:  # a broken band of a set: its scene's header check names it (the set is broken)
+        pass
     prefix, band, res = parsed
     return (prefix if prefix else str(path.parent) + os.sep), band, res
 
