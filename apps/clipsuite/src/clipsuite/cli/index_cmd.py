@@ -223,7 +223,7 @@ def add(
     from clipsuite.core.index_store import ShardSource, add_to_store
 
     store = add_to_store(index_dir, ShardSource(read_shards(embeddings)))
-    console.print(f"added {store.parts[-1].rows} vectors to {index_dir} (now {len(store)})")
+    console.print(f"added {store.parts[-1].rows} vectors (now {len(store)}) to {index_dir}")
 
 
 def register(app: typer.Typer) -> None:

@@ -618,7 +618,7 @@ def build_store(source: VectorSource, output: str | os.PathLike[str], config: St
         _write_config(stage, config, parts)
         if tune is not None:
             store = IndexStore.open(stage)
-            config.tuning = tune(store)
+            store.config.tuning = tune(store)
             if store.shift is not None:
                 np.save(stage / SHIFT_FILE, store.shift.astype(np.float32))
             _write_config(stage, store.config, parts)
