@@ -52,5 +52,9 @@ def test_index_with_a_raster_run_reads_tiles_as_chips_and_says_so(tmp_path, scen
     scene_wide = index_reading(run, [scene.path], stretch_scope="scene")
     assert "--stretch-scope scene (trained: each chip stretched on its own)" in scene_wide.notes[0]
     assert "differs from training" in describe(scene_wide)
+    trained_fill = _run(tmp_path / "fill", {"bands": ["B04", "B03", "B02"], "stretch": [2.0, 98.0], "nodata": 0})
+    assert index_reading(trained_fill, [scene.path]).nodata == 0  # train --nodata 0: the index reads alike
+    other = index_reading(trained_fill, [scene.path], nodata=65535.0)
+    assert other.nodata == 65535.0 and "--nodata 65535 (trained: 0)" in other.notes[0]
     rgb = index_reading(_run(tmp_path / "rgb", {"tile_size": 64}), [scene.path])
     assert rgb.stretch_scope == "scene" and "its chips were 8-bit RGB pictures" in describe(rgb)

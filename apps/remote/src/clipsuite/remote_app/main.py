@@ -114,7 +114,7 @@ def index(
     reading = index_reading(model, scenes, bands=given(bands, parse_bands), scale=given(scale),
                             offset=given(s2_offset, lambda on: S2_L2A_OFFSET_DN if on else 0.0),
                             stretch=given(stretch, parse_stretch), tile_size=given(tile_size),
-                            stretch_scope=given(stretch_scope))
+                            stretch_scope=given(stretch_scope), nodata=given(fill_value))
     from clipsuite.remote.scenes import check_scene_sets, find_scenes
 
     sources = find_scenes(scenes)  # band sets, .SAFE, STAC items: checked here, before torch
@@ -132,7 +132,7 @@ def index(
     config = SceneIndexConfig(bands=reading.bands, tile=TileSpec(reading.tile_size, overlap, resolution, min_valid),
                               scale=reading.scale, offset=reading.offset, stretch=reading.stretch,
                               batch_size=batch_size, num_workers=workers, on_error=on_error,  # type: ignore[arg-type]  # typer's str
-                              nodata=fill_value, stretch_scope=reading.stretch_scope)
+                              nodata=reading.nodata, stretch_scope=reading.stretch_scope)
     result = build_scene_index(load_model(model, device=device), sources, out, config, model_spec=model, kind=kind)
     if result is not None:
         for record in result.fill:  # one line per scene: how much fill, recognised how

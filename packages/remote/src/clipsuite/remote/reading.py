@@ -24,7 +24,7 @@ NOT_GIVEN: Any = object()               # a flag left at its default
 DEFAULT_TILE = 224
 DEFAULT_STRETCH = (2.0, 98.0)
 FLAGS = {"bands": "--bands", "scale": "--scale", "offset": "--s2-offset", "stretch": "--stretch",
-         "tile_size": "--tile-size", "stretch_scope": "--stretch-scope"}
+         "tile_size": "--tile-size", "stretch_scope": "--stretch-scope", "nodata": "--nodata"}
 
 
 def trained_reading(model: str) -> dict[str, Any] | None:
@@ -76,6 +76,7 @@ class Reading:
     from_model: bool = False
     stretch_scope: str = "scene"  # scene: one mapping per scene; tile: per tile, as training chips
     chips: str = ""  # how the run's chips were coloured: "raster" (stretched per chip) or "rgb" (8-bit pictures)
+    nodata: float | None = None  # --nodata (fill.Fill)
 
 
 def describe(reading: Reading) -> str:
@@ -129,13 +130,14 @@ def _same_bands(recorded: list[BandRef] | None, given: list[BandRef], scenes: Se
 
 def index_reading(model: str, scenes: Sequence[Path], bands: Any = NOT_GIVEN, scale: Any = NOT_GIVEN,
                   offset: Any = NOT_GIVEN, stretch: Any = NOT_GIVEN, tile_size: Any = NOT_GIVEN,
-                  stretch_scope: Any = NOT_GIVEN) -> Reading:
+                  stretch_scope: Any = NOT_GIVEN, nodata: Any = NOT_GIVEN) -> Reading:
     """Settings for indexing ``scenes`` with ``model``: flags given explicitly, else what the model's
     training run recorded, else the defaults. Refuses bands other than the model was trained on."""
     recorded = trained_reading(model)
-    given = {"bands": bands, "scale": scale, "offset": offset, "stretch": stretch, "tile_size": tile_size}
+    given = {"bands": bands, "scale": scale, "offset": offset, "stretch": stretch, "tile_size": tile_size,
+             "nodata": nodata}
     defaults: dict[str, Any] = {"bands": None, "scale": None, "offset": 0.0, "stretch": DEFAULT_STRETCH,
-                                "tile_size": DEFAULT_TILE}
+                                "tile_size": DEFAULT_TILE, "nodata": None}
     out = {k: (v if v is not NOT_GIVEN else defaults[k]) for k, v in given.items()}
     reading = Reading(**out)
     if stretch_scope is not NOT_GIVEN:
@@ -146,15 +148,12 @@ def index_reading(model: str, scenes: Sequence[Path], bands: Any = NOT_GIVEN, sc
     learnt: dict[str, Any] = {"bands": recorded.get("bands"), "scale": recorded.get("scale"),
               "offset": float(recorded.get("offset") or 0.0),
               "stretch": tuple(recorded["stretch"]) if recorded.get("stretch") else None,
-              "tile_size": recorded.get("tile_size")}
+              "tile_size": recorded.get("tile_size"), "nodata": recorded.get("nodata")}
     raster_run = "bands" in recorded  # RGB-chip runs record only the chip size
     reading.chips = "raster" if raster_run else "rgb"
     if raster_run and stretch_scope is NOT_GIVEN:
         reading.stretch_scope = "tile"  # training stretched each chip on its own: so is each tile
-    elif raster_run and stretch_scope == "scene" and learnt["stretch"] is not None:
-        differs_scope = True
-    else:
-        differs_scope = False
+    differs_scope = raster_run and stretch_scope == "scene" and learnt["stretch"] is not None
     differs = []
     for key, value in learnt.items():
         if key != "tile_size" and not raster_run or key == "tile_size" and value is None:
@@ -169,7 +168,7 @@ def index_reading(model: str, scenes: Sequence[Path], bands: Any = NOT_GIVEN, sc
                                  "omit --bands to read those")
         elif (tuple(given[key]) if isinstance(given[key], list) else given[key]) != value:
             differs.append(f"{FLAGS[key]} {_text(given[key])} (trained: {_text(value)})")
-    if raster_run and stretch_scope is not NOT_GIVEN and differs_scope:
+    if differs_scope:
         differs.append("--stretch-scope scene (trained: each chip stretched on its own)")
     if differs:
         reading.notes.append(f"note: {model} was trained reading chips otherwise; as given: {', '.join(differs)}")
