@@ -19,6 +19,7 @@ import torch
 from clipsuite.core.checkpoints import load_tensors
 from clipsuite.core.errors import ClipsuiteError, InputError
 from clipsuite.core.train import EMA, TrainConfig, Trainer, load_trainable, lr_factor, read_metrics
+from clipsuite.core.train.config import SCHEDULES
 from clipsuite.core.train.order import EpochOrder
 
 torch.set_num_threads(1)  # shared CPUs: one thread each is faster
@@ -201,6 +202,25 @@ def test_logged_lr_follows_the_schedule(tmp_path):
     _fit(tmp_path, "sched", schedule="cosine", warmup_steps=2, epochs=2, batch_size=5)
     logged = [e["lr"] for e in read_metrics(tmp_path / "sched") if "lr" in e]
     assert logged == pytest.approx([0.05 * lr_factor(s, 8, 2) for s in range(8)])
+
+
+@pytest.mark.parametrize("warmup", [0, 3])
+@pytest.mark.parametrize("schedule", SCHEDULES)
+@pytest.mark.parametrize("longer", [{"epochs": 4}, {"max_steps": 13}])
+def test_a_resumed_run_that_trains_longer_follows_its_new_schedule_from_its_first_step(tmp_path, schedule, warmup,
+                                                                                        longer):
+    # 2 epochs of 4 steps, resumed to 16 steps (epochs) or 13 (max_steps): the restored optimizer holds the old
+    # schedule's next lr (0 after a cosine's end); the first resumed step must already use the new schedule's
+    _fit(tmp_path, "s", schedule=schedule, warmup_steps=warmup, epochs=2, batch_size=5)
+    _, result = _fit(tmp_path, "s", schedule=schedule, warmup_steps=warmup, batch_size=5, resume=True, **longer)
+    total = longer.get("max_steps") or 4 * longer["epochs"]
+    assert result.resumed_from == 8 and result.step == total
+    resumed = [e for e in read_metrics(tmp_path / "s") if "lr" in e and e["step"] > 8]
+    assert [e["step"] for e in resumed] == list(range(9, total + 1))
+    # metrics.jsonl's step s logs the lr of optimizer step s - 1 (0-based), as a fresh run does
+    want = [0.05 * lr_factor(s, total, warmup, schedule) for s in range(8, total)]
+    assert resumed[0]["lr"] == pytest.approx(want[0]) and want[0] > 0
+    assert [e["lr"] for e in resumed] == pytest.approx(want)
 
 
 def test_ema_update_rule_and_final_weights(tmp_path):

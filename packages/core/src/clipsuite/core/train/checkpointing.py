@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 from accelerate import Accelerator
-from torch.optim.lr_scheduler import LRScheduler
+from torch.optim.lr_scheduler import LambdaLR
 
 from clipsuite.core.checkpoints import save_tensors
 from clipsuite.core.errors import ClipsuiteError
@@ -21,6 +21,7 @@ from clipsuite.core.train import state as st
 from clipsuite.core.train.config import TrainConfig
 from clipsuite.core.train.ema import EMA
 from clipsuite.core.train.logbook import Window
+from clipsuite.core.train.schedule import follow_schedule
 
 logger = logging.getLogger("clipsuite.core.train")
 EMA_FILE = "ema.safetensors"
@@ -43,7 +44,7 @@ class Saved:
 
     module: torch.nn.Module              # the task's module (not the DDP/FSDP wrapper)
     optimizer: torch.optim.Optimizer     # torch's optimizer (not accelerate's wrapper)
-    scheduler: LRScheduler
+    scheduler: LambdaLR                  # schedule.build_scheduler's
     ema: EMA | None
     batches_per_epoch: int
     total_steps: int
@@ -96,7 +97,8 @@ def restore_checkpoint(acc: Accelerator, config: TrainConfig, saved: Saved, reco
     tensors = st.load_step_tensors(out, step)
     st.restore_state(saved.module, saved.optimizer, tensors, record["optimizer"], out / st.step_tensor_file(step),
                      saved.scalars)
-    saved.scheduler.load_state_dict(record["scheduler"])
+    saved.scheduler.load_state_dict(record["scheduler"])  # its step; the lambda is this run's (new total)
+    follow_schedule(saved.scheduler)  # the optimizer came back with the old schedule's next lr
     if acc.scaler is not None and record.get("scaler"):
         acc.scaler.load_state_dict(record["scaler"])
     if saved.ema is not None:

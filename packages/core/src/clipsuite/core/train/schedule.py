@@ -27,3 +27,16 @@ def build_scheduler(optimizer: torch.optim.Optimizer, total_steps: int, warmup_s
                     kind: str = "cosine") -> LambdaLR:
     # LambdaLR's state_dict holds only numbers (the lambda itself is not saved), so it fits JSON.
     return LambdaLR(optimizer, lambda step: lr_factor(step, total_steps, warmup_steps, kind))
+
+
+def follow_schedule(scheduler: LambdaLR) -> None:
+    """Set every group's lr to the schedule's value at the scheduler's current step.
+
+    A restored optimizer holds the lr its saved run was about to use (0 at a finished cosine's end);
+    a resumed run that trains longer has another schedule, which decides the lr from its first step on.
+    """
+    step = scheduler.last_epoch
+    lrs = [base * factor(step) for base, factor in zip(scheduler.base_lrs, scheduler.lr_lambdas, strict=True)]
+    for group, lr in zip(scheduler.optimizer.param_groups, lrs, strict=True):
+        group["lr"] = lr
+    scheduler._last_lr = lrs  # what get_last_lr() reports until the next step
