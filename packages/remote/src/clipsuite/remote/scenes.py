@@ -32,10 +32,17 @@ from clipsuite.core.staging import StagedFile, atomic_write_json, staged_folder
 from clipsuite.core.towers import vision_tower
 from clipsuite.remote.fill import Fill, describe_rule
 from clipsuite.remote.rasters import BandRef, Scaling, Stretch, check_scale, resolve_bands, scene_statistics
-from clipsuite.remote.sources import RASTER_SUFFIXES, SceneSource, find_scene_sources, open_scene, scene_scaling
+from clipsuite.remote.sources import (
+    RASTER_SUFFIXES,
+    SceneSource,
+    check_scene_sets,
+    find_scene_sources,
+    open_scene,
+    scene_scaling,
+)
 from clipsuite.remote.tiling import TileSpec, TilingStats, count_tiles, iter_tiles
 
-__all__ = ["RASTER_SUFFIXES", "SceneIndexConfig", "build_scene_index", "find_scenes"]
+__all__ = ["RASTER_SUFFIXES", "SceneIndexConfig", "build_scene_index", "check_scene_sets", "find_scenes"]
 STRETCH_SCOPES = ("scene", "tile")
 
 
@@ -134,15 +141,6 @@ def _statistics(dataset: Any, scene: SceneSource, indexes: list[int], config: Sc
         return scene_statistics(dataset, indexes, scene_scaling(scene, config.scaling), stretch, config.filler)
     except RasterioIOError as error:
         raise InputError(f"{scene}: not a readable raster ({str(error).strip()[:160]})") from None
-
-
-def check_scene_sets(scenes: Sequence[SceneSource], bands: Sequence[BandRef] | None,
-                     resolution: float | None = None) -> None:
-    """Band sets: the chosen bands exist and share a grid (CRS, overlapping footprints), for every scene
-    before any work; a broken delivery is an error whatever ``on_error`` says."""
-    for scene in scenes:
-        if scene.is_band_set:
-            scene.vrt(bands, resolution)
 
 
 def check_bands(clip: ClipModel, scenes: Sequence[SceneSource], config: SceneIndexConfig, log: SkipLog | None = None,

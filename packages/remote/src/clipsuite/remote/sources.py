@@ -178,6 +178,15 @@ def open_scene(scene: SceneSource | Path | str, bands: Sequence[BandRef] | None 
         dataset.close()
 
 
+def check_scene_sets(scenes: Sequence[SceneSource], bands: Sequence[BandRef] | None,
+                     resolution: float | None = None) -> None:
+    """Band sets: the chosen bands exist and share a grid (CRS, overlapping footprints), for every scene
+    before any work; a broken delivery is an error whatever ``on_error`` says."""
+    for scene in scenes:
+        if scene.is_band_set:
+            scene.vrt(bands, resolution)
+
+
 def _band_candidate(path: Path) -> tuple[str, str, int | None] | None:
     """``(group key, band, res tag)`` for a one-band raster named like a band file, else None."""
     parsed = parse_band_file(path.name)
