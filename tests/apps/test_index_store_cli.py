@@ -133,3 +133,19 @@ def test_old_format_still_searches_but_cannot_filter(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     _fails(["index", "search", str(tmp_path / "old"), "--text", "x", "--where", "id < 3"],
            "rebuild it with `clipsuite index build")
+
+
+def test_per_node_builds_merge(built: Path, tmp_path: Path) -> None:
+    node0 = _shards(tmp_path / "e0", _vectors(3000, seed=4), shards=1)
+    node1 = _shards(tmp_path / "e1", _vectors(2000, seed=5), start=3000, shards=1)
+    assert runner.invoke(app, ["index", "build", str(node0), "-o", str(tmp_path / "i0"), "--kind", "ivf",
+                               "--nlist", "32"]).exit_code == 0
+    result = runner.invoke(app, ["index", "build", str(node1), "-o", str(tmp_path / "i1"),
+                                 "--trained", str(tmp_path / "i0")])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["index", "merge", str(tmp_path / "i0"), str(tmp_path / "i1"), "-o",
+                                 str(tmp_path / "all")])
+    assert result.exit_code == 0, result.output
+    assert "merged 2 indexes (5000 vectors)" in result.output
+    _fails(["index", "merge", str(tmp_path / "i0"), str(built / "ix"), "-o", str(tmp_path / "bad")],
+           "trained with another quantizer")

@@ -13,7 +13,15 @@ import pytest
 
 from clipsuite.core.errors import InputError
 from clipsuite.core.index_plan import format_memory, parse_memory, plan_index
-from clipsuite.core.index_store import ArraySource, IndexStore, StoreConfig, add_to_store, build_store, normalized
+from clipsuite.core.index_store import (
+    ArraySource,
+    IndexStore,
+    StoreConfig,
+    add_to_store,
+    build_store,
+    merge_stores,
+    normalized,
+)
 from clipsuite.core.index_tuning import recall_at_k, tune
 
 DIM = 32
@@ -190,3 +198,21 @@ def test_bad_input_is_one_line(tmp_path: Path, ivf: tuple[IndexStore, np.ndarray
     mixed: list[dict[str, Any]] = [{"id": 1, "v": 1}, {"id": 2, "v": "two"}, {"id": 3, "v": {"a": [1]}}]
     built = build_store(ArraySource(data[:3], mixed), tmp_path / "mixed")
     assert [r["v"] for r in built.metadata.rows(np.arange(3))] == ["1", "two", {"a": [1]}]  # mixed: kept as text
+
+
+def test_per_node_builds_merge_into_the_whole(tmp_path: Path) -> None:
+    data, means = _data(5000, seed=6)
+    rows = _rows(5000)
+    config = StoreConfig(kind="ivf", nlist=32, nprobe=5, block_rows=900)
+    node0 = build_store(ArraySource(data[:2000], rows[:2000], model="tiny"), tmp_path / "n0", config)
+    build_store(ArraySource(data[2000:], rows[2000:], model="tiny"), tmp_path / "n1", config, trained=tmp_path / "n0")
+    whole = build_store(ArraySource(data, rows, model="tiny"), tmp_path / "whole", config, trained=tmp_path / "n0")
+    merged = merge_stores([tmp_path / "n0", tmp_path / "n1"], tmp_path / "merged")
+    queries = _text_like(means, 25, seed=9)
+    for kwargs in ({}, {"where": "year > 2010"}):
+        np.testing.assert_array_equal(merged.search(queries, 10, **kwargs)[1], whole.search(queries, 10, **kwargs)[1])
+    assert len(merged) == 5000 and merged.rows_metadata(np.array([[4999]]))[0][0] == rows[4999]
+    other = build_store(ArraySource(data[:1000], rows[:1000], model="tiny"), tmp_path / "other", config)
+    with pytest.raises(InputError, match="trained with another quantizer"):
+        merge_stores([node0.folder, other.folder], tmp_path / "bad")
+    assert not (tmp_path / "bad").exists()

@@ -226,5 +226,20 @@ def add(
     console.print(f"added {store.parts[-1].rows} vectors (now {len(store)}) to {index_dir}")
 
 
+@index_app.command("merge")
+@cli_errors
+def merge(
+    index_dirs: Annotated[list[Path], typer.Argument(help="Index folders built with one quantizer (--trained).")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Merged index folder to write.")],
+) -> None:
+    """Merge per-node index folders (same trained quantizer) into one, lists merged on disk."""
+    for folder in index_dirs:
+        need(folder, "index folder", "dir")
+    from clipsuite.core.index_store import merge_stores
+
+    store = merge_stores(index_dirs, output)
+    console.print(f"merged {len(index_dirs)} indexes ({len(store)} vectors) into {output}")
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(index_app, name="index")

@@ -525,6 +525,29 @@ def _merge_lists(trained: faiss.Index, sources: list[Any], stage: Path) -> faiss
     return index
 
 
+def _merge_shifted(trained: faiss.Index, sources: list[tuple[Any, int]], stage: Path) -> None:
+    """Merge inverted lists whose ids are local to their folder, adding each folder's row offset
+    (faiss's merge_from_multiple(shift_ids=True) shifted by the wrong amount here). One list in memory."""
+    index: Any = faiss.clone_index(trained)
+    ivf: Any = faiss.extract_index_ivf(index)
+    lists: Any = faiss.OnDiskInvertedLists(ivf.nlist, ivf.code_size, str(stage / LISTS_FILE))
+    total = 0
+    with _faiss_quiet():
+        for cell in range(ivf.nlist):
+            for source, offset in sources:
+                size = source.list_size(cell)
+                if size == 0:
+                    continue
+                ids = faiss.rev_swig_ptr(source.get_ids(cell), size).copy() + offset
+                codes = faiss.rev_swig_ptr(source.get_codes(cell), size * ivf.code_size).copy()
+                lists.add_entries(cell, size, faiss.swig_ptr(ids), faiss.swig_ptr(codes))
+                total += size
+    index.ntotal = ivf.ntotal = total
+    ivf.replace_invlists(lists, True)
+    lists.this.disown()
+    faiss.write_index(index, str(stage / INDEX_FILE))
+
+
 def _open_block_lists(names: list[str]) -> tuple[list[Any], list[Any]]:
     keep, lists = [], []
     for name in names:
@@ -663,3 +686,50 @@ def plan_config(config: StoreConfig, total: int, dim: int) -> StoreConfig:
     return StoreConfig(**{**asdict(config), "kind": plan.kind, "codes": plan.codes, "nlist": config.nlist or plan.nlist,
                           "train_size": plan.train_size or config.train_size, "block_rows": plan.block_rows,
                           "rerank": max(config.rerank, plan.rerank)})
+
+
+def merge_stores(folders: Sequence[str | os.PathLike[str]], output: str | os.PathLike[str]) -> IndexStore:
+    """One index from several built with the same quantizer (``build --trained``: one per node), in order.
+
+    Parts are hard-linked, the inverted lists merged on disk with each folder's ids shifted past the
+    ones before it. The tuning of the first folder is kept and marked stale (measured on fewer rows).
+    """
+    if len(folders) < 2:
+        raise InputError("merge: give at least two index folders")
+    target = Path(output)
+    check_target(target)
+    stores = [IndexStore.open(f) for f in folders]
+    first = stores[0]
+    trained_bytes = (first.folder / TRAINED_FILE).read_bytes() if (first.folder / TRAINED_FILE).is_file() else b""
+    for store in stores[1:]:
+        if (store.dim, store.config.model, store.config.kind) != (first.dim, first.config.model, first.config.kind):
+            raise InputError(f"{store.folder}: {store.config.kind} index of {store.dim}-d '{store.config.model}' "
+                             f"vectors; {first.folder} is {first.config.kind} of {first.dim}-d '{first.config.model}'")
+        mine = (store.folder / TRAINED_FILE).read_bytes() if (store.folder / TRAINED_FILE).is_file() else b""
+        if mine != trained_bytes:
+            raise InputError(f"{store.folder}: trained with another quantizer than {first.folder}; build every "
+                             f"folder with `--trained {first.folder}` so their lists can merge")
+    if first.config.kind == "hnsw":
+        raise InputError("merge: HNSW graphs do not merge; build ivf (or exact) indexes per node")
+    config = StoreConfig(**asdict(first.config))
+    if config.tuning:
+        config.tuning = {**config.tuning, "stale": f"measured on {len(first)} rows of {first.folder}, before a merge"}
+    with staged_folder(target, command="index merge") as stage:
+        parts: list[Part] = []
+        for store in stores:
+            for part in store.parts:
+                new = Part(part.rows, f"vectors-{len(parts):05d}.npy", f"metadata-{len(parts):05d}.arrow")
+                _link(store.folder / part.vectors, stage / new.vectors)
+                _link(store.folder / part.metadata, stage / new.metadata)
+                parts.append(new)
+        for name in (TRAINED_FILE, SHIFT_FILE):
+            if (first.folder / name).is_file():
+                _link(first.folder / name, stage / name)
+        if config.kind == "ivf":
+            trained = faiss.read_index(str(stage / TRAINED_FILE))
+            offsets = np.cumsum([0] + [len(s) for s in stores])[:-1]
+            _merge_shifted(trained, [(FAISS.extract_index_ivf(s.index).invlists, int(o)) for s, o in
+                                     zip(stores, offsets)], stage)
+        _write_config(stage, config, parts)
+    del stores, first
+    return IndexStore.open(target)
