@@ -177,6 +177,15 @@ def test_stac_items_select_bands_by_common_name(tmp_path, band_folder, stacked):
     labels = [s.label for s in find_scene_sources([tmp_path / "items"])]
     assert labels == [f"{tmp_path / 'items' / 'collection.json'}#synthetic-s2",
                       f"{tmp_path / 'items' / 'collection.json'}#second", str(item)]
+    # one asset holding four bands (a stacked analytic GeoTIFF): its eo:bands name each band of the file
+    analytic = {**data, "id": "analytic", "assets": {"analytic": {
+        "href": str(stacked.path), "type": "image/tiff; application=geotiff", "roles": ["data"],
+        "eo:bands": [{"name": n, "common_name": c} for n, c in
+                     (("B02", "blue"), ("B03", "green"), ("B04", "red"), ("B08", "nir"))]}}}
+    (tmp_path / "analytic.json").write_text(json.dumps(analytic))
+    (four,) = find_scene_sources([tmp_path / "analytic.json"])
+    assert [(b.name, b.index) for b in four.bands] == [("B02", 1), ("B03", 2), ("B04", 3), ("B08", 4)]
+    _same_tiles(iter_tiles(stacked.path, RGB, spec), iter_tiles(four, ["red", "green", "blue"], spec))
     broken = deliveries.write_stac_item({b: files[b] for b in ("B02", "B03", "B04")}, tmp_path / "bad.json",
                                         missing=("B03",))
     with pytest.raises(InputError, match=r"bad\.json: asset 'green' file not found: .*B03_gone"):

@@ -103,15 +103,17 @@ class BandHeader:
         return c, f + e * self.height, c + a * self.width, f
 
 
-def read_header(dataset: Any, label: str) -> BandHeader:
-    """The grid of a one-band file; refuses a rotated or unreferenced one (they cannot share a grid)."""
+def read_header(dataset: Any, label: str, index: int = 1) -> BandHeader:
+    """The grid of band ``index`` of a file; refuses a rotated or unreferenced one (no shared grid)."""
     t = dataset.transform
     if dataset.crs is None:
         raise InputError(f"{label}: band file has no CRS; band files must be georeferenced to be stacked")
     if t.b != 0 or t.d != 0 or t.a <= 0 or t.e >= 0:
         raise InputError(f"{label}: band file grid is rotated or flipped; only north-up band files are stacked")
-    return BandHeader(dataset.width, dataset.height, tuple(t)[:6], dataset.crs, dataset.dtypes[0],
-                      dataset.nodatavals[0])
+    if not 1 <= index <= dataset.count:
+        raise InputError(f"{label}: band {index} requested but the file has {dataset.count} band(s)")
+    return BandHeader(dataset.width, dataset.height, tuple(t)[:6], dataset.crs, dataset.dtypes[index - 1],
+                      dataset.nodatavals[index - 1])
 
 
 def check_same_crs(headers: dict[str, BandHeader], paths: dict[str, str], label: str) -> None:

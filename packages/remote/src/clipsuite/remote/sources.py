@@ -130,7 +130,7 @@ def _header(band: BandFile, label: str) -> BandHeader:
         raise InputError(f"{band.path}: band {band.name} of scene {label}: file not found")
     try:
         with rasterio.open(band.path if local else _remote(band.path)) as dataset:
-            return read_header(dataset, band.path)
+            return read_header(dataset, band.path, band.index)
     except RasterioIOError as error:
         first = str(error).strip().splitlines()[0][:160] if str(error).strip() else "unreadable"
         raise InputError(f"{band.path}: band {band.name} of scene {label}: not a readable raster ({first})") from None

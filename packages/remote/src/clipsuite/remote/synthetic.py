@@ -4,7 +4,8 @@
   nodata 0) made of square cells, each drawn as one land-cover class (forest, river, solar farm,
   farmland, desert, residential), with a nodata border of whole cells on the left. Written cell by
   cell into a tiled file, so a 20k x 20k px scene needs memory for one cell only. Returns the layout:
-  which class is where, in pixels.
+  which class is where, in pixels. ``crs`` and ``origin`` place it elsewhere (another UTM zone).
+  ``synthetic_deliveries`` cuts such a scene into band files, a ``.SAFE``, a Landsat folder, a STAC item.
 * ``write_captions``: RSICD-style Karpathy JSON with PNG chips, captions in English, plus a
   translations JSONL (caption -> language -> text) into pt, es, fr, de, zh, ko, ru.
 * ``write_class_folders``: EuroSAT-style class folders, RGB PNG or multi-band GeoTIFF chips (4 bands,
