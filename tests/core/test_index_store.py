@@ -210,7 +210,8 @@ def test_per_node_builds_merge_into_the_whole(tmp_path: Path) -> None:
     merged = merge_stores([tmp_path / "n0", tmp_path / "n1"], tmp_path / "merged")
     queries = _text_like(means, 25, seed=9)
     for where in (None, "year > 2010"):
-        np.testing.assert_array_equal(merged.search(queries, 10, where=where)[1], whole.search(queries, 10, where=where)[1])
+        found, expected = merged.search(queries, 10, where=where), whole.search(queries, 10, where=where)
+        np.testing.assert_array_equal(found[1], expected[1])
     assert len(merged) == 5000 and merged.rows_metadata(np.array([[4999]]))[0][0] == rows[4999]
     other = build_store(ArraySource(data[:1000], rows[:1000], model="tiny"), tmp_path / "other", config)
     with pytest.raises(InputError, match="trained with another quantizer"):
