@@ -12,7 +12,8 @@ from clipsuite.generative.data import VitonHD
 from clipsuite.generative.methods.emasc import EMASC
 from clipsuite.generative.methods.tryon_unet import TryOnUNet
 from clipsuite.generative.methods.warping import GarmentWarper
-from clipsuite.generative.train import EMASCTask, TryOnTask, WarpingTask, load_part, train_stage
+from clipsuite.generative.part_files import load_part
+from clipsuite.generative.train import EMASCTask, TryOnTask, WarpingTask, train_stage
 
 SIZE = (32, 24)
 

@@ -73,7 +73,8 @@ def detect(
     reference: Annotated[Path | None, typer.Option(help="Folder of normal reference images (few-shot).")] = None,
     shots: Annotated[int, typer.Option(min=0, help="How many reference images to use (0: all in --reference).")] = 0,
     weights: Annotated[Path | None, typer.Option(help="Trained prompts/adapters (.safetensors) from `train`.")] = None,
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder for scores, heatmaps, index.html.")] = Path(
+    out: Annotated[Path, typer.Option("--output", "-o", "--out",
+                                      help="Output folder for scores, heatmaps, index.html.")] = Path(
         "anomaly_report"),
     threshold: Annotated[float | None, typer.Option(help="Decision threshold on the image score.")] = None,
     validation: Annotated[Path | None, typer.Option(
@@ -87,7 +88,7 @@ def detect(
     on_error: OnErrorOpt = "skip",
 ) -> None:
     """Score images, write per-image scores (CSV/JSON) and heatmap overlays next to an HTML page."""
-    check_output_dir(out, "--out")  # a user's folder is refused before any work
+    check_output_dir(out, "--output")  # a user's folder is refused before any work
     need_some(images, "image")  # paths first, before torch is imported
     need(reference, "--reference folder", "dir")
     need(weights, "--weights file", "file")
@@ -149,7 +150,8 @@ def evaluate(
     weights: Annotated[Path | None, typer.Option(help="Trained prompts/adapters for anomalyclip/adaptclip.")] = None,
     format: Annotated[str, typer.Option(help="auto | mvtec | visa | meta | folder")] = "auto",
     category: Annotated[list[str] | None, typer.Option("--category", "-c", help="Only these categories.")] = None,
-    out: Annotated[Path, typer.Option("--out", "-o", help="CSV file for the table.")] = Path("anomaly_metrics.csv"),
+    out: Annotated[Path, typer.Option("--output", "-o", "--out",
+                                      help="CSV file for the table.")] = Path("anomaly_metrics.csv"),
     sigma: Annotated[float | None, typer.Option(min=0.0, help="Gaussian smoothing of maps (0: none).")] = None,
     seed: int = 0,
     model: ModelOpt = DEFAULT_MODEL, pretrained: PretrainedOpt = None, device: DeviceOpt = None,
@@ -159,7 +161,7 @@ def evaluate(
 ) -> None:
     """Per-category image AUROC/AP/F1-max and pixel AUROC/AUPRO in percent, plus the mean; the CSV holds the
     same percentages (4 decimals) and how many unreadable images each category left out."""
-    check_output_file(out, "--out")
+    check_output_file(out, "--output")
     need(dataset, "dataset")  # paths first, before torch is imported
     need(weights, "--weights file", "file")
     from clipsuite.anomaly.data import load_dataset
@@ -203,7 +205,8 @@ def train(
                                                         "test split). With --resume it may be left out.")] = None,
     method: Annotated[str, typer.Option(help="A trained method: anomalyclip, adaptclip ... (`methods` lists "
                                              "them).")] = "anomalyclip",
-    out: Annotated[Path, typer.Option("--out", "-o", help="Where to save the learned parts (.safetensors).")] = Path(
+    out: Annotated[Path, typer.Option("--output", "-o", "--out",
+                                      help="Where to save the learned parts (.safetensors).")] = Path(
         "anomaly_prompts.safetensors"),
     run_dir: Annotated[Path | None, typer.Option(
         "--run-dir", help="The run folder (checkpoints, metrics.jsonl, the flags it was started with); default: "
@@ -212,7 +215,7 @@ def train(
     epochs: int = 15, lr: float = 1e-3, batch_size: int = 8, max_steps: Annotated[int | None, typer.Option()] = None,
     checkpoint_every: Annotated[int | None, typer.Option(
         "--checkpoint-every", help="Steps between checkpoints (default: each epoch end).")] = None,
-    resume: Annotated[bool, typer.Option("--resume", help="Continue the run of --out (or --run-dir) from its last "
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the run of --output (or --run-dir) from its last "
                                                           "checkpoint with the flags it was started with (flags "
                                                           "given again must agree; --epochs and --max-steps may "
                                                           "be raised).")] = False,
@@ -225,11 +228,11 @@ def train(
     from clipsuite.core.run_folder import check_output_folder
 
     run_dir = run_dir or out.with_name(out.stem + ".run")
-    check_output_file(out, "--out")
+    check_output_file(out, "--output")
     check_output_folder(run_dir, resume, overwrite, flag="--run-dir")
     need(dataset, "dataset")  # the paths before torch is imported
     if resume and not (run_dir / "config.json").is_file():
-        fail(f"{run_dir}: no run to resume (train without --resume first, or give its --out / --run-dir)")
+        fail(f"{run_dir}: no run to resume (train without --resume first, or give its --output / --run-dir)")
     # the run's identity, stored with it; --device, --run-dir and --overwrite are not part of it
     options: dict[str, Any] = {"dataset": absolute_if_exists(dataset), "method": method, "out": str(out.resolve()),
                "format": format, "epochs": epochs, "lr": lr, "batch_size": batch_size, "max_steps": max_steps,

@@ -9,7 +9,10 @@ from typing import Any
 
 from clipsuite.cli.common import fail
 
-# the run's identity, by parameter name; --device, --cache, --run-dir and --out are where it runs, not what
+if TYPE_CHECKING:
+    from clipsuite.brain.pipeline import FittedDecoder
+
+# the run's identity, by parameter name; --device, --cache, --run-dir and --output are where it runs, not what
 STORED = ("dataset", "test_fraction", "seed", "per_session", "train_repetitions", "model", "pretrained", "epochs",
           "batch_size", "lr", "hidden", "blocks", "projector", "mixup_fraction", "text_weight", "vae_latent",
           "kl_weight", "recon_weight", "precision", "grad_accum", "checkpoint_every")

@@ -59,7 +59,7 @@ def _alphas(text: str) -> list[float]:
             low, high, count = text.split(":")
             import numpy as np
             return [float(v) for v in np.logspace(np.log10(float(low)), np.log10(float(high)), int(count))]
-        values = [float(v) for v in text.split(",") if v.strip()]
+        values = [float(v) for v in text.split(",") if v.strip()]  # its own grammar (LOW:HIGH:COUNT too)
     except ValueError:
         fail(f"--alphas '{text}': expected numbers like 1,10,100 or 1e-1:1e5:10")
     if not values or any(v <= 0 for v in values):
@@ -132,7 +132,8 @@ def fit(
     ctx: typer.Context,
     dataset: Annotated[Path | None, typer.Argument(help="Dataset config JSON (betas, mask, trials, stimuli); "
                                                         "mlp --resume: the run's own when left out.")] = None,
-    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the fitted decoder.")] = Path("brain_decoder"),
+    out: Annotated[Path, typer.Option("--output", "-o", "--out",
+                                      help="Folder for the fitted decoder.")] = Path("brain_decoder"),
     decoder: Annotated[str, typer.Option(help="ridge (per-dimension alphas) or mlp (MindEye-style network, "
                                               "BiMixCo then SoftCLIP, on the core Trainer).")] = "ridge",
     alphas: AlphasOpt = "1e-1:1e5:10", cv: CvOpt = "loo",
@@ -173,7 +174,7 @@ def fit(
     from clipsuite.cli.resume import given_options
     from clipsuite.core.run_folder import check_output_folder
 
-    check_output_dir(out, "--out")  # a user's folder is refused before any work
+    check_output_dir(out, "--output")  # a user's folder is refused before any work
     if resume or decoder == "mlp" or run_dir is not None:
         check_output_folder(run_dir if run_dir is not None else out.with_name(out.name + ".run"), resume, True,
                             "--run-dir")  # a run of ours restarts, as before; a user's folder is refused
@@ -237,13 +238,14 @@ def decode(
     dataset: DatasetArg,
     decoder: Annotated[Path, typer.Option("--decoder", "-d", help="Folder written by `fit` (ridge or mlp).")] = Path(
         "brain_decoder"),
-    out: Annotated[Path, typer.Option("--out", "-o", help="safetensors file of the decoded test embeddings.")] = Path(
+    out: Annotated[Path, typer.Option("--output", "-o", "--out",
+                                      help="safetensors file of the decoded test embeddings.")] = Path(
         "decoded.safetensors"),
     device: DeviceOpt = None, cache: CacheOpt = None,
 ) -> None:
     """Decode the held-out samples into CLIP space; write the embeddings and the nearest stimuli (CSV)."""
-    check_output_file(out, "--out")
-    check_output_file(out.with_suffix(".csv"), "--out")
+    check_output_file(out, "--output")
+    check_output_file(out.with_suffix(".csv"), "--output")
     _check_dataset(dataset)  # paths first, before torch is imported
     _check_decoder(decoder)
     import torch
@@ -269,13 +271,14 @@ def evaluate(
     dataset: DatasetArg,
     decoder: Annotated[Path, typer.Option("--decoder", "-d", help="Folder written by `fit` (ridge or mlp).")] = Path(
         "brain_decoder"),
-    out: Annotated[Path, typer.Option("--out", "-o", help="CSV metrics table.")] = Path("brain_metrics.csv"),
+    out: Annotated[Path, typer.Option("--output", "-o", "--out",
+                                      help="CSV metrics table.")] = Path("brain_metrics.csv"),
     n_way: Annotated[int, typer.Option(help="Retrieval candidates per draw (MindEye: 300).", min=2)] = 300,
     draws: Annotated[int, typer.Option(help="Random draws averaged (MindEye: 30).", min=1)] = 30,
     device: DeviceOpt = None, cache: CacheOpt = None,
 ) -> None:
     """Retrieval (both directions), pairwise identification, category decoding of the held-out samples."""
-    check_output_file(out, "--out")
+    check_output_file(out, "--output")
     _check_dataset(dataset)  # paths first, before torch is imported
     _check_decoder(decoder)
     from clipsuite.brain.pipeline import decoding_metrics
@@ -289,7 +292,8 @@ def evaluate(
 @cli_errors
 def encode(
     dataset: DatasetArg,
-    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for maps (NIfTI, PNG) and metrics.csv.")] = Path(
+    out: Annotated[Path, typer.Option("--output", "-o", "--out",
+                                      help="Folder for maps (NIfTI, PNG) and metrics.csv.")] = Path(
         "brain_encoding"),
     space: Annotated[str, typer.Option(help="Features: image or text embeddings of the stimuli.")] = "image",
     alphas: AlphasOpt = "1e-1:1e5:10", cv: CvOpt = "loo",
@@ -299,7 +303,7 @@ def encode(
     cache: CacheOpt = None,
 ) -> None:
     """Voxel-wise encoding model from CLIP features; r (and noise-ceiling-normalised r) maps in subject space."""
-    check_output_dir(out, "--out")
+    check_output_dir(out, "--output")
     _check_dataset(dataset)
     if space not in ("image", "text"):
         fail(f"--space '{space}': expected image or text")

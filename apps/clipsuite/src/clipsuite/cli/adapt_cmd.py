@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from clipsuite.cli.common import DeviceOpt, ModelOpt, PretrainedOpt, cli_errors, console, err_console, need
+from clipsuite.cli.common import DeviceOpt, ModelOpt, PretrainedOpt, cli_errors, console, err_console, need, parse_list
 from clipsuite.core.errors import InputError
 
 if TYPE_CHECKING:  # torch-free at start-up: these modules import torch
@@ -35,10 +35,7 @@ def _table(rows: list[Row]) -> Table:
 def _seeds(seed: int, seeds: str | None) -> list[int]:
     if not seeds:
         return [seed]
-    try:
-        return [int(s) for s in seeds.split(",") if s.strip()]
-    except ValueError:
-        raise InputError(f"--seeds '{seeds}': expected comma-separated integers such as 1,2,3") from None
+    return parse_list(seeds, "--seeds", int, "integers", "1,2,3")
 
 
 def _split(split: Path, image_root: Path | None, subset: str) -> Split:
@@ -76,8 +73,9 @@ def register(app: typer.Typer) -> None:
         seeds: Annotated[str | None, typer.Option(help="Several seeds, comma-separated (overrides --seed).")] = None,
         model: ModelOpt = "tiny",
         pretrained: PretrainedOpt = None,
-        output: Annotated[Path, typer.Option(help="Folder for the adapters and results.csv; a .safetensors path "
-                                                  "saves a single method's adapter there.")] = Path("runs/adapt"),
+        output: Annotated[Path, typer.Option("--output", "-o", help="Folder for the adapters and results.csv; a "
+                                             ".safetensors path saves a single method's adapter there.")
+                          ] = Path("runs/adapt"),
         csv_path: CsvOpt = None,
         epochs: Annotated[int | None, typer.Option(
             help="Training epochs (default: the method's, from its paper).")] = None,

@@ -19,6 +19,7 @@ from clipsuite.core.errors import ClipsuiteError, InputError
 console = Console(stderr=False, highlight=False)
 err_console = Console(stderr=True, highlight=False)
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
 
 ModelOpt = Annotated[str, typer.Option("--model", "-m", help="Model spec: a preset (`clipsuite models`), open_clip "
                                                              "name, folder, .safetensors file or hf-hub:org/repo.")]
@@ -54,6 +55,19 @@ def fail(message: str, code: int = 2) -> NoReturn:
     """Print one red line naming the problem and leave with a non-zero status."""
     err_console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)  # a path may hold "[...]"
     raise typer.Exit(code)
+
+
+def parse_list(text: str, flag: str, convert: Callable[[str], T] = str,  # type: ignore[assignment]
+               kind: str = "values", example: str = "a,b,c") -> list[T]:
+    """A comma-separated option (``--classes a,b``, ``--seeds 1,2,3``): the one parser of every command.
+    Blank items are dropped; an empty list, or an item ``convert`` refuses, is one line naming ``flag``."""
+    items = [item.strip() for item in text.split(",") if item.strip()]
+    if not items:
+        raise InputError(f"{flag} '{text}': give at least one of the comma-separated {kind}, e.g. {example}")
+    try:
+        return [convert(item) for item in items]
+    except ValueError:
+        raise InputError(f"{flag} '{text}': expected comma-separated {kind}, e.g. {example}") from None
 
 
 def need(path: Path | None, what: str, kind: str = "any") -> None:

@@ -188,7 +188,7 @@ def run_demo(settings: DemoSettings) -> dict[str, Any]:
     return summary
 
 
-OutputOpt = Annotated[Path, typer.Option(help="Folder for the report.")]
+OutputOpt = Annotated[Path, typer.Option("--output", "-o", help="Folder for the report.")]
 StepsOpt = Annotated[int, typer.Option(min=1, help="Training steps for tiny.")]
 TrainImagesOpt = Annotated[int, typer.Option(min=1, help="Synthetic training images.")]
 DomainsOpt = Annotated[bool, typer.Option(help="Run each installed domain's demo step too.")]

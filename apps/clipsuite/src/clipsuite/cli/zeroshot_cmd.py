@@ -10,7 +10,17 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from clipsuite.cli.common import DeviceOpt, ModelOpt, PretrainedOpt, cli_errors, console, err_console, need, need_some
+from clipsuite.cli.common import (
+    DeviceOpt,
+    ModelOpt,
+    PretrainedOpt,
+    cli_errors,
+    console,
+    err_console,
+    need,
+    need_some,
+    parse_list,
+)
 from clipsuite.core.errors import InputError
 
 
@@ -23,7 +33,7 @@ def _class_names(classes: str | None, classes_file: Path | None) -> list[str] | 
             raise InputError(f"{classes_file}: no class names in this file")
         return names
     if classes:
-        return [c.strip() for c in classes.split(",") if c.strip()]
+        return parse_list(classes, "--classes", kind="class names", example="cat,dog")
     return None
 
 
@@ -45,7 +55,7 @@ def register(app: typer.Typer) -> None:
         top_k: Annotated[int, typer.Option(min=1, help="How many classes to show per image.")] = 1,
         batch_size: Annotated[int, typer.Option(min=1, help="Images per forward pass.")] = 64,
         device: DeviceOpt = None,
-        output: Annotated[Path | None, typer.Option(help="Write predictions as CSV here.")] = None,
+        output: Annotated[Path | None, typer.Option("--output", "-o", help="Write predictions as CSV here.")] = None,
         on_error: Annotated[str, typer.Option(
             help="skip: leave out unreadable images (listed in the CSV's error column); fail: stop.")] = "skip",
     ) -> None:

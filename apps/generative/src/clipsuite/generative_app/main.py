@@ -69,9 +69,9 @@ def _out_png(out: Path) -> None:
     """The PNG, the HTML page beside it and the folder of inputs beside that (clipsuite.core.outputs)."""
     from clipsuite.core.outputs import check_output_dir, check_output_file
 
-    check_output_file(out, "--out", (".png",))
-    check_output_file(out.with_suffix(".html"), "--out")
-    check_output_dir(_files(out), "--out")
+    check_output_file(out, "--output", (".png",))
+    check_output_file(out.with_suffix(".html"), "--output")
+    check_output_dir(_files(out), "--output")
 
 
 def _files(out: Path) -> Path:
@@ -89,7 +89,8 @@ def _clip(spec: str, device: str) -> ClipModel:
 def tryon(
     person: Annotated[Path, typer.Option(help="Person photo.")],
     garment: Annotated[Path, typer.Option(help="Garment photo (flat, on white).")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output PNG; an HTML grid and the inputs go beside it.")],
+    out: Annotated[Path, typer.Option("--output", "-o", "--out",
+                                      help="Output PNG; an HTML grid and the inputs go beside it.")],
     category: Annotated[str, typer.Option(help=f"{', '.join(CATEGORIES)}")] = "upper_body",
     mask: Annotated[Path | None, typer.Option(help="Binary repaint mask (0/255), or give --parse.")] = None,
     parse: Annotated[Path | None, typer.Option(help="Human parsing PNG (LIP labels): the mask is made from it.")
@@ -143,7 +144,7 @@ def tryon(
     rel = {}
     from clipsuite.core.staging import atomic_write_text, staged_folder
 
-    with staged_folder(_files(out), command="generative tryon", flag="--out") as files:
+    with staged_folder(_files(out), command="generative tryon", flag="--output") as files:
         for name, tensor in pictures.items():
             png = f"{name.replace(' ', '_')}.png"
             save_png(to_image(tensor), files / png)
@@ -161,7 +162,7 @@ def edit(
     target: Annotated[str, typer.Argument(help="Target prompt, e.g. 'a red car'.")],
     neutral: Annotated[str, typer.Option(help="Neutral prompt, e.g. 'a car'.")],
     mapper: Annotated[Path, typer.Option(help="DeltaSpace mapper (train delta).")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output PNG; an HTML grid goes beside it.")],
+    out: Annotated[Path, typer.Option("--output", "-o", "--out", help="Output PNG; an HTML grid goes beside it.")],
     strength: Annotated[float, typer.Option(help="Edit strength (0 = no edit).")] = 0.8,
     noise_strength: Annotated[float, typer.Option(help="img2img noise level in (0, 1].")] = 0.6,
     steps: Annotated[int, typer.Option(min=1)] = 20, guidance: Annotated[float, typer.Option(min=0)] = 3.0,
@@ -188,8 +189,8 @@ def edit(
     from clipsuite.generative.data import to_image, to_tensor
     from clipsuite.generative.editing import EditOptions, VariationGenerator
     from clipsuite.generative.methods.deltaspace import DeltaMapper, edit_codes, embed_images, text_delta
+    from clipsuite.generative.part_files import check_clip, load_part
     from clipsuite.generative.report import grid_html, save_png
-    from clipsuite.generative.train import check_clip, load_part
 
     model = _clip(clip, device)
     check_clip(mapper, model)  # a mapper trained on another CLIP's embeddings would map them wrongly
@@ -207,7 +208,7 @@ def edit(
         options = EditOptions(steps, noise_strength, guidance, seed)
         edited = VariationGenerator(diffusion, device)(pixels, codes, options,
                                                        on_step=lambda i, n: bar.update(task, completed=i, total=n))
-    with staged_folder(_files(out), command="generative edit", flag="--out") as files:
+    with staged_folder(_files(out), command="generative edit", flag="--output") as files:
         save_png(to_image(pixels[0]), files / "input.png")
     save_png(to_image(edited[0]), out)
     atomic_write_text(out.with_suffix(".html"), grid_html(
@@ -234,7 +235,7 @@ def _run_outputs(out: Path, run_dir: Path | None, resume: bool) -> Path:
 
     run = run_dir or out.with_suffix(".run")
     check_output_folder(run, resume, True, "--run-dir")  # a run of ours restarts, as before; a user's is refused
-    check_output_file(out, "--out", (".safetensors",))
+    check_output_file(out, "--output", (".safetensors",))
     return run
 
 
@@ -246,10 +247,10 @@ def _path(value: object) -> Path | None:
 @cli_errors
 def train_delta(
     ctx: typer.Context,
-    out: Annotated[Path, typer.Option("--out", "-o", help="Mapper file (.safetensors).")],
+    out: Annotated[Path, typer.Option("--output", "-o", "--out", help="Mapper file (.safetensors).")],
     images: Annotated[Path | None, typer.Argument(help="Folder of images (pairs are formed from them; no "
                                                        "captions). With --resume: the run's own.")] = None,
-    run_dir: Annotated[Path | None, typer.Option(help="Checkpoints and metrics (default: beside --out).")] = None,
+    run_dir: Annotated[Path | None, typer.Option(help="Checkpoints and metrics (default: beside --output).")] = None,
     steps: Annotated[int, typer.Option(min=1)] = 500, batch_size: Annotated[int, typer.Option(min=1)] = 64,
     lr: float = 1e-3, hidden: Annotated[int, typer.Option(min=8)] = 256, resume: ResumeOpt = False,
     clip: ClipOpt = "tiny-transformers", device: DeviceOpt = "cpu",
@@ -298,11 +299,11 @@ def _layout(data: Path, category: str) -> str:
 def train_tryon_stage(
     ctx: typer.Context,
     stage: Annotated[str, typer.Argument(help=f"{', '.join(STAGES)}")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Stage file (.safetensors).")],
+    out: Annotated[Path, typer.Option("--output", "-o", "--out", help="Stage file (.safetensors).")],
     data: Annotated[Path | None, typer.Option(help="VITON-HD root (train/, train_pairs.txt) or Dress Code root "
                                                    "({category}/, train_pairs.txt). With --resume: the run's own."
                                               )] = None,
-    run_dir: Annotated[Path | None, typer.Option(help="Checkpoints and metrics (default: beside --out).")] = None,
+    run_dir: Annotated[Path | None, typer.Option(help="Checkpoints and metrics (default: beside --output).")] = None,
     warping: Annotated[Path | None, typer.Option(help="Trained warping stage (input of the tryon stage).")] = None,
     inversion: Annotated[Path | None, typer.Option(help="Trained inversion adapter (input of the tryon stage).")
                          ] = None,
@@ -364,13 +365,13 @@ def evaluate(
     unpaired: Annotated[Path | None, typer.Option(help="Folder of unpaired results (swapped garments).")] = None,
     inception: Annotated[Path | None, typer.Option(help="torch-fidelity Inception weights file (default: the "
                                                         "torch hub cache).")] = None,
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write the metrics as JSON.")] = None,
+    out: Annotated[Path | None, typer.Option("--output", "-o", "--out", help="Write the metrics as JSON.")] = None,
 ) -> None:
     """SSIM, LPIPS, FID, KID (paired; FID/KID unpaired too). Metrics whose network is absent say so."""
     if out is not None:
         from clipsuite.core.outputs import check_output_file
 
-        check_output_file(out, "--out")
+        check_output_file(out, "--output")
     for folder in (real, generated, unpaired):
         if folder is not None and not folder.is_dir():
             fail(f"{folder}: folder not found")

@@ -12,7 +12,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from clipsuite.cli.common import cli_errors, console, err_console, fail, need
+from clipsuite.cli.common import cli_errors, console, err_console, fail, need, parse_list
 
 if TYPE_CHECKING:
     from clipsuite.core.models import ClipModel
@@ -31,18 +31,11 @@ DeviceOpt = Annotated[str | None, typer.Option(help="cpu, cuda, cuda:1 ... (defa
 
 
 def _csv(text: str, what: str) -> list[str]:
-    items = [t.strip() for t in text.split(",") if t.strip()]
-    if not items:
-        fail(f"{what}: give a comma-separated list")
-    return items
+    return parse_list(text, what)
 
 
 def _ints(text: str, what: str) -> list[int]:
-    try:
-        return [int(v) for v in _csv(text, what)]
-    except ValueError:
-        fail(f"{what}: '{text}' is not a comma-separated list of integers")
-        raise
+    return parse_list(text, what, int, "integers", "1,4,16")
 
 
 def _load(model: str, pretrained: str | None, device: str | None) -> ClipModel:
@@ -82,7 +75,8 @@ def classify(
     aggregate: Annotated[str, typer.Option(help="Volume score from slice scores: mean | max")] = "mean",
     templates: Annotated[str | None, typer.Option(help="Template set, file, or one template with {}.")] = None,
     descriptions: Annotated[Path | None, typer.Option(help="Class -> sentences JSON (replaces templates).")] = None,
-    json_out: Annotated[Path | None, typer.Option("--json", help="Write all predictions (with slices) here.")] = None,
+    json_out: Annotated[Path | None, typer.Option("--output", "-o", "--json",
+                                                  help="Write all predictions (with slices) here.")] = None,
     volume_index: Annotated[int | None, typer.Option(
         help="One volume of a 4D NIfTI file (default: classify each volume).")] = None,
     on_error: Annotated[str, typer.Option(
@@ -90,7 +84,7 @@ def classify(
     model: ModelOpt = "biomedclip", pretrained: PretrainedOpt = None, device: DeviceOpt = None,
 ) -> None:
     """Zero-shot classification of medical images or volumes (slice predictions aggregated per volume)."""
-    _file_out(json_out, "--json")
+    _file_out(json_out, "--output")
     need(path, "input")  # paths first, before torch is imported
     need(descriptions, "--descriptions file", "file")
     from dataclasses import asdict
@@ -135,7 +129,7 @@ def biomedcoop_train(
     split: Annotated[Path, typer.Argument(help=escape("Dassl split JSON ({'train': [[path, label, class], ...], "
                                                       "...})."))],
     descriptions: Annotated[Path, typer.Option(help="LLM sentences per class (JSON: class -> list).")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Adapter file to write (.safetensors).")],
+    out: Annotated[Path, typer.Option("--output", "-o", "--out", help="Adapter file to write (.safetensors).")],
     shots: Annotated[int, typer.Option(min=1, help="K shots per class (1, 2, 4, 8, 16).")] = 16,
     seed: int = 1,
     subset: Annotated[str, typer.Option(help="all | base (base-to-novel training)")] = "all",
@@ -145,7 +139,7 @@ def biomedcoop_train(
     model: ModelOpt = "biomedclip", pretrained: PretrainedOpt = None, device: DeviceOpt = None,
 ) -> None:
     """Train BiomedCoOp's context vectors on a K-shot draw and save them (core adapter format)."""
-    _file_out(out, "--out", (".safetensors",))
+    _file_out(out, "--output", (".safetensors",))
     need(split, "split file", "file")  # paths first, before torch is imported
     need(descriptions, "--descriptions file", "file")
     need(image_root, "--image-root folder", "dir")
@@ -222,7 +216,7 @@ def biomedcoop_compare(
 def vqa_train(
     ctx: typer.Context,
     data: Annotated[Path, typer.Argument(help="VQA-RAD folder/JSON or SLAKE folder.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Run folder (checkpoint + config).")],
+    out: Annotated[Path, typer.Option("--output", "-o", "--out", help="Run folder (checkpoint + config).")],
     head: Annotated[str, typer.Option(help="qcr | mevf")] = "qcr",
     epochs: Annotated[int, typer.Option(min=1)] = 40,
     batch_size: Annotated[int, typer.Option(min=1)] = 32,
@@ -232,15 +226,15 @@ def vqa_train(
     word_dim: Annotated[int, typer.Option(min=8)] = 300,
     patch_tokens: Annotated[bool, typer.Option(help="Attend over patch tokens, not only the image feature "
                                                     "(off: the pooled feature learned more).")] = False,
-    resume: Annotated[bool, typer.Option(help="Continue the run in --out with the flags it was started with (flags "
+    resume: Annotated[bool, typer.Option(help="Continue the run in --output with the flags it was started with (flags "
                                               "given again must agree; --epochs may be raised).")] = False,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an earlier run in --out.")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an earlier run in --output.")] = False,
     model: ModelOpt = "pubmedclip", pretrained: PretrainedOpt = None, device: DeviceOpt = None,
 ) -> None:
     """Train a VQA head on a CLIP image encoder; evaluates on the dataset's test split at each epoch end."""
     from clipsuite.core.run_folder import check_output_folder
 
-    check_output_folder(out, resume, overwrite, flag="--out")  # an earlier run is continued or replaced, never silently
+    check_output_folder(out, resume, overwrite, flag="--output")  # an earlier run: continued or replaced, not silently
     need(data, "VQA data")  # before torch is imported
     from clipsuite.cli.resume import absolute_if_exists, remembered
     from clipsuite.core.train import TrainConfig
@@ -281,11 +275,12 @@ def vqa_evaluate(
     run: Annotated[Path, typer.Argument(help="Run folder written by `vqa train`.")],
     data: Annotated[Path, typer.Argument(help="VQA-RAD folder/JSON or SLAKE folder.")],
     split: Annotated[str, typer.Option(help="train | test (SLAKE: also validate)")] = "test",
-    json_out: Annotated[Path | None, typer.Option("--json", help="Write the accuracies here.")] = None,
+    json_out: Annotated[Path | None, typer.Option("--output", "-o", "--json",
+                                                  help="Write the accuracies here.")] = None,
     device: DeviceOpt = None,
 ) -> None:
     """Open, closed and overall accuracy, as the papers report them."""
-    _file_out(json_out, "--json")
+    _file_out(json_out, "--output")
     need(run, "run folder")  # paths first, before torch is imported
     need(data, "VQA data")
     from clipsuite.medical.data import load_vqa

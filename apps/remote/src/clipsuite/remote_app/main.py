@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from clipsuite.cli.common import cli_errors, console, err_console, fail
+from clipsuite.cli.common import cli_errors, console, err_console, fail, parse_list
 from clipsuite.core.outputs import check_output_dir, check_output_file
 from clipsuite.remote_app import train_cmd, translate_cmd
 from clipsuite.remote_app.options import parse_bands, parse_stretch
@@ -66,7 +66,7 @@ def index(
     scenes: Annotated[list[Path], typer.Argument(help="Scenes: rasters, band files (a folder or quoted glob of "
                                                  "*_B4.TIF / *_B04_10m.jp2 ...), .SAFE / Landsat folders, STAC "
                                                  "item JSON, or folders of them.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Index folder to write.")] = Path("scene_index"),
+    out: Annotated[Path, typer.Option("--output", "-o", "--out", help="Index folder to write.")] = Path("scene_index"),
     model: ModelOpt = "tiny-multilingual", device: DeviceOpt = None, bands: BandsOpt = None,
     tile_size: Annotated[int | None, typer.Option(min=8, help="Tile side in output pixels (default: a trained "
                                                   "run's chip size, else 224).")] = None,
@@ -94,7 +94,7 @@ def index(
 
     With a model trained by `clipsuite-remote train`, bands, scaling, stretch and tile size default to
     how its training chips were read."""
-    check_output_dir(out, "--out")
+    check_output_dir(out, "--output")
     _existing(scenes, globs=True)
     _on_error(on_error)
     if kind not in ("exact", "ivf", "ivfpq", "hnsw"):
@@ -150,7 +150,8 @@ def search(
     index_dir: Annotated[Path, typer.Argument(help="Index folder from `clipsuite-remote index`.")],
     queries: Annotated[list[str], typer.Argument(help="Text queries, in any language the model reads.")],
     top: Annotated[int, typer.Option(min=1, help="Hits per query.")] = 20,
-    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for hits.geojson, thumbnails, index.html.")] = Path(
+    out: Annotated[Path, typer.Option("--output", "-o", "--out",
+                                      help="Folder for hits.geojson, thumbnails, index.html.")] = Path(
         "search_results"),
     crs: Annotated[str, typer.Option(help="wgs84 (RFC 7946) or scene (the scenes' own CRS).")] = "wgs84",
     model: Annotated[str | None, typer.Option("--model", "-m", help="Override the model recorded in the index.")
@@ -158,7 +159,7 @@ def search(
     device: DeviceOpt = None,
 ) -> None:
     """Search an index with text; write GeoJSON polygons with scores, PNG thumbnails and an HTML page."""
-    check_output_dir(out, "--out")
+    check_output_dir(out, "--output")
     if not index_dir.is_dir():
         fail(f"{index_dir}: index folder not found")
     if crs not in ("wgs84", "scene"):
@@ -179,7 +180,7 @@ def search(
 
 def _json_out(path: Path | None) -> None:
     if path is not None:
-        check_output_file(path, "--out")
+        check_output_file(path, "--output")
 
 
 def _write_json(path: Path, data: object) -> None:
@@ -195,7 +196,7 @@ def _write_json(path: Path, data: object) -> None:
 def classify(
     root: Annotated[Path, typer.Argument(help="Class folders (EuroSAT / RESISC45 layout: ROOT/<Class>/*.jpg).")],
     model: ModelOpt = "tiny-multilingual", device: DeviceOpt = None,
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="JSON with accuracy, predictions and the "
+    out: Annotated[Path | None, typer.Option("--output", "-o", "--out", help="JSON with accuracy, predictions and the "
                                              "skipped files.")] = None,
     on_error: OnErrorOpt = "skip",
     nodata: Annotated[str | None, typer.Option(help="Fill value: pictures that hold only it (every pixel, "
@@ -237,7 +238,7 @@ def evaluate_cmd(
     translations: Annotated[Path | None, typer.Option(help="Translations JSONL (caption -> language -> text).")
                             ] = None,
     model: ModelOpt = "tiny-multilingual", device: DeviceOpt = None,
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="JSON with every row.")] = None,
+    out: Annotated[Path | None, typer.Option("--output", "-o", "--out", help="JSON with every row.")] = None,
 ) -> None:
     """Retrieval R@1/5/10 both ways and mean recall, in both conventions (labelled), per language."""
     _json_out(out)
@@ -245,9 +246,7 @@ def evaluate_cmd(
         fail(f"{captions}: file not found")
     if translations is not None and not translations.is_file():
         fail(f"{translations}: file not found")
-    langs = [x.strip() for x in languages.split(",") if x.strip()]
-    if not langs:
-        fail("--languages: give at least one language")
+    langs = parse_list(languages, "--languages", kind="languages", example="en,zh,ru")
     _rgb_model(model, "evaluate")
     from clipsuite.core.models import load_model
     from clipsuite.remote.evaluate import evaluate_captions
@@ -272,7 +271,8 @@ def leakage(
                      ] = None,
     threshold: Annotated[float, typer.Option(min=0.0, max=1.0, help="Cosine for a near-duplicate.")] = 0.98,
     device: DeviceOpt = None,
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="JSON: leaked test images and skipped files.")
+    out: Annotated[Path | None, typer.Option("--output", "-o", "--out",
+                                             help="JSON: leaked test images and skipped files.")
                    ] = None,
     on_error: OnErrorOpt = "skip",
 ) -> None:

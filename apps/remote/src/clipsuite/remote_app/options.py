@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from clipsuite.cli.common import fail
+from clipsuite.cli.common import fail, parse_list
 
 
 def parse_bands(text: str | None, allow_all: bool = False) -> list[int | str] | None:
     """'B04,B03,B02' or '4,3,2' -> names and 1-based indices; 'all' (training only) keeps every band."""
     if text is None:
         return None
-    parts = [p.strip() for p in text.split(",") if p.strip()]
-    if not parts:
-        fail(f"--bands '{text}': no band given")
+    parts = parse_list(text, "--bands", kind="bands", example="B04,B03,B02 or 4,3,2")
     if allow_all and [p.lower() for p in parts] == ["all"]:
         return ["all"]
     return [int(p) if p.isdigit() else p for p in parts]

@@ -8,17 +8,14 @@ from typing import Annotated, Any
 
 import typer
 
-from clipsuite.cli.common import cli_errors, console, fail
+from clipsuite.cli.common import cli_errors, console, fail, parse_list
 from clipsuite.remote_app.options import parse_bands, parse_stretch
 
 BAND_RULES = ("repeat", "average")
 
 
 def _languages(text: str) -> list[str]:
-    langs = [x.strip() for x in text.split(",") if x.strip()]
-    if not langs:
-        fail("--languages: give at least one language, e.g. en,zh,ru")
-    return langs
+    return parse_list(text, "--languages", kind="languages", example="en,zh,ru")
 
 
 def _as_list(stretch: tuple[float, float] | None) -> list[float] | None:

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from clipsuite.cli.common import cli_errors, console, fail
+from clipsuite.cli.common import cli_errors, console, fail, parse_list
 
 
 def _models(specs: list[str]) -> dict[str, str] | str:
@@ -29,7 +29,7 @@ def register(app: typer.Typer) -> None:
     @cli_errors
     def translate(
         captions: Annotated[Path, typer.Argument(help="Karpathy-style caption JSON (English captions).")],
-        out: Annotated[Path, typer.Option("--out", "-o", help="Translations JSONL to write.")],
+        out: Annotated[Path, typer.Option("--output", "-o", "--out", help="Translations JSONL to write.")],
         languages: Annotated[str, typer.Option(help="Target languages, comma-separated, e.g. zh,ru,ko.")],
         mt: Annotated[list[str], typer.Option(help="LANG=MODEL (repeat per language; MarianMT style) or one "
                                               "MODEL for all (NLLB style, language codes). A folder or a "
@@ -41,12 +41,12 @@ def register(app: typer.Typer) -> None:
         """Translate every caption into each language it still lacks (RS-M-CLIP's translation step)."""
         from clipsuite.core.outputs import check_output_file
 
-        check_output_file(out, "--out")
+        check_output_file(out, "--output")
         if not captions.is_file():
             fail(f"{captions}: file not found")
         if existing is not None and not existing.is_file():
             fail(f"{existing}: file not found (--existing)")
-        langs = [x.strip() for x in languages.split(",") if x.strip() and x.strip() != "en"]
+        langs = [x for x in parse_list(languages, "--languages", kind="languages", example="zh,ru") if x != "en"]
         if not langs:
             fail("--languages: give at least one language other than en")
         models = _models(mt)

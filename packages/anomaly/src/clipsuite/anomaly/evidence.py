@@ -4,13 +4,12 @@ synthetic MVTec-layout data, as tables of mean image / pixel AUROC over the held
 Learned prompts and adapters are trained on the ``train`` categories' test split (it has masks) and
 evaluated zero-shot (or with K normal references) on the ``held_out`` categories, which neither the
 prompts nor the pretrained backbone (``clipsuite.core.pretrain``) saw. The same numbers feed the tests
-(``tests/anomaly/test_evidence.py``) and ``docs/anomaly.md`` (``python -m clipsuite.anomaly.evidence``;
+(``tests/anomaly/test_evidence.py``) and ``docs/anomaly.md`` (``shared/recipes/evidence_anomaly.py``;
 with ``--pictures docs/images/anomaly`` it writes the anomaly-map pictures instead).
 """
 
 from __future__ import annotations
 
-import argparse
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -207,23 +206,3 @@ def build_tables(backbone: str, setup: TransferSetup | None = None,
             out.append(_markdown(f"few-shot, mean of seeds {few_shot.seeds}",
                                  few_shot_table(clip, few_shot_roots, few_shot)))
     return "\n\n".join(out)
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    from clipsuite.core.pretrain import ensure_pretrained
-
-    parser = argparse.ArgumentParser(description="Regenerate the anomaly 'Evidence that it learns' tables.")
-    parser.add_argument("--backbone", default=None, help="model spec (default: the cached pretrained backbone)")
-    parser.add_argument("--pictures", default=None, metavar="DIR",
-                        help="write the anomaly-map pictures (PNG) to DIR instead of printing the tables")
-    args = parser.parse_args(argv)
-    backbone = args.backbone or str(ensure_pretrained(progress=True))
-    if args.pictures:
-        for path in pictures(backbone, args.pictures):
-            print(path)
-    else:
-        print(build_tables(backbone))
-
-
-if __name__ == "__main__":
-    main()

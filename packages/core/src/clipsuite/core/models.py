@@ -108,6 +108,26 @@ class ClipModel:
         (to freeze, fine-tune or register it in a bigger model). For steps, use ``towers.vision_tower``."""
         return cast(torch.nn.Module, self.model.visual)
 
+    # ---- the training surface ------------------------------------------------------------------
+    @property
+    def network(self) -> torch.nn.Module:
+        """The whole CLIP module, for a training task to wrap, optimise and checkpoint: it offers
+        ``encode_image(pixels, normalize)``, ``encode_text(tokens, normalize)`` and ``logit_scale`` (open_clip's
+        ``CLIP`` surface, which the transformers backend mirrors). Steps inside a tower go through
+        ``clipsuite.core.towers``; nothing outside the core reaches for ``.model``."""
+        return self.model
+
+    def freeze(self) -> ClipModel:
+        """Stop every weight of the model from training (a frozen backbone under learned prompts/adapters)."""
+        self.model.requires_grad_(False)
+        return self
+
+    def train_temperature(self, trainable: bool) -> None:
+        """Whether the learnt logit scale trains with the rest (CLIP learns it; a fixed one is kept)."""
+        scale = getattr(self.model, "logit_scale", None)
+        if isinstance(scale, torch.nn.Parameter):
+            scale.requires_grad_(trainable)
+
     @property
     def weights_hash(self) -> str:
         """A fingerprint of the weights (``clipsuite.core.fingerprint``), computed once per load; learned

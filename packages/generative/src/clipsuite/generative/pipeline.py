@@ -30,6 +30,7 @@ from clipsuite.generative.methods.tryon_unet import TryOnConditions, TryOnUNet
 from clipsuite.generative.methods.warping import GarmentWarper
 
 if TYPE_CHECKING:
+    from diffusers.models.autoencoders.autoencoder_kl import AutoencoderKL
     from diffusers.schedulers.scheduling_ddim import DDIMSchedulerOutput
 
 WEIGHT_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -150,3 +151,9 @@ class TryOnPipeline:
         if options.keep_unmasked:
             out = out * mask + image * (1 - mask)
         return {"image": out, "warped_cloth": cloth.float()}
+
+
+@torch.no_grad()
+def encode_latents(vae: AutoencoderKL, pixels: torch.Tensor) -> torch.Tensor:
+    """Pixels in [-1, 1] -> the VAE's scaled latents (the distribution's mode: training and inference agree)."""
+    return vae.encode(pixels.to(vae.dtype)).latent_dist.mode() * vae.config["scaling_factor"]

@@ -30,7 +30,8 @@ from clipsuite.generative.methods.inversion import (
 )
 from clipsuite.generative.methods.tryon_unet import TryOnUNet
 from clipsuite.generative.methods.warping import GarmentWarper
-from clipsuite.generative.train import EMASCTask, TryOnTask, WarpingTask, check_clip, clip_identity, load_part
+from clipsuite.generative.part_files import check_clip, clip_identity, load_part
+from clipsuite.generative.train import EMASCTask, TryOnTask, WarpingTask
 from clipsuite.generative.tryon import StageFiles, diffusion_parts
 
 if TYPE_CHECKING:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -21,21 +21,18 @@ from diffusers.models.autoencoders.autoencoder_kl import AutoencoderKL  # not `f
 from diffusers.schedulers.scheduling_ddim import DDIMScheduler
 from torch import nn
 
-from clipsuite.core.checkpoints import load_tensors, read_config, save_tensors
-from clipsuite.core.errors import ModelError
-from clipsuite.core.fingerprint import check_same_backbone
+from clipsuite.core.checkpoints import save_tensors
 from clipsuite.core.train import TrainConfig, Trainer, TrainResult
 from clipsuite.generative.methods.emasc import EMASC
 from clipsuite.generative.methods.tryon_unet import TryOnConditions, TryOnUNet
 from clipsuite.generative.methods.warping import GarmentWarper
-from clipsuite.generative.pipeline import latent_mask
+from clipsuite.generative.part_files import clip_identity
+from clipsuite.generative.pipeline import encode_latents, latent_mask
 
 if TYPE_CHECKING:
-    from clipsuite.core.models import ClipModel
     from clipsuite.generative.methods.inversion import InversionAdapter
 
 Batch = Mapping[str, torch.Tensor]
-M = TypeVar("M", bound=nn.Module)
 STAGES = ("warping", "emasc", "inversion", "tryon")
 
 
@@ -46,11 +43,6 @@ def _frozen(*modules: nn.Module | None) -> list[nn.Module]:
             module.requires_grad_(False).eval()
             out.append(module)
     return out
-
-
-@torch.no_grad()
-def encode_latents(vae: AutoencoderKL, pixels: torch.Tensor) -> torch.Tensor:
-    return vae.encode(pixels.to(vae.dtype)).latent_dist.mode() * vae.config["scaling_factor"]
 
 
 class WarpingTask:
@@ -112,7 +104,7 @@ class TryOnTask:
     # set by stages.make_stage_task: what the task was wired to, and the digests of the earlier stages' files
     adapter: InversionAdapter | None
     inputs: dict[str, str]
-    clip_identity: dict[str, str] | None = None  # the CLIP whose text states it learnt (train.check_clip)
+    clip_identity: dict[str, str] | None = None  # the CLIP whose text states it learnt (part_files.check_clip)
 
     def __init__(self, unet: TryOnUNet, vae: AutoencoderKL, scheduler: DDIMScheduler,
                  text_states: Callable[[Batch], torch.Tensor], null_states: torch.Tensor,
@@ -170,32 +162,6 @@ def train_stage(task: Any, data: Any, config: TrainConfig, part_file: str | Path
     save_tensors(part_file, task.module.state_dict(), {**meta, **({"inputs": inputs} if inputs else {}), **clip,
                                                        "step": result.step})
     return result
-
-
-def clip_identity(clip: ClipModel) -> dict[str, str]:
-    """What a stage trained on ``clip``'s features records about it (``ClipModel.identity``, as ``clip*``)."""
-    return {key.replace("model", "clip", 1): value for key, value in clip.identity().items()}
-
-
-def check_clip(part_file: str | Path, clip: ClipModel) -> None:
-    """Refuse, in one line, a stage file trained with another CLIP model than ``clip`` (same widths, other
-    weights: its features would mean other things); files written before this was recorded are not checked."""
-    check_same_backbone(part_file, read_config(part_file) or {}, clip, prefix="clip", flag="--clip")
-
-
-def load_part(module: M, part_file: str | Path, stage: str) -> M:
-    """Load a saved stage into ``module``; refuses a file of another stage or shape, naming it."""
-    config = read_config(part_file) or {}
-    if config.get("stage") != stage:
-        raise ModelError(f"{part_file}: holds stage '{config.get('stage')}', expected '{stage}'")
-    state = load_tensors(part_file)
-    own = module.state_dict()
-    bad = [k for k in own if k not in state or state[k].shape != own[k].shape]
-    if bad or set(state) - set(own):
-        example = (bad or sorted(set(state) - set(own)))[0]
-        raise ModelError(f"{part_file}: does not fit this {stage} model (e.g. {example})")
-    module.load_state_dict(state)
-    return module
 
 
 def fit_delta_mapper(clip: Any, images: Sequence[Any], config: TrainConfig, part_file: str | Path,

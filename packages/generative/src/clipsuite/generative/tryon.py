@@ -28,8 +28,8 @@ from clipsuite.generative.methods.inversion import (
     vision_tokens,
 )
 from clipsuite.generative.methods.tryon_unet import TryOnUNet
+from clipsuite.generative.part_files import check_clip, load_part
 from clipsuite.generative.pipeline import MemoryOptions, SamplingOptions, TryOnPipeline
-from clipsuite.generative.train import check_clip, load_part
 
 if TYPE_CHECKING:
     from clipsuite.core.models import ClipModel

@@ -4,14 +4,13 @@ KgCoOp, BiomedCoOp at K shots, and base-to-novel) on the offline pretrained back
 
 The same functions feed the tests (``tests/medical/test_evidence.py``) and ``docs/medical.md``::
 
-    python -m clipsuite.medical.evidence --shots 1,4,16 --seeds 1,2,3
+    uv run python shared/recipes/evidence_medical.py --shots 1,4,16 --seeds 1,2,3
 
 prints the Markdown tables (and builds the pretrained backbone first when it is not cached).
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import tempfile
 from collections.abc import Sequence
@@ -19,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from clipsuite.core.adapt.registry import MethodOptions
-from clipsuite.core.models import ClipModel, load_model
+from clipsuite.core.models import ClipModel
 from clipsuite.core.prompts import load_descriptions
 from clipsuite.medical import synthetic
 from clipsuite.medical.data import load_dassl_split
@@ -101,32 +100,14 @@ def base_novel_markdown(rows: Sequence[CompareRow]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--shots", default="1,4,16")
-    parser.add_argument("--b2n-shots", default="16")
-    parser.add_argument("--seeds", default="1,2,3")
-    parser.add_argument("--methods", default=",".join(COMPARE_METHODS))
-    parser.add_argument("--model", default=None, help="model spec (default: the pretrained synthetic backbone)")
-    args = parser.parse_args(argv)
-    if args.model is None:
-        from clipsuite.core.pretrain import ensure_pretrained
-
-        args.model = str(ensure_pretrained(progress=True))
-    clip = load_model(args.model, device="cpu", precision="fp32")
+def evidence_tables(clip: ClipModel, shots: Sequence[int], b2n_shots: Sequence[int], seeds: Sequence[int],
+                    methods: Sequence[str]) -> str:
+    """The few-shot and base-to-novel tables of docs/medical.md, as Markdown (``shared/recipes`` runs it)."""
     setup = SliceSetup()
-    seeds = [int(s) for s in args.seeds.split(",")]
-    methods = args.methods.split(",")
+    seed_text = ",".join(map(str, seeds))
     with tempfile.TemporaryDirectory(prefix="clipsuite-medical-evidence-") as tmp:
         split = write_data(tmp, setup)
-        few = run_table(clip, split, setup, [int(k) for k in args.shots.split(",")], seeds, methods)
-        print(f"Few-shot accuracy (%), {setup.task} slices, mean of seeds {args.seeds}\n")
-        print(few_shot_markdown(few), flush=True)
-        b2n = run_table(clip, split, setup, [int(k) for k in args.b2n_shots.split(",")], seeds, methods,
-                        protocol="base-to-novel")
-        print(f"\nBase-to-novel (%), mean of seeds {args.seeds}\n")
-        print(base_novel_markdown(b2n))
-
-
-if __name__ == "__main__":
-    main()
+        few = run_table(clip, split, setup, list(shots), list(seeds), list(methods))
+        b2n = run_table(clip, split, setup, list(b2n_shots), list(seeds), list(methods), protocol="base-to-novel")
+    return (f"Few-shot accuracy (%), {setup.task} slices, mean of seeds {seed_text}\n\n{few_shot_markdown(few)}\n\n"
+            f"Base-to-novel (%), mean of seeds {seed_text}\n\n{base_novel_markdown(b2n)}")

@@ -159,7 +159,7 @@ class RemoteTrainTask:
         self.data, self.eval_data, self.eval_batch_size = data, eval_data, eval_batch_size
         self.owns = data.owns()
         self.tower = vision_tower(clip)
-        clip.model.logit_scale.requires_grad_(self.settings.learn_logit_scale)
+        clip.train_temperature(self.settings.learn_logit_scale)
         head = teacher = None
         self.branch: ImageBranch | None = None
         if self.settings.distill_weight > 0:
@@ -167,7 +167,7 @@ class RemoteTrainTask:
                                  self.settings.head_out)
             self.branch = ImageBranch(clip, head)
             teacher = EmaTeacher(self.branch, self.settings.teacher_decay)
-        self.module = RemoteTrainModule(clip.model, head, teacher)
+        self.module = RemoteTrainModule(clip.network, head, teacher)
         patch = self.tower.patch_size[0]
         size = self.settings.local_size or clip.image_size // 2
         self.local_size = max(patch, size // patch * patch)

@@ -88,7 +88,7 @@ class AdaptClip(nn.Module):
         self.prompts = PromptTextEncoder(clip, n_ctx, deep_depth=0)
         self.pqa = PromptQueryAdapter(dim, hidden // 2)
         self.to(clip.device)
-        clip.model.requires_grad_(False)
+        clip.freeze()
         normal, anomalous = prompt_ensemble("object")
         static = torch.stack([clip.encode_texts(p, normalize=False).mean(0) for p in (normal, anomalous)])
         self.register_buffer("static_text", F.normalize(static, dim=-1).to(clip.device), persistent=False)

@@ -68,7 +68,7 @@ class AnomalyClip(nn.Module):
                                          "dpam_layer": dpam_layer, "smoothing_sigma": smoothing_sigma,
                                          "image_score": image_score, "seg_weight": seg_weight}
         self.prompts = PromptTextEncoder(clip, n_ctx, self.settings["deep_depth"], deep_length).to(clip.device)
-        clip.model.requires_grad_(False)
+        clip.freeze()
 
     def set_class(self, class_name: str) -> None:
         """Object-agnostic: the class name is not used."""

@@ -80,7 +80,7 @@ class PairDeltas(torch.utils.data.Dataset):
 class DeltaTask:
     """The core Trainer task: L2 + ``cos_weight`` * (1 - cos) between predicted and true code deltas."""
 
-    clip_identity: dict[str, str] | None = None  # the CLIP whose embeddings it maps (train.check_clip)
+    clip_identity: dict[str, str] | None = None  # the CLIP whose embeddings it maps (part_files.check_clip)
 
     def __init__(self, mapper: DeltaMapper, cos_weight: float = 1.0) -> None:
         self.module, self.cos_weight = mapper, cos_weight

@@ -103,7 +103,7 @@ class InversionTask:
     """Train the adapter (LaDI-VTON stage 3): epsilon MSE of the frozen inpainting UNet conditioned on
     the prompt whose placeholders hold the garment's pseudo-words; CLIP, VAE and UNet stay frozen."""
 
-    clip_identity: dict[str, str] | None = None  # the CLIP it reads and writes for (train.check_clip)
+    clip_identity: dict[str, str] | None = None  # the CLIP it reads and writes for (part_files.check_clip)
 
     def __init__(self, adapter: InversionAdapter, clip: ClipModel, unet: TryOnUNet, vae: AutoencoderKL,
                  scheduler: DDIMScheduler, category: str = "upper_body") -> None:
@@ -130,8 +130,7 @@ class InversionTask:
 
     def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         from clipsuite.generative.methods.tryon_unet import TryOnConditions
-        from clipsuite.generative.pipeline import latent_mask
-        from clipsuite.generative.train import encode_latents
+        from clipsuite.generative.pipeline import encode_latents, latent_mask
 
         image = batch["image"]
         latents = encode_latents(self.vae, image)
