@@ -99,7 +99,8 @@ def test_search_errors(index_dir: Path, tmp_path: Path) -> None:
     _fails(["index", "search", str(index_dir)], "give at least one --text or --image")
     _fails(["index", "search", str(tmp_path / "nowhere"), "--text", "x"], "nowhere: folder not found (index folder)")
     _fails(["index", "search", str(index_dir), "--image", str(tmp_path / "missing.png")], "missing.png")
-    _fails(["index", "search", str(index_dir), "--text", "x", "-o", str(tmp_path / "r.xml")], "--output must end in .json, .csv or .tsv")
+    _fails(["index", "search", str(index_dir), "--text", "x", "-o", str(tmp_path / "r.xml")],
+           "--output must end in .json, .csv or .tsv")
     _fails(["index", "build", str(tmp_path), "--output", str(tmp_path / "ix")], "no embedding shards")
     _fails(["index", "build", str(index_dir.parent / "emb"), "-o", str(tmp_path / "ix"), "--kind", "lsh"],
            "unknown index kind")

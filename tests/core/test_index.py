@@ -59,7 +59,8 @@ def test_save_load_round_trip(tmp_path: Path) -> None:
     index = EmbeddingIndex.build(data, [{"id": i, "path": f"img{i}.png", "label": i % 3} for i in range(2000)],
                                  IndexConfig(kind="ivf", nprobe=4, model="tiny"))
     folder = index.save(tmp_path / "ix")
-    assert sorted(p.name for p in folder.iterdir()) == [".clipsuite-output.json", "index.faiss", "index.json", "metadata.jsonl"]
+    assert sorted(p.name for p in folder.iterdir()) == [".clipsuite-output.json", "index.faiss", "index.json",
+                                                        "metadata.jsonl"]
     loaded = EmbeddingIndex.load(folder)
     assert loaded.config.kind == "ivf" and loaded.config.nprobe == 4 and loaded.config.model == "tiny"
     assert len(loaded) == 2000 and loaded.metadata[5] == {"id": 5, "path": "img5.png", "label": 2}

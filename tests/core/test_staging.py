@@ -10,8 +10,15 @@ import pytest
 
 from clipsuite.core import staging
 from clipsuite.core.errors import InputError
-from clipsuite.core.outputs import (MANIFEST_NAME, check_output_dir, check_output_file, foreign_entries,
-                                    listed_entries, remove_listed, write_manifest)
+from clipsuite.core.outputs import (
+    MANIFEST_NAME,
+    check_output_dir,
+    check_output_file,
+    foreign_entries,
+    listed_entries,
+    remove_listed,
+    write_manifest,
+)
 from clipsuite.core.staging import StagedFile, atomic_write_json, atomic_write_text, staged_folder, staged_path
 
 
@@ -130,10 +137,9 @@ def _users_folder(tmp_path: Path) -> Path:
 def test_a_users_folder_is_refused_before_the_block_and_left_alone(tmp_path: Path, merge: bool) -> None:
     out = _users_folder(tmp_path)
     ran = []
-    with pytest.raises(InputError, match=r"out holds files this command did not write \(notes.txt, sub/\); "
-                                         "choose another output folder or remove them"):
-        with staged_folder(out, merge=merge, flag="-o"):
-            ran.append(True)
+    refusal = r"out holds files this command did not write \(notes.txt, sub/\); choose another output folder or remove"
+    with pytest.raises(InputError, match=refusal), staged_folder(out, merge=merge, flag="-o"):
+        ran.append(True)
     assert not ran and _names(tmp_path) == ["out"]
     assert (out / "notes.txt").read_text() == "mine" and (out / "sub" / "data.csv").read_text() == "a,b\n"
 

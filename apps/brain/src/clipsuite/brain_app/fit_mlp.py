@@ -9,9 +9,6 @@ from typing import Any
 
 from clipsuite.cli.common import fail
 
-if TYPE_CHECKING:
-    from clipsuite.brain.pipeline import FittedDecoder
-
 # the run's identity, by parameter name; --device, --cache, --run-dir and --output are where it runs, not what
 STORED = ("dataset", "test_fraction", "seed", "per_session", "train_repetitions", "model", "pretrained", "epochs",
           "batch_size", "lr", "hidden", "blocks", "projector", "mixup_fraction", "text_weight", "vae_latent",
