@@ -195,9 +195,9 @@ def test_bad_input_is_one_line(tmp_path: Path, ivf: tuple[IndexStore, np.ndarray
     with pytest.raises(InputError, match="holds files this command did not write"):
         build_store(ArraySource(data[:10]), tmp_path / "mine")
     assert (tmp_path / "mine" / "notes.txt").read_text() == "keep"
-    mixed: list[dict[str, Any]] = [{"id": 1, "v": 1}, {"id": 2, "v": "two"}, {"id": 3, "v": {"a": [1]}}]
+    mixed: list[dict[str, Any]] = [{"id": 1, "v": 1}, {"id": 2, "v": "[two"}, {"id": 3, "v": {"a": [1]}}]
     built = build_store(ArraySource(data[:3], mixed), tmp_path / "mixed")
-    assert [r["v"] for r in built.metadata.rows(np.arange(3))] == ["1", "two", {"a": [1]}]  # mixed: kept as text
+    assert [r["v"] for r in built.metadata.rows(np.arange(3))] == ["1", "[two", {"a": [1]}]  # mixed: kept as text
 
 
 def test_per_node_builds_merge_into_the_whole(tmp_path: Path) -> None:

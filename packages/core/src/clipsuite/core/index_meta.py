@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -113,12 +113,8 @@ class MetadataTable:
     def rows(self, ids: np.ndarray) -> list[dict[str, Any]]:
         """Rows ``ids`` as dicts (nested values decoded back from JSON); nulls are left out like absent keys."""
         picked = self.table.take(pa.array(np.asarray(ids, dtype=np.int64))).to_pylist()
-        out = []
-        for row in picked:
-            clean = {k: (json.loads(v) if k in self._json and isinstance(v, str) and v[:1] in "[{" else v)
-                     for k, v in row.items() if v is not None}
-            out.append(clean)
-        return out
+        return [{k: (_decoded(v) if k in self._json else v) for k, v in row.items() if v is not None}
+                for row in picked]
 
     def where(self, predicate: str) -> np.ndarray:
         """Sorted row ids whose metadata satisfies the SQL expression ``predicate`` (DuckDB dialect)."""
@@ -137,12 +133,11 @@ class MetadataTable:
         return np.sort(np.asarray(found, dtype=np.int64))
 
 
-def iter_blocks(rows: Iterable[dict[str, Any]], size: int = BLOCK_ROWS) -> Iterator[list[dict[str, Any]]]:
-    block: list[dict[str, Any]] = []
-    for row in rows:
-        block.append(row)
-        if len(block) >= size:
-            yield block
-            block = []
-    if block:
-        yield block
+def _decoded(value: Any) -> Any:
+    """A text column's value back as it was: lists and objects were stored as JSON, strings as themselves."""
+    if isinstance(value, str) and value[:1] in "[{":
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            return value
+    return value
