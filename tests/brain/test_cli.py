@@ -27,6 +27,12 @@ def test_fit_evaluate_decode_encode(subject, tmp_path):
                                  "--cache", str(tmp_path / "cache"), *_opts()])
     assert result.exit_code == 0, result.output
     assert (dec / "image.safetensors").is_file() and (dec / "decoder.json").is_file()
+    # the alphas chosen per CLIP space and the cross-validated score, on the console and in the decoder's meta
+    for space in ("image", "text"):
+        assert f"{space}: alphas chosen " in result.output and "from a grid of 8 over 1 to 1e+05" in result.output
+        assert f"{space}: leave-one-out cross-validated R^2 " in result.output
+    choice = json.loads((dec / "decoder.json").read_text())["alpha_choice"]["image"]
+    assert choice["grid_low"] == 1 and choice["grid_high"] == 1e5 and 0 <= choice["at_low_edge"] <= 1
     metrics_csv = tmp_path / "m.csv"
     result = runner.invoke(app, ["evaluate", str(subject), "-d", str(dec), "-o", str(metrics_csv),
                                  "--cache", str(tmp_path / "cache"), "--device", "cpu"])
@@ -57,6 +63,15 @@ def test_fit_evaluate_decode_encode(subject, tmp_path):
     # among signal voxels, r follows the hidden strength
     assert np.corrcoef(strength[strength > 0], signal)[0, 1] > 0.5
     assert (out / "r.png").stat().st_size > 1000 and (out / "noise_ceiling.nii.gz").is_file()
+
+
+def test_ridge_fit_says_when_the_alpha_grid_should_be_widened(subject, tmp_path):
+    # a grid far above the best alphas: the dimensions crowd at its low edge, and the command says to widen it
+    result = runner.invoke(app, ["fit", str(subject), "-o", str(tmp_path / "dec"), "--alphas", "1e6:1e8:3",
+                                 "--cache", str(tmp_path / "cache"), *_opts()])
+    assert result.exit_code == 0, result.output
+    assert "widen the alpha grid: many dimensions chose its low (" in result.output
+    assert "try --alphas 1e+04:1e+08:5" in result.output  # two decades lower, at the grid's spacing
 
 
 def test_bad_input_one_line_exit_2(subject, tmp_path):

@@ -7,6 +7,7 @@ import csv
 import json
 
 import numpy as np
+import pytest
 import torch
 from typer.testing import CliRunner
 
@@ -14,7 +15,7 @@ from clipsuite.brain.decoders import read_decoder
 from clipsuite.brain.methods.mlp import BrainMLP, MLPConfig
 from clipsuite.brain.train import vae_terms
 from clipsuite.brain_app.main import app
-from clipsuite.core.train import read_metrics
+from clipsuite.core.train import lr_factor, read_metrics
 
 torch.set_num_threads(1)
 runner = CliRunner()
@@ -27,6 +28,10 @@ def test_resume_remembers_the_run_flags(subject, tmp_path):
              "--device", "cpu", "--cache", str(cache)]
     result = runner.invoke(app, start)
     assert result.exit_code == 0, result.output
+    # the command says what it trained: steps, final loss, the held-out retrieval; no resume yet
+    assert "trained 4 steps (1 epoch); final loss " in result.output
+    assert "held-out: image_brain_retrieval" in result.output
+    assert "resumed" not in result.output
     stored = json.loads((tmp_path / "mlp.run" / "config.json").read_text())["options"]
     assert stored["hidden"] == 32 and stored["model"] == "tiny" and stored["dataset"] == str(subject.resolve())
     # only --resume and a raised --epochs: the dataset, sizes, lr, batch, seed and model come back
@@ -40,6 +45,15 @@ def test_resume_remembers_the_run_flags(subject, tmp_path):
     assert meta["trained_steps"] == 2 * 4  # 240 training trials in batches of 64: 4 steps per epoch
     steps = [e["step"] for e in read_metrics(tmp_path / "mlp.run") if "loss" in e]
     assert steps == list(range(1, 9))      # one run: the resumed epoch continued the first
+    assert "resumed at step 4" in result.output and "trained 8 steps (2 epochs), 4 of them now" in result.output
+    # the longer run's cosine from its first resumed step (the old one ended at lr 0.0 after step 4)
+    lrs = {e["step"]: e["lr"] for e in read_metrics(tmp_path / "mlp.run") if "lr" in e}
+    assert lrs[5] == pytest.approx(2e-3 * lr_factor(4, 8)) and lrs[5] > 0
+    # resumed once more with nothing left to train: says so, and which flag trains longer
+    result = runner.invoke(app, ["fit", "-o", str(dec), "--resume", "--device", "cpu", "--cache", str(cache)])
+    assert result.exit_code == 0, result.output
+    assert "resumed at step 8" in result.output and "nothing left to train" in result.output
+    assert "raise --epochs" in result.output and "final loss " in result.output
     # a flag typed again with another value is refused, naming it; nothing is trained
     result = runner.invoke(app, ["fit", "-o", str(dec), "--resume", "--hidden", "64", "--lr", "2e-3",
                                  "--device", "cpu", "--cache", str(cache)])

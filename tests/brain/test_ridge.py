@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from clipsuite.brain.ridge import RidgeModel, fit_ridge, fit_ridge_cv, log_alphas
+from clipsuite.brain.ridge import RidgeModel, alpha_choice, fit_ridge, fit_ridge_cv, log_alphas
+from clipsuite.core.errors import InputError
 
 
 def _problem(n: int = 120, p: int = 30, t: int = 40, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -114,3 +115,41 @@ def test_loo_weighted_sums_keep_float64_accuracy():
     got = _weighted_column_sums(values, weight)
     assert got.dtype == torch.float64
     assert float(((got - exact).abs() / exact).max()) < 5e-7
+
+
+def _loo_r2(x: np.ndarray, y: np.ndarray, alpha: float) -> float:
+    """Leave-one-out R^2 of ridge with an unpenalised intercept, by refitting without each sample."""
+    errors = []
+    for i in range(len(x)):
+        keep = np.arange(len(x)) != i
+        xm, ym = x[keep].mean(0), y[keep].mean(0)
+        xc = x[keep] - xm
+        w = np.linalg.solve(xc.T @ xc + alpha * np.eye(x.shape[1]), xc.T @ (y[keep] - ym))
+        errors.append((y[i] - ym - (x[i] - xm) @ w) ** 2)
+    return float(np.mean(1 - np.mean(errors, axis=0) / y.var(0)))
+
+
+def test_alpha_choice_names_the_range_the_crowded_edge_and_the_cv_r2():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((60, 8))
+    y = x @ rng.standard_normal((8, 5)) + 0.01 * rng.standard_normal((60, 5))
+    grid = [1e2, 1e3, 1e4]
+    model = fit_ridge_cv(x, y, grid)
+    choice = alpha_choice(model, grid, y)
+    # near-noiseless targets want almost no shrinkage: all at the grid's smallest alpha, so widen it downward
+    assert (choice.grid_low, choice.grid_high) == (1e2, 1e4)
+    assert choice.lowest == pytest.approx(1e2) and choice.highest == pytest.approx(1e2)
+    assert (choice.at_low_edge, choice.at_high_edge) == (1.0, 0.0) and choice.crowded_edges() == ["low"]
+    assert choice.cv_r2 == pytest.approx(_loo_r2(x, y, 1e2), rel=1e-6)
+    assert choice.cv_mse == pytest.approx(float(-model.cv_scores.double().mean()))
+    # targets unrelated to x: the strongest shrinkage wins, the high edge is the crowded one
+    noise = rng.standard_normal((60, 5))
+    grid = [1e-3, 1e-1, 10.0]
+    noisy = alpha_choice(fit_ridge_cv(x, noise, grid), grid, noise)
+    assert noisy.at_high_edge >= 0.6 and "high" in noisy.crowded_edges() and noisy.cv_r2 is not None
+    assert noisy.cv_r2 < 0.05
+    # a grid of one alpha has no edge to widen; a model fitted without CV chose nothing
+    assert alpha_choice(fit_ridge_cv(x, y, [1.0]), [1.0], y).crowded_edges() == []
+    with pytest.raises(InputError, match="not fitted by cross-validation"):
+        alpha_choice(fit_ridge(x, y, 1.0), [1.0])
+

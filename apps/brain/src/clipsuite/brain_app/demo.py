@@ -37,13 +37,14 @@ def run_demo_step(out_dir: Path, log: Callable[[str], None]) -> DemoStepResult:
     features = subject_features(clip, subject, folder / "cache")
     alphas = log_alphas(1e-1, 1e5, 10)
     log("brain: ridge decoder voxels -> CLIP (one alpha per dimension, leave-one-out)")
-    models, meta = read_decoder(fit_decoder(subject, features, alphas, "loo", folder / "decoder", {"model": "tiny"}))
+    models, meta = read_decoder(fit_decoder(subject, features, alphas, "loo", folder / "decoder",
+                                            {"model": "tiny"}).path)
     metrics = decoding_metrics(decode(models, meta, subject.test, str(config), subject), subject, features, clip)
     log("brain: MLP decoder (MindEye-style residual MLP; BiMixCo, then SoftCLIP) on the core Trainer")
     run = TrainConfig(output_dir=folder / "mlp.run", epochs=16, batch_size=32, lr=1e-3, weight_decay=1e-2,
                       checkpoint_every=0, progress=False, log_every=1)
     mlp, mlp_meta = read_decoder(fit_mlp_decoder(subject, features, folder / "mlp", {"model": "tiny"}, run,
-                                                 MLPFit(hidden=256, blocks=2)))
+                                                 MLPFit(hidden=256, blocks=2)).path)
     mlp_metrics = decoding_metrics(decode(mlp, mlp_meta, subject.test, str(config), subject), subject, features)
     log("brain: encoding model CLIP -> voxels, r map")
     rows = features.rows

@@ -5,9 +5,12 @@ with the run and restored by ``--resume`` (``clipsuite.cli.resume``: flags typed
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from clipsuite.cli.common import fail
+
+if TYPE_CHECKING:
+    from clipsuite.brain.pipeline import FittedDecoder
 
 # the run's identity, by parameter name; --device, --cache, --run-dir and --output are where it runs, not what
 STORED = ("dataset", "test_fraction", "seed", "per_session", "train_repetitions", "model", "pretrained", "epochs",
@@ -38,7 +41,7 @@ def check_mlp(o: dict[str, Any]) -> None:
 
 
 def train_mlp(o: dict[str, Any], subject: Any, features: Any, out: Path, run_dir: Path, resume: bool,
-              device: str | None, spec: dict[str, Any]) -> Path:
+              device: str | None, spec: dict[str, Any]) -> FittedDecoder:
     """Train on the core Trainer (``device``: where the MLP trains; None: a visible GPU, else the CPU)."""
     from clipsuite.brain.pipeline import MLPFit, fit_mlp_decoder
     from clipsuite.brain.train import LossSettings

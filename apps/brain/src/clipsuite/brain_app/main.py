@@ -5,6 +5,7 @@ Thin: check arguments and paths (before torch is imported), call ``clipsuite.bra
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -13,6 +14,7 @@ from rich.table import Table
 
 from clipsuite.brain_app import nsd_cmd
 from clipsuite.cli.common import cli_errors, console, fail, need, progress
+from clipsuite.cli.train_report import report_training
 from clipsuite.core.outputs import check_output_dir, check_output_file
 
 if TYPE_CHECKING:
@@ -21,6 +23,7 @@ if TYPE_CHECKING:
     from clipsuite.brain.features import StimulusFeatures
     from clipsuite.brain.pipeline import Subject
     from clipsuite.brain.prep import PrepConfig
+    from clipsuite.brain.ridge import AlphaChoice
     from clipsuite.core.models import ClipModel
 
 app = typer.Typer(name="brain", help="fMRI decoding into CLIP space (ridge) and CLIP-based voxel-wise encoding "
@@ -201,10 +204,14 @@ def fit(
         _check_dataset(dataset)
         subject = _subject(dataset, _prep(o["test_fraction"], o["seed"], o["per_session"], o["train_repetitions"]))
         _, features = _features(subject, o["model"], o["pretrained"], device, cache)
-        saved = fit_mlp.train_mlp(o, subject, features, out, folder, resume, device,
-                                  {"model": o["model"], "pretrained": o["pretrained"]})
+        fitted = fit_mlp.train_mlp(o, subject, features, out, folder, resume, device,
+                                   {"model": o["model"], "pretrained": o["pretrained"]})
+        if not fitted.main_process:  # under a multi-process launch, one process reports
+            return
+        if fitted.train is not None:
+            report_training(fitted.train, longer="--epochs")
         console.print(f"training run: {folder} (metrics.jsonl)")
-        console.print(f"decoder: {saved}")
+        console.print(f"decoder: {fitted.path}")
         return
     if dataset is None:
         fail("missing DATASET (the dataset config)")
@@ -215,9 +222,36 @@ def fit(
     _, features = _features(subject, model, pretrained, device, cache)
     with progress() as bar:
         task = bar.add_task("ridge (per target)", total=None)
-        saved = fit_decoder(subject, features, grid, folds, out, {"model": model, "pretrained": pretrained}, device,
-                            on_progress=lambda d, t: bar.update(task, completed=d, total=t))
-    console.print(f"decoder: {saved}")
+        fitted = fit_decoder(subject, features, grid, folds, out, {"model": model, "pretrained": pretrained}, device,
+                             on_progress=lambda d, t: bar.update(task, completed=d, total=t))
+    for space, choice in fitted.alphas.items():
+        for line in alpha_lines(space, choice, len(grid), folds):
+            console.print(line, soft_wrap=True)
+    console.print(f"decoder: {fitted.path}")
+
+
+def alpha_lines(space: str, choice: AlphaChoice, grid_size: int, cv: str | int) -> list[str]:
+    """What the ridge fit chose for one CLIP space: the alphas' range, the share at each edge of the grid (a
+    crowded edge: the best alpha may lie beyond it, so the grid should be widened there) and the CV score."""
+    low, high = choice.grid_low, choice.grid_high
+    lines = [f"{space}: alphas chosen {choice.lowest:.3g} to {choice.highest:.3g} (median {choice.median:.3g}) "
+             f"from a grid of {grid_size} over {low:.3g} to {high:.3g}; {choice.at_low_edge:.0%} of the dimensions "
+             f"at its low edge, {choice.at_high_edge:.0%} at its high edge"]
+    crowded = choice.crowded_edges()
+    if crowded:
+        # two more decades on each crowded side, at the grid's own spacing
+        per_decade = (grid_size - 1) / math.log10(high / low) if grid_size > 1 else 1.0
+        wider_low = low / 100 if "low" in crowded else low
+        wider_high = high * 100 if "high" in crowded else high
+        count = grid_size + round(2 * per_decade) * len(crowded)
+        sides = " and ".join(f"{edge} ({choice.at_low_edge if edge == 'low' else choice.at_high_edge:.0%})"
+                             for edge in crowded)
+        lines.append(f"  widen the alpha grid: many dimensions chose its {sides} edge, so their best alpha may lie "
+                     f"beyond it (try --alphas {wider_low:.3g}:{wider_high:.3g}:{count})")
+    folds = "leave-one-out" if cv == "loo" else f"{cv}-fold"
+    r2 = f"R^2 {choice.cv_r2:.3f}, " if choice.cv_r2 is not None else ""
+    lines.append(f"{space}: {folds} cross-validated {r2}mean squared error {choice.cv_mse:.4g} (mean over dimensions)")
+    return lines
 
 
 def _decoded(dataset: Path, decoder: Path, device: str | None,

@@ -13,7 +13,7 @@ import hashlib
 import math
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,12 +28,12 @@ from clipsuite.brain.features import StimulusFeatures, encode_stimuli
 from clipsuite.brain.losses import LossSchedule
 from clipsuite.brain.methods.mlp import BrainMLP, MLPConfig
 from clipsuite.brain.prep import PrepConfig, Samples, Stimulus, check_stimuli, prepare, read_stimuli
-from clipsuite.brain.ridge import fit_ridge_cv
+from clipsuite.brain.ridge import AlphaChoice, alpha_choice, fit_ridge_cv
 from clipsuite.brain.train import DecoderDataset, DecoderObjective, DecoderTask, LossSettings, steps_per_epoch
 from clipsuite.core.errors import InputError
 from clipsuite.core.models import ClipModel
 from clipsuite.core.staging import atomic_write_json, staged_folder
-from clipsuite.core.train import TrainConfig, Trainer
+from clipsuite.core.train import TrainConfig, Trainer, TrainResult
 
 SPACES = ("image", "text")
 
@@ -86,18 +86,31 @@ def _meta(subject: Subject, kind: str, model_spec: dict[str, Any], **extra: Any)
             **extra}
 
 
+@dataclass(frozen=True)
+class FittedDecoder:
+    """A decoder folder written by ``fit_decoder`` or ``fit_mlp_decoder``, and what its fit did."""
+
+    path: Path
+    alphas: dict[str, AlphaChoice] = field(default_factory=dict)  # ridge: the alphas CV chose, per CLIP space
+    train: TrainResult | None = None  # mlp: the core Trainer's result (steps, final loss, held-out figures)
+    main_process: bool = True         # mlp under a multi-process launch: False on the others (they save nothing)
+
+
 def fit_decoder(subject: Subject, features: StimulusFeatures, alphas: list[float], cv: str | int, out: str | Path,
                 model_spec: dict[str, Any], device: str | None = None,
-                on_progress: Callable[[int, int], None] | None = None) -> Path:
-    """Ridge from voxels to each CLIP space, alphas chosen per embedding dimension; saved to ``out``."""
+                on_progress: Callable[[int, int], None] | None = None) -> FittedDecoder:
+    """Ridge from voxels to each CLIP space, alphas chosen per embedding dimension; saved to ``out`` with
+    the alphas chosen and the cross-validated score (``meta.json``'s ``alpha_choice``)."""
     rows = features.rows(subject.train.stimulus)
-    fitted = RidgeDecoder({space: fit_ridge_cv(subject.train.responses, getattr(features, space)[rows], alphas,
-                                               cv=cv, device=device, dtype=torch.float32, on_progress=on_progress)
-                           for space in SPACES})
+    targets = {space: getattr(features, space)[rows] for space in SPACES}
+    fitted = RidgeDecoder({space: fit_ridge_cv(subject.train.responses, targets[space], alphas, cv=cv, device=device,
+                                               dtype=torch.float32, on_progress=on_progress) for space in SPACES})
+    chosen = {space: alpha_choice(fitted.models[space], alphas, targets[space]) for space in SPACES}
     with staged_folder(out, command="brain fit") as folder:
         fitted.save(folder)
-        atomic_write_json(folder / META_FILE, _meta(subject, "ridge-decoder", model_spec, alphas=alphas, cv=cv))
-    return Path(out)
+        atomic_write_json(folder / META_FILE, _meta(subject, "ridge-decoder", model_spec, alphas=alphas, cv=cv,
+                                                    alpha_choice={k: v.to_json() for k, v in chosen.items()}))
+    return FittedDecoder(Path(out), alphas=chosen)
 
 
 @dataclass(frozen=True)
@@ -115,7 +128,7 @@ class MLPFit:
 
 def fit_mlp_decoder(subject: Subject, features: StimulusFeatures, out: str | Path, model_spec: dict[str, Any],
                     train_config: TrainConfig, settings: MLPFit = MLPFit(),
-                    options: dict[str, Any] | None = None) -> Path:
+                    options: dict[str, Any] | None = None) -> FittedDecoder:
     """Train the MindEye-style MLP decoder (BiMixCo then SoftCLIP) on the core Trainer and save it to
     ``out``; ``train_config.output_dir`` holds the run (checkpoints, ``metrics.jsonl``, resume).
     ``options``: the command's flags, stored with the run so ``--resume`` restores them."""
@@ -143,7 +156,8 @@ def fit_mlp_decoder(subject: Subject, features: StimulusFeatures, out: str | Pat
                  fit={**dataclasses.asdict(settings), "train": train_config.to_json()})
     trainer = Trainer(DecoderTask(objective, held_out, meta), train_config, options)
     result = trainer.fit(train)
-    if trainer.accelerator is None or trainer.accelerator.is_main_process:
+    main = trainer.accelerator is None or trainer.accelerator.is_main_process
+    if main:
         decoder = MLPDecoder(objective.decoder.cpu().eval())
         with staged_folder(out, command="brain fit") as folder:
             decoder.save(folder)
@@ -153,7 +167,7 @@ def fit_mlp_decoder(subject: Subject, features: StimulusFeatures, out: str | Pat
             log = Path(train_config.output_dir) / "metrics.jsonl"
             if log.is_file():
                 shutil.copyfile(log, folder / "metrics.jsonl")
-    return Path(out)
+    return FittedDecoder(Path(out), train=result, main_process=main)
 
 
 def prep_from(meta: dict[str, Any]) -> PrepConfig:

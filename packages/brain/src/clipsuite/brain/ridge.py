@@ -304,3 +304,54 @@ def _folds(cv: str | int | Folds, n: int) -> list[tuple[np.ndarray, np.ndarray]]
 def log_alphas(low: float = 1e-2, high: float = 1e5, count: int = 10) -> list[float]:
     """A log-spaced alpha grid (the usual choice for voxel-wise models)."""
     return [float(v) for v in np.logspace(math.log10(low), math.log10(high), count)]
+
+
+@dataclass(frozen=True)
+class AlphaChoice:
+    """The alphas cross-validation chose, one per target, against the grid they were chosen from.
+
+    Many targets at an edge of the grid mean their best alpha may lie beyond it: the grid should be
+    widened on that side (``crowded_edges``)."""
+
+    grid_low: float
+    grid_high: float
+    lowest: float         # the smallest alpha chosen
+    median: float
+    highest: float        # the largest alpha chosen
+    at_low_edge: float    # share of targets that chose the grid's smallest alpha
+    at_high_edge: float   # share of targets that chose the grid's largest alpha
+    cv_mse: float         # mean over targets of the cross-validated mean squared error
+    cv_r2: float | None   # mean over targets of 1 - CV error / the target's variance (None: targets unknown)
+
+    def crowded_edges(self, share: float = 0.05) -> list[str]:
+        """``low`` and/or ``high``: the grid's edges chosen by more than ``share`` of the targets (a grid of
+        one alpha has no edge to widen)."""
+        if self.grid_low == self.grid_high:
+            return []
+        return [edge for edge, at in (("low", self.at_low_edge), ("high", self.at_high_edge)) if at > share]
+
+    def to_json(self) -> dict[str, float | None]:
+        return dict(self.__dict__)
+
+
+def alpha_choice(model: RidgeModel, grid: Sequence[float], targets: Any = None) -> AlphaChoice:
+    """Summarise ``model``'s per-target alphas (from ``fit_ridge_cv`` over ``grid``); ``targets``: the
+    training targets it was fitted on, for the cross-validated R^2 (their variance is its scale)."""
+    if model.cv_scores is None:
+        raise InputError("ridge: this model was not fitted by cross-validation (fit_ridge_cv); no alphas were chosen")
+    chosen = model.alphas.detach().double().cpu().numpy()
+    values = _alphas(grid)
+    low, high = float(values.min()), float(values.max())
+    # chosen alphas are grid values cast to the fit's dtype: compare at that precision
+    near = np.finfo(model.alphas.detach().cpu().numpy().dtype).eps * 8
+    mse = -model.cv_scores.detach().double().cpu().numpy()
+    r2 = None
+    if targets is not None:
+        variance = np.asarray(targets, dtype=np.float64).var(0)
+        usable = variance > 0  # a constant target has no variance to explain
+        r2 = float(np.mean(1.0 - mse[usable] / variance[usable])) if usable.any() else None
+    return AlphaChoice(grid_low=low, grid_high=high, lowest=float(chosen.min()), median=float(np.median(chosen)),
+                       highest=float(chosen.max()),
+                       at_low_edge=float(np.mean(np.abs(chosen - low) <= near * low)),
+                       at_high_edge=float(np.mean(np.abs(chosen - high) <= near * high)),
+                       cv_mse=float(mse.mean()), cv_r2=r2)
