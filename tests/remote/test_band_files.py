@@ -234,3 +234,20 @@ def test_broken_band_sets_are_one_line_naming_the_file(tmp_path, band_folder):
     (several / "B" / "B_B02.tif").write_bytes(b"not a tiff")  # a corrupt band file breaks its set
     with pytest.raises(InputError, match=r"B_B02\.tif: band B02 of scene .*several/B/B: not a readable raster"):
         find_scene_sources([several])
+
+
+def test_landsat_mtl_scaling_from_txt_and_xml(tmp_path):
+    from clipsuite.remote.products import landsat_scaling
+
+    xml = tmp_path / "LC09_L2SP_MTL.xml"
+    xml.write_text("<LANDSAT_METADATA_FILE><LEVEL1_RADIOMETRIC_RESCALING><REFLECTANCE_MULT_BAND_4>2.0000E-05"
+                   "</REFLECTANCE_MULT_BAND_4><REFLECTANCE_ADD_BAND_4>-0.100000</REFLECTANCE_ADD_BAND_4>"
+                   "</LEVEL1_RADIOMETRIC_RESCALING><LEVEL2_SURFACE_REFLECTANCE_PARAMETERS>"
+                   "<REFLECTANCE_MULT_BAND_4>2.75e-05</REFLECTANCE_MULT_BAND_4>"
+                   "<REFLECTANCE_ADD_BAND_4>-0.2</REFLECTANCE_ADD_BAND_4></LEVEL2_SURFACE_REFLECTANCE_PARAMETERS>"
+                   "</LANDSAT_METADATA_FILE>")
+    scale, offset = landsat_scaling(xml, ["B04"], surface=True)  # _SR_ files: the Level-2 group
+    assert scale == 2.75e-05 and scale * offset == pytest.approx(-0.2)
+    scale, offset = landsat_scaling(xml, ["B04"], surface=False)
+    assert scale == 2e-05 and scale * offset == pytest.approx(-0.1)
+    assert landsat_scaling(xml, ["B10"], surface=False) == (None, None)  # thermal: DN scaling by dtype
