@@ -59,3 +59,17 @@ def test_a_command_on_tiny_says_it_once_in_one_line(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     lines = [line for line in result.output.splitlines() if "random weights" in line]
     assert len(lines) == 1 and lines[0].startswith("note: tiny has random weights"), result.output
+
+
+def test_our_warnings_become_one_note_line_without_a_source_line(capsys: pytest.CaptureFixture[str]) -> None:
+    import warnings
+
+    import clipsuite.cli.common  # noqa: F401  (installs the routing, as every command does)
+    from clipsuite.remote.rasters import NoCRSWarning
+
+    for _ in range(2):
+        warnings.showwarning(NoCRSWarning("scene.tif: raster has no CRS"), NoCRSWarning, "rasters.py", 280)
+    err = capsys.readouterr()
+    said = (err.out + err.err).splitlines()
+    assert [line for line in said if "no CRS" in line] == ["note: scene.tif: raster has no CRS"]
+    assert "rasters.py" not in err.out + err.err

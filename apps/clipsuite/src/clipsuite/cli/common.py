@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import functools
 import logging
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, TypeVar, cast
+from typing import Annotated, Any, NoReturn, TextIO, TypeVar, cast
 
 import typer
 from rich.console import Console
@@ -46,6 +47,19 @@ def _route_library_notes() -> None:
     library = logging.getLogger("clipsuite")
     if not any(isinstance(h, _NoteHandler) for h in library.handlers):
         library.addHandler(_NoteHandler())
+    if not getattr(warnings.showwarning, "clipsuite_notes", False):
+        default = warnings.showwarning
+
+        def show(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                 file: TextIO | None = None, line: str | None = None) -> None:
+            # our own warnings (clipsuite.*) are notes for the user: one line, no Python source line
+            if category.__module__.startswith("clipsuite."):
+                library.warning(str(message))
+            else:
+                default(message, category, filename, lineno, file, line)
+
+        show.clipsuite_notes = True  # type: ignore[attr-defined]
+        warnings.showwarning = show
 
 
 _route_library_notes()

@@ -108,6 +108,7 @@ def _domain_steps(out: Path) -> dict[str, dict[str, Any]]:
         _log(f"domain step: {name}")
         started = time.perf_counter()
         results[name] = run_step(name, out).to_dict() | {"seconds": round(time.perf_counter() - started, 1)}
+        _log(f"domain step: {name} took {results[name]['seconds']} s")  # what each step costs, as it goes
     return results
 
 
@@ -171,6 +172,7 @@ def run_demo(settings: DemoSettings) -> dict[str, Any]:
         t0 = time.perf_counter()
         model_dir, losses = _train(settings, train_csv, staging)
         train_seconds = round(time.perf_counter() - t0, 1)
+        _log(f"trained in {train_seconds} s")
         line_plot(losses, staging / "loss.png", title="training loss")
         model = load_model(str(model_dir), device="cpu")
         zero_shot = _zero_shot(model, test_csv)

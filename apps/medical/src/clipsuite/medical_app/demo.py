@@ -67,7 +67,7 @@ def run_demo_step(out_dir: pathlib.Path, log: Callable[[str], None]) -> DemoStep
     metrics = run.metrics
     vqa_line = (f"QCR VQA on {len(test)} held-out questions: open {metrics['open']:.1f}%, closed "
                 f"{metrics['closed']:.1f}%, overall {metrics['overall']:.1f}% (most common answer per type: "
-                f"{floor['overall']:.1f}%), on {backbone}")
+                f"{floor['overall']:.1f}%), on {backbone}: {_against_floor(metrics['overall'], floor['overall'])}")
     log(vqa_line)
     return DemoStepResult("Medical imaging (clipsuite.medical)", [volume_line, vqa_line],
                           {"vqa_open": metrics["open"], "vqa_closed": metrics["closed"],
@@ -75,6 +75,15 @@ def run_demo_step(out_dir: pathlib.Path, log: Callable[[str], None]) -> DemoStep
                            "vqa_per_type_floor": floor["overall"]},
                           files={"CT volume (NIfTI)": nifti.relative_to(out_dir)},
                           pictures={"CT windows": picture.relative_to(out_dir)})
+
+
+def _against_floor(overall: float, floor: float) -> str:
+    """Say plainly whether the model beat answering the most common answer of each question type."""
+    if overall > floor + 0.05:
+        return f"{overall - floor:.1f} points above that floor"
+    if overall >= floor - 0.05:
+        return "at that floor: on this little data the head learnt no more than the most common answers"
+    return f"{floor - overall:.1f} points below that floor"
 
 
 def _most_common(samples: list[Any], answer_type: str) -> str:

@@ -114,16 +114,25 @@ def hits_geojson(hits: Sequence[Hit], crs: str = "wgs84", thumbnails: Sequence[s
                          "use the default WGS84 output")
     features = []
     for i, hit in enumerate(hits):
-        geometry = _polygon(hit.tile["bounds"])
-        if crs == "wgs84" and hit.tile.get("crs"):
+        geometry: dict[str, Any] | None = _polygon(hit.tile["bounds"])
+        pixel_space: dict[str, Any] = {}
+        if not hit.tile.get("crs"):
+            # no CRS: its bounds are pixels, which a GIS would draw at 0 N 0 E; no geometry (RFC 7946 allows
+            # null), the pixel polygon kept under a member of our own that says what it is
+            pixel_space = {"pixel_polygon": geometry, "coordinates": "pixel (the raster has no CRS)"}
+            geometry = None
+        elif crs == "wgs84":
             geometry = transform_geom(hit.tile["crs"], WGS84, geometry)
-        properties = {"query": hit.query, "rank": hit.rank, "score": round(hit.score, 6), "tile": hit.tile["id"],
-                      "scene": hit.tile["path"], "row": hit.tile["row"], "col": hit.tile["col"],
+        properties = {**pixel_space, "query": hit.query, "rank": hit.rank, "score": round(hit.score, 6),
+                      "tile": hit.tile["id"], "scene": hit.tile["path"], "row": hit.tile["row"], "col": hit.tile["col"],
                       "window": hit.tile["window"], "scene_crs": hit.tile.get("crs")}
         if thumbnails is not None:
             properties["thumbnail"] = thumbnails[i]
         features.append({"type": "Feature", "geometry": geometry, "properties": properties})
     collection: dict[str, Any] = {"type": "FeatureCollection", "features": features}
+    if None in scene_crs:
+        collection["clipsuite:pixel_coordinates"] = ("features without geometry come from rasters without CRS; "
+                                                     "their pixel_polygon is in pixel coordinates")
     only = next(iter(scene_crs)) if len(scene_crs) == 1 else None
     if crs == "scene" and only and only.startswith("EPSG:"):
         collection["crs"] = {"type": "name", "properties": {"name": f"urn:ogc:def:crs:EPSG::{only.split(':')[1]}"}}
