@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -78,9 +81,13 @@ def test_train_delta_resume_edit_and_evaluate(vitonhd: Path, tmp_path: Path) -> 
     result = _run("train", "delta", str(images), "-o", str(mapper), "--steps", "4", "--batch-size", "8",
                   "--hidden", "32")
     assert result.exit_code == 0, result.output
+    assert "trained 4 steps (" in result.output and "; final loss " in result.output and "resumed" not in result.output
+    assert f"mapper: {mapper} (pairs of 6 images)" in result.output
     # --resume remembers the folder, batch size and width: a raised step count is all it needs
     result = _run("train", "delta", "-o", str(mapper), "--steps", "6", "--resume")
-    assert result.exit_code == 0 and "trained 6 steps on 6 images" in result.output, result.output
+    assert result.exit_code == 0, result.output
+    assert "resumed at step 4" in result.output and "trained 6 steps (" in result.output
+    assert ", 2 of them now; final loss " in result.output
     line = _error(_run("train", "delta", "-o", str(mapper), "--steps", "7", "--hidden", "64", "--resume"))
     assert "--hidden 64 (the run has 32)" in line
     out = tmp_path / "edit" / "car.png"
@@ -102,6 +109,38 @@ def test_train_delta_resume_edit_and_evaluate(vitonhd: Path, tmp_path: Path) -> 
     (gen / "00007_00.jpg").unlink()
     line = _error(_run("evaluate", "--real", str(vitonhd / "test" / "image"), "--generated", str(gen)))
     assert "00007_00.jpg: missing" in line
+
+
+PROBE = """
+import json, sys
+from clipsuite.generative_app.main import app
+try:
+    app(sys.argv[1:], standalone_mode=True)
+    code = 0
+except SystemExit as stop:
+    code = stop.code
+print(json.dumps({"code": code, "torch": "torch" in sys.modules}))
+"""
+
+
+def test_edit_strength_outside_its_range_is_refused_in_one_line_before_torch(vitonhd: Path, tmp_path: Path) -> None:
+    image = vitonhd / "train" / "image" / "00000_00.jpg"
+    mapper = tmp_path / "delta.safetensors"
+    mapper.write_bytes(b"not read: the strength is refused first")
+    edit = ["edit", str(image), "a red shirt", "--neutral", "a shirt", "--mapper", str(mapper),
+            "-o", str(tmp_path / "out.png")]
+    # a negative strength is not the opposite edit (the mapper is no odd function): the line says to swap prompts
+    done = subprocess.run([sys.executable, "-c", PROBE, *edit, "--strength", "-0.5"], capture_output=True,
+                          text=True, timeout=120, env={**os.environ, "COLUMNS": "200"})
+    answer = json.loads(done.stdout.strip().splitlines()[-1])
+    assert answer == {"code": 2, "torch": False}, done.stderr
+    lines = [line for line in done.stderr.strip().splitlines() if line.strip()]
+    assert len(lines) == 1 and "--strength -0.5: must be in [0, 2]" in lines[0]
+    assert "swap the target and --neutral prompts" in lines[0]
+    for value in ("2.5", "nan"):
+        line = _error(_run(*edit, "--strength", value))
+        assert f"--strength {value}: must be in [0, 2]" in line and "swap" not in line
+    assert not (tmp_path / "out.png").exists()
 
 
 def test_train_tryon_stage_checks_first(vitonhd: Path, tmp_path: Path) -> None:
@@ -128,7 +167,9 @@ def test_train_tryon_stage_resume_remembers_its_flags(vitonhd: Path, tmp_path: P
     assert result.exit_code == 0, result.output
     # only the raised step count: data, size, batch size and lr come back from the run
     result = _run("train", "tryon-stage", "warping", "-o", str(out), "--steps", "4", "--resume")
-    assert result.exit_code == 0 and "stage warping: 4 steps on 6 vitonhd samples" in result.output, result.output
+    assert result.exit_code == 0 and "stage warping: " in result.output, result.output
+    assert "resumed at step 2" in result.output and "trained 4 steps (" in result.output
+    assert ", 2 of them now; final loss " in result.output and "(6 vitonhd samples)" in result.output
     assert read_config(out)["size"] == [32, 24] and read_config(out)["step"] == 4
     stored = stored_options(out.with_suffix(".run"))
     assert stored is not None and stored["lr"] == 0.003 and stored["batch_size"] == 3

@@ -113,5 +113,12 @@ def test_strength_zero_is_the_identity_and_edits_render(clip, embedded, trained)
     assert edited.shape == images.shape and (edited - plain).abs().max() > 1e-4
     with pytest.raises(InputError, match="same CLIP text embedding"):
         text_delta(clip, "a car", "a car", 1.0)
+    # the documented range [0, 2]: 2 is the last strength accepted; below 0 names the opposite edit's way
+    assert edit_codes(mapper, c[:2], e[:2], delta, 2.0).shape == e[:2].shape
+    with pytest.raises(InputError, match=r"edit strength -1: must be in \[0, 2\].*swap the target and neutral"):
+        edit_codes(mapper, c[:2], e[:2], delta, -1.0)
+    for outside in (2.01, float("nan")):
+        with pytest.raises(InputError, match=r"must be in \[0, 2\]"):
+            edit_codes(mapper, c[:2], e[:2], delta, outside)
     with pytest.raises(InputError, match="noise strength"):
         EditOptions(noise_strength=0)

@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from clipsuite.cli.common import cli_errors, console, err_console, fail, progress
-from clipsuite.generative.names import CATEGORIES, PART_PRESETS, PART_SIZES, STAGE_PRESETS, STAGES
+from clipsuite.cli.train_report import report_training
+from clipsuite.generative.names import CATEGORIES, PART_PRESETS, PART_SIZES, STAGE_PRESETS, STAGES, strength_problem
 
 if TYPE_CHECKING:
     from clipsuite.core.models import ClipModel
@@ -163,7 +164,9 @@ def edit(
     neutral: Annotated[str, typer.Option(help="Neutral prompt, e.g. 'a car'.")],
     mapper: Annotated[Path, typer.Option(help="DeltaSpace mapper (train delta).")],
     out: Annotated[Path, typer.Option("--output", "-o", "--out", help="Output PNG; an HTML grid goes beside it.")],
-    strength: Annotated[float, typer.Option(help="Edit strength (0 = no edit).")] = 0.8,
+    strength: Annotated[float, typer.Option(help="Edit strength in [0, 2]: 0 no edit, 1 a change as large as a typical "
+                                                 "one between two training images (the opposite edit: swap the "
+                                                 "prompts).")] = 0.8,
     noise_strength: Annotated[float, typer.Option(help="img2img noise level in (0, 1].")] = 0.6,
     steps: Annotated[int, typer.Option(min=1)] = 20, guidance: Annotated[float, typer.Option(min=0)] = 3.0,
     seed: int = 0, parts: PartsOpt = "micro", clip: ClipOpt = "tiny-transformers", size: SizeOpt = "64x64",
@@ -177,6 +180,9 @@ def edit(
         fail("the target and --neutral prompts must not be empty")
     if not 0 < noise_strength <= 1:
         fail(f"--noise-strength {noise_strength}: must be in (0, 1]")
+    problem = strength_problem(strength, "--strength")
+    if problem:
+        fail(problem.replace("neutral prompts", "--neutral prompts"))
     _parts(parts)
     hw = _size(size)
 
@@ -281,7 +287,8 @@ def train_delta(
                          precision="fp32" if device == "cpu" else "auto")
     result = fit_delta_mapper(_clip(clip, device), [load_image(p) for p in paths], config, out, hidden=hidden,
                               options=options)
-    console.print(f"trained {result.step} steps on {len(paths)} images -> {out}")
+    report_training(result, longer="--steps")
+    console.print(f"mapper: {out} (pairs of {len(paths)} images)", soft_wrap=True)
 
 
 def _layout(data: Path, category: str) -> str:
@@ -354,7 +361,8 @@ def train_tryon_stage(
     config = TrainConfig(output_dir=run, max_steps=steps, batch_size=batch_size, lr=lr, resume=resume,
                          precision="fp32" if device == "cpu" else "auto")
     result = train_stage(task, dataset, config, out, options)
-    console.print(f"stage {stage}: {result.step} steps on {len(dataset)} {layout} samples -> {out}")
+    report_training(result, longer="--steps")
+    console.print(f"stage {stage}: {out} ({len(dataset)} {layout} samples)", soft_wrap=True)
 
 
 @app.command()

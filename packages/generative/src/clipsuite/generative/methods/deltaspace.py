@@ -23,6 +23,7 @@ from PIL import Image
 from torch import nn
 
 from clipsuite.core.errors import InputError
+from clipsuite.generative.names import strength_problem
 
 if TYPE_CHECKING:
     from clipsuite.core.models import ClipModel
@@ -109,7 +110,11 @@ def text_delta(clip: ClipModel, target: str, neutral: str, scale: float) -> torc
 @torch.no_grad()
 def edit_codes(mapper: DeltaMapper, c: torch.Tensor, e: torch.Tensor, delta: torch.Tensor,
                strength: float) -> torch.Tensor:
-    """``e + strength * mapper(c, delta)`` for each image; ``strength`` 0 returns ``e`` itself."""
+    """``e + strength * mapper(c, delta)`` for each image; ``strength`` in ``names.EDIT_STRENGTH``, 0 returns
+    ``e`` itself."""
+    problem = strength_problem(strength)
+    if problem:
+        raise InputError(problem)
     if strength == 0:
         return e.clone()
     return e + strength * mapper(c, delta.expand_as(c).to(c.dtype))
