@@ -89,17 +89,20 @@ def reachable(host: str) -> bool:
     return _reachable[host]
 
 
-def unavailable(what: str, python_fix: str, cli_fix: str, reason: str) -> WeightsUnavailableError:
-    """The one error for weights that cannot be had: what, why, and what to pass (both vocabularies)."""
+def unavailable(what: str, python_fix: str, cli_fix: str, reason: str,
+                offline_model: str = "tiny") -> WeightsUnavailableError:
+    """The one error for weights that cannot be had: what, why, and what to pass (both vocabularies);
+    ``offline_model``: the built-in model that runs the command offline (the domain's own, e.g.
+    tiny-multilingual for multilingual retrieval)."""
     tail = "on a machine with network, run it once to fill the cache (~/.cache/huggingface)"
     return WeightsUnavailableError(
         f"{what}: {reason}; {tail}, or pass a local copy: {python_fix}",
-        cli=f"{what}: {reason}; {tail}, or pass a local copy with {cli_fix}, or --model tiny to try the command "
-            "offline")
+        cli=f"{what}: {reason}; {tail}, or pass a local copy with {cli_fix}, or --model {offline_model} to try "
+            "the command offline")
 
 
 def check(files: Sequence[HubFile], what: str, python_fix: str, cli_fix: str,
-          host: str | None = None) -> bool:
+          host: str | None = None, offline_model: str = "tiny") -> bool:
     """True when every file is cached (load with ``local_only``). Otherwise: offline set, or the hub not
     reachable in one short attempt, raises ``WeightsUnavailableError``; reachable returns False."""
     missing = [f for f in files if not any(cached(f.repo, name) for name in f.candidates)]
@@ -109,11 +112,11 @@ def check(files: Sequence[HubFile], what: str, python_fix: str, cli_fix: str,
     where = f"{first.repo}/{first.candidates[0]}"
     if offline():
         raise unavailable(what, python_fix, cli_fix, f"{where} is not in the local cache and offline mode is set "
-                                                     "(HF_HUB_OFFLINE)")
+                                                     "(HF_HUB_OFFLINE)", offline_model)
     host = host or _hub_host()
     if not reachable(host):
         raise unavailable(what, python_fix, cli_fix, f"{where} is not in the local cache and {host} cannot be "
-                                                     "reached")
+                                                     "reached", offline_model)
     return False
 
 
@@ -140,13 +143,14 @@ def url_cached(url: str, cache_dir: Path | None = None) -> Path | None:
     return path if path.is_file() else None
 
 
-def check_url(url: str, what: str, python_fix: str, cli_fix: str) -> None:
+def check_url(url: str, what: str, python_fix: str, cli_fix: str, offline_model: str = "tiny") -> None:
     """The same rule for a plain URL that open_clip downloads itself."""
     if url_cached(url) is not None:
         return
     host = urlparse(url).hostname or url
     if offline():
         raise unavailable(what, python_fix, cli_fix, f"{url} was never downloaded here and offline mode is set "
-                                                     "(HF_HUB_OFFLINE)")
+                                                     "(HF_HUB_OFFLINE)", offline_model)
     if not reachable(host):
-        raise unavailable(what, python_fix, cli_fix, f"{url} was never downloaded here and {host} cannot be reached")
+        raise unavailable(what, python_fix, cli_fix, f"{url} was never downloaded here and {host} cannot be reached",
+                          offline_model)

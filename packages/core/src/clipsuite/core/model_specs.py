@@ -115,7 +115,11 @@ def resolve_spec(spec: Any, pretrained: str | None = None) -> ModelSource:
     if spec.startswith("hf-hub:"):
         repo = spec[len("hf-hub:"):]
         python_fix, cli_fix = hub.fixes(spec)
-        local = hub.check(hub.repo_files(repo), f"'{spec}'", python_fix, cli_fix)  # no request when cached
+        from clipsuite.core.weights_precheck import is_transformers_spec, transformers_repo_files
+
+        # a transformers CLIPModel repo (PubMedCLIP) needs config.json + model weights, not open_clip's files
+        files = transformers_repo_files(repo) if is_transformers_spec(spec) else hub.repo_files(repo)
+        local = hub.check(files, f"'{spec}'", python_fix, cli_fix)  # no request when cached
         with hub.local_only(local):
             return transformers_source.hub_source(repo) or ModelSource("open_clip", spec)
     if spec in transformers_source.builtin_names():

@@ -333,14 +333,9 @@ def _hub_needs(name: str, pretrained: str | None) -> tuple[list[hub.HubFile], st
     """The hub files open_clip will fetch for ``name`` + ``pretrained``, or a plain URL it downloads."""
     if name.startswith("hf-hub:"):
         return hub.repo_files(name[len("hf-hub:"):]), None
-    cfg = open_clip.get_pretrained_cfg(name, pretrained) if pretrained else {}
-    if cfg.get("hf_hub"):
-        hf_hub = str(cfg["hf_hub"])  # 'org/repo/' (open_clip's default file names) or 'org/repo/file'
-        repo, filename = (hf_hub.rstrip("/"), "") if hf_hub.endswith("/") else os.path.split(hf_hub)
-        names = (("open_clip_model.safetensors", "open_clip_pytorch_model.bin") if not filename else
-                 tuple(dict.fromkeys([filename.rsplit(".", 1)[0] + ".safetensors", filename])))
-        return [hub.HubFile(repo, names)], None
-    return [], cfg.get("url") or None
+    from clipsuite.core.weights_precheck import needs_from_cfg  # the same rule the torch-free check applies
+
+    return needs_from_cfg(open_clip.get_pretrained_cfg(name, pretrained) if pretrained else {})
 
 
 def _fetch_file_ref(ref: str, what: str) -> str:
