@@ -24,6 +24,7 @@ app = typer.Typer(name="remote", help="Remote sensing: multilingual retrieval ov
 ModelOpt = Annotated[str, typer.Option("--model", "-m", help="Model: preset (rs-m-clip, remoteclip-b32 ...), "
                                        "open_clip name, folder, or the offline 'tiny-multilingual'.")]
 DeviceOpt = Annotated[str | None, typer.Option(help="cpu, cuda, cuda:1 ... (default: cuda if available)")]
+OFFLINE_MODEL = "tiny-multilingual"  # what the offline hint offers: reads the languages the presets read
 OnErrorOpt = Annotated[str, typer.Option(help="skip: leave out unreadable files (listed, counted); fail: stop at "
                                            "the first.")]
 BandsOpt = Annotated[str | None, typer.Option(help="Bands by 1-based index or name, comma-separated, e.g. "
@@ -52,6 +53,21 @@ def _rgb_model(model: str | None, command: str) -> None:
         from clipsuite.remote.reading import check_rgb_model, model_bands
 
         check_rgb_model(model, model_bands(model), command)
+
+
+def _resolution(value: float | None) -> None:
+    """An argument, answered before any file is opened (rasterio is imported with the module)."""
+    from clipsuite.remote.prechecks import check_resolution
+
+    check_resolution(value)
+
+
+def _weights(model: str | None) -> None:
+    """An uncached model offline: one line from the Hugging Face cache, before torch is imported."""
+    if model is not None:
+        from clipsuite.core.weights_precheck import check_weights
+
+        check_weights(model, None, OFFLINE_MODEL)
 
 
 def _existing(paths: list[Path], globs: bool = False) -> None:
@@ -97,6 +113,7 @@ def index(
     check_output_dir(out, "--output")
     _existing(scenes, globs=True)
     _on_error(on_error)
+    _resolution(resolution)
     if kind not in ("exact", "ivf", "ivfpq", "hnsw"):
         fail(f"--kind '{kind}': choose exact, ivf, ivfpq or hnsw")
     if stretch_scope not in (None, "scene", "tile"):
@@ -115,12 +132,14 @@ def index(
                             offset=given(s2_offset, lambda on: S2_L2A_OFFSET_DN if on else 0.0),
                             stretch=given(stretch, parse_stretch), tile_size=given(tile_size),
                             stretch_scope=given(stretch_scope), nodata=given(fill_value))
-    from clipsuite.remote.sources import check_scene_sets, find_scene_sources
-
-    sources = find_scene_sources(scenes)  # band sets, .SAFE, STAC items: checked here, before torch
-    check_scene_sets(sources, reading.bands, resolution)
     if overlap >= reading.tile_size:
         fail(f"--overlap {overlap} must be smaller than --tile-size {reading.tile_size}")
+    from clipsuite.remote.prechecks import check_index_inputs
+
+    # before torch: every scene's header, bands and size (band sets, .SAFE, STAC items too), the model's weights
+    sources = check_index_inputs(scenes, reading.bands, resolution, reading.tile_size, min_valid,
+                                 on_error)  # type: ignore[arg-type]  # typer's str, checked by _on_error
+    _weights(model)
     for note in reading.notes:
         console.print(note)
     if reading.from_model:
@@ -166,6 +185,7 @@ def search(
         fail(f"--crs '{crs}': choose wgs84 or scene")
     if any(not q.strip() for q in queries):
         fail("empty query")
+    _weights(model)
     from clipsuite.core.models import load_model
     from clipsuite.remote.search import load_scene_index, search_scenes, write_search_results
 
@@ -211,6 +231,7 @@ def classify(
 
     fill_value = parse_nodata(nodata)
     _rgb_model(model, "classify")
+    _weights(model)
     from clipsuite.core.models import load_model
     from clipsuite.remote.evaluate import zero_shot_classify
 
@@ -248,6 +269,7 @@ def evaluate_cmd(
         fail(f"{translations}: file not found")
     langs = parse_list(languages, "--languages", kind="languages", example="en,zh,ru")
     _rgb_model(model, "evaluate")
+    _weights(model)
     from clipsuite.core.models import load_model
     from clipsuite.remote.evaluate import evaluate_captions
 
@@ -283,6 +305,7 @@ def leakage(
             fail(f"{folder}: folder not found")
     _on_error(on_error)
     _rgb_model(model, "leakage")
+    _weights(model)
     from clipsuite.core.images import list_images
     from clipsuite.core.models import load_model
     from clipsuite.core.skipping import SkipLog

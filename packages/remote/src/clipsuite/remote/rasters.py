@@ -51,12 +51,21 @@ def open_raster(path: str | Path) -> Iterator[Any]:
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
             dataset = rasterio.open(path)
     except RasterioIOError as error:
-        first = str(error).strip().splitlines()[0][:160] if str(error).strip() else "unreadable"
-        raise InputError(f"{path}: not a readable raster ({first})") from None
+        raise InputError(f"{path}: not a readable raster ({io_reason(error)})") from None
     try:
         yield dataset
     finally:
         dataset.close()
+
+
+def io_reason(error: BaseException) -> str:
+    """rasterio's message in one line; a failed read says only "Read failed. See previous exception for
+    details." and keeps GDAL's reason (the damaged block) in the chained error, which is what a user needs."""
+    text = str(error).strip()
+    chained = error.__cause__ or error.__context__
+    if "See previous exception" in text and chained is not None and str(chained).strip():
+        text = str(chained).strip()
+    return text.splitlines()[0][:160] if text else "unreadable"
 
 
 def _canonical(name: str) -> str:

@@ -31,7 +31,15 @@ from clipsuite.core.skipping import OnError, SkipLog, Skipped, check_on_error
 from clipsuite.core.staging import StagedFile, atomic_write_json, staged_folder
 from clipsuite.core.towers import vision_tower
 from clipsuite.remote.fill import Fill, describe_rule
-from clipsuite.remote.rasters import BandRef, Scaling, Stretch, check_scale, resolve_bands, scene_statistics
+from clipsuite.remote.rasters import (
+    BandRef,
+    Scaling,
+    Stretch,
+    check_scale,
+    io_reason,
+    resolve_bands,
+    scene_statistics,
+)
 from clipsuite.remote.sources import (
     RASTER_SUFFIXES,
     SceneSource,
@@ -140,7 +148,7 @@ def _statistics(dataset: Any, scene: SceneSource, indexes: list[int], config: Sc
     try:  # a decimated read of every band: damaged data blocks show here, before any tile
         return scene_statistics(dataset, indexes, scene_scaling(scene, config.scaling), stretch, config.filler)
     except RasterioIOError as error:
-        raise InputError(f"{scene}: not a readable raster ({str(error).strip()[:160]})") from None
+        raise InputError(f"{scene}: not a readable raster ({io_reason(error)})") from None
 
 
 def check_bands(clip: ClipModel, scenes: Sequence[SceneSource], config: SceneIndexConfig, log: SkipLog | None = None,
