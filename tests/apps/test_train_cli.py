@@ -42,7 +42,7 @@ def test_train_then_resume_then_refuse_to_overwrite(shapes, tmp_path):
     result = _train(str(shapes), "--model", "tiny", "--epochs", "1", "--batch-size", "4", "--lr", "1e-3",
                     "--output", str(out))
     assert result.exit_code == 0, result.output
-    assert "trained 2 steps" in result.output
+    assert "trained 2 steps (1 epoch); final loss " in result.output and "resumed" not in result.output
     trained = load_model(str(out))
     assert trained.encode_texts(["a red circle"]).shape == (1, 64)
     entries = read_metrics(out)  # log_every 10 > 2 steps: one line, at the end
@@ -51,7 +51,7 @@ def test_train_then_resume_then_refuse_to_overwrite(shapes, tmp_path):
 
     again = _train(str(shapes), "--epochs", "2", "--batch-size", "4", "--output", str(out), "--resume")
     assert again.exit_code == 0, again.output
-    assert "trained 4 steps (resumed at step 2)" in again.output
+    assert "resumed at step 2" in again.output and "trained 4 steps (2 epochs), 2 of them now" in again.output
     _one_line_error(_train(str(shapes), "--batch-size", "4", "--output", str(out)), "already holds a training run")
 
 
@@ -63,7 +63,7 @@ def test_resume_remembers_the_runs_flags_and_refuses_other_ones(shapes, tmp_path
     # the run folder alone, as the README says: every flag comes back from the run, --epochs may grow
     again = _train(str(out), "--resume", "--epochs", "2")
     assert again.exit_code == 0, again.output
-    assert "trained 4 steps (resumed at step 2)" in again.output
+    assert "resumed at step 2" in again.output and "trained 4 steps (2 epochs), 2 of them now" in again.output
     config = read_json(out / "trainer_state.json")["config"]
     assert (config["lr"], config["weight_decay"], config["seed"], config["batch_size"]) == (1e-3, 0.01, 3, 4)
     assert read_json(out / "config.json")["task"]["shared_positives"] is True
@@ -74,7 +74,8 @@ def test_resume_remembers_the_runs_flags_and_refuses_other_ones(shapes, tmp_path
                     "--lr 0.1 (the run has 0.001); --loss siglip (the run has clip)")
     assert read_json(out / "trainer_state.json")["step"] == 4
     same = _train("--output", str(out), "--resume", "--lr", "1e-3", "--epochs", "2")  # agreeing flags are fine
-    assert same.exit_code == 0 and "trained 4 steps (resumed at step 4)" in same.output, same.output
+    assert same.exit_code == 0 and "resumed at step 4" in same.output, same.output
+    assert "nothing left to train" in same.output and "final loss " in same.output
     _one_line_error(_train("--output", str(tmp_path / "fresh")), "missing DATA")
 
 

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from clipsuite.cli.common import ModelOpt, PretrainedOpt, cli_errors, console, fail, need
+from clipsuite.cli.train_report import report_training
 
 DataArg = Annotated[str | None, typer.Argument(
     help="Image-text pairs: CSV/TSV (filepath, title), JSONL, Karpathy JSON, or webdataset .tar shards (a file, a "
@@ -113,7 +114,5 @@ def register(app: typer.Typer) -> None:
             seed=o["seed"], distributed=o["distributed"], progress=not quiet)
         if not result.main_process:  # under a multi-process launch, one process reports
             return
-        metrics = ", ".join(f"{k} {v:.4g}" for k, v in result.train.metrics.items())
-        resumed = f" (resumed at step {result.train.resumed_from})" if result.train.resumed_from is not None else ""
-        console.print(f"trained {result.train.step} steps{resumed}: {metrics}")
+        report_training(result.train, longer="--epochs or --max-steps")
         console.print(f"model saved to {result.output_dir} (use it with --model {result.output_dir})")
