@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from clipsuite.cli.common import cli_errors, console, fail, parse_list
+from clipsuite.cli.train_report import report_training
 from clipsuite.remote_app.options import parse_bands, parse_stretch
 
 BAND_RULES = ("repeat", "average")
@@ -162,9 +163,5 @@ def register(app: typer.Typer) -> None:
                               progress=not quiet)
         if not result.main_process:
             return
-        resumed = f" (resumed at step {result.train.resumed_from})" if result.train.resumed_from is not None else ""
-        loss = result.train.metrics.get("loss", float("nan"))
-        console.print(f"trained {result.train.step} steps{resumed}; loss {loss:.4f}")
-        for name, value in sorted(result.held_out.items()):
-            console.print(f"  held-out {name}: {value:.2f}")
+        report_training(result.train, held_out=result.held_out, longer="--epochs or --max-steps")
         console.print(f"model saved to {result.output_dir} (use it with --model {result.output_dir})")
