@@ -148,19 +148,25 @@ def _fsync_tree(folder: Path) -> None:
         _fsync_folder(Path(root))
 
 
+def _rename_in(new: Path, target: Path) -> Path:
+    """Rename the folder ``target`` aside and ``new`` into its place (the old one back if that fails);
+    returns where the old one now is, for the caller to empty."""
+    old = _sibling(target, ".old")
+    os.replace(target, old)
+    try:
+        os.replace(new, target)
+    except BaseException:
+        os.replace(old, target)
+        raise
+    return old
+
+
 def _swap(new: Path, target: Path) -> None:
-    """Put ``new`` (a file or folder) where ``target`` is. An existing folder replaced by a folder is
-    renamed aside first and deleted after, so the old one is back if the second rename fails."""
+    """Put ``new`` (a file or folder) where ``target`` is, inside a folder of ours (``merge``). An existing
+    folder replaced by a folder is renamed aside first and deleted after."""
     if target.is_dir() and not target.is_symlink():
         if new.is_dir():
-            old = _sibling(target, ".old")
-            os.replace(target, old)
-            try:
-                os.replace(new, target)
-            except BaseException:
-                os.replace(old, target)
-                raise
-            shutil.rmtree(old, ignore_errors=True)
+            shutil.rmtree(_rename_in(new, target), ignore_errors=True)
             return
         shutil.rmtree(target)
     elif new.is_dir() and (target.exists() or target.is_symlink()):
@@ -177,14 +183,7 @@ def _replace_ours(new: Path, target: Path, flag: str) -> None:
         return
     check_output_dir(target, flag)
     listed = listed_entries(target) or set()
-    old = _sibling(target, ".old")
-    os.replace(target, old)
-    try:
-        os.replace(new, target)
-    except BaseException:
-        os.replace(old, target)
-        raise
-    remove_listed(old, listed)
+    remove_listed(_rename_in(new, target), listed)
 
 
 def _merge_ours(new: Path, target: Path, command: str) -> None:
