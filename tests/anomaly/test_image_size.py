@@ -42,10 +42,12 @@ def test_cli_trains_at_a_size_resumes_at_it_and_refuses_another(mvtec_root, tmp_
     first = runner.invoke(app, ["train", str(mvtec_root), "--method", "anomalyclip", "--out", str(weights),
                                 "--image-size", "96", "--max-steps", "1", "--batch-size", "4", *TINY])
     assert first.exit_code == 0, first.output
+    assert "trained 1 steps (" in first.output and "; final loss " in first.output  # what it did (train_report)
     stored = json.loads((tmp_path / "ac.run" / "config.json").read_text())
     assert stored["options"]["image_size"] == 96
     resumed = runner.invoke(app, ["train", "--out", str(weights), "--resume", "--max-steps", "2", *TINY])
     assert resumed.exit_code == 0, resumed.output  # at 96 again: the run's flag, not the model's 64
+    assert "resumed at step 1" in resumed.output and "trained 2 steps (" in resumed.output
 
     image = mvtec_root / "bottle" / "test" / "good" / "000.png"
     refused = runner.invoke(app, ["detect", str(image), "--method", "anomalyclip", "--weights", str(weights),

@@ -99,7 +99,7 @@ def test_train_lowers_loss_and_round_trips(tiny, mvtec_root, tmp_path):
     categories = load_dataset(mvtec_root, categories=["bottle"])
     run = tmp_path / "run"
     path = train_learned(tiny, "anomalyclip", categories, tmp_path / "ac.safetensors", epochs=4, lr=3e-4,
-                         batch_size=7, run_dir=run, progress=False)
+                         batch_size=7, run_dir=run, progress=False).path
     losses = [e["loss"] for e in read_metrics(run) if "loss" in e]
     assert len(losses) == 4 and losses[-1] < losses[0]
     module = load_learned(tiny, "anomalyclip", path)

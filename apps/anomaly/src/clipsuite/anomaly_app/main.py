@@ -15,6 +15,7 @@ import typer
 from rich.table import Table
 
 from clipsuite.cli.common import cli_errors, console, err_console, fail, need, need_some, progress
+from clipsuite.cli.train_report import report_training
 from clipsuite.core.outputs import check_output_dir, check_output_file
 
 if TYPE_CHECKING:
@@ -248,11 +249,12 @@ def train(
     categories = load_dataset(Path(options["dataset"]), options["format"])
     # a run started before --image-size existed has no such flag: the model's own size
     clip = _load(options["model"], options["pretrained"], device, options.get("image_size"))
-    saved = train_learned(clip, options["method"], categories, Path(options["out"]), epochs=options["epochs"],
-                          lr=options["lr"], batch_size=options["batch_size"], max_steps=options["max_steps"],
-                          seed=options["seed"], run_dir=run_dir, resume=resume, options=options,
-                          checkpoint_every=options["checkpoint_every"])
-    console.print(f"saved {options['method']} weights: {saved} (run folder: {run_dir})")
+    fitted = train_learned(clip, options["method"], categories, Path(options["out"]), epochs=options["epochs"],
+                           lr=options["lr"], batch_size=options["batch_size"], max_steps=options["max_steps"],
+                           seed=options["seed"], run_dir=run_dir, resume=resume, options=options,
+                           checkpoint_every=options["checkpoint_every"])
+    report_training(fitted.train, longer="--epochs or --max-steps")
+    console.print(f"saved {options['method']} weights: {fitted.path} (run folder: {run_dir})", soft_wrap=True)
 
 
 def main() -> None:

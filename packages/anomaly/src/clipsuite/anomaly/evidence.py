@@ -66,7 +66,7 @@ def _trained(clip: ClipModel, method: str, train: Sequence[Category], setup: Tra
     epochs = setup.anomalyclip_epochs if method == "anomalyclip" else setup.epochs
     path = train_learned(clip, method, train, Path(tempfile.mkdtemp(dir=work)) / f"{method}.safetensors",
                          epochs=epochs, lr=setup.lr, batch_size=setup.batch_size, seed=setup.seed,
-                         settings=settings, progress=False)
+                         settings=settings, progress=False).path
     return load_learned(clip, method, path)
 
 

@@ -11,6 +11,7 @@ import contextlib
 import random
 import tempfile
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
@@ -23,7 +24,7 @@ from clipsuite.anomaly.data import Category, Sample, load_mask, load_pixels
 from clipsuite.anomaly.methods.learned import TrainedMethod, build_learned, save_learned
 from clipsuite.core.errors import InputError
 from clipsuite.core.models import ClipModel
-from clipsuite.core.train import TrainConfig, Trainer
+from clipsuite.core.train import TrainConfig, Trainer, TrainResult
 
 
 class AnomalyTrainSet(Dataset):
@@ -80,11 +81,17 @@ class LearnedTask:
         return {"method": self.module.name, "settings": self.module.settings}
 
 
+@dataclass(frozen=True)
+class LearnedFit:
+    path: Path           # the learned parts (load_learned)
+    train: TrainResult   # what the core Trainer did (steps, final loss, where a resumed run started)
+
+
 def train_learned(clip: ClipModel, method: str, categories: Sequence[Category], out: str | Path,
                   epochs: int = 15, lr: float = 1e-3, batch_size: int = 8, max_steps: int | None = None,
                   seed: int = 0, settings: dict[str, Any] | None = None, run_dir: str | Path | None = None,
                   progress: bool = True, betas: tuple[float, float] | None = None, resume: bool = False,
-                  options: Mapping[str, Any] | None = None, checkpoint_every: int | None = None) -> Path:
+                  options: Mapping[str, Any] | None = None, checkpoint_every: int | None = None) -> LearnedFit:
     """Train and save the learned parts to ``out`` (safetensors); Adam as AnomalyCLIP (lr 1e-3, the
     method's ``adam_betas``: the AnomalyCLIP reference uses (0.5, 0.999)).
 
@@ -108,10 +115,11 @@ def train_learned(clip: ClipModel, method: str, categories: Sequence[Category], 
                              optimizer="adam", betas=betas, schedule="constant", seed=seed, progress=progress,
                              log_every=1, resume=resume, checkpoint_every=checkpoint_every)
         module.train()
-        Trainer(LearnedTask(module), config, options).fit(dataset)
+        result = Trainer(LearnedTask(module), config, options).fit(dataset)
     module.eval()
     out.parent.mkdir(parents=True, exist_ok=True)
     # the images it learned from, so evaluating on them is refused (Detector.score_category)
     trained_images = sorted({str(s.image.resolve()) for c in categories for s in c.test})
-    return save_learned(module, out, {"epochs": epochs, "lr": lr, "trained_on": sorted(c.name for c in categories),
-                                      "trained_images": trained_images})
+    saved = save_learned(module, out, {"epochs": epochs, "lr": lr, "trained_on": sorted(c.name for c in categories),
+                                       "trained_images": trained_images})
+    return LearnedFit(saved, result)
