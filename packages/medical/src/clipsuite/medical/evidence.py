@@ -20,6 +20,7 @@ from pathlib import Path
 from clipsuite.core.adapt.registry import MethodOptions
 from clipsuite.core.models import ClipModel
 from clipsuite.core.prompts import load_descriptions
+from clipsuite.core.seeds import mean_sd
 from clipsuite.medical import synthetic
 from clipsuite.medical.data import load_dassl_split
 from clipsuite.medical.fewshot import COMPARE_METHODS, CompareRow, compare, summarize
@@ -66,10 +67,7 @@ def means(rows: Sequence[CompareRow]) -> dict[tuple[str, int], dict[str, float |
 def spread(rows: Sequence[CompareRow], method: str, shots: int, key: str = "accuracy") -> float:
     """Sample standard deviation over seeds of ``key`` (``accuracy`` or ``novel``); 0 for one seed."""
     values = [float(getattr(r, key) or 0.0) for r in rows if r.method == method and r.shots == shots]
-    if len(values) < 2:
-        return 0.0
-    mean = sum(values) / len(values)
-    return (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5
+    return mean_sd(values)[1] if values else 0.0
 
 
 def _cell(mean: float, sd: float, seeds: int) -> str:

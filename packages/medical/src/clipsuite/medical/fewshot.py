@@ -29,6 +29,7 @@ from clipsuite.core.adapt.runner import accuracy, bind, prepare
 from clipsuite.core.adapt.training import FitSettings, fit, freeze
 from clipsuite.core.errors import InputError
 from clipsuite.core.models import ClipModel
+from clipsuite.core.seeds import group_over_seeds, mean_sd
 from clipsuite.medical.evaluate import harmonic_mean
 from clipsuite.medical.methods.biomedcoop import (
     BiomedCoOpConfig,
@@ -128,11 +129,10 @@ def compare(clip: ClipModel, split: Split, methods: Sequence[str] = COMPARE_METH
 def summarize(rows: Sequence[CompareRow]) -> list[dict[str, float | str]]:
     """Mean over seeds per method, in the order methods first appear (the paper's table rows)."""
     table: list[dict[str, float | str]] = []
-    for method in dict.fromkeys(r.method for r in rows):
-        mine = [r for r in rows if r.method == method]
-        entry: dict[str, float | str] = {"method": method, "accuracy": sum(r.accuracy for r in mine) / len(mine)}
+    for method, mine in group_over_seeds(rows, lambda r: r.method).items():
+        entry: dict[str, float | str] = {"method": method, "accuracy": mean_sd([r.accuracy for r in mine])[0]}
         if mine[0].novel is not None:
-            entry["novel"] = sum(r.novel or 0.0 for r in mine) / len(mine)
+            entry["novel"] = mean_sd([r.novel or 0.0 for r in mine])[0]
             entry["hm"] = harmonic_mean(float(entry["accuracy"]), float(entry["novel"]))
         table.append(entry)
     return table

@@ -23,6 +23,7 @@ from clipsuite.core.adapt.registry import MethodOptions, find_method
 from clipsuite.core.checkpoints import atomic_write_text
 from clipsuite.core.errors import InputError
 from clipsuite.core.models import ClipModel
+from clipsuite.core.seeds import group_over_seeds, mean_sd
 
 COLUMNS = ("method", "shots", "seed", "accuracy")
 
@@ -102,15 +103,10 @@ def evaluate_file(path: str | os.PathLike[str], clip: ClipModel, split: Split, p
 
 def summarize(rows: Sequence[Row]) -> list[dict[str, object]]:
     """Mean and standard deviation over seeds per (method, shots), in first-seen order (papers' tables)."""
-    groups: dict[tuple[str, int], list[float]] = {}
-    for row in rows:
-        groups.setdefault((row.method, row.shots), []).append(row.accuracy)
-    summary = []
-    for (method, shots), values in groups.items():
-        tensor = torch.tensor(values, dtype=torch.float64)
-        std = float(tensor.std()) if len(values) > 1 else 0.0
-        summary.append({"method": method, "shots": shots, "seeds": len(values), "mean": float(tensor.mean()),
-                        "std": std})
+    summary: list[dict[str, object]] = []
+    for (method, shots), group in group_over_seeds(rows, lambda r: (r.method, r.shots)).items():
+        mean, std = mean_sd([r.accuracy for r in group])
+        summary.append({"method": method, "shots": shots, "seeds": len(group), "mean": mean, "std": std})
     return summary
 
 
