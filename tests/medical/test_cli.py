@@ -112,10 +112,13 @@ def test_vqa_train_resume_remembers_the_runs_flags(tmp_path: Path, vqa_root: Pat
     first = invoke("vqa", "train", vqa_root, "--out", run, "--model", "tiny", "--head", "mevf", "--epochs", "1",
                    "--hidden", "16", "--word-dim", "16", "--no-patch-tokens", "--lr", "0.002")
     assert first.exit_code == 0, first.output
+    assert "(1 epoch); final loss " in first.output and "resumed" not in first.output
     # only --epochs (raised) again: the model, head, sizes and lr come back from the run
     again = invoke("vqa", "train", vqa_root, "--out", run, "--resume", "--epochs", "2")
     assert again.exit_code == 0, again.output
     state = json.loads((run / "trainer_state.json").read_text())
+    steps = state["batches_per_epoch"]
+    assert f"resumed at step {steps}" in again.output and f"trained {2 * steps} steps (2 epochs)" in again.output
     assert state["step"] == 2 * state["batches_per_epoch"] and state["config"]["lr"] == 0.002
     assert json.loads((run / "config.json").read_text())["options"]["hidden"] == 16
     refused = invoke("vqa", "train", vqa_root, "--out", run, "--resume", "--hidden", "32")

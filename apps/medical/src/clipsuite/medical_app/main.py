@@ -13,6 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from clipsuite.cli.common import cli_errors, console, err_console, fail, need, parse_list
+from clipsuite.cli.train_report import report_training
 
 if TYPE_CHECKING:
     from clipsuite.core.models import ClipModel
@@ -260,6 +261,8 @@ def vqa_train(
                          resume=resume, checkpoint_every=None)
     run = train_vqa(train_samples, out, model, pretrained, settings, config, test_samples, device, options,
                     overwrite=overwrite)
+    if run.train is not None:  # the held-out accuracies follow as a table
+        report_training(run.train, held_out={}, longer="--epochs")
     _print_accuracy(f"{head} on {data} (test)", run.metrics)
 
 

@@ -21,7 +21,7 @@ from clipsuite.core.errors import InputError
 from clipsuite.core.model_specs import resolve_spec
 from clipsuite.core.models import ClipModel, load_model
 from clipsuite.core.run_folder import check_output_folder
-from clipsuite.core.train import TrainConfig, Trainer, load_trainable
+from clipsuite.core.train import TrainConfig, Trainer, TrainResult, load_trainable
 from clipsuite.core.train.state import WEIGHTS_FILE
 from clipsuite.medical.data import AnswerVocab, QuestionTokenizer, VQASample
 from clipsuite.medical.evaluate import predict_vqa, vqa_accuracy
@@ -110,6 +110,7 @@ class VQARun:
     questions: QuestionTokenizer
     settings: VQASettings
     metrics: dict[str, float] = field(default_factory=dict)
+    train: TrainResult | None = None  # what the core Trainer did, when this run was just trained (train_vqa)
 
     def dataset(self, samples: Sequence[VQASample], strict: bool = False) -> VQADataset:
         frozen = None if self.settings.finetune_visual else self.network.visual
@@ -170,6 +171,7 @@ def train_vqa(train: Sequence[VQASample], output_dir: str | os.PathLike[str], mo
     result = Trainer(VQATask(vqa_model, eval_data, config), cfg, options).fit(run.dataset(train))
     vqa_model.to(clip.device)
     run.metrics = {k[len("eval/"):]: v for k, v in result.metrics.items() if k.startswith("eval/")}
+    run.train = result
     return run
 
 
