@@ -43,6 +43,13 @@ OnErrorOpt = Annotated[str, typer.Option(help="skip: leave out unreadable images
                                               "counted); fail: stop at the first.")]
 
 
+def _weights(model: str, pretrained: str | None) -> None:
+    """An uncached model offline: one line from the Hugging Face cache, before torch is imported."""
+    from clipsuite.core.weights_precheck import check_weights
+
+    check_weights(model, DEFAULT_PRETRAINED if pretrained is None and model == DEFAULT_MODEL else pretrained)
+
+
 def _load(model: str, pretrained: str | None, device: str | None,
           image_size: int | None = None) -> ClipModel:
     from clipsuite.core.models import load_model
@@ -96,6 +103,7 @@ def detect(
     need(validation, "--validation folder", "dir")
     if shots and reference is None:
         fail(f"--shots {shots} needs --reference DIR (the normal images the shots are drawn from)")
+    _weights(model, pretrained)
     from clipsuite.anomaly.pipeline import Detector
     from clipsuite.anomaly.report import write_report
     from clipsuite.core.images import expand_image_inputs, list_images
@@ -165,6 +173,7 @@ def evaluate(
     check_output_file(out, "--output")
     need(dataset, "dataset")  # paths first, before torch is imported
     need(weights, "--weights file", "file")
+    _weights(model, pretrained)
     from clipsuite.anomaly.data import load_dataset
     from clipsuite.anomaly.evaluate import IMAGE_METRICS, PIXEL_METRICS, evaluate_categories
     from clipsuite.anomaly.pipeline import Detector

@@ -45,15 +45,33 @@ CacheOpt = Annotated[Path | None, typer.Option(help="Folder caching stimulus emb
 def _check_dataset(dataset: Path) -> None:
     """The config and every file it names, before torch is imported (a typo answers at once)."""
     from clipsuite.brain.config import load_config
+    from clipsuite.brain.prechecks import check_nifti_headers
 
     need(dataset, "dataset config", "file")
-    nsd_cmd.check_captions(load_config(dataset))
+    config = load_config(dataset)
+    nsd_cmd.check_captions(config)
+    check_nifti_headers(config)  # mask/betas grids and volume counts, from the headers
+
+
+def _check_model(model: str, pretrained: str | None) -> None:
+    """An uncached model offline: one line from the Hugging Face cache, before torch (``_features`` loads it)."""
+    from clipsuite.core.weights_precheck import check_weights
+
+    check_weights(model, DEFAULT_PRETRAINED if pretrained is None and model == DEFAULT_MODEL else pretrained)
 
 
 def _check_decoder(decoder: Path) -> None:
     need(decoder, "--decoder folder", "dir")
     if not (decoder / "decoder.json").is_file():
         fail(f"{decoder}: not a decoder folder (no decoder.json; make one with `clipsuite-brain fit`)")
+    import json
+
+    try:  # the CLIP model the decoder was fitted with: its weights, before torch (malformed: read_decoder says)
+        clip = json.loads((decoder / "decoder.json").read_text(encoding="utf-8")).get("clip") or {}
+    except (ValueError, UnicodeDecodeError, AttributeError):
+        return
+    if isinstance(clip, dict) and isinstance(clip.get("model"), str):
+        _check_model(clip["model"], clip.get("pretrained"))
 
 
 def _alphas(text: str) -> list[float]:
@@ -202,6 +220,7 @@ def fit(
             fail("missing DATASET (the dataset config); only --resume of a run started with it may leave it out")
         dataset = Path(o["dataset"])
         _check_dataset(dataset)
+        _check_model(o["model"], o["pretrained"])
         subject = _subject(dataset, _prep(o["test_fraction"], o["seed"], o["per_session"], o["train_repetitions"]))
         _, features = _features(subject, o["model"], o["pretrained"], device, cache)
         fitted = fit_mlp.train_mlp(o, subject, features, out, folder, resume, device,
@@ -216,6 +235,7 @@ def fit(
     if dataset is None:
         fail("missing DATASET (the dataset config)")
     grid, folds, prep = _alphas(alphas), _cv(cv), _prep(test_fraction, seed, per_session, train_repetitions)
+    _check_model(model, pretrained)
     from clipsuite.brain.pipeline import fit_decoder
 
     subject = _subject(dataset, prep)
@@ -342,6 +362,7 @@ def encode(
     if space not in ("image", "text"):
         fail(f"--space '{space}': expected image or text")
     grid, folds, prep = _alphas(alphas), _cv(cv), _prep(test_fraction, seed, per_session, train_repetitions)
+    _check_model(model, pretrained)
     import numpy as np
 
     from clipsuite.brain.encoding import fit_encoding, write_maps

@@ -47,6 +47,9 @@ def register(app: typer.Typer) -> None:
 
         check_output_dir(output, "--output", also_ours=is_shard_entry)  # a user's folder: refused before any work
         need(source, "input")  # before torch is imported
+        from clipsuite.core.weights_precheck import check_weights
+
+        check_weights(model, pretrained)  # an uncached model offline: from the hub cache, before torch
         import torch
 
         from clipsuite.core import load_model

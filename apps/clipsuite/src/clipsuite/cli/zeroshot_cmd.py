@@ -70,6 +70,9 @@ def register(app: typer.Typer) -> None:
             need(path, f"{flag} file", "file")
         if adapter is None and not (classes or classes_file):
             raise InputError("give --classes, --classes-file or --adapter")
+        from clipsuite.core.weights_precheck import check_weights
+
+        check_weights(model, pretrained)  # an uncached model offline: from the hub cache, before torch
         from clipsuite.core import load_model
         from clipsuite.core.checkpoints import atomic_write_text
         from clipsuite.core.images import expand_image_inputs, load_image

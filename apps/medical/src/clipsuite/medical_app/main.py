@@ -39,6 +39,13 @@ def _ints(text: str, what: str) -> list[int]:
     return parse_list(text, what, int, "integers", "1,4,16")
 
 
+def _weights(model: str, pretrained: str | None) -> None:
+    """An uncached model offline (biomedclip, pubmedclip ...): one line from the Hugging Face cache, before torch."""
+    from clipsuite.core.weights_precheck import check_weights
+
+    check_weights(model, pretrained)
+
+
 def _load(model: str, pretrained: str | None, device: str | None) -> ClipModel:
     from clipsuite.core.models import load_model
 
@@ -88,6 +95,7 @@ def classify(
     _file_out(json_out, "--output")
     need(path, "input")  # paths first, before torch is imported
     need(descriptions, "--descriptions file", "file")
+    _weights(model, pretrained)
     from dataclasses import asdict
 
     from clipsuite.core.prompts import load_descriptions
