@@ -5,8 +5,6 @@ Thin: parse options, call ``clipsuite.anomaly``, print. All logic a library user
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -177,8 +175,8 @@ def evaluate(
     from clipsuite.anomaly.data import load_dataset
     from clipsuite.anomaly.evaluate import IMAGE_METRICS, PIXEL_METRICS, evaluate_categories
     from clipsuite.anomaly.pipeline import Detector
-    from clipsuite.core.checkpoints import atomic_write_text
     from clipsuite.core.skipping import check_on_error
+    from clipsuite.core.tabular import write_table
 
     policy = check_on_error(on_error)
     categories = load_dataset(dataset, format, category)
@@ -190,16 +188,14 @@ def evaluate(
             c, shots, seed, on_batch=lambda n: bar.advance(task, n), on_error=policy))
     columns = [m for m in IMAGE_METRICS + PIXEL_METRICS if any(m in r.metrics for r in results)]
     table = Table("category", *columns, title=f"{method}, {shots}-shot (percent)")
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(["category", *columns, "skipped"])
+    rows: list[dict[str, object]] = []
     counts = [len(r.skipped) for r in results]
     for (name, values), count in zip([(r.name, r.metrics) for r in results] + [("mean", mean)],
                                      counts + [sum(counts)]):
-        cells = [f"{100 * values[m]:.1f}" if m in values else "-" for m in columns]
-        table.add_row(name, *cells)
-        writer.writerow([name, *[f"{100 * values[m]:.4f}" if m in values else "" for m in columns], count])
-    atomic_write_text(out, buffer.getvalue())
+        table.add_row(name, *[f"{100 * values[m]:.1f}" if m in values else "-" for m in columns])
+        rows.append({"category": name, **{m: f"{100 * values[m]:.4f}" for m in columns if m in values},
+                     "skipped": count})
+    write_table(out, rows, ["category", *columns, "skipped"])
     console.print(table)
     for result in results:
         for note in result.notes:

@@ -193,7 +193,6 @@ def biomedcoop_compare(
     need(descriptions, "--descriptions file", "file")
     need(image_root, "--image-root folder", "dir")
     from clipsuite.core.adapt.registry import MethodOptions
-    from clipsuite.core.checkpoints import atomic_write_text
     from clipsuite.core.prompts import load_descriptions
     from clipsuite.medical.data import load_dassl_split
     from clipsuite.medical.fewshot import compare, format_table
@@ -212,10 +211,14 @@ def biomedcoop_compare(
         console.print(f"\n{protocol}, {k} shots, mean over seeds {seeds}:\n{format_table(found)}\n")
         rows += found
     if csv_out is not None:
-        lines = ["method,shots,seed,accuracy,novel,hm"] + [
-            f"{r.method},{r.shots},{r.seed},{r.accuracy:.2f},{'' if r.novel is None else f'{r.novel:.2f}'},"
-            f"{'' if r.hm is None else f'{r.hm:.2f}'}" for r in rows]
-        atomic_write_text(csv_out, "\n".join(lines) + "\n")
+        from clipsuite.core.tabular import write_table
+
+        def two(value: float | None) -> str | None:
+            return None if value is None else f"{value:.2f}"
+
+        write_table(csv_out, [{"method": r.method, "shots": r.shots, "seed": r.seed, "accuracy": two(r.accuracy),
+                               "novel": two(r.novel), "hm": two(r.hm)} for r in rows],
+                    ["method", "shots", "seed", "accuracy", "novel", "hm"])
         console.print(f"wrote {csv_out}")
 
 

@@ -6,8 +6,6 @@ on that shared draw and scores it on the test part, the way the few-shot papers 
 
 from __future__ import annotations
 
-import csv
-import io as _io
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -24,6 +22,7 @@ from clipsuite.core.checkpoints import atomic_write_text
 from clipsuite.core.errors import InputError
 from clipsuite.core.models import ClipModel
 from clipsuite.core.seeds import group_over_seeds, mean_sd
+from clipsuite.core.tabular import format_table
 
 COLUMNS = ("method", "shots", "seed", "accuracy")
 
@@ -111,12 +110,8 @@ def summarize(rows: Sequence[Row]) -> list[dict[str, object]]:
 
 
 def rows_to_csv(rows: Sequence[Row]) -> str:
-    buffer = _io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(COLUMNS)
-    for row in rows:
-        writer.writerow([row.method, row.shots, row.seed, f"{row.accuracy:.2f}"])
-    return buffer.getvalue()
+    return format_table([{"method": r.method, "shots": r.shots, "seed": r.seed, "accuracy": f"{r.accuracy:.2f}"}
+                         for r in rows], COLUMNS)
 
 
 def write_csv(path: str | os.PathLike[str], rows: Sequence[Row]) -> Path:
