@@ -5,8 +5,9 @@ trained on images do not cover where they land, so a setting that gives 0.99 on 
 give 0.6 on text. Tuning therefore measures recall@k on a sample of the real queries against exact
 search over the stored vectors, and tries two ways of choosing cells: with the query as it is, and
 with the query moved by the difference of the image and query means (Liang et al. 2022) -- only the
-choice of cells moves, the scores are the query's own. The smallest nprobe that meets the target
-wins (fewer cells is faster); ties keep the query unmoved. In-distribution (image) queries get their
+choice of cells moves, the scores are the query's own. The smallest nprobe whose recall meets the target
+wins (fewer cells is faster; "meets" is a one-sided 95% lower bound over the tuning queries, so new queries
+of the same kind should reach it too); ties keep the query unmoved. In-distribution (image) queries get their
 own nprobe for recall 0.99, measured with stored vectors as queries. The record goes to ``index.json``.
 """
 
@@ -28,11 +29,26 @@ IMAGE_TARGET = 0.99
 IMAGE_MARGIN = 2
 
 
+def per_query_recall(found: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """Each query's fraction of its true top-k (rows >= 0) that ``found`` holds."""
+    return np.array([len(set(f[f >= 0].tolist()) & set(t[t >= 0].tolist())) / max(1, int((t >= 0).sum()))
+                     for f, t in zip(found, truth)], dtype=np.float64)
+
+
 def recall_at_k(found: np.ndarray, truth: np.ndarray) -> float:
     """Mean fraction of each query's true top-k (rows >= 0) that ``found`` holds."""
-    hits = [len(set(f[f >= 0].tolist()) & set(t[t >= 0].tolist())) / max(1, int((t >= 0).sum()))
-            for f, t in zip(found, truth)]
-    return float(np.mean(hits)) if hits else 1.0
+    hits = per_query_recall(found, truth)
+    return float(hits.mean()) if hits.size else 1.0
+
+
+def recall_bound(found: np.ndarray, truth: np.ndarray) -> float:
+    """One-sided 95% lower bound of the mean recall: what new queries of the same kind should reach.
+    Tuning to the sample mean alone missed on held-out queries (1M: 0.955 on 500 tuning queries, 0.944
+    on 500 others at the same nprobe)."""
+    hits = per_query_recall(found, truth)
+    if hits.size < 2:
+        return float(hits.mean()) if hits.size else 1.0
+    return float(hits.mean() - 1.645 * hits.std(ddof=1) / np.sqrt(hits.size))
 
 
 def gap_shift(store: IndexStore, queries: np.ndarray, sample: int = 100_000) -> np.ndarray:
@@ -74,11 +90,13 @@ def tune(store: IndexStore, queries: Any, target: float = 0.95, k: int = 10) -> 
         return {**record, "recall": 1.0}
     if store.config.kind == "hnsw":
         def by_ef(ef: int) -> float:
-            return recall_at_k(store.search(q, k, ef_search=ef)[1], truth)
+            return recall_bound(store.search(q, k, ef_search=ef)[1], truth)
 
-        ef, recall = _smallest(by_ef, 4096, target)
+        ef, bound = _smallest(by_ef, 4096, target)
         store.set_tuned(ef_search=max(ef, k))
-        return {**record, "ef_search": store.config.ef_search, "recall": recall, "met": recall >= target}
+        recall = recall_at_k(store.search(q, k)[1], truth)
+        return {**record, "ef_search": store.config.ef_search, "recall": recall, "recall_lower_bound": bound,
+                "met": bound >= target}
     nlist = int(store.config.nlist or 1)
     shift = gap_shift(store, q)
     tried: dict[str, dict[str, float]] = {}
@@ -89,17 +107,20 @@ def tune(store: IndexStore, queries: Any, target: float = 0.95, k: int = 10) -> 
         store.set_tuned(shift=candidate)
 
         def by_nprobe(nprobe: int) -> float:
-            return recall_at_k(store.search(q, k, nprobe=nprobe)[1], truth)
+            return recall_bound(store.search(q, k, nprobe=nprobe)[1], truth)
 
-        nprobe, recall = _smallest(by_nprobe, nlist, target)
-        tried[name] = {"nprobe": nprobe, "recall": recall}
+        nprobe, bound = _smallest(by_nprobe, nlist, target)
+        recall = recall_at_k(store.search(q, k, nprobe=nprobe)[1], truth)
+        tried[name] = {"nprobe": nprobe, "recall": recall, "recall_lower_bound": bound}
+        recall = bound  # compared and checked against the target as the bound
         met = recall >= target
         if best is None or (met and (best[1] < target or nprobe < best[0])) or (not met and recall > best[1]):
             best = (nprobe, recall, candidate)
     assert best is not None
     store.set_tuned(nprobe=best[0], shift=best[2])
     image_nprobe, image_recall = _tune_images(store, k, IMAGE_TARGET, nlist)
-    return {**record, "nprobe": best[0], "recall": best[1], "met": best[1] >= target,
+    return {**record, "nprobe": best[0], "recall": tried["modality_gap" if best[2] is not None else "none"]["recall"],
+            "recall_lower_bound": best[1], "met": best[1] >= target,
             "query_shift": best[2] is not None, "shift_norm": float(np.linalg.norm(shift)), "tried": tried,
             "image_nprobe": image_nprobe, "image_recall": image_recall, "image_target_recall": IMAGE_TARGET}
 
