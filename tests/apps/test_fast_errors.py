@@ -3,24 +3,13 @@ a missing file answers with one line and exit 2, and torch is never imported (ch
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
+from typing import Any
 
 import pytest
 
 MISSING = "/nonexistent/clipsuite-test/x.png"
-PROBE = """
-import importlib, json, sys
-module, argv = sys.argv[1], sys.argv[2:]
-app = importlib.import_module(module).app
-try:
-    app(argv, standalone_mode=True)
-    code = 0
-except SystemExit as stop:
-    code = stop.code
-print(json.dumps({"code": code, "torch": "torch" in sys.modules, "open_clip": "open_clip" in sys.modules}))
-"""
+
+
 CORE = "clipsuite.cli.main"
 ANOMALY = "clipsuite.anomaly_app.main"
 MEDICAL = "clipsuite.medical_app.main"
@@ -47,11 +36,8 @@ COMMANDS = [
 
 
 @pytest.mark.parametrize(("module", "argv"), COMMANDS, ids=[" ".join(a[:2]) for _, a in COMMANDS])
-def test_missing_input_fails_before_torch_is_imported(module: str, argv: list[str]) -> None:
-    done = subprocess.run([sys.executable, "-c", PROBE, module, *argv], capture_output=True, text=True, timeout=120,
-                          env={"COLUMNS": "200", "PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1"})
-    report = json.loads(done.stdout.strip().splitlines()[-1])
-    assert report == {"code": 2, "torch": False, "open_clip": False}, done.stderr
-    lines = [line for line in done.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: /nonexistent/"), done.stderr
+def test_missing_input_fails_before_torch_is_imported(module: str, argv: list[str], before_torch: Any) -> None:
+    report, lines = before_torch(module, argv)
+    assert report == {"code": 2, "torch": False, "open_clip": False}, lines
+    assert len(lines) == 1 and lines[0].startswith("error: /nonexistent/"), lines
     assert "not found" in lines[0]

@@ -5,8 +5,6 @@ from __future__ import annotations
 import csv
 import json
 import shutil
-import subprocess
-import sys
 
 import nibabel as nib
 import numpy as np
@@ -93,19 +91,7 @@ def test_bad_input_one_line_exit_2(subject, tmp_path):
     assert result.exit_code == 2 and "'betas' must be a non-empty list" in result.output
 
 
-PROBE = """
-import json, sys
-from clipsuite.brain_app.main import app
-try:
-    app(sys.argv[1:], standalone_mode=True)
-    code = 0
-except SystemExit as stop:
-    code = stop.code
-print(json.dumps({"code": code, "torch": "torch" in sys.modules, "open_clip": "open_clip" in sys.modules}))
-"""
-
-
-def test_paths_checked_before_torch(subject, tmp_path):
+def test_paths_checked_before_torch(subject, tmp_path, before_torch):
     """Every command answers a missing file (the config, a file it names, the decoder folder) with one
     line and exit 2, in a fresh process that never imported torch."""
     broken = tmp_path / "broken.json"
@@ -124,10 +110,7 @@ def test_paths_checked_before_torch(subject, tmp_path):
         (["evaluate", str(broken), "-d", str(tmp_path)], "gone.nii.gz"),
     ]
     for argv, message in cases:
-        done = subprocess.run([sys.executable, "-c", PROBE, *argv], capture_output=True, text=True, timeout=120,
-                              env={"COLUMNS": "300", "PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1"})
-        report = json.loads(done.stdout.strip().splitlines()[-1])
-        assert report == {"code": 2, "torch": False, "open_clip": False}, (argv, done.stderr)
-        lines = [line for line in done.stderr.splitlines() if line.strip()]
-        assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], (argv, done.stderr)
+        report, lines = before_torch("clipsuite.brain_app.main", argv)
+        assert report == {"code": 2, "torch": False, "open_clip": False}, (argv, lines)
+        assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], (argv, lines)
     assert not (tmp_path / "decoded.safetensors").exists() and not (tmp_path / "brain_decoder").exists()

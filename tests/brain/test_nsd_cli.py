@@ -6,8 +6,6 @@ from __future__ import annotations
 import csv
 import json
 import shutil
-import subprocess
-import sys
 
 import h5py
 import numpy as np
@@ -85,18 +83,6 @@ def test_nsd_config_decodes_as_the_hand_written_tables(nsd_root, tmp_path):
     assert scores["nsd"]["image_n_way"] == 20 and scores["nsd"]["image_pairwise"] > 0.8
 
 
-PROBE = """
-import json, sys
-from clipsuite.brain_app.main import app
-try:
-    app(sys.argv[1:], standalone_mode=True)
-    code = 0
-except SystemExit as stop:
-    code = stop.code
-print(json.dumps({"code": code, "torch": "torch" in sys.modules, "open_clip": "open_clip" in sys.modules}))
-"""
-
-
 def _bad_tree(nsd_root, folder):
     """Subject 5's part of the mini tree, with a brick of 2D pictures (no colour axis)."""
     shutil.copytree(nsd_root, folder, ignore=lambda d, names: [n for n in names if n in ("subj01", "subj02")
@@ -106,7 +92,7 @@ def _bad_tree(nsd_root, folder):
     return folder
 
 
-def test_bad_input_one_line_before_torch_nothing_written(nsd_root, tmp_path):
+def test_bad_input_one_line_before_torch_nothing_written(nsd_root, tmp_path, before_torch):
     bad = _bad_tree(nsd_root, tmp_path / "bad")
     (tmp_path / "empty").mkdir()
     other = tmp_path / "other_captions.json"
@@ -129,10 +115,7 @@ def test_bad_input_one_line_before_torch_nothing_written(nsd_root, tmp_path):
         (["nsd", "--root", str(nsd_root), "--subject", "1", "-o", str(tmp_path)], "is a folder"),
     ]
     for argv, message in cases:
-        done = subprocess.run([sys.executable, "-c", PROBE, *argv], capture_output=True, text=True, timeout=120,
-                              env={"COLUMNS": "300", "PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1"})
-        report = json.loads(done.stdout.strip().splitlines()[-1])
-        assert report == {"code": 2, "torch": False, "open_clip": False}, (argv, done.stderr)
-        lines = [line for line in done.stderr.splitlines() if line.strip()]
-        assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], (argv, done.stderr)
+        report, lines = before_torch("clipsuite.brain_app.main", argv)
+        assert report == {"code": 2, "torch": False, "open_clip": False}, (argv, lines)
+        assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], (argv, lines)
     assert not out.exists() and not (tmp_path / "dec").exists()

@@ -172,29 +172,13 @@ def test_classify_leaves_out_fill_pictures(tmp_path, clip):
     assert bad.exit_code == 2 and "--nodata 'zero': not a number" in bad.output
 
 
-PROBE = """
-import json, sys
-from clipsuite.remote_app.main import app
-try:
-    app(sys.argv[1:], standalone_mode=True)
-    code = 0
-except SystemExit as stop:
-    code = stop.code
-print(json.dumps({"code": code, "torch": "torch" in sys.modules}))
-"""
-
-
-def test_broken_deliveries_are_refused_before_torch_is_imported(tmp_path, stacked):
-    import subprocess
-    import sys
-
+def test_broken_deliveries_are_refused_before_torch_is_imported(tmp_path, stacked, before_torch):
     safe = deliveries.write_safe(stacked.path, tmp_path / "safe")
     shutil.rmtree(safe / "GRANULE")
     bands = deliveries.write_band_files(stacked.path, tmp_path / "bands", coarse=())
     for argv in (["index", str(safe), "-o", str(tmp_path / "idx")],
                  ["index", str(tmp_path / "bands"), "-o", str(tmp_path / "idx"), "--bands", "B05,B04,B03"],
                  ["index", str(bands["B04"].parent), "-o", str(tmp_path / "idx"), "--nodata", "x"]):
-        done = subprocess.run([sys.executable, "-c", PROBE, *argv], capture_output=True, text=True, timeout=300,
-                              env={"COLUMNS": "200", "PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1"})
-        assert json.loads(done.stdout.strip().splitlines()[-1]) == {"code": 2, "torch": False}, done.stderr
-        assert len([line for line in done.stderr.splitlines() if line.strip()]) == 1, done.stderr
+        report, lines = before_torch("clipsuite.remote_app.main", argv)
+        assert report == {"code": 2, "torch": False, "open_clip": False}, lines
+        assert len(lines) == 1, lines
