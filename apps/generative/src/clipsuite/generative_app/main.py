@@ -123,8 +123,11 @@ def tryon(
         fail("give --mask or --parse: the region to repaint")
     if precision not in ("fp32", "fp16", "bf16"):
         fail(f"--precision '{precision}': choose fp32, fp16 or bf16")
-    _parts(parts)
     hw = _size(size)
+    from clipsuite.generative.sample_files import check_sample_files
+
+    check_sample_files(person, garment, mask, parse, keypoints, garment_mask)  # each file read once, before torch
+    _parts(parts)
 
     from clipsuite.generative.data import TryOnFiles, load_sample, to_image
     from clipsuite.generative.pipeline import MemoryOptions, SamplingOptions
