@@ -10,6 +10,7 @@ classes) or the ``sd2-inpainting`` preset (``presets.sd2_parts``, from the Huggi
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,24 @@ SCHEDULER: dict[str, Any] = {  # SD-2 inpainting's scheduler settings, as DDIM
     "beta_start": 0.00085, "beta_end": 0.012, "beta_schedule": "scaled_linear", "clip_sample": False,
     "set_alpha_to_one": False, "steps_offset": 1, "num_train_timesteps": 1000,
 }
+
+
+class _NoEmptyFp32Note(logging.Filter):
+    """diffusers warns "There are modules in AutoencoderKL that should be kept in float32: []" whenever a part
+    is moved with a dtype, also when the list is empty: nothing to act on, so that record is dropped (a
+    non-empty list still shows)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "should be kept in float32: []" not in record.getMessage()
+
+
+def _quiet_diffusers() -> None:
+    source = logging.getLogger("diffusers.models.modeling_utils")  # the logger that emits it (ModelMixin.to)
+    if not any(isinstance(f, _NoEmptyFp32Note) for f in source.filters):
+        source.addFilter(_NoEmptyFp32Note())
+
+
+_quiet_diffusers()
 
 
 @dataclass
