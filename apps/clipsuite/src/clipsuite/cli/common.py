@@ -64,6 +64,47 @@ def _route_library_notes() -> None:
 
 _route_library_notes()
 
+HELP_WIDTH_OFF_TERMINAL = 120  # no option name, type or default is cut at this width
+
+
+def _terminal_width() -> int | None:
+    """The terminal's width as rich finds it (any of stdin, stdout, stderr), or None with no terminal at all."""
+    import os
+
+    for fd in (0, 1, 2):
+        try:
+            return os.get_terminal_size(fd).columns
+        except (AttributeError, ValueError, OSError):
+            continue
+    return None
+
+
+def _help_width() -> None:
+    """``--help`` is drawn by rich, which with no terminal at all (a pipe from a script, a file, CliRunner) and no
+    COLUMNS wraps at 80 columns and cuts words that do not fit a column with '…'. Off a terminal, draw it
+    120 wide. Decided when the help is drawn (CliRunner sets COLUMNS per call); a terminal's own width,
+    COLUMNS and typer's TERMINAL_WIDTH still decide when given."""
+    import os
+
+    from typer import rich_utils
+
+    make = getattr(rich_utils, "_get_rich_console", None)
+    if make is None or getattr(make, "clipsuite_width", False):  # another typer, or already wrapped
+        return
+
+    def console_for_help(stderr: bool = False) -> Console:
+        console = make(stderr=stderr)
+        if (rich_utils.MAX_WIDTH is None and not os.environ.get("COLUMNS", "").isdigit()
+                and _terminal_width() is None):
+            console.width = HELP_WIDTH_OFF_TERMINAL
+        return console
+
+    console_for_help.clipsuite_width = True  # type: ignore[attr-defined]
+    rich_utils._get_rich_console = console_for_help
+
+
+_help_width()
+
 
 def fail(message: str, code: int = 2) -> NoReturn:
     """Print one red line naming the problem and leave with a non-zero status."""
