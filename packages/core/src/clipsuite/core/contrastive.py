@@ -18,6 +18,7 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset, Subset
 
+from clipsuite.core.contrastive_run import ContrastiveConfig, ContrastiveRun
 from clipsuite.core.data import (
     DEFAULT_CAPTION_COLUMN,
     DEFAULT_IMAGE_COLUMN,
@@ -37,31 +38,9 @@ from clipsuite.core.run_folder import check_output_folder
 from clipsuite.core.train import TrainConfig, TrainResult, fit_and_save_clip
 
 logger = logging.getLogger("clipsuite.core.contrastive")
-LOSSES = ("clip", "siglip")
 REPEAT_NOTE_SHARE = 0.05  # say so when at least this share of a batch's captions repeat within it
 MAX_LOGIT_SCALE = math.log(100)  # open_clip clamps the learned temperature here
 SIGLIP_INIT_BIAS = -10.0          # SigLIP paper's initial bias (with scale log 10 from scratch)
-
-
-@dataclass
-class ContrastiveConfig:
-    loss: str = "clip"
-    lock_image: bool = False        # freeze the image tower (LiT-style)
-    lock_text: bool = False         # freeze the text tower
-    learn_logit_scale: bool = True
-    init_logit_scale: float | None = None  # log-space; None keeps the model's own
-    init_logit_bias: float | None = None   # SigLIP only; None keeps the model's or uses -10
-    local_loss: bool = True         # see clipsuite.core.losses (matters with several processes)
-    gather_with_grad: bool = True
-    shared_positives: bool = False  # CLIP loss: identical captions in a batch all count as positives
-
-    def __post_init__(self) -> None:
-        if self.loss not in LOSSES:
-            raise InputError(f"unknown loss '{self.loss}' (choose from {', '.join(LOSSES)})")
-        if self.shared_positives and self.loss != "clip":
-            raise InputError("shared positives apply to the clip loss only")
-        if self.lock_image and self.lock_text and not self.learn_logit_scale:
-            raise InputError("both towers locked and a fixed logit scale: nothing would train")
 
 
 def _lock(model: torch.nn.Module, tower: str) -> None:
@@ -279,3 +258,18 @@ def train_contrastive(data: ContrastiveData, output_dir: str | os.PathLike[str],
     clip, result, main = fit_and_save_clip(task, cfg, dataset, clip, options,
                                            rebuild=lambda done: _rebuilt(model, pretrained, settings, cfg, done))
     return ContrastiveResult(output_dir=out, model=clip, train=result, main_process=main)
+
+
+def train_run(run: ContrastiveRun, output_dir: str | os.PathLike[str], resume: bool = False, overwrite: bool = False,
+              verify: bool = True, num_workers: int = 0, progress: bool = True) -> ContrastiveResult:
+    """Run a checked ``ContrastiveRun`` into ``output_dir``; the config is stored with the run for ``--resume``.
+    The other arguments are how this invocation runs, not what the run is."""
+    assert run.data is not None  # ContrastiveRun refuses a run without data
+    return train_contrastive(
+        run.data, output_dir, run.model, pretrained=run.pretrained, contrastive=run.loss_settings(),
+        image_column=run.image_column, caption_column=run.caption_column, split=run.split, verify=verify,
+        holdout=run.holdout, overwrite=overwrite, options=run.to_options(), epochs=run.epochs,
+        max_steps=run.max_steps, batch_size=run.batch_size, lr=run.lr, weight_decay=run.weight_decay,
+        warmup_steps=run.warmup, precision=run.precision, grad_accum=run.grad_accum,
+        grad_checkpointing=run.grad_checkpointing, ema_decay=run.ema, checkpoint_every=run.checkpoint_every,
+        resume=resume, num_workers=num_workers, seed=run.seed, distributed=run.distributed, progress=progress)

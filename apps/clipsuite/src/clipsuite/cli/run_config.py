@@ -1,0 +1,85 @@
+"""Run configs drive the CLI: a command's run options are the fields of its library's config dataclass.
+
+``with_config_options(ConfigClass)`` gives a typer command one option per field that carries
+``clipsuite.core.run_config.cli`` metadata (flag, help, default and type from the field) and hands the
+command the values as one dict; ``build_config`` then completes them from a stored run on ``--resume``
+(flags typed again must agree, ``ConfigClass.ADJUSTABLE`` ones may change) and builds the config, whose
+``__post_init__`` checks it before torch is imported. What is stored with the run is exactly that config.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import inspect
+import typing
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from clipsuite.core.run_config import absolute_paths, cli_fields
+
+C = TypeVar("C")
+F = TypeVar("F", bound=Callable[..., Any])
+VALUES = "values"  # the command's parameter that receives the config's values
+
+
+def config_parameters(config_class: type) -> list[inspect.Parameter]:
+    """One keyword parameter per CLI field, annotated the way typer reads options and arguments."""
+    hints = typing.get_type_hints(config_class)
+    params = []
+    for f, meta in cli_fields(config_class):
+        if f.default is not dataclasses.MISSING:
+            default: Any = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            default = f.default_factory()
+        else:
+            default = inspect.Parameter.empty
+        info = (typer.Argument(help=meta.help, show_default=False) if meta.argument
+                else typer.Option(*(meta.flags or (f"--{f.name.replace('_', '-')}",)), help=meta.help))
+        params.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=default,
+                                        annotation=Annotated[hints[f.name], info]))
+    return params
+
+
+def with_config_options(config_class: type) -> Callable[[F], F]:
+    """Decorate a command ``def cmd(ctx, values: dict, <its own options>)``: typer sees its own options
+    plus the config's fields; the command gets the fields' values in ``values``."""
+    fields = {f.name for f, _ in cli_fields(config_class)}
+
+    def decorate(func: F) -> F:
+        own = [p for p in inspect.signature(func, eval_str=True).parameters.values() if p.name != VALUES]
+        clash = fields & {p.name for p in own}
+        if clash:
+            raise TypeError(f"{func.__name__}: {', '.join(sorted(clash))} both an own option and a config field")
+
+        @functools.wraps(func)
+        def command(*args: Any, **kwargs: Any) -> Any:
+            values = {name: kwargs.pop(name) for name in list(kwargs) if name in fields}
+            return func(*args, **{VALUES: values}, **kwargs)
+
+        params = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD
+                  and p.name != "ctx" else p for p in own]
+        ctx_first = [p for p in params if p.name == "ctx"] + [p for p in params if p.name != "ctx"]
+        signature = inspect.Signature([*ctx_first, *config_parameters(config_class)])
+        command.__signature__ = signature  # type: ignore[attr-defined]
+        command.__annotations__ = {p.name: p.annotation for p in signature.parameters.values()}
+        del command.__wrapped__  # typer reads this signature, not the function's own
+        return typing.cast(F, command)
+
+    return decorate
+
+
+def build_config(ctx: typer.Context, config_class: type[C], values: dict[str, Any],
+                 resume_from: Path | None = None) -> C:
+    """The run's config: ``values`` with paths made absolute, completed from the run stored in
+    ``resume_from`` (``--resume``), then checked by the config itself (one ``InputError`` line)."""
+    from clipsuite.cli.resume import remembered
+
+    values = absolute_paths(config_class, values)
+    if resume_from is not None:
+        values = remembered(ctx, resume_from, values, adjustable=getattr(config_class, "ADJUSTABLE", ()))
+    known = {f.name for f in dataclasses.fields(config_class)}  # type: ignore[arg-type]
+    return config_class(**{k: v for k, v in values.items() if k in known})

@@ -1,0 +1,64 @@
+"""Run configs drive the CLI: options come from a library dataclass, which alone checks them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import typer
+from typer.testing import CliRunner
+
+from clipsuite.cli.common import cli_errors, console
+from clipsuite.cli.run_config import build_config, with_config_options
+from clipsuite.core.contrastive_run import ContrastiveRun
+from clipsuite.core.errors import InputError
+from clipsuite.core.run_config import cli, cli_fields
+
+runner = CliRunner()
+
+
+@dataclass
+class ToyRun:
+    source: str | None = field(default=None, metadata=cli("What to read.", argument=True))
+    epochs: int = field(default=3, metadata=cli("Passes."))
+    batch_size: int = field(default=8, metadata=cli("Items per step.", "--batch-size", "-b"))
+    fast: bool = field(default=False, metadata=cli("Go fast.", "--fast"))
+    internal: int = 7  # no cli metadata: not an option
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1:
+            raise InputError(f"--epochs must be >= 1 (got {self.epochs})")
+
+
+app = typer.Typer()
+
+
+@app.command()
+@cli_errors
+@with_config_options(ToyRun)
+def toy(ctx: typer.Context, values: dict[str, Any], loud: bool = False) -> None:
+    run = build_config(ctx, ToyRun, values)
+    console.print(f"{run.source} {run.epochs} {run.batch_size} {run.fast} {run.internal} loud={loud}")
+
+
+def test_options_come_from_the_fields_with_their_defaults_and_flags() -> None:
+    assert runner.invoke(app, ["data.csv"]).output.strip() == "data.csv 3 8 False 7 loud=False"
+    done = runner.invoke(app, ["data.csv", "--epochs", "5", "-b", "2", "--fast", "--loud"])
+    assert done.output.strip() == "data.csv 5 2 True 7 loud=True"
+    help_text = " ".join(runner.invoke(app, ["--help"]).output.split())
+    assert "--epochs" in help_text and "Passes." in help_text and "--internal" not in help_text
+
+
+def test_the_config_alone_checks_and_the_cli_says_it_in_one_line() -> None:
+    done = runner.invoke(app, ["data.csv", "--epochs", "0"])
+    assert done.exit_code == 2 and done.output.strip() == "error: --epochs must be >= 1 (got 0)"
+
+
+def test_clipsuite_train_has_one_option_per_run_field() -> None:
+    from clipsuite.cli.main import app as main_app
+
+    command = typer.main.get_command(main_app).commands["train"]  # type: ignore[attr-defined]
+    names = {p.name for p in command.params}
+    assert {f.name for f, _ in cli_fields(ContrastiveRun)} <= names
+    own = names - {f.name for f, _ in cli_fields(ContrastiveRun)}
+    assert own == {"output", "resume", "overwrite", "verify", "workers", "quiet"}  # where and how, not what
