@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -69,7 +68,9 @@ def _log(message: str) -> None:
 
 
 def _rss() -> dict[str, float]:
-    """Resident memory of this process in MB: all, anonymous, file-backed (mapped files)."""
+    """Resident memory of this process in MB: all, anonymous, file-backed (mapped files), and the peak
+    (VmHWM: reset by exec, unlike ru_maxrss, which a child started by fork + exec inherits from the
+    parent's size at the fork)."""
     out = {}
     for line in Path("/proc/self/status").read_text().splitlines():
         key, _, value = line.partition(":")
@@ -142,7 +143,7 @@ def _step_store(args: dict[str, Any], work: Path) -> dict[str, Any]:
     store = build_store(source, work / "ix", config, tune=lambda s: tune(s, tune_queries, 0.95))
     return {"build_s": time.perf_counter() - start, "rss": _rss(), "config": {
         k: v for k, v in vars(store.config).items() if k != "tuning"}, "tuning": store.config.tuning,
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+        "peak_rss_mb": _rss()["VmHWM"]}
 
 
 def _timed(fn: Any, queries: np.ndarray) -> float:
@@ -184,7 +185,7 @@ def _step_serve(args: dict[str, Any], work: Path) -> dict[str, Any]:
                            "latency_s": _timed(lambda q, w=where: store.search(q, 10, where=w), single)}
     out["filtered"] = filtered
     out["rss_after_serving"] = _rss()
-    out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    out["peak_rss_mb"] = _rss()["VmHWM"]
     return out
 
 
@@ -205,7 +206,7 @@ def _step_old(args: dict[str, Any], work: Path, kind: str = "ivf") -> dict[str, 
             index.set_search_params(ef_search=value)
         out[str(value)] = {"recall": recall_at_k(index.search(texts, 10).rows, truth),
                            "latency_s": _timed(lambda q: index.search(q, 10), texts[:args["single"]])}
-    out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    out["peak_rss_mb"] = _rss()["VmHWM"]
     return out
 
 
