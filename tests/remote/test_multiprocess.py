@@ -18,7 +18,7 @@ import torch
 
 from clipsuite.core.checkpoints import load_tensors
 from clipsuite.core.embed import read_shards
-from clipsuite.core.index import EmbeddingIndex
+from clipsuite.core.index_store import IndexStore
 from clipsuite.remote import synthetic
 
 SCRIPT = textwrap.dedent('''
@@ -121,13 +121,15 @@ def test_two_process_index_equals_the_one_process_index(runs):
     assert len(one) == 9 and sorted(one) == sorted(two)  # 6 + 4 cells, one of them nodata
     for tile, vector in one.items():
         np.testing.assert_allclose(two[tile], vector, atol=1e-5)
-    a, b = EmbeddingIndex.load(runs / "one" / "index"), EmbeddingIndex.load(runs / "two" / "index")
-    assert sorted(json.dumps(m, sort_keys=True) for m in a.metadata) == \
-        sorted(json.dumps(m, sort_keys=True) for m in b.metadata)
+    a, b = IndexStore.open(runs / "one" / "index"), IndexStore.open(runs / "two" / "index")
+    rows_a, rows_b = a.metadata.rows(np.arange(len(a))), b.metadata.rows(np.arange(len(b)))
+    assert sorted(json.dumps(m, sort_keys=True) for m in rows_a) == \
+        sorted(json.dumps(m, sort_keys=True) for m in rows_b)
     query = torch.nn.functional.normalize(torch.randn(3, a.dim, generator=torch.Generator().manual_seed(1)), dim=-1)
-    ra, rb = a.search(query, k=len(a)), b.search(query, k=len(b))
-    assert ra.ids == rb.ids and all(None not in row for row in ra.ids)
-    np.testing.assert_allclose(ra.scores, rb.scores, atol=1e-5)
+    (sa, ra), (sb, rb) = a.search(query, k=len(a)), b.search(query, k=len(b))
+    ids_a = [[m["id"] for m in line] for line in a.rows_metadata(ra)]
+    assert ids_a == [[m["id"] for m in line] for line in b.rows_metadata(rb)]
+    np.testing.assert_allclose(sa, sb, atol=1e-5)
     scenes_one = json.loads((runs / "one" / "index" / "scenes.json").read_text())
     scenes_two = json.loads((runs / "two" / "index" / "scenes.json").read_text())
     assert scenes_one["skipped_nodata"] == scenes_two["skipped_nodata"] == 1

@@ -94,7 +94,11 @@ def index(
                          ] = None,
     stretch: Annotated[str | None, typer.Option(help="Per-band percentile stretch 'LOW,HIGH' or 'none' "
                                                 "(default 2,98).")] = None,
-    kind: Annotated[str, typer.Option(help="faiss index kind: exact | ivf | hnsw.")] = "exact",
+    kind: Annotated[str, typer.Option(help="Index kind: exact | ivf | ivfpq | hnsw (the core's store, as "
+                                      "`clipsuite index build`).")] = "exact",
+    max_memory: Annotated[str | None, typer.Option(help="Memory budget (e.g. 8G): with the default kind, picks "
+                                                   "kind, codes and sizes; the build never holds all vectors.")
+                          ] = None,
     batch_size: Annotated[int, typer.Option(min=1)] = 64,
     workers: Annotated[int, typer.Option(min=0, help="Tile-reading worker processes.")] = 2,
     on_error: OnErrorOpt = "skip",
@@ -118,6 +122,9 @@ def index(
         fail(f"--kind '{kind}': choose exact, ivf, ivfpq or hnsw")
     if stretch_scope not in (None, "scene", "tile"):
         fail(f"--stretch-scope '{stretch_scope}': choose scene or tile")
+    from clipsuite.core.index_plan import parse_memory
+
+    budget = parse_memory(max_memory) if max_memory is not None else None
     from clipsuite.remote.fill import parse_nodata
     from clipsuite.remote.rasters import S2_L2A_OFFSET_DN, check_scale
 
@@ -152,7 +159,8 @@ def index(
                               scale=reading.scale, offset=reading.offset, stretch=reading.stretch,
                               batch_size=batch_size, num_workers=workers, on_error=on_error,  # type: ignore[arg-type]  # typer's str
                               nodata=reading.nodata, stretch_scope=reading.stretch_scope)
-    result = build_scene_index(load_model(model, device=device), sources, out, config, model_spec=model, kind=kind)
+    result = build_scene_index(load_model(model, device=device), sources, out, config, model_spec=model, kind=kind,
+                               max_memory=budget)
     if result is not None:
         for record in result.fill:  # one line per scene: how much fill, recognised how
             scaling = f"; scaling from {record['scaling']}" if record.get("scaling") else ""
@@ -176,6 +184,10 @@ def search(
     model: Annotated[str | None, typer.Option("--model", "-m", help="Override the model recorded in the index.")
                      ] = None,
     device: DeviceOpt = None,
+    bbox: Annotated[str | None, typer.Option(help="Only tiles whose footprint intersects lon0,lat0,lon1,lat1 "
+                                             "(WGS84; lon0 > lon1 crosses 180 degrees).")] = None,
+    within: Annotated[Path | None, typer.Option(help="Only tiles whose footprint intersects this GeoJSON "
+                                                "Polygon/MultiPolygon area (WGS84).")] = None,
 ) -> None:
     """Search an index with text; write GeoJSON polygons with scores, PNG thumbnails and an HTML page."""
     check_output_dir(out, "--output")
@@ -185,13 +197,20 @@ def search(
         fail(f"--crs '{crs}': choose wgs84 or scene")
     if any(not q.strip() for q in queries):
         fail("empty query")
+    from clipsuite.remote.geo_filter import area_from_options, check_area_index
+
+    area = area_from_options(bbox, within)  # a bad box or area file: one line, before torch
+    if area is not None:
+        check_area_index(index_dir, area)  # an old or CRS-less index, before torch
     _weights(model)
     from clipsuite.core.models import load_model
     from clipsuite.remote.search import load_scene_index, search_scenes, write_search_results
 
     _, config = load_scene_index(index_dir)
     clip = load_model(model, device=device) if model else None
-    hits = [h for per_query in search_scenes(index_dir, queries, top, clip, device) for h in per_query]
+    hits = [h for per_query in search_scenes(index_dir, queries, top, clip, device, area) for h in per_query]
+    if area is not None and not hits:
+        fail(f"no tile of {index_dir} intersects {area.label}")
     folder = write_search_results(hits, config, out, crs)
     for hit in hits[: min(len(hits), 10)]:
         console.print(f"{hit.query[:40]:40s} #{hit.rank:<3d} {hit.score:.4f}  {hit.tile['id']}")

@@ -1,7 +1,10 @@
-"""Scene indexing: tile whole scenes window by window, embed the tiles, build the core's faiss index.
+"""Scene indexing: tile whole scenes window by window, embed the tiles, build the core's index store.
 
-Every tile's geometry (scene, window, bounds, CRS) goes into the index's metadata table, so a search
-hit is a place on the ground. Tiles are read in DataLoader workers (each worker a disjoint share of
+Every tile's geometry (scene, window, bounds, CRS, and its WGS84 bounds as numeric columns for
+``--bbox`` / ``--within``) goes into the index's columnar metadata table, so a search hit is a place
+on the ground. The index is the core's bounded-memory store (``clipsuite.core.index_store``, the one
+``clipsuite index build`` writes): millions of tiles never sit in memory at once.
+Tiles are read in DataLoader workers (each worker a disjoint share of
 the tile grid) while the model encodes the previous batch. Under ``accelerate launch`` / ``torchrun``
 each process embeds its share of the tiles into its own shard (the core's shard format, as
 ``clipsuite embed`` writes it); the main process then builds the index from all shards.
@@ -24,13 +27,14 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from clipsuite.core.checkpoints import read_config
 from clipsuite.core.embed import ShardWriter, process_layout, read_shards, shard_name
 from clipsuite.core.errors import InputError
-from clipsuite.core.index import EmbeddingIndex, IndexConfig
+from clipsuite.core.index_store import ShardSource, StoreConfig, build_store, plan_config
 from clipsuite.core.models import ClipModel
 from clipsuite.core.progress import progress_bar
 from clipsuite.core.skipping import OnError, SkipLog, Skipped, check_on_error
 from clipsuite.core.staging import StagedFile, atomic_write_json, staged_folder
 from clipsuite.core.towers import vision_tower
 from clipsuite.remote.fill import Fill, describe_rule
+from clipsuite.remote.geo_filter import GeoSource
 from clipsuite.remote.rasters import (
     BandRef,
     Scaling,
@@ -266,10 +270,12 @@ def build_scene_index(clip: ClipModel, sources: Sequence[str | os.PathLike[str] 
                       index_dir: str | os.PathLike[str],
                       config: SceneIndexConfig | None = None, model_spec: str | None = None, kind: str = "exact",
                       process_index: int | None = None, num_processes: int | None = None,
-                      ) -> SceneIndexResult | None:
-    """Tile and embed ``sources`` (files or folders of rasters) into a faiss index at ``index_dir``.
+                      max_memory: int | None = None) -> SceneIndexResult | None:
+    """Tile and embed ``sources`` (files or folders of rasters) into an index store at ``index_dir``.
     Shards are kept in ``index_dir/shards`` (a multi-process run writes one per process); the main
-    process builds the index and returns the result, other processes return ``None``."""
+    process builds the index and returns the result, other processes return ``None``. ``kind``: exact,
+    ivf, ivfpq (ivf with PQ codes) or hnsw; ``max_memory`` (bytes) lets the core's plan pick kind and
+    codes (``clipsuite index build --max-memory``) when ``kind`` is left at exact."""
     config = config or SceneIndexConfig()
     scenes = find_scenes(sources)
     target = Path(index_dir)
@@ -290,8 +296,21 @@ def build_scene_index(clip: ClipModel, sources: Sequence[str | os.PathLike[str] 
     extra = {"remote": config.to_dict(), "scenes": [str(s) for s in scenes], "skipped_nodata": skipped,
              "skipped_files": [item.as_dict() for item in log.skipped], "fill": fill,
              "model_identity": clip.identity()}  # search refuses another model's queries (search._index_model)
-    index = EmbeddingIndex.from_shards(shard_dir, IndexConfig(kind=kind, model=model_spec, extra=extra))
-    index.save(target)
+    source = GeoSource(ShardSource(shards))  # + lon_min .. lat_max per tile, for --bbox / --within
+    store = build_store(source, target, store_config(kind, max_memory, source.total, source.dim, model_spec))
     with staged_folder(target, merge=True, command="remote index") as extra_dir:
         atomic_write_json(extra_dir / "scenes.json", extra)
-    return SceneIndexResult(target, len(index), skipped, len(scenes), list(log.skipped), fill)
+    return SceneIndexResult(target, len(store), skipped, len(scenes), list(log.skipped), fill)
+
+
+def store_config(kind: str, max_memory: int | None, total: int, dim: int, model: str | None) -> StoreConfig:
+    """The store's settings as ``clipsuite index build`` makes them: ``ivfpq`` is ivf with PQ codes of
+    dim/8 bytes; a memory budget with the default kind picks kind, codes and sizes (autofaiss-style)."""
+    pq = kind == "ivfpq"
+    config = StoreConfig(kind="ivf" if pq else kind, codes=f"pq{max(1, dim // 8)}" if pq else "flat",
+                         max_memory=max_memory, model=model)
+    if max_memory is not None and kind == "exact":
+        return plan_config(config, total, dim)
+    if max_memory is not None:
+        plan_config(config, total, dim)  # still refuses a budget too small for anything
+    return config

@@ -1,5 +1,9 @@
 """Searching a scene index: text (any language the model reads) -> tiles, as GeoJSON, PNGs and HTML.
 
+The index is the core's store (format 2); ``area`` (``geo_filter.GeoArea``, from ``--bbox`` or
+``--within``) keeps only tiles whose footprint intersects it. Folders of the older in-memory format
+(``metadata.jsonl``) still search without an area; with one they are refused, saying how to rebuild.
+
 GeoJSON polygons are in WGS84 (RFC 7946) by default, reprojected from each scene's CRS; ``crs="scene"``
 keeps the scenes' own CRS (all hits must share it) and names it in a ``crs`` member, which GDAL, QGIS
 and geopandas read. Tiles of a raster without CRS stay in pixel coordinates, with a warning.
@@ -11,22 +15,32 @@ import json
 import os
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from PIL import Image
-from rasterio.warp import transform_geom
 from rasterio.windows import Window
 
 from clipsuite.core.errors import InputError
 from clipsuite.core.fingerprint import check_same_backbone
 from clipsuite.core.html_report import escape, page, table
 from clipsuite.core.index import EmbeddingIndex
+from clipsuite.core.index_store import IndexStore
+from clipsuite.core.json_files import read_json
 from clipsuite.core.models import ClipModel, load_model
 from clipsuite.core.staging import atomic_write_json, atomic_write_text, staged_folder
+from clipsuite.remote.geo_filter import (
+    GeoArea,
+    check_geo_store,
+    filtered_search,
+    footprint_geojson,
+    is_old_index,
+    old_index_error,
+    open_store,
+)
 from clipsuite.remote.rasters import NoCRSWarning, apply_limits, read_window, resolve_bands, scene_limits
 from clipsuite.remote.scenes import SceneIndexConfig, model_input
 from clipsuite.remote.sources import open_scene, scene_scaling
@@ -42,56 +56,120 @@ class Hit:
     tile: dict[str, Any]  # the index metadata row: id, path, row, col, window, bounds, crs
 
 
-def load_scene_index(index_dir: str | os.PathLike[str]) -> tuple[EmbeddingIndex, SceneIndexConfig]:
-    index = EmbeddingIndex.load(index_dir)
-    remote = index.config.extra.get("remote")
+@dataclass
+class SceneIndex:
+    """An opened scene index: the core's store (or an older in-memory index), how its tiles were read,
+    and ``info`` (``scenes.json``: scenes, model identity, fill, skipped files)."""
+
+    folder: Path
+    store: IndexStore | EmbeddingIndex
+    config: SceneIndexConfig
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def model(self) -> str | None:
+        return self.store.config.model
+
+    @property
+    def dim(self) -> int:
+        return self.store.dim
+
+    def __len__(self) -> int:
+        return len(self.store)
+
+    def check_area(self) -> None:
+        """One line, before any model loads, when this index cannot be filtered by place."""
+        if isinstance(self.store, EmbeddingIndex):
+            raise old_index_error(self.folder)
+        check_geo_store(self.store, self.folder)
+
+    def search(self, vectors: Any, k: int, area: GeoArea | None = None, shift: bool = True,
+               ) -> tuple[np.ndarray, list[list[dict[str, Any] | None]]]:
+        """(scores [Q, k], metadata rows) best first; ``shift``: text queries (cells chosen across the gap)."""
+        if isinstance(self.store, EmbeddingIndex):
+            if area is not None:
+                self.check_area()
+            result = self.store.search(vectors, k=k)
+            return result.scores, result.metadata
+        if area is not None:
+            self.check_area()
+            scores, rows = filtered_search(self.store, np.asarray(vectors, dtype=np.float32), k, area, shift)
+        else:
+            scores, rows = self.store.search(vectors, k=k, shift=shift)
+        return scores, self.store.rows_metadata(rows)
+
+
+def load_scene_index(index_dir: str | os.PathLike[str]) -> tuple[SceneIndex, SceneIndexConfig]:
+    """Open a scene index folder (format 2, or the older format 1 for unfiltered search)."""
+    folder = Path(index_dir)
+    if not folder.is_dir():
+        raise InputError(f"{folder}: index folder not found")
+    store: IndexStore | EmbeddingIndex
+    if is_old_index(folder):
+        store = EmbeddingIndex.load(folder)
+        info = dict(store.config.extra)
+    else:
+        store = open_store(folder)
+        path = folder / "scenes.json"
+        info = read_json(path) if path.is_file() else {}
+    remote = info.get("remote") if isinstance(info, dict) else None
     if not isinstance(remote, dict):
-        raise InputError(f"{index_dir}: not a scene index (no tiling settings; build it with `clipsuite-remote index`)")
-    return index, SceneIndexConfig.from_dict(remote)
+        raise InputError(f"{folder}: not a scene index (no tiling settings; build it with `clipsuite-remote index`)")
+    return SceneIndex(folder, store, SceneIndexConfig.from_dict(remote), info), SceneIndexConfig.from_dict(remote)
 
 
-def search_vectors(index: EmbeddingIndex, vectors: torch.Tensor, labels: Sequence[str], top: int = 20,
-                   ) -> list[list[Hit]]:
-    """Top-``top`` tiles for each query embedding (``labels`` name the queries in the output)."""
+def search_vectors(index: SceneIndex, vectors: torch.Tensor, labels: Sequence[str], top: int = 20,
+                   area: GeoArea | None = None, shift: bool = True) -> list[list[Hit]]:
+    """Top-``top`` tiles for each query embedding (``labels`` name the queries in the output); with
+    ``area`` only tiles whose WGS84 footprint intersects it. ``shift``: the vectors are text queries."""
     if vectors.shape[-1] != index.dim:
         raise InputError(f"query dimension {vectors.shape[-1]} does not match the index dimension {index.dim}")
-    result = index.search(vectors, k=min(top, len(index)))
+    matrix = vectors.detach().float().cpu().numpy()
+    scores, metadata = index.search(matrix, min(top, len(index)), area, shift)
     return [[Hit(label, rank + 1, float(score), dict(meta))
-             for rank, (score, meta) in enumerate(zip(result.scores[q], result.metadata[q])) if meta is not None]
+             for rank, (score, meta) in enumerate(zip(scores[q], metadata[q])) if meta is not None]
             for q, label in enumerate(labels)]
 
 
-def _index_model(index: EmbeddingIndex, index_dir: str | os.PathLike[str], clip: ClipModel | None,
+def _index_model(index: SceneIndex, index_dir: str | os.PathLike[str], clip: ClipModel | None,
                  device: str | None) -> ClipModel:
     if clip is None:
-        if not index.config.model:
+        if not index.model:
             raise InputError(f"{index_dir}: the index does not record its model; pass one with --model")
-        clip = load_model(index.config.model, device=device)
+        clip = load_model(index.model, device=device)
     if clip.embed_dim != index.dim:
         raise InputError(f"{index_dir}: index dimension {index.dim} but the model embeds in {clip.embed_dim}")
-    recorded = index.config.extra.get("model_identity")
+    recorded = index.info.get("model_identity")
     if isinstance(recorded, dict):  # another model's query embeddings would score the tiles meaninglessly
         check_same_backbone(index_dir, recorded, clip, made="built with")
     return clip
 
 
 def search_scenes(index_dir: str | os.PathLike[str], queries: Sequence[str], top: int = 20,
-                  clip: ClipModel | None = None, device: str | None = None) -> list[list[Hit]]:
-    """Top-``top`` tiles per text query. ``clip`` defaults to the model recorded in the index."""
+                  clip: ClipModel | None = None, device: str | None = None, area: GeoArea | None = None,
+                  ) -> list[list[Hit]]:
+    """Top-``top`` tiles per text query (within ``area`` when given). ``clip`` defaults to the model
+    recorded in the index."""
     if not queries or any(not q.strip() for q in queries):
         raise InputError("search: give at least one non-empty query")
     index, _ = load_scene_index(index_dir)
+    if area is not None:
+        index.check_area()  # before the model loads
     clip = _index_model(index, index_dir, clip, device)
-    return search_vectors(index, clip.encode_texts(list(queries)), queries, top)
+    return search_vectors(index, clip.encode_texts(list(queries)), queries, top, area, shift=True)
 
 
 def search_by_image(index_dir: str | os.PathLike[str], pixels: torch.Tensor, labels: Sequence[str], top: int = 20,
-                    clip: ClipModel | None = None, device: str | None = None) -> list[list[Hit]]:
+                    clip: ClipModel | None = None, device: str | None = None, area: GeoArea | None = None,
+                    ) -> list[list[Hit]]:
     """Search by example: ``pixels`` ``[B, C, H, W]`` in [0, 1] (e.g. ``rasters.read_image`` of a chip
     read with the index's bands and scaling) prepared the way indexed tiles were."""
     index, _ = load_scene_index(index_dir)
+    if area is not None:
+        index.check_area()
     clip = _index_model(index, index_dir, clip, device)
-    return search_vectors(index, clip.encode_image_tensor(model_input(pixels, clip)).cpu(), labels, top)
+    vectors = clip.encode_image_tensor(model_input(pixels, clip)).cpu()
+    return search_vectors(index, vectors, labels, top, area, shift=False)  # images: no modality gap to cross
 
 
 def _polygon(bounds: Sequence[float]) -> dict[str, Any]:
@@ -121,8 +199,8 @@ def hits_geojson(hits: Sequence[Hit], crs: str = "wgs84", thumbnails: Sequence[s
             # null), the pixel polygon kept under a member of our own that says what it is
             pixel_space = {"pixel_polygon": geometry, "coordinates": "pixel (the raster has no CRS)"}
             geometry = None
-        elif crs == "wgs84":
-            geometry = transform_geom(hit.tile["crs"], WGS84, geometry)
+        elif crs == "wgs84":  # the footprint --bbox / --within test (split at 180 degrees where it crosses)
+            geometry = footprint_geojson(hit.tile["crs"], hit.tile["bounds"])
         properties = {**pixel_space, "query": hit.query, "rank": hit.rank, "score": round(hit.score, 6),
                       "tile": hit.tile["id"], "scene": hit.tile["path"], "row": hit.tile["row"], "col": hit.tile["col"],
                       "window": hit.tile["window"], "scene_crs": hit.tile.get("crs")}
