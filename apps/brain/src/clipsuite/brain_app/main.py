@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
+from clipsuite.brain.fit_run import DEFAULT_MODEL, MLPRun
 from clipsuite.brain_app import nsd_cmd
 from clipsuite.cli.common import cli_errors, console, fail, need, progress
+from clipsuite.cli.run_config import build_config, with_config_options
 from clipsuite.cli.train_report import report_training
 from clipsuite.core.outputs import check_output_dir, check_output_file
 
@@ -34,7 +36,7 @@ DatasetArg = Annotated[Path, typer.Argument(help="Dataset config JSON (betas, ma
 ModelOpt = Annotated[str, typer.Option("--model", "-m", help="CLIP model: open_clip name, preset, folder or 'tiny'.")]
 PretrainedOpt = Annotated[str | None, typer.Option(help="open_clip pretrained tag (default openai for the default "
                                                            "model).")]
-DEFAULT_MODEL, DEFAULT_PRETRAINED = "ViT-B-32", "openai"
+DEFAULT_PRETRAINED = "openai"  # for DEFAULT_MODEL (clipsuite.brain.fit_run)
 DeviceOpt = Annotated[str | None, typer.Option(help="cpu, cuda, cuda:1 ... (default: cuda if available)")]
 AlphasOpt = Annotated[str, typer.Option(help="Ridge alphas: comma list, or low:high:count (log-spaced).")]
 CvOpt = Annotated[str, typer.Option(help="Alpha selection: loo (leave-one-out) or a number of folds.")]
@@ -149,92 +151,79 @@ DECODERS = ("ridge", "mlp")
 
 @app.command()
 @cli_errors
+@with_config_options(MLPRun)  # the run's options: the fields of clipsuite.brain.fit_run (ridge uses the shared ones)
 def fit(
     ctx: typer.Context,
-    dataset: Annotated[Path | None, typer.Argument(help="Dataset config JSON (betas, mask, trials, stimuli); "
-                                                        "mlp --resume: the run's own when left out.")] = None,
+    values: dict[str, Any],
     out: Annotated[Path, typer.Option("--output", "-o", "--out",
                                       help="Folder for the fitted decoder.")] = Path("brain_decoder"),
     decoder: Annotated[str, typer.Option(help="ridge (per-dimension alphas) or mlp (MindEye-style network, "
                                               "BiMixCo then SoftCLIP, on the core Trainer).")] = "ridge",
     alphas: AlphasOpt = "1e-1:1e5:10", cv: CvOpt = "loo",
-    test_fraction: Annotated[float, typer.Option(help="Held-out stimuli when the table has no split.")] = 0.2,
-    seed: int = 0,
-    per_session: Annotated[bool, typer.Option(help="Z-score each session with its own training trials.")] = False,
-    train_repetitions: Annotated[str, typer.Option(help="average | single (training samples).")] = "single",
-    model: ModelOpt = DEFAULT_MODEL, pretrained: PretrainedOpt = None,
     device: Annotated[str | None, typer.Option(help="cpu, cuda, cuda:1 ...: where the CLIP model embeds the "
                                                     "stimuli and the MLP trains (default: cuda if available).")] = None,
     cache: CacheOpt = None,
-    epochs: Annotated[int, typer.Option(help="mlp: epochs (MindEye: 240).")] = 60,
-    batch_size: Annotated[int, typer.Option(help="mlp: batch per process.")] = 32,
-    lr: Annotated[float, typer.Option(help="mlp: peak learning rate (AdamW, cosine).")] = 3e-4,
-    hidden: Annotated[int, typer.Option(help="mlp: width of the residual MLP (MindEye: 4096).")] = 4096,
-    blocks: Annotated[int, typer.Option(help="mlp: residual blocks (MindEye: 4).")] = 4,
-    projector: Annotated[int, typer.Option(help="mlp: projector width after each head (MindEye: 2048; 0: "
-                                                "none).")] = 0,
-    mixup_fraction: Annotated[float, typer.Option(help="mlp: share of epochs trained with BiMixCo before "
-                                                       "SoftCLIP (MindEye: 0.33).")] = 0.33,
-    text_weight: Annotated[float, typer.Option(help="mlp: weight of the text head's loss.")] = 1.0,
-    vae_latent: Annotated[int, typer.Option(help="mlp: VAE variant with a code this wide (0: plain MLP).")] = 0,
-    kl_weight: Annotated[float, typer.Option(help="mlp VAE: weight of the KL term.")] = 1e-3,
-    recon_weight: Annotated[float, typer.Option(help="mlp VAE: weight of the voxel reconstruction error.")] = 0.1,
-    precision: Annotated[str, typer.Option(help="mlp: auto, fp32, amp_bf16, amp_fp16.")] = "auto",
-    grad_accum: Annotated[int, typer.Option(help="mlp: micro-batches per optimizer step.")] = 1,
     run_dir: Annotated[Path | None, typer.Option(help="mlp: training state and metrics.jsonl (default: "
                                                       "<out>.run).")] = None,
     resume: Annotated[bool, typer.Option(help="mlp: continue the run in --run-dir with the flags it was started "
                                               "with (flags given again must agree; --epochs may be raised).")] = False,
-    checkpoint_every: Annotated[int | None, typer.Option(help="mlp: checkpoint every N optimizer steps (default: "
-                                                              "each epoch; 0: only at the end).", min=0)] = None,
 ) -> None:
     """Fit a decoder (voxels -> CLIP image and text embeddings): ridge, or the MLP (trains on a GPU when one is
     visible; several with `accelerate launch`)."""
-    typed = dict(locals())  # the flags as given (or their defaults), before anything below rebinds one
-    from clipsuite.brain_app import fit_mlp
     from clipsuite.cli.resume import given_options
     from clipsuite.core.run_folder import check_output_folder
 
+    folder = run_dir if run_dir is not None else out.with_name(out.name + ".run")
     check_output_dir(out, "--output")  # a user's folder is refused before any work
     if resume or decoder == "mlp" or run_dir is not None:
-        check_output_folder(run_dir if run_dir is not None else out.with_name(out.name + ".run"), resume, True,
-                            "--run-dir")  # a run of ours restarts, as before; a user's folder is refused
-
-    if dataset is not None:
-        _check_dataset(dataset)  # paths first, before torch is imported
+        check_output_folder(folder, resume, True, "--run-dir")  # a run of ours restarts; a user's is refused
     if decoder not in DECODERS:
         fail(f"--decoder '{decoder}': expected {' or '.join(DECODERS)}")
     if resume and decoder == "ridge" and "decoder" in given_options(ctx, ["decoder"]):
         fail("--resume continues an MLP run (--decoder mlp); a ridge fit has no run to resume")
+    if values["dataset"] is not None:
+        _check_dataset(Path(values["dataset"]))  # paths first, before torch is imported
     if resume or decoder == "mlp":
-        o = {name: typed[name] for name in fit_mlp.STORED if name != "dataset"}
-        o["dataset"] = None if dataset is None else str(dataset.resolve())
-        fit_mlp.check_mlp(o)
-        _prep(test_fraction, seed, per_session, train_repetitions)
-        folder = run_dir if run_dir is not None else out.with_name(out.name + ".run")
-        if resume:  # the run's own flags for those not typed again (clipsuite.cli.resume)
-            from clipsuite.cli.resume import remembered
-
-            o = remembered(ctx, folder, o, adjustable=fit_mlp.ADJUSTABLE)
-        if o["dataset"] is None:
-            fail("missing DATASET (the dataset config); only --resume of a run started with it may leave it out")
-        dataset = Path(o["dataset"])
-        _check_dataset(dataset)
-        _check_model(o["model"], o["pretrained"])
-        subject = _subject(dataset, _prep(o["test_fraction"], o["seed"], o["per_session"], o["train_repetitions"]))
-        _, features = _features(subject, o["model"], o["pretrained"], device, cache)
-        fitted = fit_mlp.train_mlp(o, subject, features, out, folder, resume, device,
-                                   {"model": o["model"], "pretrained": o["pretrained"]})
-        if not fitted.main_process:  # under a multi-process launch, one process reports
-            return
-        if fitted.train is not None:
-            report_training(fitted.train, longer="--epochs")
-        console.print(f"training run: {folder} (metrics.jsonl)")
-        console.print(f"decoder: {fitted.path}")
+        run = build_config(ctx, MLPRun, values, resume_from=folder if resume else None)
+        _fit_mlp(run, out, folder, resume, device, cache)
         return
-    if dataset is None:
+    if values["dataset"] is None:
         fail("missing DATASET (the dataset config)")
-    grid, folds, prep = _alphas(alphas), _cv(cv), _prep(test_fraction, seed, per_session, train_repetitions)
+    _fit_ridge(Path(values["dataset"]), values, out, _alphas(alphas), _cv(cv), device, cache)
+
+
+def _fit_mlp(run: MLPRun, out: Path, folder: Path, resume: bool, device: str | None,
+             cache: Path | None) -> None:
+    """Train the MLP decoder of a checked run (its dataset checked again: a resumed run names its own)."""
+    assert run.dataset is not None  # MLPRun refuses a run without one
+    dataset = Path(run.dataset)
+    _check_dataset(dataset)
+    _check_model(run.model, run.pretrained)
+    subject = _subject(dataset, _prep(run.test_fraction, run.seed, run.per_session, run.train_repetitions))
+    _, features = _features(subject, run.model, run.pretrained, device, cache)
+    from clipsuite.brain.pipeline import MLPFit, fit_mlp_decoder
+    from clipsuite.brain.train import LossSettings
+
+    loss = LossSettings(mixup_fraction=run.mixup_fraction, text_weight=run.text_weight, kl_weight=run.kl_weight,
+                        recon_weight=run.recon_weight)
+    settings = MLPFit(hidden=run.hidden, blocks=run.blocks, projector=run.projector, vae_latent=run.vae_latent,
+                      loss=loss)
+    fitted = fit_mlp_decoder(subject, features, out, {"model": run.model, "pretrained": run.pretrained},
+                             run.train_config(folder, resume=resume, device=device), settings,
+                             options=run.to_options())
+    if not fitted.main_process:  # under a multi-process launch, one process reports
+        return
+    if fitted.train is not None:
+        report_training(fitted.train, longer="--epochs")
+    console.print(f"training run: {folder} (metrics.jsonl)")
+    console.print(f"decoder: {fitted.path}")
+
+
+def _fit_ridge(dataset: Path, values: dict[str, Any], out: Path, grid: list[float], folds: str | int,
+               device: str | None, cache: Path | None) -> None:
+    """Ridge per CLIP dimension, alphas chosen by cross-validation; says what it chose."""
+    prep = _prep(values["test_fraction"], values["seed"], values["per_session"], values["train_repetitions"])
+    model, pretrained = values["model"], values["pretrained"]
     _check_model(model, pretrained)
     from clipsuite.brain.pipeline import fit_decoder
 

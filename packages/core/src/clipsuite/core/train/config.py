@@ -56,7 +56,8 @@ class TrainConfig:
     shuffle: bool = True
     drop_last: bool = False
 
-    def __post_init__(self) -> None:
+    def __post_init__(self, flags: dict[str, str] | None = None) -> None:
+        self.flags = flags or {}
         self.output_dir = Path(self.output_dir)
         self.betas = (float(self.betas[0]), float(self.betas[1]))
         if self.fsdp_wrap is not None:
@@ -89,7 +90,10 @@ class TrainConfig:
         if self.max_grad_norm is not None and not self.max_grad_norm > 0:
             problems.append(f"max_grad_norm must be > 0 (got {self.max_grad_norm})")
         if problems:
-            raise InputError("TrainConfig: " + "; ".join(problems))
+            raise InputError("TrainConfig: " + "; ".join(problems), cli=in_flag_words(problems, self.flags))
+
+    # the run's field -> the flag a command gives it, where it is not --field-name (a command's config sets it)
+    flags: dataclasses.InitVar[dict[str, str] | None] = None
 
     def _precision_problems(self) -> list[str]:
         try:
@@ -107,3 +111,12 @@ class TrainConfig:
         data["betas"] = list(self.betas)
         data["fsdp_wrap"] = list(self.fsdp_wrap) if self.fsdp_wrap is not None else None
         return data
+
+
+def in_flag_words(problems: list[str], flags: dict[str, str]) -> str:
+    """The problems with each field name in the words a command-line user typed (``lr`` -> ``--lr``,
+    ``warmup_steps`` -> the command's ``--warmup``)."""
+    names = sorted((f.name for f in dataclasses.fields(TrainConfig)), key=len, reverse=True)
+    pattern = re.compile(r"\b(" + "|".join(map(re.escape, names)) + r")\b")
+    return "; ".join(pattern.sub(lambda m: flags.get(m.group(1), "--" + m.group(1).replace("_", "-")), problem)
+                     for problem in problems)
