@@ -154,6 +154,15 @@ def test_tryon_reads_its_files_before_torch(sample: Path, tmp_path: Path, person
     assert not (tmp_path / "out.png").exists()
 
 
+def test_tryon_uncached_clip_offline_speaks_of_clip(sample: Path, tmp_path: Path) -> None:
+    """generative names its CLIP model with --clip: the hint says --clip, never a --model it does not have."""
+    line = _refused(GENERATIVE, ["tryon", "--person", str(sample / "person.png"), "--garment",
+                                 str(sample / "person.png"), "--mask", str(sample / "mask.png"), "-o",
+                                 str(tmp_path / "out.png"), "--clip", "ladi-vton-clip"], tmp_path,
+                    "CLIP-ViT-H-14-laion2B-s32B-b79K/config.json", "--clip DIR", "--clip tiny-transformers")
+    assert "--model" not in line and "--pretrained" not in line
+
+
 def test_help_is_not_cut_at_80_columns_off_a_terminal(tmp_path: Path) -> None:
     """No terminal and no COLUMNS (a pipe, a file): rich would wrap at 80 and cut 'tiny-multilingual' with '…'."""
     done = subprocess.run([sys.executable, "-m", REMOTE, "index", "--help"], capture_output=True, text=True,

@@ -80,6 +80,14 @@ def _files(out: Path) -> Path:
     return out.parent / f"{out.stem}_files"
 
 
+def _clip_weights(spec: str) -> None:
+    """An uncached --clip offline (ladi-vton-clip, an hf-hub: repo): one line from the Hugging Face cache, in
+    this command's words, before torch is imported."""
+    from clipsuite.core.weights_precheck import check_weights
+
+    check_weights(spec, None, "--clip tiny-transformers", cli_fix="--clip DIR (a transformers CLIP folder)")
+
+
 def _clip(spec: str, device: str) -> ClipModel:
     from clipsuite.core.models import load_model
     return load_model(spec, device=device)
@@ -127,6 +135,7 @@ def tryon(
     from clipsuite.generative.sample_files import check_sample_files
 
     check_sample_files(person, garment, mask, parse, keypoints, garment_mask)  # each file read once, before torch
+    _clip_weights(clip)
     _parts(parts)
 
     from clipsuite.generative.data import TryOnFiles, load_sample, to_image
@@ -186,6 +195,7 @@ def edit(
     problem = strength_problem(strength, "--strength")
     if problem:
         fail(problem.replace("neutral prompts", "--neutral prompts"))
+    _clip_weights(clip)
     _parts(parts)
     hw = _size(size)
 

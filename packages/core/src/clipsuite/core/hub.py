@@ -93,11 +93,13 @@ def unavailable(what: str, python_fix: str, cli_fix: str, reason: str,
                 offline_model: str = "tiny") -> WeightsUnavailableError:
     """The one error for weights that cannot be had: what, why, and what to pass (both vocabularies);
     ``offline_model``: the built-in model that runs the command offline (the domain's own, e.g.
-    tiny-multilingual for multilingual retrieval)."""
+    tiny-multilingual for multilingual retrieval), given to ``--model``, or the whole option when the command
+    names its model otherwise (``--clip tiny-transformers``)."""
+    offline = offline_model if offline_model.startswith("--") else f"--model {offline_model}"
     tail = "on a machine with network, run it once to fill the cache (~/.cache/huggingface)"
     return WeightsUnavailableError(
         f"{what}: {reason}; {tail}, or pass a local copy: {python_fix}",
-        cli=f"{what}: {reason}; {tail}, or pass a local copy with {cli_fix}, or --model {offline_model} to try "
+        cli=f"{what}: {reason}; {tail}, or pass a local copy with {cli_fix}, or {offline} to try "
             "the command offline")
 
 

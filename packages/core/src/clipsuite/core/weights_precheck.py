@@ -115,16 +115,20 @@ def open_clip_table() -> dict[str, dict[str, dict[str, Any]]] | None:
     return pretrained
 
 
-def check_weights(spec: str, pretrained: str | None = None, offline_model: str = "tiny") -> None:
+def check_weights(spec: str, pretrained: str | None = None, offline_model: str = "tiny",
+                  cli_fix: str | None = None) -> None:
     """Raise ``WeightsUnavailableError`` (in one line, naming the missing file) when ``spec`` needs weights
     that are not cached and cannot be downloaded now; return otherwise, also when unsure.
-    ``offline_model``: the built-in model the CLI message offers for trying the command offline."""
+    ``offline_model``: the built-in model the CLI message offers for trying the command offline (a bare
+    name goes to ``--model``; ``--clip tiny-transformers`` names another option); ``cli_fix``: how the
+    command takes a local copy, when not ``--pretrained FILE or --model local-dir:DIR``."""
     preset = find_preset(spec)
     loader = "open_clip"
     if preset is not None:
         spec, loader = preset.spec, preset.loader
         pretrained = pretrained if pretrained is not None else preset.pretrained
-    python_fix, cli_fix = hub.fixes(spec)
+    python_fix, default_fix = hub.fixes(spec)
+    cli_fix = cli_fix or default_fix
     if spec.startswith("hf-hub:"):
         repo = spec[len("hf-hub:"):]
         files = (transformers_repo_files(repo) if loader == "transformers" or is_transformers_spec(spec)
