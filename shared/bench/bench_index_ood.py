@@ -31,7 +31,8 @@ import faiss
 import numpy as np
 from harness import BenchResult, current_rss_mb, peak_rss_mb
 
-from clipsuite.core.index_store import ArraySource, IndexStore, StoreConfig, build_store
+from clipsuite.core.index_build import build_store
+from clipsuite.core.index_store import ArraySource, IndexStore, StoreConfig
 from clipsuite.core.index_tuning import recall_at_k, tune
 
 

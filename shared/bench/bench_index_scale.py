@@ -132,8 +132,9 @@ def _child_main(step: str, work: Path) -> None:
 
 def _step_store(args: dict[str, Any], work: Path) -> dict[str, Any]:
     from clipsuite.core.embed import read_shards
+    from clipsuite.core.index_build import build_store, plan_config
     from clipsuite.core.index_plan import parse_memory
-    from clipsuite.core.index_store import ShardSource, StoreConfig, build_store, plan_config
+    from clipsuite.core.index_store import ShardSource, StoreConfig
     from clipsuite.core.index_tuning import tune
 
     source = ShardSource(read_shards(work / "emb"))

@@ -12,16 +12,9 @@ import numpy as np
 import pytest
 
 from clipsuite.core.errors import InputError
+from clipsuite.core.index_build import add_to_store, build_store, merge_stores
 from clipsuite.core.index_plan import format_memory, parse_memory, plan_index
-from clipsuite.core.index_store import (
-    ArraySource,
-    IndexStore,
-    StoreConfig,
-    add_to_store,
-    build_store,
-    merge_stores,
-    normalized,
-)
+from clipsuite.core.index_store import ArraySource, IndexStore, StoreConfig, normalized
 from clipsuite.core.index_tuning import recall_at_k, tune
 
 DIM = 32
@@ -123,7 +116,7 @@ def test_add_equals_rebuild_and_a_failed_add_leaves_the_old(tmp_path: Path, monk
         np.testing.assert_allclose(a[0], b[0], atol=1e-6)
     assert grown.rows_metadata(np.array([[5999]]))[0][0] == _rows(6000)[5999]
 
-    import clipsuite.core.index_store as module
+    import clipsuite.core.index_build as module
 
     def crash(*args: object, **kwargs: object) -> None:
         raise RuntimeError("killed mid-add")

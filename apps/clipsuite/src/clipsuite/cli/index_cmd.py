@@ -39,14 +39,12 @@ def build(
     device: DeviceOpt = None,
 ) -> None:
     """Build an index from every shard in EMBEDDINGS, in bounded memory (format 2)."""
-    from clipsuite.core.outputs import check_output_dir
-
-    check_output_dir(output, "--output")  # a user's folder is refused before any work
     need(embeddings, "embeddings folder", "dir")  # before torch is imported
     need(tune_queries, "--tune-queries", "any")
     need(trained, "--trained index folder", "dir")
+    from clipsuite.core.index_build import check_target
     from clipsuite.core.index_plan import parse_memory
-    from clipsuite.core.index_store import StoreConfig, check_target
+    from clipsuite.core.index_store import StoreConfig
 
     budget = parse_memory(max_memory) if max_memory is not None else None
     if not 0 < target_recall <= 1:
@@ -56,7 +54,8 @@ def build(
     config = StoreConfig(kind="ivf" if pq else (kind or "exact"), codes=codes or "flat", nlist=nlist, nprobe=nprobe,
                          rerank=rerank or 1, hnsw_m=hnsw_m, ef_search=ef_search, max_memory=budget)
     from clipsuite.core.embed import read_shards
-    from clipsuite.core.index_store import ShardSource, build_store, plan_config
+    from clipsuite.core.index_build import build_store, plan_config
+    from clipsuite.core.index_store import ShardSource
 
     source = ShardSource(read_shards(embeddings))
     if pq and codes is None:
@@ -138,10 +137,6 @@ def search(
         "--output", "-o", help="Also write the results (.json, .csv or .tsv).")] = None,
 ) -> None:
     """Nearest neighbours of text and/or image queries; prints a table."""
-    if output is not None:
-        from clipsuite.core.outputs import check_output_file
-
-        check_output_file(output, "--output", (".json", ".csv", ".tsv"))
     need(index_dir, "index folder", "dir")  # paths first, before torch is imported
     for query in image or []:
         need(query, "--image file", "file")
@@ -227,7 +222,8 @@ def add(
 
     IndexStore.open(index_dir)  # an old or damaged folder is refused before torch
     from clipsuite.core.embed import read_shards
-    from clipsuite.core.index_store import ShardSource, add_to_store
+    from clipsuite.core.index_build import add_to_store
+    from clipsuite.core.index_store import ShardSource
 
     store = add_to_store(index_dir, ShardSource(read_shards(embeddings)))
     console.print(f"added {store.parts[-1].rows} vectors (now {len(store)}) to {index_dir}")
@@ -242,7 +238,7 @@ def merge(
     """Merge per-node index folders (same trained quantizer) into one, lists merged on disk."""
     for folder in index_dirs:
         need(folder, "index folder", "dir")
-    from clipsuite.core.index_store import merge_stores
+    from clipsuite.core.index_build import merge_stores
 
     store = merge_stores(index_dirs, output)
     console.print(f"merged {len(index_dirs)} indexes ({len(store)} vectors) into {output}")
