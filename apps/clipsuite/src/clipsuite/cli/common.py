@@ -64,6 +64,17 @@ def _route_library_notes() -> None:
 
 _route_library_notes()
 
+
+def _new_run() -> None:
+    """A command starts: its notes are its own (a process running several commands, as tests do, says each
+    command's notes once for that command, and its pages show only them)."""
+    from clipsuite.core.notices import clear_notes
+
+    clear_notes()
+    for handler in logging.getLogger("clipsuite").handlers:
+        if isinstance(handler, _NoteHandler):
+            handler.said.clear()
+
 HELP_WIDTH_OFF_TERMINAL = 120  # no option name, type or default is cut at this width
 
 
@@ -155,6 +166,7 @@ def cli_errors(func: F) -> F:
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        _new_run()
         try:
             return func(*args, **kwargs)
         except typer.Exit:

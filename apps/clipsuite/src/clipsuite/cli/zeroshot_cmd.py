@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from pathlib import Path
 from typing import Annotated
 
@@ -74,11 +72,11 @@ def register(app: typer.Typer) -> None:
 
         check_weights(model, pretrained)  # an uncached model offline: from the hub cache, before torch
         from clipsuite.core import load_model
-        from clipsuite.core.checkpoints import atomic_write_text
         from clipsuite.core.images import expand_image_inputs, load_image
         from clipsuite.core.prompts import load_descriptions
         from clipsuite.core.skipping import SkipLog, check_on_error, keep_readable
-        from clipsuite.core.zeroshot import build_classifier, check_class_count, logits
+        from clipsuite.core.tabular import write_table
+        from clipsuite.core.zeroshot import check_class_count, classify_images
 
         log = SkipLog(check_on_error(on_error))
         paths = expand_image_inputs(images)
@@ -90,38 +88,23 @@ def register(app: typer.Typer) -> None:
         # decode everything up front: an unreadable file is skipped (or fails) before any output
         paths = keep_readable(paths, load_image, log, "images")
         clip = load_model(model, pretrained=pretrained, device=device)
-        if adapter is not None:
-            import torch
-
-            from clipsuite.core.adapt.io import load_classifier
-
-            learned = load_classifier(adapter, clip)
-            names = list(learned.class_names)
-            if learned.needs_pixels:  # MaPLe prompts live inside the image tower
-                scores = torch.cat([learned.logits(clip.preprocess_images(paths[i:i + batch_size]))
-                                    for i in range(0, len(paths), batch_size)])
-            else:
-                scores = learned.logits(clip.encode_images(paths, batch_size=batch_size))
-        else:
-            features = clip.encode_images(paths, batch_size=batch_size)
-            assert names is not None  # checked above, before the model was built
-            sentences = load_descriptions(descriptions, names) if descriptions else None
-            scores = logits(features, build_classifier(clip, names, templates, sentences), clip.logit_scale())
-        probs = scores.softmax(dim=-1)
-        k = min(top_k, len(names))
-        top = probs.topk(k, dim=-1)
+        sentences = load_descriptions(descriptions, names) if descriptions and names else None
+        names, probs = classify_images(clip, paths, names, templates, sentences,
+                                       str(adapter) if adapter is not None else None, batch_size)
+        top = probs.topk(min(top_k, len(names)), dim=-1)
+        k = top.values.shape[1]
         table = Table("image", *[f"#{i + 1}" for i in range(k)])
-        buffer = io.StringIO()
-        writer = csv.writer(buffer)
-        writer.writerow(["path"] + [f"{kind}_{i + 1}" for i in range(k) for kind in ("class", "prob")] + ["error"])
+        rows: list[dict[str, object]] = []
         for path, values, indices in zip(paths, top.values.tolist(), top.indices.tolist()):
             table.add_row(str(path), *[f"{names[i]} ({p:.2f})" for p, i in zip(values, indices)])
-            writer.writerow([str(path)] + [x for p, i in zip(values, indices) for x in (names[i], f"{p:.6f}")] + [""])
-        for skipped in log.skipped:  # listed, with empty predictions, so the CSV accounts for every input
-            writer.writerow([skipped.path] + [""] * (2 * k) + [skipped.reason])
+            rows.append({"path": str(path), **{f"class_{j + 1}": names[i] for j, i in enumerate(indices)},
+                         **{f"prob_{j + 1}": f"{p:.6f}" for j, p in enumerate(values)}})
+        # listed, with empty predictions, so the CSV accounts for every input
+        rows += [{"path": skipped.path, "error": skipped.reason} for skipped in log.skipped]
         console.print(table)
         if log.skipped:
             err_console.print(f"[yellow]{log.summary('image')}[/]", soft_wrap=True)
         if output is not None:
-            atomic_write_text(output, buffer.getvalue())
+            columns = ["path", *[f"{kind}_{i + 1}" for i in range(k) for kind in ("class", "prob")], "error"]
+            write_table(output, rows, columns)
             console.print(f"predictions written to {output}")

@@ -107,3 +107,25 @@ def predict(model: ClipModel, images: torch.Tensor | Sequence[ImageInput], class
     """Class probabilities ``[N, C]`` for images (tensor, PIL images or paths)."""
     features = model.encode_images(images, batch_size=batch_size)
     return logits(features, classifier, model.logit_scale()).softmax(dim=-1)
+
+
+def classify_images(model: ClipModel, paths: Sequence[ImageInput], class_names: Sequence[str] | None = None,
+                    templates: str | Sequence[str] | None = "photo",
+                    descriptions: Mapping[str, Sequence[str]] | None = None, adapter: str | None = None,
+                    batch_size: int = 64) -> tuple[list[str], torch.Tensor]:
+    """Class names and probabilities ``[N, C]``: zero-shot from ``class_names`` (prompt ``templates``, or LLM
+    ``descriptions`` per class), or from a learned ``adapter`` file (``clipsuite adapt train``; its own classes)."""
+    if adapter is not None:
+        from clipsuite.core.adapt.io import load_classifier
+
+        learned = load_classifier(adapter, model)
+        if learned.needs_pixels:  # MaPLe prompts live inside the image tower
+            scores = torch.cat([learned.logits(model.preprocess_images(paths[i:i + batch_size]))
+                                for i in range(0, len(paths), batch_size)])
+        else:
+            scores = learned.logits(model.encode_images(paths, batch_size=batch_size))
+        return list(learned.class_names), scores.softmax(dim=-1)
+    if class_names is None:
+        raise InputError("give class names or an adapter")
+    classifier = build_classifier(model, class_names, templates, descriptions)
+    return list(class_names), predict(model, paths, classifier, batch_size)
