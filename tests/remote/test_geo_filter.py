@@ -14,7 +14,8 @@ from rasterio.warp import transform_bounds, transform_geom
 from shapely.geometry import shape
 
 from clipsuite.core.errors import InputError
-from clipsuite.core.index_store import ArraySource, IndexStore, StoreConfig, build_store, normalized
+from clipsuite.core.index_build import build_store
+from clipsuite.core.index_store import ArraySource, IndexStore, StoreConfig, normalized
 from clipsuite.core.index_tuning import recall_at_k
 from clipsuite.remote.geo_filter import (
     GEO_COLUMNS,

@@ -27,7 +27,8 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from clipsuite.core.checkpoints import read_config
 from clipsuite.core.embed import ShardWriter, process_layout, read_shards, shard_name
 from clipsuite.core.errors import InputError
-from clipsuite.core.index_store import ShardSource, StoreConfig, build_store, plan_config
+from clipsuite.core.index_build import build_store, plan_config
+from clipsuite.core.index_store import ShardSource, StoreConfig
 from clipsuite.core.models import ClipModel
 from clipsuite.core.progress import progress_bar
 from clipsuite.core.skipping import OnError, SkipLog, Skipped, check_on_error
