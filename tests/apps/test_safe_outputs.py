@@ -85,3 +85,21 @@ def test_a_users_folder_survives_every_command(path: tuple[str, ...], flag: str,
     assert sorted(p.relative_to(user).as_posix() for p in user.rglob("*")) == ["notes.txt", "sub", "sub/data.csv"]
     assert (user / "notes.txt").read_text() == "my notes\n" and (user / "sub" / "data.csv").read_text() == "a,b\n1,2\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["placeholder.txt", "user"]  # nothing made beside it
+
+
+@pytest.mark.parametrize(("module", "argv"), [
+    ("clipsuite.cli.main", ["embed", "{placeholder}", "-o", "{user}"]),
+    ("clipsuite.remote_app.main", ["search", "{placeholder}", "trees", "-o", "{user}"]),
+    ("clipsuite.brain_app.main", ["fit", "{placeholder}", "-o", "{user}"]),
+])
+def test_the_refusal_comes_before_torch(module: str, argv: list[str], tmp_path: Path, before_torch: Any) -> None:
+    user = tmp_path / "user"
+    user.mkdir()
+    (user / "notes.txt").write_text("mine\n")
+    placeholder = tmp_path / "placeholder.txt"
+    placeholder.write_text("x\n")
+    args = [a.format(placeholder=placeholder, user=user) for a in argv]
+    report, lines = before_torch(module, args)
+    assert report == {"code": 2, "torch": False, "open_clip": False}, lines
+    assert len(lines) == 1 and "holds files this command did not write (notes.txt)" in lines[0], lines
+    assert (user / "notes.txt").read_text() == "mine\n"
