@@ -210,3 +210,17 @@ def test_per_node_builds_merge_into_the_whole(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="trained with another quantizer"):
         merge_stores([node0.folder, other.folder], tmp_path / "bad")
     assert not (tmp_path / "bad").exists()
+
+
+@pytest.mark.parametrize("codes", ["sq8", "pq8"])
+def test_quantised_codes_are_reranked_exactly(tmp_path: Path, codes: str) -> None:
+    data, means = _data(12_000, seed=10)
+    store = build_store(ArraySource(data), tmp_path / codes, StoreConfig(kind="ivf", codes=codes, nlist=64,
+                                                                          nprobe=16, rerank=10))
+    queries = _text_like(means, 30, seed=13)
+    scores, rows = store.search(queries, 10)
+    exact_scores, exact_rows = store.exact_search(queries, 10)
+    expected = np.einsum("qkd,qd->qk", store.gather(rows.ravel()).reshape(*rows.shape, DIM), queries)
+    np.testing.assert_allclose(scores, expected, atol=1e-5)  # re-ranked scores are the stored vectors' cosines
+    assert recall_at_k(rows, exact_rows) >= (0.95 if codes == "sq8" else 0.8)
+    assert recall_at_k(store.search(queries, 10, rerank=1)[1], exact_rows) <= recall_at_k(rows, exact_rows) + 1e-9
