@@ -149,3 +149,13 @@ def test_per_node_builds_merge(built: Path, tmp_path: Path) -> None:
     assert "merged 2 indexes (5000 vectors)" in result.output
     _fails(["index", "merge", str(tmp_path / "i0"), str(built / "ix"), "-o", str(tmp_path / "bad")],
            "trained with another quantizer")
+    out = tmp_path / "hits.json"
+    result = runner.invoke(app, ["index", "search", str(tmp_path / "i0"), str(tmp_path / "i1"), "--text", "x",
+                                 "--where", "split = 'val'", "--k", "6", "--device", "cpu", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    hits = json.loads(out.read_text())
+    assert len(hits) == 6 and all(h["split"] == "val" for h in hits)
+    assert {h["index"] for h in hits} <= {str(tmp_path / "i0"), str(tmp_path / "i1")}
+    assert all((h["id"] < 3000) == (h["index"] == str(tmp_path / "i0")) for h in hits)
+    scores = [h["score"] for h in hits]
+    assert scores == sorted(scores, reverse=True)

@@ -14,7 +14,7 @@ import pytest
 from clipsuite.core.errors import InputError
 from clipsuite.core.index_build import add_to_store, build_store, merge_stores
 from clipsuite.core.index_plan import format_memory, parse_memory, plan_index
-from clipsuite.core.index_store import ArraySource, IndexStore, StoreConfig, normalized
+from clipsuite.core.index_store import ArraySource, IndexStore, StoreConfig, normalized, search_many
 from clipsuite.core.index_tuning import recall_at_k, tune
 
 DIM = 32
@@ -224,3 +224,15 @@ def test_quantised_codes_are_reranked_exactly(tmp_path: Path, codes: str) -> Non
     np.testing.assert_allclose(scores, expected, atol=1e-5)  # re-ranked scores are the stored vectors' cosines
     assert recall_at_k(rows, exact_rows) >= (0.95 if codes == "sq8" else 0.8)
     assert recall_at_k(store.search(queries, 10, rerank=1)[1], exact_rows) <= recall_at_k(rows, exact_rows) + 1e-9
+
+
+def test_several_folders_search_as_one(tmp_path: Path) -> None:
+    data, means = _data(4000, seed=14)
+    config = StoreConfig(kind="ivf", nlist=16, nprobe=16)  # every cell: each store is exact
+    parts = [build_store(ArraySource(data[i:i + 2000], model="tiny"), tmp_path / f"p{i}", config) for i in (0, 2000)]
+    queries = _text_like(means, 20, seed=15)
+    scores, rows, which = search_many(parts, queries, 10)
+    whole = build_store(ArraySource(data, model="tiny"), tmp_path / "whole", StoreConfig(kind="exact"))
+    np.testing.assert_array_equal(rows + 2000 * which, whole.search(queries, 10)[1])
+    with pytest.raises(InputError, match="search indexes of one model together"):
+        search_many([parts[0], build_store(ArraySource(data[:50], model="small"), tmp_path / "s")], queries, 3)

@@ -119,7 +119,8 @@ def _write_results(path: Path, records: list[dict[str, Any]]) -> None:
 @index_app.command("search")
 @cli_errors
 def search(
-    index_dir: Annotated[Path, typer.Argument(help="A folder written by `clipsuite index build`.")],
+    index_dirs: Annotated[list[Path], typer.Argument(
+        help="A folder written by `clipsuite index build`; several are searched as one (same model).")],
     text: Annotated[list[str] | None, typer.Option("--text", "-t", help="A text query (repeatable).")] = None,
     image: Annotated[list[Path] | None, typer.Option("--image", "-i", help="An image query (repeatable).")] = None,
     k: Annotated[int, typer.Option("--k", "-k", min=1, help="Results per query.")] = 5,
@@ -137,7 +138,8 @@ def search(
         "--output", "-o", help="Also write the results (.json, .csv or .tsv).")] = None,
 ) -> None:
     """Nearest neighbours of text and/or image queries; prints a table."""
-    need(index_dir, "index folder", "dir")  # paths first, before torch is imported
+    for index_dir in index_dirs:
+        need(index_dir, "index folder", "dir")  # paths first, before torch is imported
     for query in image or []:
         need(query, "--image file", "file")
     texts, images = list(text or []), list(image or [])
@@ -145,7 +147,11 @@ def search(
         raise InputError("give at least one --text or --image query")
     if output is not None and output.suffix.lower() not in (".json", ".csv", ".tsv"):
         raise InputError(f"{output}: unknown output format (use .json, .csv or .tsv)")
-    store = _open_index(index_dir, where)  # a bad --where or an old folder fails before torch
+    stores = [_open_index(folder, where) for folder in index_dirs]  # a bad --where or folder fails before torch
+    if len(stores) > 1 and not all(hasattr(s, "parts") for s in stores):
+        raise InputError("searching several index folders needs folders written by this version; rebuild the "
+                         "older ones with `clipsuite index build EMBEDDINGS --output FOLDER`")
+    store, index_dir = stores[0], index_dirs[0]
     import torch
 
     from clipsuite.core import load_model
@@ -166,7 +172,8 @@ def search(
                                      (len(texts), clip.encode_images(decoded) if decoded else None, False)):
         if queries is not None:  # texts cross the modality gap to pick cells (when tuned so), images do not
             records += [{"query_text": labels[offset + r["query"]], **r, "query": offset + r["query"]}
-                        for r in _search(store, queries, k, where, nprobe, ef_search, rerank, is_text)]
+                        for r in _search(stores, index_dirs, queries, k, where, nprobe, ef_search, rerank,
+                                         is_text)]
     table = Table("query", "rank", "score", "id", "path")
     for record in records:
         table.add_row(record["query_text"], str(record["rank"]), f"{record['score']:.4f}", str(record.get("id", "")),
@@ -197,10 +204,21 @@ def _open_index(folder: Path, where: str | None) -> Any:
     return store
 
 
-def _search(store: Any, queries: Any, k: int, where: str | None, nprobe: int | None, ef_search: int | None,
-            rerank: int | None, shift: bool) -> list[dict[str, Any]]:
-    from clipsuite.core.index import EmbeddingIndex, SearchResult
+def _search(stores: list[Any], folders: list[Path], queries: Any, k: int, where: str | None, nprobe: int | None,
+            ef_search: int | None, rerank: int | None, shift: bool) -> list[dict[str, Any]]:
+    import numpy as np
 
+    from clipsuite.core.index import EmbeddingIndex, SearchResult
+    from clipsuite.core.index_store import search_many
+
+    store = stores[0]
+    if len(stores) > 1:  # each folder searched apart, the best k kept; hits say which folder they come from
+        scores, rows, which = search_many(stores, queries, k, where=where, nprobe=nprobe, ef_search=ef_search,
+                                          rerank=rerank, shift=shift)
+        metadata = [[None if r < 0 else {**(stores[w].rows_metadata(np.array([[r]]))[0][0] or {}),
+                                         "index": str(folders[w])} for r, w in zip(line_rows, line_which)]
+                    for line_rows, line_which in zip(rows.tolist(), which.tolist())]
+        return SearchResult(rows=rows, scores=scores, metadata=metadata).records()
     if isinstance(store, EmbeddingIndex):
         store.set_search_params(nprobe=nprobe, ef_search=ef_search)
         return store.search(queries, k=k).records()

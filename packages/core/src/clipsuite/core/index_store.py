@@ -452,3 +452,26 @@ def read_store_config(folder: Path) -> dict[str, Any]:
         raise InputError(f"{folder}: index format {version} from another clipsuite version (this one reads "
                          f"{FORMAT_VERSION}); " + REBUILD.format(folder=folder))
     return raw
+
+
+def search_many(stores: Sequence[IndexStore], queries: Any, k: int = 10, **options: Any,
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The best ``k`` over several index folders searched apart: (scores, rows, which store) per query.
+
+    Each store answers with its own settings (and ``options``, as ``IndexStore.search``); scores are
+    cosines in every store, so they compare. The stores must hold vectors of one model and dimension."""
+    if not stores:
+        raise InputError("search: no index folders given")
+    first = stores[0]
+    for store in stores[1:]:
+        if store.dim != first.dim or (store.config.model and first.config.model
+                                      and store.config.model != first.config.model):
+            raise InputError(f"{store.folder}: holds {store.dim}-d '{store.config.model}' vectors, {first.folder} "
+                             f"{first.dim}-d '{first.config.model}'; search indexes of one model together")
+    answers = [store.search(queries, k, **options) for store in stores]
+    scores = np.hstack([a[0] for a in answers])
+    rows = np.hstack([a[1] for a in answers])
+    which = np.hstack([np.full(a[1].shape, number, dtype=np.int64) for number, a in enumerate(answers)])
+    order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    return (np.take_along_axis(scores, order, 1), np.take_along_axis(rows, order, 1),
+            np.take_along_axis(which, order, 1))
