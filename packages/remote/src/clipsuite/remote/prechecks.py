@@ -69,14 +69,22 @@ def check_index_inputs(paths: Sequence[str | os.PathLike[str]], bands: Sequence[
         sizes.append(scene_size(scene, bands, resolution))
     if scenes and not sizes:
         raise InputError(f"none of the {len(scenes)} scenes could be read (first: {log.skipped[0].reason})")
-    if sizes and not any(s.tile_fits(tile_size, min_valid) for s in sizes):
-        best = max(sizes, key=lambda s: min(s.width, s.height))  # the scene that takes the largest whole tile
-        side = min(best.width, best.height)
-        at = f" at {resolution:g} units per pixel" if resolution else ""
-        what = (f"{best.scene}: a {tile_size} px tile does not fit the raster ({best.width} x {best.height} px{at}; "
-                f"min-valid {min_valid:g} needs {100 * min_valid:.0f} % of a tile inside it)")
-        raise InputError(f"{what}; use tiles of {side} px or less", cli=f"{what}; give --tile-size {side} or less")
+    check_tiles_fit(sizes, tile_size, min_valid, resolution)
     return scenes
+
+
+def check_tiles_fit(sizes: Sequence[SceneSize], tile_size: int, min_valid: float,
+                    resolution: float | None = None) -> None:
+    """Refuse a tile that fits none of the scenes (each would give one padded tile below ``min_valid``,
+    and the index would be empty), naming the largest tile that fits."""
+    if not sizes or any(s.tile_fits(tile_size, min_valid) for s in sizes):
+        return
+    best = max(sizes, key=lambda s: min(s.width, s.height))  # the scene that takes the largest whole tile
+    side = min(best.width, best.height)
+    at = f" at {resolution:g} units per pixel" if resolution else ""
+    what = (f"{best.scene}: a {tile_size} px tile does not fit the raster ({best.width} x {best.height} px{at}; "
+            f"min-valid {min_valid:g} needs {100 * min_valid:.0f} % of a tile inside it)")
+    raise InputError(f"{what}; use tiles of {side} px or less", cli=f"{what}; give --tile-size {side} or less")
 
 
 def _readable(scene: SceneSource, bands: Sequence[BandRef] | None, resolution: float | None) -> bool:

@@ -293,6 +293,11 @@ def build_scene_index(clip: ClipModel, sources: Sequence[str | os.PathLike[str] 
     shards = read_shards(shard_dir)
     skipped = sum(int((read_config(path) or {}).get("skipped_nodata", 0)) for path in shards.paths)
     if sum(shards.counts) == 0:
+        from clipsuite.remote.prechecks import check_tiles_fit, scene_size
+
+        # a tile larger than every scene is said as such (the CLI says it before any work, prechecks)
+        check_tiles_fit([scene_size(s, config.bands, config.tile.resolution) for s in scenes], config.tile.size,
+                        config.tile.min_valid, config.tile.resolution)
         raise InputError(f"{', '.join(map(str, sources))}: every tile is nodata ({skipped} skipped); nothing to index")
     extra = {"remote": config.to_dict(), "scenes": [str(s) for s in scenes], "skipped_nodata": skipped,
              "skipped_files": [item.as_dict() for item in log.skipped], "fill": fill,
