@@ -313,6 +313,9 @@ def store_config(kind: str, max_memory: int | None, total: int, dim: int, model:
     """The store's settings as ``clipsuite index build`` makes them: ``ivfpq`` is ivf with PQ codes of
     dim/8 bytes; a memory budget with the default kind picks kind, codes and sizes (autofaiss-style)."""
     pq = kind == "ivfpq"
+    if pq and total < 39 * 256:  # said in this command's flags (the core's advice names --codes)
+        raise InputError(f"--kind ivfpq needs at least {39 * 256} tiles to train its codes, got {total} "
+                         "(use --kind ivf or exact)")
     config = StoreConfig(kind="ivf" if pq else kind, codes=f"pq{max(1, dim // 8)}" if pq else "flat",
                          max_memory=max_memory, model=model)
     if max_memory is not None and kind == "exact":
