@@ -39,6 +39,9 @@ def build(
     device: DeviceOpt = None,
 ) -> None:
     """Build an index from every shard in EMBEDDINGS, in bounded memory (format 2)."""
+    from clipsuite.core.outputs import check_output_dir
+
+    check_output_dir(output, "--output")  # a user's folder is refused before any work
     need(embeddings, "embeddings folder", "dir")  # before torch is imported
     need(tune_queries, "--tune-queries", "any")
     need(trained, "--trained index folder", "dir")
@@ -138,6 +141,10 @@ def search(
         "--output", "-o", help="Also write the results (.json, .csv or .tsv).")] = None,
 ) -> None:
     """Nearest neighbours of text and/or image queries; prints a table."""
+    if output is not None:
+        from clipsuite.core.outputs import check_output_file
+
+        check_output_file(output, "--output", (".json", ".csv", ".tsv"))
     for index_dir in index_dirs:
         need(index_dir, "index folder", "dir")  # paths first, before torch is imported
     for query in image or []:

@@ -57,7 +57,6 @@ class TrainConfig:
     drop_last: bool = False
 
     def __post_init__(self, flags: dict[str, str] | None = None) -> None:
-        self.flags = flags or {}
         self.output_dir = Path(self.output_dir)
         self.betas = (float(self.betas[0]), float(self.betas[1]))
         if self.fsdp_wrap is not None:
@@ -90,7 +89,7 @@ class TrainConfig:
         if self.max_grad_norm is not None and not self.max_grad_norm > 0:
             problems.append(f"max_grad_norm must be > 0 (got {self.max_grad_norm})")
         if problems:
-            raise InputError("TrainConfig: " + "; ".join(problems), cli=in_flag_words(problems, self.flags))
+            raise InputError("TrainConfig: " + "; ".join(problems), cli=in_flag_words(problems, flags or {}))
 
     # the run's field -> the flag a command gives it, where it is not --field-name (a command's config sets it)
     flags: dataclasses.InitVar[dict[str, str] | None] = None
