@@ -261,6 +261,9 @@ def merge(
     output: Annotated[Path, typer.Option("--output", "-o", help="Merged index folder to write.")],
 ) -> None:
     """Merge per-node index folders (same trained quantizer) into one, lists merged on disk."""
+    from clipsuite.core.outputs import check_output_dir
+
+    check_output_dir(output, "--output")  # a user's folder is refused before any work
     for folder in index_dirs:
         need(folder, "index folder", "dir")
     from clipsuite.core.index_build import merge_stores
