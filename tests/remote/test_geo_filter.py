@@ -170,7 +170,7 @@ def test_a_thin_area_falls_back_to_testing_every_candidate(
     queries = normalized(np.random.default_rng(8).normal(size=(5, DIM)), DIM, "q")
     exact = queries @ store.gather(np.arange(len(store))).T
     exact[:, ~matching] = -np.inf
-    scores, found = filtered_search(store, queries, 10, area, exact_rows=100)
+    scores, found = filtered_search(store, queries, 10, area, exact_rows=100, fetch_limit=100)
     np.testing.assert_array_equal(found, np.argsort(-exact, axis=1, kind="stable")[:, :10])
 
 

@@ -29,7 +29,8 @@ from clipsuite.core.errors import InputError
 GEO_COLUMNS = ("lon_min", "lat_min", "lon_max", "lat_max")
 WGS84 = "EPSG:4326"
 PAD = 1e-7  # degrees (~1 cm): the prefilter box is widened so float noise never drops a true match
-EXACT_ROWS = 65_536  # at most this many prefilter candidates: test them all, then scan the matches exactly
+EXACT_ROWS = 4096  # at most this many prefilter candidates: test them all, then scan the matches exactly
+FETCH_LIMIT = 65_536  # over-fetching stops here; then every candidate is tested (an area thin in its boxes)
 MAX_BOXES = 32  # an area of more parts is prefiltered by one box per hemisphere of parts
 BLOCK = 8192  # rows per block when footprints are computed for many rows
 
@@ -371,13 +372,14 @@ def _matching(store: Any, rows: np.ndarray, area: GeoArea) -> np.ndarray:
 
 
 def filtered_search(store: Any, queries: np.ndarray, k: int, area: GeoArea, shift: bool = True,
-                    exact_rows: int = EXACT_ROWS) -> tuple[np.ndarray, np.ndarray]:
+                    exact_rows: int = EXACT_ROWS, fetch_limit: int = FETCH_LIMIT) -> tuple[np.ndarray, np.ndarray]:
     """Top-``k`` (scores, rows) per query among tiles whose footprint intersects ``area``; -inf / -1 padded.
 
     The prefilter (``area.where()``) runs in the store. With at most ``exact_rows`` candidates, all
     footprints are tested and the matches scanned exactly (recall 1). Otherwise the store's filtered
-    search fetches 4k candidates, their footprints are tested, and a query short of k asks for 4x more;
-    past ``exact_rows`` candidates per query it falls back to the exact route."""
+    search (its recall) fetches 4k candidates, their footprints are tested (~40 us a row, so only the
+    fetched ones), and a query short of k asks for 4x more; past ``fetch_limit`` per query it falls back
+    to testing every candidate."""
     from clipsuite.core.index_store import normalized
 
     check_geo_store(store, "index")
@@ -393,7 +395,7 @@ def filtered_search(store: Any, queries: np.ndarray, k: int, area: GeoArea, shif
     known: dict[int, bool] = {}
     todo = np.arange(len(q))
     want = 4 * k
-    while todo.size and want <= exact_rows:
+    while todo.size and want <= fetch_limit:
         scores, rows = store.search(q[todo], k=want, where=where, shift=shift)
         fresh = np.setdiff1d(np.unique(rows[rows >= 0]), np.fromiter(known, np.int64, len(known)))
         known.update(zip(fresh.tolist(), _matching(store, fresh, area).tolist()))
