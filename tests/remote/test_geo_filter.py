@@ -160,13 +160,17 @@ def test_every_hit_intersects_the_area_with_recall_against_exact_filtered_search
 
 def test_a_thin_area_falls_back_to_testing_every_candidate(
         geo_index: tuple[IndexStore, list[dict[str, Any]], list[Any]], tmp_path: Path) -> None:
-    """A diagonal sliver covers little of its box: over-fetching gives up and every candidate is tested."""
+    """A diagonal sliver covers little of its box: read_area covers it with smaller boxes; with its one
+    box as the prefilter, over-fetching gives up and every candidate is tested, still exactly."""
     store, rows, truth = geo_index
-    area = read_area(_write(tmp_path / "sliver.geojson", {"type": "Feature", "properties": {}, "geometry": _polygon(
+    covered = read_area(_write(tmp_path / "sliver.geojson", {"type": "Feature", "properties": {}, "geometry": _polygon(
         [[15.0, 44.85], [15.3, 45.15], [15.3, 45.1502], [15.0, 44.8502], [15.0, 44.85]])}))
+    area = GeoArea(covered.geometry, [covered.geometry.bounds], "one box")
     matching = np.array([g is not None and g.intersects(area.geometry) for g in truth])
     candidates = store.matching_rows(area.where())
     assert matching.sum() >= 10 and candidates.size > 10 * matching.sum()
+    tight = store.matching_rows(covered.where())
+    assert np.isin(np.flatnonzero(matching), tight).all() and tight.size < candidates.size / 3  # still a superset
     queries = normalized(np.random.default_rng(8).normal(size=(5, DIM)), DIM, "q")
     exact = queries @ store.gather(np.arange(len(store))).T
     exact[:, ~matching] = -np.inf

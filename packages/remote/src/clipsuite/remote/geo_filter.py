@@ -31,7 +31,8 @@ WGS84 = "EPSG:4326"
 PAD = 1e-7  # degrees (~1 cm): the prefilter box is widened so float noise never drops a true match
 EXACT_ROWS = 4096  # at most this many prefilter candidates: test them all, then scan the matches exactly
 FETCH_LIMIT = 65_536  # over-fetching stops here; then every candidate is tested (an area thin in its boxes)
-MAX_BOXES = 32  # an area of more parts is prefiltered by one box per hemisphere of parts
+MAX_BOXES = 64  # boxes OR'ed in the prefilter; an area of more parts gets one box per hemisphere of parts
+COVER_GRID = 6  # a polygon filling less than half its bounds is covered by the pieces of a 6 x 6 split
 BLOCK = 8192  # rows per block when footprints are computed for many rows
 
 
@@ -173,12 +174,29 @@ def read_area(path: str | os.PathLike[str]) -> GeoArea:
     return GeoArea(shapely.union_all(polygons), _boxes(parts), f"--within {path}")
 
 
+def _cover(part: Any, grid: int = COVER_GRID) -> list[tuple[float, ...]]:
+    """Boxes covering one polygon: its bounds, or where it fills less than half of them (a diagonal strip,
+    a ring) the bounds of its pieces in a ``grid`` x ``grid`` split of them, so the prefilter stays tight."""
+    import shapely
+
+    west, south, east, north = (float(v) for v in part.bounds)
+    if east <= west or north <= south or part.area >= 0.5 * (east - west) * (north - south):
+        return [(west, south, east, north)]
+    xs, ys = np.linspace(west, east, grid + 1), np.linspace(south, north, grid + 1)
+    pieces = [shapely.clip_by_rect(part, xs[i], ys[j], xs[i + 1], ys[j + 1]) for i in range(grid) for j in range(grid)]
+    return [tuple(float(v) for v in piece.bounds) for piece in pieces if not piece.is_empty]
+
+
 def _boxes(parts: Sequence[Any]) -> list[tuple[float, float, float, float]]:
-    """One box per part, or with many parts one per side of the 0 meridian (a superset either way; an area
-    cut at 180 degrees as RFC 7946 asks keeps its two sides apart)."""
+    """A few boxes per part (``_cover``), or one per part when that makes too many, or with many parts one
+    per side of the 0 meridian (a superset always; an area cut at 180 degrees as RFC 7946 asks keeps its
+    two sides apart)."""
+    covered = [b for p in parts for b in _cover(p)]
+    if len(covered) <= MAX_BOXES:
+        return covered  # type: ignore[return-value]  # four floats each
     bounds = [tuple(float(v) for v in p.bounds) for p in parts]
     if len(bounds) <= MAX_BOXES:
-        return bounds  # type: ignore[return-value]  # four floats each
+        return bounds  # type: ignore[return-value]
     groups: dict[bool, list[tuple[float, ...]]] = {}
     for b in bounds:
         groups.setdefault((b[0] + b[2]) >= 0, []).append(b)
