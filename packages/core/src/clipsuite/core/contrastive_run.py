@@ -107,7 +107,7 @@ class ContrastiveRun:
                            warmup_steps=self.warmup, precision=self.precision, grad_accum=self.grad_accum,
                            grad_checkpointing=self.grad_checkpointing, ema_decay=self.ema,
                            checkpoint_every=self.checkpoint_every, seed=self.seed, distributed=self.distributed,
-                           flags={"warmup_steps": "--warmup", "ema_decay": "--ema"}, **how)
+                           flags={"warmup_steps": "--warmup", "ema_decay": "--ema", "num_workers": "--workers"}, **how)
 
     def loss_settings(self) -> ContrastiveConfig:
         return ContrastiveConfig(loss=self.loss, lock_image=self.lock_image, lock_text=self.lock_text,

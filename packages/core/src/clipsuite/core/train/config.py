@@ -116,6 +116,16 @@ def in_flag_words(problems: list[str], flags: dict[str, str]) -> str:
     """The problems with each field name in the words a command-line user typed (``lr`` -> ``--lr``,
     ``warmup_steps`` -> the command's ``--warmup``)."""
     names = sorted((f.name for f in dataclasses.fields(TrainConfig)), key=len, reverse=True)
-    pattern = re.compile(r"\b(" + "|".join(map(re.escape, names)) + r")\b")
-    return "; ".join(pattern.sub(lambda m: flags.get(m.group(1), "--" + m.group(1).replace("_", "-")), problem)
-                     for problem in problems)
+    # a field named as the subject of its rule ("lr must be > 0", "warmup_steps and num_workers must ..."),
+    # not a word of the text ("unknown precision 'fp8'" stays as it is)
+    pattern = re.compile(r"\b(" + "|".join(map(re.escape, names)) + r")\b(?= must| and )")
+    def flag(name: str) -> str:
+        return flags.get(name, "--" + name.replace("_", "-"))
+
+    def words(problem: str) -> str:
+        unknown = re.match(r"unknown (\w+) ", problem)  # "unknown precision 'fp8' ...": say whose value it is
+        if unknown and unknown.group(1) in names:
+            return f"{flag(unknown.group(1))}: {problem}"
+        return pattern.sub(lambda m: flag(m.group(1)), problem)
+
+    return "; ".join(words(problem) for problem in problems)
