@@ -374,12 +374,10 @@ def check_area_index(folder: str | os.PathLike[str], area: GeoArea) -> None:
         raise old_index_error(folder)
     store = open_store(folder)
     check_geo_store(store, folder)
-    store.matching_rows(area.where())  # DuckDB binds the predicate now: its answer is cached for the search
+    store.matching_rows(area.where())  # DuckDB runs the prefilter once now: any failure comes before the model
 
 
 # ---- filtered search ------------------------------------------------------------------------------------
-
-
 def _matching(store: Any, rows: np.ndarray, area: GeoArea) -> np.ndarray:
     """Which of the given store ``rows`` have footprints intersecting the area (blocks of ``BLOCK``)."""
     keep = np.zeros(rows.size, dtype=bool)
