@@ -34,3 +34,11 @@ def test_imports_without_torch() -> None:
     code = "import sys, clipsuite.core.json_files; print('torch' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "False"
+
+
+def test_first_line_of_an_error_is_one_short_line() -> None:
+    from clipsuite.core.errors import first_line
+
+    assert first_line(ValueError("bad header\n  at byte 12\n")) == "bad header"
+    assert first_line(ValueError("")) == "ValueError" and first_line(OSError(), empty="unreadable") == "unreadable"
+    assert first_line(RuntimeError("x" * 300), 120) == "x" * 120

@@ -18,7 +18,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from clipsuite.core.errors import InputError, ModelError
+from clipsuite.core.errors import InputError, ModelError, first_line
 from clipsuite.core.json_files import read_json  # re-exported: callers import it from here
 from clipsuite.core.staging import atomic_write_bytes, atomic_write_json, atomic_write_text, staged_path
 
@@ -49,7 +49,7 @@ def load_tensors(path: str | os.PathLike[str], device: str = "cpu") -> dict[str,
         with safe_open(str(path), framework="pt", device=device) as handle:
             return {name: handle.get_tensor(name) for name in handle.keys()}  # noqa: SIM118 (not iterable)
     except (SafetensorError, OSError, ValueError) as error:  # a damaged header or truncated data
-        raise InputError(f"{path}: not a readable safetensors file ({_first_line(error)})") from None
+        raise InputError(f"{path}: not a readable safetensors file ({first_line(error)})") from None
 
 
 def load_state_exactly(model: torch.nn.Module, state: Mapping[str, torch.Tensor], source: object, what: str) -> None:
@@ -74,11 +74,8 @@ def read_config(path: str | os.PathLike[str]) -> dict[str, Any] | None:
         with safe_open(str(path), framework="pt", device="cpu") as handle:
             metadata = handle.metadata() or {}
     except (SafetensorError, OSError, ValueError) as error:
-        raise InputError(f"{path}: not a readable safetensors file ({_first_line(error)})") from None
+        raise InputError(f"{path}: not a readable safetensors file ({first_line(error)})") from None
     raw = metadata.get(CONFIG_METADATA_KEY)
     return json.loads(raw) if raw else None
 
 
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return text[0] if text else type(error).__name__

@@ -26,7 +26,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 from torchvision.transforms.functional import to_tensor
 
-from clipsuite.core.errors import InputError
+from clipsuite.core.errors import InputError, first_line
 from clipsuite.core.images import decode_image_from, load_image, to_rgb
 from clipsuite.core.tabular import read_table
 
@@ -174,7 +174,7 @@ def read_shard_pairs(source: str | os.PathLike[str]) -> list[Pair]:
                 captions = {key: archive.extractfile(parts[TEXT_EXTENSION]).read()  # type: ignore[union-attr]  # a file member
                             for key, parts in samples.items() if TEXT_EXTENSION in parts}
         except (tarfile.TarError, OSError, EOFError) as error:
-            raise InputError(f"{shard}: not a readable tar shard ({str(error).splitlines()[0]})") from None
+            raise InputError(f"{shard}: not a readable tar shard ({first_line(error)})") from None
         for key, parts in samples.items():
             image_ext = next((ext for ext in IMAGE_EXTENSIONS if ext in parts), None)
             if image_ext is None or key not in captions:

@@ -30,7 +30,7 @@ from safetensors import SafetensorError, safe_open
 from torch.utils.data import DataLoader, Dataset
 
 from clipsuite.core.checkpoints import CONFIG_METADATA_KEY
-from clipsuite.core.errors import ClipsuiteError, InputError
+from clipsuite.core.errors import ClipsuiteError, InputError, first_line
 from clipsuite.core.images import expand_image_inputs, load_image
 from clipsuite.core.outputs import check_output_dir, write_manifest
 from clipsuite.core.progress import progress_bar
@@ -350,7 +350,7 @@ def read_shards(folder: str | os.PathLike[str]) -> ShardSet:
                 meta = json.loads((handle.metadata() or {}).get(CONFIG_METADATA_KEY, "{}"))
                 shape = handle.get_slice(TENSOR_NAME).get_shape()
         except (SafetensorError, OSError, ValueError) as error:  # damaged file, bad JSON metadata, no tensor
-            raise InputError(f"{path}: not a readable embedding shard ({str(error).splitlines()[0][:120]})") from None
+            raise InputError(f"{path}: not a readable embedding shard ({first_line(error, 120)})") from None
         if not path.with_suffix(".jsonl").is_file():
             raise InputError(f"{path.with_suffix('.jsonl')}: metadata file missing")
         counts.append(int(shape[0]))

@@ -34,3 +34,12 @@ class ModelError(ClipsuiteError):
 
 class WeightsUnavailableError(ModelError):
     """Pretrained weights were asked for but cannot be had (no network, not cached)."""
+
+
+def first_line(error: BaseException | str, limit: int = 160, empty: str | None = None) -> str:
+    """An exception's message as one line for a one-line refusal: its first non-blank line, cut at
+    ``limit`` characters; ``empty`` (default: the exception's class name) when it says nothing."""
+    text = str(error).strip()
+    if not text:
+        return empty if empty is not None else (type(error).__name__ if isinstance(error, BaseException) else "")
+    return text.splitlines()[0][:limit]

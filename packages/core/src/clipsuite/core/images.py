@@ -14,7 +14,7 @@ from typing import IO
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from clipsuite.core.errors import InputError
+from clipsuite.core.errors import InputError, first_line
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif"})
 
@@ -45,7 +45,7 @@ def decode_image_from(source: str | os.PathLike[str] | IO[bytes], name: object) 
     except UnidentifiedImageError:
         raise InputError(f"{name}: not a readable image (unknown or corrupt format)") from None
     except (OSError, ValueError, SyntaxError) as error:
-        reason = str(error).splitlines()[0] if str(error) else "truncated"
+        reason = first_line(error, empty="truncated")
         raise InputError(f"{name}: corrupt image ({reason})") from None
 
 

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from clipsuite.core.checkpoints import read_json
-from clipsuite.core.errors import InputError
+from clipsuite.core.errors import InputError, first_line
 from clipsuite.core.staging import staged_folder
 from clipsuite.core.tabular import iter_jsonl
 
@@ -269,7 +269,7 @@ class EmbeddingIndex:
             index = faiss.deserialize_index(np.fromfile(folder / INDEX_FILE, dtype=np.uint8))
         except RuntimeError as error:
             raise InputError(f"{folder / INDEX_FILE}: not a readable faiss index "
-                             f"({str(error).strip().splitlines()[0][:120]})") from None
+                             f"({first_line(error, 120)})") from None
         metadata = [row for _, row in iter_jsonl(folder / METADATA_FILE)]
         if index.ntotal != len(metadata) or index.d != config.dim:
             raise InputError(f"{folder}: index holds {index.ntotal} vectors of dim {index.d} but the metadata has "

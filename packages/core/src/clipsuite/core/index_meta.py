@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from clipsuite.core.errors import InputError
+from clipsuite.core.errors import InputError, first_line
 
 METADATA_FILE = "metadata.arrow"
 BLOCK_ROWS = 65_536
@@ -126,7 +126,7 @@ class MetadataTable:
             relation = connection.from_arrow(table)
             found = relation.filter(predicate).project("__row__").fetchnumpy()["__row__"]
         except duckdb.Error as error:
-            first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            first = first_line(error)
             raise InputError(f"--where {predicate!r}: {first[:200]} (columns: {', '.join(self.columns)})") from None
         finally:
             connection.close()

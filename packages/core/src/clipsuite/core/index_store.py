@@ -33,7 +33,7 @@ from typing import Any, Protocol
 import faiss
 import numpy as np
 
-from clipsuite.core.errors import InputError
+from clipsuite.core.errors import InputError, first_line
 from clipsuite.core.index_meta import MetadataTable
 from clipsuite.core.index_plan import code_bytes
 from clipsuite.core.json_files import read_json
@@ -259,7 +259,7 @@ class IndexStore:
                     index = faiss.read_index(str(folder / INDEX_FILE), faiss.IO_FLAG_ONDISK_SAME_DIR)
             except RuntimeError as error:
                 raise InputError(f"{folder / INDEX_FILE}: not a readable faiss index "
-                                 f"({str(error).strip().splitlines()[0][:120]})") from None
+                                 f"({first_line(error, 120)})") from None
         shift = np.load(folder / SHIFT_FILE) if (folder / SHIFT_FILE).is_file() else None
         store = cls(folder, config, parts, index, shift)
         count = int(raw.get("count", -1))

@@ -26,7 +26,7 @@ from PIL import Image
 
 from clipsuite.core import hub
 from clipsuite.core.checkpoints import atomic_write_json, load_state_exactly, load_tensors, save_tensors
-from clipsuite.core.errors import ModelError
+from clipsuite.core.errors import ModelError, first_line
 from clipsuite.core.images import load_image
 from clipsuite.core.model_specs import CONFIG_FILE, RANDOM, ModelSource, resolve_relative_paths, resolve_spec
 from clipsuite.core.notices import note_random_weights
@@ -352,11 +352,7 @@ def _fetch_file_ref(ref: str, what: str) -> str:
             return hf_hub_download(repo, filename)
     except _LOAD_ERRORS as error:
         raise hub.unavailable(f"weights {ref} for '{what}'", python_fix, cli_fix,
-                              f"the download failed ({_first_line(error)})") from None
-
-
-def _first_line(error: BaseException) -> str:
-    return (str(error).strip().splitlines() or [type(error).__name__])[0]
+                              f"the download failed ({first_line(error)})") from None
 
 
 @contextlib.contextmanager
@@ -403,7 +399,7 @@ def _build_from_open_clip(source: ModelSource, precision: str, quick_gelu: bool,
             tokenizer = open_clip.get_tokenizer(name)
     except _LOAD_ERRORS as error:
         raise hub.unavailable(f"weights for {asked}", python_fix, cli_fix,
-                              f"they could not be loaded ({_first_line(error)})") from None
+                              f"they could not be loaded ({first_line(error)})") from None
     if name.startswith("hf-hub:"):
         try:
             model_cfg = copy.deepcopy(open_clip.get_model_config(name))  # cached by create_model above

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from clipsuite.core.errors import InputError, ModelError
+from clipsuite.core.errors import InputError, ModelError, first_line
 
 if TYPE_CHECKING:
     from clipsuite.core.models import ClipModel
@@ -131,7 +131,7 @@ class InceptionFeatures(nn.Module):
         try:
             torch.load(weights, map_location="cpu", weights_only=True)
         except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as error:
-            raise ModelError(f"{weights}: not a readable Inception weights file ({str(error).splitlines()[0]})"
+            raise ModelError(f"{weights}: not a readable Inception weights file ({first_line(error)})"
                              ) from None
         self.net = NoTrainInceptionV3(name="inception-v3-compat", features_list=["2048"],
                                       feature_extractor_weights_path=str(weights))

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from clipsuite.core.errors import InputError
+from clipsuite.core.errors import InputError, first_line
 from clipsuite.core.skipping import Skipped
 
 if TYPE_CHECKING:
@@ -90,7 +90,7 @@ def read_header(file: Path) -> Dataset:
         with quiet_pydicom():
             return pydicom.dcmread(str(file), stop_before_pixels=True)
     except Exception as error:  # noqa: BLE001 - readers raise many types; one message for all
-        raise InputError(f"{file}: not a readable DICOM file ({_first_line(error)})") from None
+        raise InputError(f"{file}: not a readable DICOM file ({first_line(error)})") from None
 
 
 def decode_pixels(file: Path) -> tuple[np.ndarray, Dataset]:
@@ -102,7 +102,7 @@ def decode_pixels(file: Path) -> tuple[np.ndarray, Dataset]:
         with quiet_pydicom():
             ds = pydicom.dcmread(str(file))
     except Exception as error:  # noqa: BLE001 - readers raise many types; one message for all
-        raise InputError(f"{file}: not a readable DICOM file ({_first_line(error)})") from None
+        raise InputError(f"{file}: not a readable DICOM file ({first_line(error)})") from None
     try:
         with quiet_pydicom(), quiet_native_stderr():
             return ds.pixel_array, ds
@@ -177,6 +177,3 @@ def _without_repeats(headers: list[tuple[Path, Dataset]]) -> SeriesFiles:
     return SeriesFiles(kept, left_out)
 
 
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return text[0] if text else type(error).__name__

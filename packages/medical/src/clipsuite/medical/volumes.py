@@ -23,7 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from clipsuite.core.errors import InputError
+from clipsuite.core.errors import InputError, first_line
 from clipsuite.core.skipping import Skipped
 from clipsuite.medical.dicom import decode_pixels, dicom_files, looks_dicom, series_files
 
@@ -116,14 +116,14 @@ def _read_nifti(path: Path) -> SpatialImage:  # or InputError
     try:
         return cast("SpatialImage", nib.load(str(path)))  # an image with data and affine (NIfTI)
     except Exception as error:  # noqa: BLE001 - nibabel raises ImageFileError, EOFError, zlib errors
-        raise InputError(f"{path}: not a readable NIfTI file ({_first_line(error)})") from None
+        raise InputError(f"{path}: not a readable NIfTI file ({first_line(error)})") from None
 
 
 def _nifti_data(path: Path, dataobj: object) -> np.ndarray:
     try:
         return np.asarray(dataobj, dtype=np.float32)
     except Exception as error:  # noqa: BLE001 - truncated or corrupt data: same zoo of reader errors
-        raise InputError(f"{path}: not a readable NIfTI file ({_first_line(error)})") from None
+        raise InputError(f"{path}: not a readable NIfTI file ({first_line(error)})") from None
 
 
 def _nifti_volume(path: Path, data: np.ndarray, affine: np.ndarray, source: str) -> Volume:
@@ -426,6 +426,3 @@ def aggregate(slice_scores: torch.Tensor, how: Literal["mean", "max"] = "mean") 
     raise InputError(f"aggregation '{how}': use mean or max")
 
 
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return text[0] if text else type(error).__name__

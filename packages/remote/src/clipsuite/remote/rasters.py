@@ -25,7 +25,7 @@ from rasterio.enums import MaskFlags, Resampling
 from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 from rasterio.windows import Window
 
-from clipsuite.core.errors import InputError
+from clipsuite.core.errors import InputError, first_line
 from clipsuite.remote.band_files import COMMON_ALIASES
 from clipsuite.remote.fill import Fill, zero_rule_applies
 
@@ -65,7 +65,7 @@ def io_reason(error: BaseException) -> str:
     chained = error.__cause__ or error.__context__
     if "See previous exception" in text and chained is not None and str(chained).strip():
         text = str(chained).strip()
-    return text.splitlines()[0][:160] if text else "unreadable"
+    return first_line(text, empty="unreadable")
 
 
 def _canonical(name: str) -> str:

@@ -19,7 +19,7 @@ from typing import Any
 import rasterio
 from rasterio.errors import RasterioIOError
 
-from clipsuite.core.errors import InputError
+from clipsuite.core.errors import InputError, first_line
 from clipsuite.remote.band_files import (
     COMMON_ALIASES,
     BandHeader,
@@ -132,7 +132,7 @@ def _header(band: BandFile, label: str) -> BandHeader:
         with rasterio.open(band.path if local else _remote(band.path)) as dataset:
             return read_header(dataset, band.path, band.index)
     except RasterioIOError as error:
-        first = str(error).strip().splitlines()[0][:160] if str(error).strip() else "unreadable"
+        first = first_line(error, empty="unreadable")
         raise InputError(f"{band.path}: band {band.name} of scene {label}: not a readable raster ({first})") from None
 
 

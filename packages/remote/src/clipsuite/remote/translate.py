@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-from clipsuite.core.errors import InputError
+from clipsuite.core.errors import InputError, first_line
 from clipsuite.core.staging import atomic_write_text
 
 # NLLB / FLORES-200 codes of RS-M-CLIP's 10 languages (and a few more)
@@ -41,11 +41,11 @@ def _load(name: str, device: str) -> tuple[Any, Any]:
         tokenizer = AutoTokenizer.from_pretrained(name, local_files_only=True)
         model = AutoModelForSeq2SeqLM.from_pretrained(name, local_files_only=True)
     except (OSError, ValueError) as error:
-        first = str(error).strip().splitlines()[0][:160] if str(error).strip() else type(error).__name__
+        first = first_line(error)
         raise InputError(f"{name}: translation model not found locally (a folder, or the Hugging Face cache; "
                          f"fetch it first, e.g. `hf download {name}`): {first}") from None
     except ImportError as error:  # Marian's tokenizer needs sentencepiece
-        raise InputError(f"{name}: the tokenizer needs a missing package ({str(error).splitlines()[0][:160]})"
+        raise InputError(f"{name}: the tokenizer needs a missing package ({first_line(error)})"
                          ) from None
     return tokenizer, model.to(device).eval()
 

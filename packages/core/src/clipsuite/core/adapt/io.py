@@ -26,7 +26,7 @@ from clipsuite.core.adapt.heads import HEADS, DescriptorHead, GDAHead, LinearHea
 from clipsuite.core.adapt.linear_probe import CLAPHead
 from clipsuite.core.adapt.maple import MaPLeClassifier, MaPLeConfig
 from clipsuite.core.checkpoints import load_tensors, read_config, save_tensors
-from clipsuite.core.errors import InputError
+from clipsuite.core.errors import InputError, first_line
 from clipsuite.core.fingerprint import check_same_backbone
 from clipsuite.core.models import ClipModel
 
@@ -173,5 +173,5 @@ def _load_prompt(path: Path, model: ClipModel, config: dict[str, Any], tensors: 
     try:
         module.load_state_dict({k: v.to(model.device) for k, v in tensors.items()}, strict=True)
     except RuntimeError as error:
-        raise InputError(f"{path}: saved prompt does not fit this model ({str(error).splitlines()[0][:120]})") from None
+        raise InputError(f"{path}: saved prompt does not fit this model ({first_line(error, 120)})") from None
     return module, names

@@ -30,7 +30,7 @@ from clipsuite.core.backends.transformers_source import HF_CONFIG, TINY_TOKENIZE
 from clipsuite.core.backends.transformers_tokenizer import ClipTokenizer, attention_mask
 from clipsuite.core.backends.transformers_weights import load_weights
 from clipsuite.core.checkpoints import atomic_write_bytes, atomic_write_json
-from clipsuite.core.errors import ModelError
+from clipsuite.core.errors import ModelError, first_line
 from clipsuite.core.model_specs import ModelSource
 from clipsuite.core.models import ClipModel
 from clipsuite.core.precision import resolve_precision
@@ -157,7 +157,7 @@ def _hf_config(source: ModelSource, quick_gelu: bool) -> Any:
     try:
         return CLIPConfig.from_dict(data)
     except (TypeError, ValueError, KeyError) as error:
-        raise ModelError(f"{source.name}: not a valid CLIPConfig ({str(error).splitlines()[0][:160]})") from None
+        raise ModelError(f"{source.name}: not a valid CLIPConfig ({first_line(error)})") from None
 
 
 def _summary(config: Any, context_length: int, transform: ClipImageTransform) -> dict[str, Any]:
