@@ -71,12 +71,13 @@ print(json.dumps({"code": code, "torch": "torch" in sys.modules, "open_clip": "o
 
 @pytest.fixture(scope="session")
 def before_torch() -> Callable[..., tuple[dict[str, Any], list[str]]]:
-    """``run(module, argv)`` -> (``{"code", "torch", "open_clip"}``, the non-blank stderr lines), offline, in a
-    fresh process with a wide terminal (a message is never wrapped)."""
-    def run(module: str, argv: Sequence[str], timeout: int = 300) -> tuple[dict[str, Any], list[str]]:
+    """``run(module, argv, env=...)`` -> (``{"code", "torch", "open_clip"}``, the non-blank stderr lines),
+    offline, in a fresh process with a wide terminal (a message is never wrapped); ``env`` adds variables."""
+    def run(module: str, argv: Sequence[str], timeout: int = 300,
+            env: dict[str, str] | None = None) -> tuple[dict[str, Any], list[str]]:
         done = subprocess.run([sys.executable, "-c", BEFORE_TORCH_PROBE, module, *argv], capture_output=True,
                               text=True, timeout=timeout,
-                              env={"COLUMNS": "300", "PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1"})
+                              env={"COLUMNS": "300", "PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1", **(env or {})})
         report = json.loads(done.stdout.strip().splitlines()[-1]) if done.stdout.strip() else {"stderr": done.stderr}
         return report, [line for line in done.stderr.splitlines() if line.strip()]
 

@@ -10,35 +10,30 @@ import logging
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import rasterio
 from rasterio.transform import from_origin
 
-PROBE = """
-import importlib, json, sys
-module, argv = sys.argv[1], sys.argv[2:]
-app = importlib.import_module(module).app
-try:
-    app(argv, standalone_mode=True)
-    code = 0
-except SystemExit as stop:
-    code = stop.code
-print(json.dumps({"code": code, "torch": "torch" in sys.modules, "open_clip": "open_clip" in sys.modules}))
-"""
 REMOTE, BRAIN, GENERATIVE = "clipsuite.remote_app.main", "clipsuite.brain_app.main", "clipsuite.generative_app.main"
 MEDICAL = "clipsuite.medical_app.main"
+
+
+_probe: Any = None  # the shared fresh-process runner (tests/conftest.py: before_torch)
+
+
+@pytest.fixture(autouse=True)
+def _shared_probe(before_torch: Any) -> None:
+    global _probe
+    _probe = before_torch
 
 
 def _run(module: str, argv: list[str], hf_home: Path, env: dict[str, str] | None = None,
          ) -> tuple[dict[str, object], list[str]]:
     """Offline, with an empty Hugging Face cache of its own (weights cached on this machine do not count)."""
-    done = subprocess.run([sys.executable, "-c", PROBE, module, *argv], capture_output=True, text=True, timeout=300,
-                          env={"COLUMNS": "300", "PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1",
-                               "HF_HOME": str(hf_home), **(env or {})})
-    report = json.loads(done.stdout.strip().splitlines()[-1]) if done.stdout.strip() else {"stderr": done.stderr}
-    return report, [line for line in done.stderr.splitlines() if line.strip()]
+    return _probe(module, argv, env={"HF_HOME": str(hf_home), **(env or {})})  # type: ignore[no-any-return]
 
 
 def _refused(module: str, argv: list[str], hf_home: Path, *expected: str) -> str:
