@@ -30,7 +30,7 @@ from clipsuite.remote.band_files import (
     read_header,
     stack_vrt,
 )
-from clipsuite.remote.rasters import BandRef, Scaling, open_raster
+from clipsuite.remote.rasters import BandRef, Scaling, io_reason, open_raster
 
 RASTER_SUFFIXES = (".tif", ".tiff", ".vrt", ".jp2", ".img")
 GLOB_CHARS = set("*?[")
@@ -171,7 +171,7 @@ def open_scene(scene: SceneSource | Path | str, bands: Sequence[BandRef] | None 
     try:
         dataset = rasterio.open(xml)
     except RasterioIOError as error:
-        raise InputError(f"{scene.label}: band files could not be stacked ({str(error).strip()[:160]})") from None
+        raise InputError(f"{scene.label}: band files could not be stacked ({io_reason(error)})") from None
     try:
         yield dataset
     finally:
