@@ -61,14 +61,20 @@ def test_a_command_on_tiny_says_it_once_in_one_line(tmp_path: Path) -> None:
     assert len(lines) == 1 and lines[0].startswith("note: tiny has random weights"), result.output
 
 
-def test_our_warnings_become_one_note_line_without_a_source_line(capsys: pytest.CaptureFixture[str]) -> None:
+def test_our_warnings_become_one_note_line_without_a_source_line(capsys: pytest.CaptureFixture[str],
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     import warnings
 
-    import clipsuite.cli.common  # noqa: F401  (installs the routing, as every command does)
+    from clipsuite.cli.common import cli_errors
     from clipsuite.remote.rasters import NoCRSWarning
 
-    for _ in range(2):
-        warnings.showwarning(NoCRSWarning("scene.tif: raster has no CRS"), NoCRSWarning, "rasters.py", 280)
+    @cli_errors
+    def command() -> None:  # every command is wrapped so; the wrapper installs the routing as it starts
+        for _ in range(2):
+            warnings.showwarning(NoCRSWarning("scene.tif: raster has no CRS"), NoCRSWarning, "rasters.py", 280)
+
+    monkeypatch.setattr(warnings, "showwarning", warnings._showwarning_orig)  # type: ignore[attr-defined]  # as pytest leaves it
+    command()
     err = capsys.readouterr()
     said = (err.out + err.err).splitlines()
     assert [line for line in said if "no CRS" in line] == ["note: scene.tif: raster has no CRS"]

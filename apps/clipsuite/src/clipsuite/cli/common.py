@@ -71,6 +71,7 @@ def _new_run() -> None:
     from clipsuite.core.notices import clear_notes
 
     clear_notes()
+    _route_library_notes()  # again: whoever ran before (pytest resets it per test) may have put theirs back
     for handler in logging.getLogger("clipsuite").handlers:
         if isinstance(handler, _NoteHandler):
             handler.said.clear()
