@@ -14,6 +14,13 @@ from clipsuite.core.contrastive_run import ContrastiveRun
 from clipsuite.core.errors import InputError
 from clipsuite.core.run_config import cli, cli_fields
 
+
+def parse_list(text: str) -> tuple[str, ...]:
+    items = tuple(item.strip() for item in text.split(",") if item.strip())
+    if not items:
+        raise InputError("--languages: give at least one")
+    return items
+
 runner = CliRunner()
 
 
@@ -23,6 +30,7 @@ class ToyRun:
     epochs: int = field(default=3, metadata=cli("Passes."))
     batch_size: int = field(default=8, metadata=cli("Items per step.", "--batch-size", "-b"))
     fast: bool = field(default=False, metadata=cli("Go fast.", "--fast"))
+    languages: tuple[str, ...] = field(default=("en", "fr"), metadata=cli("Comma list.", parse=parse_list))
     internal: int = 7  # no cli metadata: not an option
 
     def __post_init__(self) -> None:
@@ -38,15 +46,22 @@ app = typer.Typer()
 @with_config_options(ToyRun)
 def toy(ctx: typer.Context, values: dict[str, Any], loud: bool = False) -> None:
     run = build_config(ctx, ToyRun, values)
-    console.print(f"{run.source} {run.epochs} {run.batch_size} {run.fast} {run.internal} loud={loud}")
+    console.print(f"{run.source} {run.epochs} {run.batch_size} {run.fast} {run.internal} loud={loud} "
+                  f"{'+'.join(run.languages)}")
 
 
 def test_options_come_from_the_fields_with_their_defaults_and_flags() -> None:
-    assert runner.invoke(app, ["data.csv"]).output.strip() == "data.csv 3 8 False 7 loud=False"
-    done = runner.invoke(app, ["data.csv", "--epochs", "5", "-b", "2", "--fast", "--loud"])
-    assert done.output.strip() == "data.csv 5 2 True 7 loud=True"
+    assert runner.invoke(app, ["data.csv"]).output.strip() == "data.csv 3 8 False 7 loud=False en+fr"
+    done = runner.invoke(app, ["data.csv", "--epochs", "5", "-b", "2", "--fast", "--loud", "--languages", "de, it"])
+    assert done.output.strip() == "data.csv 5 2 True 7 loud=True de+it"
     help_text = " ".join(runner.invoke(app, ["--help"]).output.split())
     assert "--epochs" in help_text and "Passes." in help_text and "--internal" not in help_text
+    assert "[default: (en,fr)]" in help_text  # a list's default shown as it is typed (typer brackets it)
+
+
+def test_a_parsed_field_says_its_mistake_in_one_line() -> None:
+    done = runner.invoke(app, ["data.csv", "--languages", " , "])
+    assert done.exit_code == 2 and done.output.strip() == "error: --languages: give at least one"
 
 
 def test_the_config_alone_checks_and_the_cli_says_it_in_one_line() -> None:

@@ -5,6 +5,7 @@
 command the values as one dict; ``build_config`` then completes them from a stored run on ``--resume``
 (flags typed again must agree, ``ConfigClass.ADJUSTABLE`` ones may change) and builds the config, whose
 ``__post_init__`` checks it before torch is imported. What is stored with the run is exactly that config.
+A field whose text is not its value (``--languages en,fr``) names its ``parse``: typed as text, parsed here.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from clipsuite.core.run_config import absolute_paths, cli_fields
+from clipsuite.core.run_config import absolute_paths, as_text, cli_fields, parse_typed
 
 C = TypeVar("C")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -37,10 +38,18 @@ def config_parameters(config_class: type) -> list[inspect.Parameter]:
             default = f.default_factory()
         else:
             default = inspect.Parameter.empty
-        info = (typer.Argument(help=meta.help, show_default=False) if meta.argument
-                else typer.Option(*(meta.flags or (f"--{f.name.replace('_', '-')}",)), help=meta.help))
+        flags = meta.flags or (f"--{f.name.replace('_', '-')}",)
+        kind = hints[f.name]
+        if meta.parse is not None:  # typed as text; None (not typed) leaves the field's default
+            shown = False if default is inspect.Parameter.empty or default is None else as_text(default)
+            info = (typer.Argument(help=meta.help, show_default=shown) if meta.argument
+                    else typer.Option(*flags, help=meta.help, show_default=shown))
+            kind, default = str | None, None
+        else:
+            info = (typer.Argument(help=meta.help, show_default=False) if meta.argument
+                    else typer.Option(*flags, help=meta.help))
         params.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=default,
-                                        annotation=Annotated[hints[f.name], info]))
+                                        annotation=Annotated[kind, info]))
     return params
 
 
@@ -78,8 +87,10 @@ def build_config(ctx: typer.Context, config_class: type[C], values: dict[str, An
     ``resume_from`` (``--resume``), then checked by the config itself (one ``InputError`` line)."""
     from clipsuite.cli.resume import remembered
 
-    values = absolute_paths(config_class, values)
+    values = absolute_paths(config_class, parse_typed(config_class, values))
     if resume_from is not None:
         values = remembered(ctx, resume_from, values, adjustable=getattr(config_class, "ADJUSTABLE", ()))
     known = {f.name for f in dataclasses.fields(config_class)}  # type: ignore[arg-type]
-    return config_class(**{k: v for k, v in values.items() if k in known})
+    as_text_fields = {f.name for f, meta in cli_fields(config_class) if meta.parse is not None}
+    return config_class(**{k: v for k, v in values.items()
+                           if k in known and not (k in as_text_fields and v is None)})

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["CliField", "absolute_paths", "cli", "cli_fields"]
+__all__ = ["CliField", "absolute_paths", "cli", "cli_fields", "parse_typed"]
 
 
 @dataclass(frozen=True)
@@ -22,11 +23,15 @@ class CliField:
     flags: tuple[str, ...] = ()  # default: --field-name
     argument: bool = False       # a positional argument instead of an option
     path: bool = False           # a path: stored absolute when it exists, so a resume from elsewhere finds it
+    # typed as text, held as a value: ``parse("en,fr") -> ("en", "fr")``; raises InputError naming the flag
+    parse: Callable[[str], Any] | None = None
 
 
-def cli(help: str, *flags: str, argument: bool = False, path: bool = False) -> dict[str, CliField]:
-    """Field metadata: ``field(default=..., metadata=cli("Help.", "--name", "-n"))``."""
-    return {"cli": CliField(help, tuple(flags), argument, path)}
+def cli(help: str, *flags: str, argument: bool = False, path: bool = False,
+        parse: Callable[[str], Any] | None = None) -> dict[str, CliField]:
+    """Field metadata: ``field(default=..., metadata=cli("Help.", "--name", "-n"))``; ``parse`` for a field
+    whose command-line text is not its value (a comma list, a range)."""
+    return {"cli": CliField(help, tuple(flags), argument, path, parse)}
 
 
 def cli_fields(config_class: type) -> list[tuple[dataclasses.Field[Any], CliField]]:
@@ -43,3 +48,19 @@ def absolute_paths(config_class: type, values: dict[str, Any]) -> dict[str, Any]
         if meta.path and value is not None and Path(os.fspath(value)).exists():
             out[f.name] = str(Path(os.fspath(value)).resolve())
     return out
+
+
+def parse_typed(config_class: type, values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` with each ``parse`` field's typed text turned into its value (``None``, not typed, stays)."""
+    out = dict(values)
+    for f, meta in cli_fields(config_class):
+        if meta.parse is not None and isinstance(out.get(f.name), str):
+            out[f.name] = meta.parse(out[f.name])
+    return out
+
+
+def as_text(value: Any) -> str:
+    """A field's default as a user would type it (a list as ``a,b``)."""
+    if isinstance(value, (list, tuple)):
+        return ",".join(str(v) for v in value)
+    return str(value)
