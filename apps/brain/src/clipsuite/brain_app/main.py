@@ -14,6 +14,7 @@ from rich.table import Table
 
 from clipsuite.brain.fit_run import DEFAULT_MODEL, MLPRun
 from clipsuite.brain_app import nsd_cmd
+from clipsuite.cli.aliases import ClipsuiteGroup
 from clipsuite.cli.common import cli_errors, console, fail, need, progress
 from clipsuite.cli.run_config import build_config, with_config_options
 from clipsuite.cli.train_report import report_training
@@ -30,7 +31,8 @@ if TYPE_CHECKING:
 
 app = typer.Typer(name="brain", help="fMRI decoding into CLIP space (ridge) and CLIP-based voxel-wise encoding "
                   "models, on NIfTI beta series or GOD HDF5.", no_args_is_help=True, add_completion=False,
-                  pretty_exceptions_enable=False)
+                  pretty_exceptions_enable=False,
+                  cls=ClipsuiteGroup)
 
 DatasetArg = Annotated[Path, typer.Argument(help="Dataset config JSON (betas, mask, trials, stimuli).")]
 ModelOpt = Annotated[str, typer.Option("--model", "-m", help="CLIP model: open_clip name, preset, folder or 'tiny'.")]

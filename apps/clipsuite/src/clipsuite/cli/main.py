@@ -10,6 +10,7 @@ import importlib
 
 import typer
 
+from clipsuite.cli.aliases import ClipsuiteGroup
 from clipsuite.cli.common import err_console
 from clipsuite.core.plugins import PluginError, Registry
 
@@ -27,7 +28,7 @@ def _summary() -> str:
 
 
 app = typer.Typer(name="clipsuite", help=_summary(), no_args_is_help=True,
-                  add_completion=False, pretty_exceptions_enable=False)
+                  add_completion=False, pretty_exceptions_enable=False, cls=ClipsuiteGroup)
 
 # Each module exposes register(app). Kept as names so a broken optional module cannot break the rest.
 COMMAND_MODULES = (

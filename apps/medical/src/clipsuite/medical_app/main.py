@@ -12,6 +12,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from clipsuite.cli.aliases import ClipsuiteGroup
 from clipsuite.cli.common import cli_errors, console, err_console, fail, need, parse_list
 from clipsuite.cli.train_report import report_training
 
@@ -19,7 +20,8 @@ if TYPE_CHECKING:
     from clipsuite.core.models import ClipModel
 
 app = typer.Typer(name="medical", help="Medical CLIP: zero-shot on images and volumes (NIfTI/DICOM), BiomedCoOp, "
-                  "medical VQA.", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+                  "medical VQA.", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+                  cls=ClipsuiteGroup)
 biomedcoop_app = typer.Typer(help="BiomedCoOp prompt learning on Dassl split JSON datasets.", no_args_is_help=True)
 vqa_app = typer.Typer(help="Medical VQA (VQA-RAD, SLAKE) with MEVF- and QCR-style heads.", no_args_is_help=True)
 app.add_typer(biomedcoop_app, name="biomedcoop")
@@ -88,7 +90,7 @@ def classify(
     volume_index: Annotated[int | None, typer.Option(
         help="One volume of a 4D NIfTI file (default: classify each volume).")] = None,
     on_error: Annotated[str, typer.Option(
-        help="In a folder, skip: leave out unreadable files (listed in --json, counted); fail: stop.")] = "skip",
+        help="In a folder, skip: leave out unreadable files (listed in --output, counted); fail: stop.")] = "skip",
     model: ModelOpt = "biomedclip", pretrained: PretrainedOpt = None, device: DeviceOpt = None,
 ) -> None:
     """Zero-shot classification of medical images or volumes (slice predictions aggregated per volume)."""

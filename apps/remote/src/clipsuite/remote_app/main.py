@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
+from clipsuite.cli.aliases import ClipsuiteGroup
 from clipsuite.cli.common import cli_errors, console, err_console, fail, parse_list
 from clipsuite.core.outputs import check_output_dir, check_output_file
 from clipsuite.remote_app import train_cmd, translate_cmd
@@ -19,7 +20,8 @@ from clipsuite.remote_app.options import parse_bands, parse_stretch
 app = typer.Typer(name="remote", help="Remote sensing: multilingual retrieval over GeoTIFF scenes (tile, index, "
                   "search), zero-shot scene classification, retrieval evaluation, leakage check, fine-tuning "
                   "(multilingual, self-distillation, multispectral).",
-                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+                  cls=ClipsuiteGroup)
 
 ModelOpt = Annotated[str, typer.Option("--model", "-m", help="Model: preset (rs-m-clip, remoteclip-b32 ...), "
                                        "open_clip name, folder, or the offline 'tiny-multilingual'.")]

@@ -31,7 +31,7 @@ def is_run_folder(folder: Path) -> bool:
 def check_output_folder(output_dir: str | os.PathLike[str], resume: bool, overwrite: bool,
                         flag: str = "--output") -> None:
     """One line naming the fix (Python keyword and CLI flag) when ``output_dir`` cannot take this run;
-    ``flag``: the command's own flag for the folder (``--out``, ``--run-dir`` ...)."""
+    ``flag``: the command's own flag for the folder (``--output``, ``--run-dir`` ...)."""
     out = Path(output_dir)
     if out.exists() and not out.is_dir():
         raise InputError(f"{out}: exists and is not a folder", cli=f"{out}: exists and is not a folder; give "
