@@ -12,20 +12,23 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
+from clipsuite.anomaly.presets import DEFAULT_MODEL, pretrained_tag
+from clipsuite.anomaly.train_run import TrainRun
+from clipsuite.cli.aliases import ClipsuiteGroup
 from clipsuite.cli.common import cli_errors, console, err_console, fail, need, need_some, progress
+from clipsuite.cli.run_config import build_config, with_config_options
 from clipsuite.cli.train_report import report_training
 from clipsuite.core.outputs import check_output_dir, check_output_file
 
 if TYPE_CHECKING:
+    from clipsuite.anomaly.pipeline import Detector
     from clipsuite.core.models import ClipModel
-    from clipsuite.core.skipping import Skipped
+    from clipsuite.core.skipping import OnError, Skipped
 
 app = typer.Typer(name="anomaly", help="Zero- and few-shot industrial anomaly detection (WinCLIP, AnomalyCLIP, "
                   "AdaptCLIP-style adapters, patch memory).", no_args_is_help=True, add_completion=False,
-                  pretty_exceptions_enable=False)
-
-DEFAULT_MODEL = "ViT-B-16-plus-240"
-DEFAULT_PRETRAINED = "laion400m_e31"
+                  pretty_exceptions_enable=False,
+                  cls=ClipsuiteGroup)
 
 ModelOpt = Annotated[str, typer.Option("--model", "-m", help="Backbone: open_clip name, preset, folder or 'tiny'.")]
 PretrainedOpt = Annotated[str | None, typer.Option(help="open_clip pretrained tag (default laion400m_e31 for "
@@ -45,15 +48,14 @@ def _weights(model: str, pretrained: str | None) -> None:
     """An uncached model offline: one line from the Hugging Face cache, before torch is imported."""
     from clipsuite.core.weights_precheck import check_weights
 
-    check_weights(model, DEFAULT_PRETRAINED if pretrained is None and model == DEFAULT_MODEL else pretrained)
+    check_weights(model, pretrained_tag(model, pretrained))
 
 
 def _load(model: str, pretrained: str | None, device: str | None,
           image_size: int | None = None) -> ClipModel:
     from clipsuite.core.models import load_model
-    if pretrained is None and model == DEFAULT_MODEL:
-        pretrained = DEFAULT_PRETRAINED
-    return load_model(model, pretrained=pretrained, device=device, image_size=image_size)
+
+    return load_model(model, pretrained=pretrained_tag(model, pretrained), device=device, image_size=image_size)
 
 
 @app.command()
@@ -94,50 +96,56 @@ def detect(
     on_error: OnErrorOpt = "skip",
 ) -> None:
     """Score images, write per-image scores (CSV/JSON) and heatmap overlays next to an HTML page."""
+    from clipsuite.anomaly.detect_checks import check_detect_request
+    from clipsuite.core.skipping import check_on_error
+
     check_output_dir(out, "--output")  # a user's folder is refused before any work
     need_some(images, "image")  # paths first, before torch is imported
     need(reference, "--reference folder", "dir")
     need(weights, "--weights file", "file")
     need(validation, "--validation folder", "dir")
-    if shots and reference is None:
-        fail(f"--shots {shots} needs --reference DIR (the normal images the shots are drawn from)")
+    check_detect_request(shots, reference, threshold, validation)
+    policy = check_on_error(on_error)
     _weights(model, pretrained)
     from clipsuite.anomaly.pipeline import Detector
     from clipsuite.anomaly.report import write_report
     from clipsuite.core.images import expand_image_inputs, list_images
-    from clipsuite.core.skipping import check_on_error
 
-    policy = check_on_error(on_error)
-    if validation is not None and threshold is not None:
-        fail("give either --threshold or --validation, not both")
     paths = expand_image_inputs(images)
-    clip = _load(model, pretrained, device, image_size)
-    detector = Detector.create(clip, method, class_name, weights, sigma, batch_size)
+    detector = Detector.create(_load(model, pretrained, device, image_size), method, class_name, weights, sigma,
+                               batch_size)
     if reference is not None:
-        ref_skipped = detector.fit_references(list_images(reference), policy, limit=shots or None)
-        _warn_skipped(ref_skipped, "reference image")
+        _warn_skipped(detector.fit_references(list_images(reference), policy, limit=shots or None), "reference image")
     if validation is not None:
-        from clipsuite.anomaly.data import load_dataset
-        from clipsuite.anomaly.thresholds import threshold_from_validation
-
-        samples = [s for c in load_dataset(validation) for s in c.test]
-        checked = detector.score([s.image for s in samples], policy)
-        _warn_skipped(checked.skipped, "validation image")
-        threshold = threshold_from_validation([samples[i].label for i in checked.kept], checked.result.scores)
-        console.print(f"threshold from {validation}: {threshold:.4f}")
+        threshold = _validation_threshold(detector, validation, policy)
     with progress() as bar:
         task = bar.add_task("scoring", total=len(paths))
         scored = detector.score(paths, policy, on_batch=lambda n: bar.advance(task, n))
     kept = [paths[i] for i in scored.kept]
     page = write_report(out, kept, scored.result, threshold, title=f"{method} on {len(kept)} images",
                         extra={"method": method, "model": model, "class_name": class_name}, skipped=scored.skipped)
-    table = Table("image", "score", *(["anomalous"] if threshold is not None else []))
-    for path, score in zip(kept, scored.result.scores.tolist()):
-        table.add_row(str(path), f"{score:.4f}", *(["yes" if score >= threshold else "no"] if threshold is not None
-                                                    else []))
-    console.print(table)
+    _print_scores(kept, scored.result.scores.tolist(), threshold)
     _warn_skipped(scored.skipped, "image", f" (listed in {out / 'scores.csv'})")
     console.print(f"report: {page}")
+
+
+def _validation_threshold(detector: Detector, validation: Path, policy: OnError) -> float:
+    """The F1-max threshold on the labelled --validation images; says what it chose and what it left out."""
+    from clipsuite.anomaly.thresholds import validation_threshold
+
+    threshold, skipped = validation_threshold(detector, validation, policy)
+    _warn_skipped(skipped, "validation image")
+    console.print(f"threshold from {validation}: {threshold:.4f}")
+    return threshold
+
+
+def _print_scores(paths: Sequence[Path], scores: Sequence[float], threshold: float | None) -> None:
+    """One row per scored image; the verdict column only when there is a threshold."""
+    table = Table("image", "score", *(["anomalous"] if threshold is not None else []))
+    for path, score in zip(paths, scores):
+        verdict = [] if threshold is None else ["yes" if score >= threshold else "no"]
+        table.add_row(str(path), f"{score:.4f}", *verdict)
+    console.print(table)
 
 
 def _warn_skipped(skipped: Sequence[Skipped], noun: str, where: str = "") -> None:
@@ -205,61 +213,39 @@ def evaluate(
 
 @app.command()
 @cli_errors
+@with_config_options(TrainRun)  # the run's options: the fields of clipsuite.anomaly.train_run
 def train(
     ctx: typer.Context,
-    dataset: Annotated[Path | None, typer.Argument(help="Training dataset with masks (e.g. the other benchmark's "
-                                                        "test split). With --resume it may be left out.")] = None,
-    method: Annotated[str, typer.Option(help="A trained method: anomalyclip, adaptclip ... (`methods` lists "
-                                             "them).")] = "anomalyclip",
-    out: Annotated[Path, typer.Option("--output", "-o", "--out",
-                                      help="Where to save the learned parts (.safetensors).")] = Path(
-        "anomaly_prompts.safetensors"),
+    values: dict[str, Any],
     run_dir: Annotated[Path | None, typer.Option(
         "--run-dir", help="The run folder (checkpoints, metrics.jsonl, the flags it was started with); default: "
                           "OUT's name with .run, beside it.")] = None,
-    format: Annotated[str, typer.Option(help="auto | mvtec | visa | meta | folder")] = "auto",
-    epochs: int = 15, lr: float = 1e-3, batch_size: int = 8, max_steps: Annotated[int | None, typer.Option()] = None,
-    checkpoint_every: Annotated[int | None, typer.Option(
-        "--checkpoint-every", help="Steps between checkpoints (default: each epoch end).")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run of --output (or --run-dir) from its last "
                                                           "checkpoint with the flags it was started with (flags "
                                                           "given again must agree; --epochs and --max-steps may "
                                                           "be raised).")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an earlier run in the run folder.")] = False,
-    model: ModelOpt = DEFAULT_MODEL, pretrained: PretrainedOpt = None, device: DeviceOpt = None, seed: int = 0,
-    image_size: ImageSizeOpt = None,
+    device: DeviceOpt = None,
 ) -> None:
     """Train AnomalyCLIP prompts or AdaptCLIP adapters on one dataset; save them for detect/evaluate."""
-    from clipsuite.cli.resume import absolute_if_exists, remembered
     from clipsuite.core.run_folder import check_output_folder
 
+    out = Path(values["out"])
+    values["out"] = str(out.resolve())  # stored absolute even before it exists, so a resume from elsewhere agrees
     run_dir = run_dir or out.with_name(out.stem + ".run")
     check_output_file(out, "--output")
     check_output_folder(run_dir, resume, overwrite, flag="--run-dir")
-    need(dataset, "dataset")  # the paths before torch is imported
+    dataset = values["dataset"]
+    need(None if dataset is None else Path(dataset), "dataset")  # the paths before torch is imported
     if resume and not (run_dir / "config.json").is_file():
         fail(f"{run_dir}: no run to resume (train without --resume first, or give its --output / --run-dir)")
-    # the run's identity, stored with it; --device, --run-dir and --overwrite are not part of it
-    options: dict[str, Any] = {"dataset": absolute_if_exists(dataset), "method": method, "out": str(out.resolve()),
-               "format": format, "epochs": epochs, "lr": lr, "batch_size": batch_size, "max_steps": max_steps,
-               "checkpoint_every": checkpoint_every, "model": model, "pretrained": pretrained, "seed": seed,
-               "image_size": image_size}
-    if resume:  # the run's own flags for those not given again (see clipsuite.cli.resume)
-        options = remembered(ctx, run_dir, options, adjustable=("epochs", "max_steps", "checkpoint_every"))
-    if options["dataset"] is None:
-        fail("missing DATASET (training images with masks); only --resume may leave it out")
-    from clipsuite.anomaly.data import load_dataset
-    from clipsuite.anomaly.train import train_learned
+    run = build_config(ctx, TrainRun, values, resume_from=run_dir if resume else None)
+    _weights(run.model, run.pretrained)
+    from clipsuite.anomaly.train import run_training
 
-    categories = load_dataset(Path(options["dataset"]), options["format"])
-    # a run started before --image-size existed has no such flag: the model's own size
-    clip = _load(options["model"], options["pretrained"], device, options.get("image_size"))
-    fitted = train_learned(clip, options["method"], categories, Path(options["out"]), epochs=options["epochs"],
-                           lr=options["lr"], batch_size=options["batch_size"], max_steps=options["max_steps"],
-                           seed=options["seed"], run_dir=run_dir, resume=resume, options=options,
-                           checkpoint_every=options["checkpoint_every"])
+    fitted = run_training(run, run_dir, resume=resume, device=device)
     report_training(fitted.train, longer="--epochs or --max-steps")
-    console.print(f"saved {options['method']} weights: {fitted.path} (run folder: {run_dir})", soft_wrap=True)
+    console.print(f"saved {run.method} weights: {fitted.path} (run folder: {run_dir})", soft_wrap=True)
 
 
 def main() -> None:

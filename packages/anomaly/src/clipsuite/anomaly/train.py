@@ -20,11 +20,13 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Dataset
 
-from clipsuite.anomaly.data import Category, Sample, load_mask, load_pixels
+from clipsuite.anomaly.data import Category, Sample, load_dataset, load_mask, load_pixels
 from clipsuite.anomaly.methods.learned import TrainedMethod, build_learned, save_learned
+from clipsuite.anomaly.presets import pretrained_tag
+from clipsuite.anomaly.train_run import TrainRun, learned_schedule
 from clipsuite.core.errors import InputError
-from clipsuite.core.models import ClipModel
-from clipsuite.core.train import TrainConfig, Trainer, TrainResult
+from clipsuite.core.models import ClipModel, load_model
+from clipsuite.core.train import Trainer, TrainResult
 
 
 class AnomalyTrainSet(Dataset):
@@ -111,9 +113,8 @@ def train_learned(clip: ClipModel, method: str, categories: Sequence[Category], 
     with scratch or contextlib.nullcontext():
         # scratch exists exactly when run_dir is None
         folder = Path(run_dir) if run_dir is not None else Path(scratch.name)  # type: ignore[union-attr]
-        config = TrainConfig(output_dir=folder, epochs=epochs, max_steps=max_steps, batch_size=batch_size, lr=lr,
-                             optimizer="adam", betas=betas, schedule="constant", seed=seed, progress=progress,
-                             log_every=1, resume=resume, checkpoint_every=checkpoint_every)
+        config = learned_schedule(folder, epochs, lr, batch_size, max_steps, seed, checkpoint_every, betas=betas,
+                                  progress=progress, resume=resume)
         module.train()
         result = Trainer(LearnedTask(module), config, options).fit(dataset)
     module.eval()
@@ -123,3 +124,17 @@ def train_learned(clip: ClipModel, method: str, categories: Sequence[Category], 
     saved = save_learned(module, out, {"epochs": epochs, "lr": lr, "trained_on": sorted(c.name for c in categories),
                                        "trained_images": trained_images})
     return LearnedFit(saved, result)
+
+
+def run_training(run: TrainRun, run_dir: str | Path, resume: bool = False, device: str | None = None,
+                 progress: bool = True) -> LearnedFit:
+    """A checked ``TrainRun`` (``clipsuite-anomaly train``'s): its dataset and backbone, trained in ``run_dir``
+    with the run stored there (``resume`` continues it)."""
+    assert run.dataset is not None  # TrainRun refuses a run without one
+    categories = load_dataset(run.dataset, run.format)
+    clip = load_model(run.model, pretrained=pretrained_tag(run.model, run.pretrained), device=device,
+                      image_size=run.image_size)
+    return train_learned(clip, run.method, categories, run.out, epochs=run.epochs, lr=run.lr,
+                         batch_size=run.batch_size, max_steps=run.max_steps, seed=run.seed, run_dir=run_dir,
+                         progress=progress, resume=resume, options=run.to_options(),
+                         checkpoint_every=run.checkpoint_every)
