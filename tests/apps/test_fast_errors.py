@@ -41,3 +41,9 @@ def test_missing_input_fails_before_torch_is_imported(module: str, argv: list[st
     assert report == {"code": 2, "torch": False, "open_clip": False}, lines
     assert len(lines) == 1 and lines[0].startswith("error: /nonexistent/"), lines
     assert "not found" in lines[0]
+
+
+def test_one_class_is_refused_before_torch(before_torch: Any) -> None:
+    report, lines = before_torch(CORE, ["zeroshot", "/tmp", "--classes", "cat"])
+    assert report == {"code": 2, "torch": False, "open_clip": False}, lines
+    assert len(lines) == 1 and "give at least two classes, got 1 ('cat')" in lines[0], lines

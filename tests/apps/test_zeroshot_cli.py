@@ -77,7 +77,7 @@ def test_a_single_class_is_refused(tmp_path):
 
 def test_empty_folder_unknown_model_and_missing_classes(tmp_path):
     (tmp_path / "empty").mkdir()
-    _assert_one_line_error(runner.invoke(app, ["zeroshot", str(tmp_path / "empty"), "--classes", "a"]),
+    _assert_one_line_error(runner.invoke(app, ["zeroshot", str(tmp_path / "empty"), "--classes", "a,b"]),
                            "no images found")
     folder = _images(tmp_path / "imgs", 1)
     _assert_one_line_error(runner.invoke(app, ["zeroshot", str(folder), "--classes", "a,b", "--model", "nope"]),

@@ -97,7 +97,9 @@ def test_the_guards_catch_what_they_look_for(tmp_path: Path) -> None:
     assert _raw_model_lines(sample) == [4, 4]
 
 
-@pytest.mark.parametrize("module", ["clipsuite.core.train", "clipsuite.core.outputs", "clipsuite.core.notices"])
+@pytest.mark.parametrize("module", ["clipsuite.core.train", "clipsuite.core.outputs", "clipsuite.core.notices",
+                                    "clipsuite.core.run_config", "clipsuite.core.comma_lists",
+                                    "clipsuite.core.class_names"])
 def test_torch_free_modules_stay_torch_free(module: str) -> None:
     code = f"import sys, {module}; print('torch' in sys.modules or 'accelerate' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

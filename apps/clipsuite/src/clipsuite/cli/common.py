@@ -8,13 +8,14 @@ import logging
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, TextIO, TypeVar, cast, overload
+from typing import Annotated, Any, NoReturn, TextIO, TypeVar, cast
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from clipsuite.core.comma_lists import parse_list  # noqa: F401  (the apps' one list parser, from the core)
 from clipsuite.core.errors import ClipsuiteError, InputError
 
 console = Console(stderr=False, highlight=False)
@@ -122,23 +123,6 @@ def fail(message: str, code: int = 2) -> NoReturn:
     """Print one red line naming the problem and leave with a non-zero status."""
     err_console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)  # a path may hold "[...]"
     raise typer.Exit(code)
-
-
-@overload
-def parse_list(text: str, flag: str, convert: None = None, kind: str = ..., example: str = ...) -> list[str]: ...
-@overload
-def parse_list(text: str, flag: str, convert: Callable[[str], T], kind: str = ..., example: str = ...) -> list[T]: ...
-def parse_list(text: str, flag: str, convert: Callable[[str], Any] | None = None, kind: str = "values",
-               example: str = "a,b,c") -> list[Any]:
-    """A comma-separated option (``--classes a,b``, ``--seeds 1,2,3``): the one parser of every command.
-    Blank items are dropped; an empty list, or an item ``convert`` refuses, is one line naming ``flag``."""
-    items = [item.strip() for item in text.split(",") if item.strip()]
-    if not items:
-        raise InputError(f"{flag} '{text}': give at least one of the comma-separated {kind}, e.g. {example}")
-    try:
-        return [convert(item) for item in items] if convert is not None else items
-    except ValueError:
-        raise InputError(f"{flag} '{text}': expected comma-separated {kind}, e.g. {example}") from None
 
 
 def need(path: Path | None, what: str, kind: str = "any") -> None:

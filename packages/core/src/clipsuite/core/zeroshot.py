@@ -12,17 +12,10 @@ from dataclasses import dataclass
 
 import torch
 
+from clipsuite.core.class_names import check_class_count  # noqa: F401  (its old home; medical imports it here)
 from clipsuite.core.errors import InputError
 from clipsuite.core.models import ClipModel, ImageInput
 from clipsuite.core.prompts import fill, resolve_templates
-
-
-def check_class_count(class_names: Sequence[str]) -> None:
-    """Classification needs two classes at least: a softmax over one gives it 1.000 for every image."""
-    if len(class_names) < 2:
-        named = f" ('{class_names[0]}')" if class_names else ""
-        raise InputError(f"give at least two classes, got {len(class_names)}{named}: with one class every "
-                         "image scores 1.000 by construction (add the alternatives, e.g. 'cat,dog')")
 
 
 def _check_class_names(model: ClipModel, class_names: Sequence[str]) -> None:
