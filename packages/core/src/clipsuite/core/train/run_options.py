@@ -17,8 +17,8 @@ from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import Any
 
-from clipsuite.core.checkpoints import read_json
 from clipsuite.core.errors import InputError
+from clipsuite.core.json_files import read_json  # not checkpoints: reading stored options imports no torch
 
 CONFIG_FILE = "config.json"
 OPTIONS_KEY = "options"
