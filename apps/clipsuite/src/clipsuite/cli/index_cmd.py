@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
 from clipsuite.cli.common import DeviceOpt, PretrainedOpt, cli_errors, console, need
 from clipsuite.core.errors import InputError
+
+if TYPE_CHECKING:
+    from clipsuite.core.index_store import IndexStore, StoreConfig
 
 index_app = typer.Typer(name="index", help="Build and query an embedding index (faiss).", no_args_is_help=True)
 
@@ -39,36 +42,42 @@ def build(
     device: DeviceOpt = None,
 ) -> None:
     """Build an index from every shard in EMBEDDINGS, in bounded memory (format 2)."""
-    from clipsuite.core.outputs import check_output_dir
-
-    check_output_dir(output, "--output")  # a user's folder is refused before any work
-    need(embeddings, "embeddings folder", "dir")  # before torch is imported
-    need(tune_queries, "--tune-queries", "any")
-    need(trained, "--trained index folder", "dir")
-    from clipsuite.core.index_build import check_target
-    from clipsuite.core.index_plan import parse_memory
-    from clipsuite.core.index_store import StoreConfig
-
-    budget = parse_memory(max_memory) if max_memory is not None else None
-    if not 0 < target_recall <= 1:
-        raise InputError(f"--target-recall must be in (0, 1], got {target_recall}")
-    check_target(output)
-    pq = kind == "ivfpq"
-    config = StoreConfig(kind="ivf" if pq else (kind or "exact"), codes=codes or "flat", nlist=nlist, nprobe=nprobe,
-                         rerank=rerank or 1, hnsw_m=hnsw_m, ef_search=ef_search, max_memory=budget)
+    config = _checked_build(embeddings, output, tune_queries, trained, target_recall, kind=kind, codes=codes,
+                            nlist=nlist, nprobe=nprobe, rerank=rerank, hnsw_m=hnsw_m, ef_search=ef_search,
+                            max_memory=max_memory)
     from clipsuite.core.embed import read_shards
-    from clipsuite.core.index_build import build_store, plan_config
+    from clipsuite.core.index_build import build_store, settle_config
     from clipsuite.core.index_store import ShardSource
 
     source = ShardSource(read_shards(embeddings))
-    if pq and codes is None:
-        config.codes = f"pq{max(1, source.dim // 8)}"
-    if budget is not None and kind is None and codes is None:
-        config = plan_config(config, source.total, source.dim)
-    elif budget is not None:
-        plan_config(config, source.total, source.dim)  # still refuses a budget too small for anything
+    config = settle_config(config, source.total, source.dim, pq_codes=kind == "ivfpq" and codes is None,
+                           chosen=kind is not None or codes is not None)
     tune = _tuner(tune_queries, target_recall, source.model, device) if tune_queries is not None else None
-    store = build_store(source, output, config, trained=trained, tune=tune)
+    _report_build(build_store(source, output, config, trained=trained, tune=tune), output)
+
+
+def _checked_build(embeddings: Path, output: Path, tune_queries: Path | None, trained: Path | None,
+                   target_recall: float, kind: str | None, codes: str | None, max_memory: str | None,
+                   rerank: int | None, **sizes: Any) -> StoreConfig:
+    """The paths and flags of ``index build``, checked before torch; the store's config from the flags."""
+    from clipsuite.core.index_build import check_target
+    from clipsuite.core.index_plan import parse_memory
+    from clipsuite.core.index_store import StoreConfig
+    from clipsuite.core.outputs import check_output_dir
+
+    check_output_dir(output, "--output")  # a user's folder is refused before any work
+    need(embeddings, "embeddings folder", "dir")
+    need(tune_queries, "--tune-queries", "any")
+    need(trained, "--trained index folder", "dir")
+    if not 0 < target_recall <= 1:
+        raise InputError(f"--target-recall must be in (0, 1], got {target_recall}")
+    check_target(output)
+    budget = parse_memory(max_memory) if max_memory is not None else None
+    return StoreConfig(kind="ivf" if kind == "ivfpq" else (kind or "exact"), codes=codes or "flat",
+                       rerank=rerank or 1, max_memory=budget, **sizes)
+
+
+def _report_build(store: IndexStore, output: Path) -> None:
     shape = store.config.kind
     if shape == "ivf":
         shape += f", IVF{store.config.nlist} {store.config.codes}"
@@ -141,39 +150,22 @@ def search(
         "--output", "-o", help="Also write the results (.json, .csv or .tsv).")] = None,
 ) -> None:
     """Nearest neighbours of text and/or image queries; prints a table."""
-    if output is not None:
-        from clipsuite.core.outputs import check_output_file
-
-        check_output_file(output, "--output", (".json", ".csv", ".tsv"))
-    for index_dir in index_dirs:
-        need(index_dir, "index folder", "dir")  # paths first, before torch is imported
-    for query in image or []:
-        need(query, "--image file", "file")
-    texts, images = list(text or []), list(image or [])
-    if not texts and not images:
-        raise InputError("give at least one --text or --image query")
-    if output is not None and output.suffix.lower() not in (".json", ".csv", ".tsv"):
-        raise InputError(f"{output}: unknown output format (use .json, .csv or .tsv)")
-    stores = [_open_index(folder, where) for folder in index_dirs]  # a bad --where or folder fails before torch
-    if len(stores) > 1 and not all(hasattr(s, "parts") for s in stores):
-        raise InputError("searching several index folders needs folders written by this version; rebuild the "
-                         "older ones with `clipsuite index build EMBEDDINGS --output FOLDER`")
-    store, index_dir = stores[0], index_dirs[0]
+    stores = _checked_search(index_dirs, text, image, where, output)
     import torch
 
     from clipsuite.core import load_model
     from clipsuite.core.images import load_image
 
-    spec = model or store.config.model
+    spec = model or stores[0].config.model
     if spec is None:
-        raise InputError(f"{index_dir}: the index does not record its model; pass --model")
-    decoded = [load_image(path) for path in images]  # a bad query image fails before the model loads
+        raise InputError(f"{index_dirs[0]}: the index does not record its model; pass --model")
+    decoded = [load_image(path) for path in image or []]  # a bad query image fails before the model loads
     torch.manual_seed(0)  # same random init as `clipsuite embed` for untrained specs
     clip = load_model(spec, pretrained=pretrained, device=device)
-    if clip.embed_dim != store.dim:
-        raise InputError(f"model '{spec}' embeds in {clip.embed_dim} dimensions but the index {index_dir} holds "
-                         f"{store.dim}-dimensional vectors (built with model '{store.config.model}')")
-    labels = texts + [str(p) for p in images]
+    if clip.embed_dim != stores[0].dim:
+        raise InputError(f"model '{spec}' embeds in {clip.embed_dim} dimensions but the index {index_dirs[0]} holds "
+                         f"{stores[0].dim}-dimensional vectors (built with model '{stores[0].config.model}')")
+    texts, labels = list(text or []), [*(text or []), *(str(p) for p in image or [])]
     records = []
     for offset, queries, is_text in ((0, clip.encode_texts(texts) if texts else None, True),
                                      (len(texts), clip.encode_images(decoded) if decoded else None, False)):
@@ -181,6 +173,32 @@ def search(
             records += [{"query_text": labels[offset + r["query"]], **r, "query": offset + r["query"]}
                         for r in _search(stores, index_dirs, queries, k, where, nprobe, ef_search, rerank,
                                          is_text)]
+    _show_hits(records, output)
+
+
+def _checked_search(index_dirs: list[Path], text: list[str] | None, image: list[Path] | None, where: str | None,
+                    output: Path | None) -> list[Any]:
+    """The paths, queries and --where of ``index search``, checked before torch; the opened stores."""
+    if output is not None:
+        from clipsuite.core.outputs import check_output_file
+
+        check_output_file(output, "--output", (".json", ".csv", ".tsv"))
+        if output.suffix.lower() not in (".json", ".csv", ".tsv"):
+            raise InputError(f"{output}: unknown output format (use .json, .csv or .tsv)")
+    for index_dir in index_dirs:
+        need(index_dir, "index folder", "dir")
+    for query in image or []:
+        need(query, "--image file", "file")
+    if not text and not image:
+        raise InputError("give at least one --text or --image query")
+    stores = [_open_index(folder, where) for folder in index_dirs]  # a bad --where or folder fails before torch
+    if len(stores) > 1 and not all(hasattr(s, "parts") for s in stores):
+        raise InputError("searching several index folders needs folders written by this version; rebuild the "
+                         "older ones with `clipsuite index build EMBEDDINGS --output FOLDER`")
+    return stores
+
+
+def _show_hits(records: list[dict[str, Any]], output: Path | None) -> None:
     table = Table("query", "rank", "score", "id", "path")
     for record in records:
         table.add_row(record["query_text"], str(record["rank"]), f"{record['score']:.4f}", str(record.get("id", "")),

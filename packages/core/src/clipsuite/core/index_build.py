@@ -288,6 +288,18 @@ def plan_config(config: StoreConfig, total: int, dim: int) -> StoreConfig:
                           "rerank": max(config.rerank, plan.rerank)})
 
 
+def settle_config(config: StoreConfig, total: int, dim: int, pq_codes: bool, chosen: bool) -> StoreConfig:
+    """What needs the data's size: ``pq_codes`` (ivfpq without codes named) gives PQ with dim/8 sub-vectors;
+    with a memory budget, kind, codes and sizes come from the plan unless ``chosen`` (kind or codes named),
+    where the plan only refuses a budget too small for anything."""
+    if pq_codes:
+        config.codes = f"pq{max(1, dim // 8)}"
+    if config.max_memory is None:
+        return config
+    planned = plan_config(config, total, dim)
+    return config if chosen else planned
+
+
 def merge_stores(folders: Sequence[str | os.PathLike[str]], output: str | os.PathLike[str]) -> IndexStore:
     """One index from several built with the same quantizer (``build --trained``: one per node), in order.
 
