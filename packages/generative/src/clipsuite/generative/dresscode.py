@@ -77,3 +77,11 @@ class DressCode(VitonHD):
                           parse=find_image(folder / "label_maps", f"{ident}_4"),
                           keypoints=folder / "keypoints" / f"{ident}_2.json", name=f"{p}__{c}",
                           parse_to_lip=DRESSCODE_TO_LIP, keypoint_space=KEYPOINT_SPACE)
+
+
+def training_split(root: str | Path, layout: str, size: tuple[int, int], category: str) -> VitonHD:
+    """The training split of a VITON-HD (``layout`` ``vitonhd``) or Dress Code root, one category, at ``size``
+    (``prechecks.dataset_layout`` says which layout a root has)."""
+    if layout == "vitonhd":
+        return VitonHD(root, "train", size=size, category=category)
+    return DressCode(root, "train", size=size, categories=[category])

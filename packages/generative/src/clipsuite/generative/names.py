@@ -1,10 +1,20 @@
 """Names a command line checks before anything heavy is imported (no torch here)."""
 
+from clipsuite.core.errors import InputError
+
 CATEGORIES = ("upper_body", "lower_body", "dresses")      # Dress Code's; VITON-HD is upper_body
 STAGES = ("warping", "emasc", "inversion", "tryon")       # LaDI-VTON's training stages, in order
 PART_SIZES = ("micro", "tiny", "sd2-inpainting-random")   # seeded random diffusion parts (or a folder)
 PART_PRESETS = ("sd2-inpainting",)                         # published parts, from the Hugging Face cache
 STAGE_PRESETS = ("ladi-vton-vitonhd", "ladi-vton-dresscode")  # LaDI-VTON's released stage weights
+WEIGHT_PRECISIONS = ("fp32", "fp16", "bf16")               # what try-on casts its weights to (pipeline.MemoryOptions)
+
+
+def check_category(category: str) -> str:
+    if category not in CATEGORIES:
+        raise InputError(f"unknown category '{category}' (choose from {', '.join(CATEGORIES)})")
+    return category
+
 
 # DeltaSpace edit strength: the code moves by strength x the mapper's answer to a text delta scaled to the mean
 # change between two training images, so 1 is a change as large as a typical one between two of them and 2 twice

@@ -15,6 +15,7 @@ from PIL import Image
 
 from clipsuite.core.errors import InputError
 from clipsuite.core.images import load_image
+from clipsuite.generative.names import check_category as check_category  # one check of a category, re-exported
 
 # LIP / image-parse-v3 labels (VITON-HD's parsing uses the LIP label set)
 LIP_LABELS = ("background", "hat", "hair", "glove", "sunglasses", "upper_clothes", "dress", "coat", "socks",
@@ -36,12 +37,6 @@ N_KEYPOINTS = 18
 BODY25_TO_COCO18 = (0, 1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18)
 MASK_TOLERANCE = 48       # grey levels from 0 / 255 still counted as that value (JPEG ringing)
 MASK_MAX_GREY = 0.05      # a mask with more pixels than this in between is not binary
-
-
-def check_category(category: str) -> str:
-    if category not in CATEGORY_LABELS:
-        raise InputError(f"unknown category '{category}' (choose from {', '.join(CATEGORIES)})")
-    return category
 
 
 def load_binary_mask(path: str | Path, size: tuple[int, int] | None = None) -> np.ndarray:

@@ -33,6 +33,8 @@ from clipsuite.generative.pipeline import MemoryOptions, SamplingOptions, TryOnP
 
 if TYPE_CHECKING:
     from clipsuite.core.models import ClipModel
+    from clipsuite.generative.data import Loaded
+    from clipsuite.generative.inference_runs import TryOnRun
 
 
 @dataclass
@@ -106,3 +108,21 @@ class TryOnModel:
         batch = {k: v[None] for k, v in sample.items()}
         states, null = self.prompt_states(category, batch["cloth"])
         return self.pipeline(batch, states, null, options, on_step)
+
+
+def load_run_sample(run: TryOnRun) -> Loaded:
+    """The sample a ``tryon`` run names, at its working size (its notes: a garment resized, no keypoints)."""
+    from clipsuite.generative.data import TryOnFiles, load_sample
+
+    return load_sample(TryOnFiles(run.person, run.garment, run.category, run.garment_mask, run.parse, run.keypoints,
+                                  run.mask), run.hw())
+
+
+def build_run_model(run: TryOnRun, clip: ClipModel, device: str = "cpu") -> TryOnModel:
+    """The model a ``tryon`` run names: its parts, stage files, working size and memory options."""
+    return TryOnModel.build(clip, run.parts, StageFiles(run.unet, run.emasc, run.warping, run.inversion), run.hw(),
+                            device, MemoryOptions(run.precision, run.attention_slicing, run.cpu_offload))
+
+
+def run_sampling(run: TryOnRun) -> SamplingOptions:
+    return SamplingOptions(run.steps, run.guidance, run.seed)
