@@ -171,3 +171,10 @@ def test_tryon_and_edit_fields_are_checked_before_torch(vitonhd: Path, tmp_path:
         assert answer == {"code": 2, "torch": False, "open_clip": False}, lines
         assert len(lines) == 1 and expected in lines[0], lines
     assert not list(tmp_path.iterdir())
+
+
+def test_the_trainer_is_told_the_device_asked_for(tmp_path: Path, vitonhd: Path) -> None:
+    # without it, a visible GPU would take a run asked for on the CPU (its CLIP on the CPU, its steps on the GPU)
+    run = DeltaRun(images=str(vitonhd / "train" / "image"))
+    assert run.train_config(tmp_path / "run", "cpu").device == "cpu"
+    assert run.train_config(tmp_path / "run", "cuda:1").device == "cuda:1"

@@ -41,10 +41,12 @@ class StepRun:
     lr: float
 
     def train_config(self, output_dir: Path, device: str = "cpu", **how: Any) -> TrainConfig:
-        """The Trainer's config in ``output_dir``; ``device``: where it trains (the CPU in fp32, else autocast);
+        """The Trainer's config in ``output_dir``; ``device``: where it trains (the CPU in fp32, else autocast; the
+        Trainer is told too, or a visible GPU would take a run asked for on the CPU);
         ``how``: resume, progress ..."""
         return TrainConfig(output_dir=output_dir, max_steps=self.steps, batch_size=self.batch_size, lr=self.lr,
-                           precision="fp32" if device == "cpu" else "auto", flags={"max_steps": "--steps"}, **how)
+                           precision="fp32" if device == "cpu" else "auto", device=device,
+                           flags={"max_steps": "--steps"}, **how)
 
     def check_schedule(self) -> None:
         self.train_config(Path("."))  # steps, batch and lr: TrainConfig's rules, in this command's flags
