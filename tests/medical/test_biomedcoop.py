@@ -3,20 +3,32 @@ zero-shot on held-out slices with the tiny BERT-tower model."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
 
 from clipsuite.core.adapt.registry import MethodOptions
+from clipsuite.core.adapt.results import Row, summary_text
+from clipsuite.core.adapt.runner import run
 from clipsuite.core.errors import InputError
 from clipsuite.core.models import load_model
 from clipsuite.core.prompts import load_descriptions
 from clipsuite.medical.data import load_dassl_split
-from clipsuite.medical.fewshot import compare, format_table
 from clipsuite.medical.methods.biomedcoop import BiomedCoOpConfig, biomedcoop_losses, prune_prompts
 
 FAST = MethodOptions(epochs=40, lr=0.05, optimizer="adam", batch_size=4)
+
+
+def compare(clip: Any, split: Any, methods: Sequence[str], shots: int, seeds: Sequence[int],
+            options: MethodOptions, descriptions: Mapping[str, Sequence[str]] | None,
+            protocol: str = "few-shot") -> list[Row]:
+    """The core's one comparison runner with the medical data's descriptions (no augmented views)."""
+    return run(clip, split, methods, shots, seeds, replace(options, descriptions=descriptions), views=0,
+               protocol=protocol)
 
 
 def test_mad_pruning_drops_the_outlier_prompt() -> None:
@@ -55,7 +67,7 @@ def test_few_shot_and_base_to_novel_beat_zero_shot(slices_split: Path) -> None:
     base = {r.method: r for r in b2n}
     assert base["biomedcoop"].accuracy > base["zeroshot"].accuracy, b2n
     assert base["biomedcoop"].novel is not None and base["biomedcoop"].hm is not None
-    table = format_table(b2n)
+    table = summary_text(b2n)
     assert table.splitlines()[0] == "method | base | novel | HM" and "biomedcoop" in table
 
 

@@ -29,10 +29,10 @@ def test_learned_prompts_beat_zero_shot_at_16_shots(organ_split: Path, pretraine
 
 
 def test_tables_over_several_seeds_give_mean_and_spread() -> None:
+    from clipsuite.core.adapt.results import Row
     from clipsuite.medical.evidence import base_novel_markdown
-    from clipsuite.medical.fewshot import CompareRow
 
-    rows = [CompareRow("coop", 16, 1, 40.0), CompareRow("coop", 16, 2, 60.0)]
+    rows = [Row("coop", 16, 1, 40.0), Row("coop", 16, 2, 60.0)]
     assert few_shot_markdown(rows).splitlines()[2] == "| coop | 50.0 ± 14.1 |"  # sample sd of 40, 60
-    b2n = [CompareRow("coop", 16, 1, 100.0, novel=20.0), CompareRow("coop", 16, 2, 100.0, novel=40.0)]
+    b2n = [Row("coop", 16, 1, 100.0, novel=20.0), Row("coop", 16, 2, 100.0, novel=40.0)]
     assert base_novel_markdown(b2n).splitlines()[2] == "| coop | 16 | 100.0 ± 0.0 | 30.0 ± 14.1 | 46.2 |"

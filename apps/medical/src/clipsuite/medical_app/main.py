@@ -14,7 +14,9 @@ from rich.table import Table
 
 from clipsuite.cli.aliases import ClipsuiteGroup
 from clipsuite.cli.common import cli_errors, console, err_console, fail, need, parse_list
+from clipsuite.cli.run_config import build_config, with_config_options
 from clipsuite.cli.train_report import report_training
+from clipsuite.medical.vqa_run import VQATrainRun
 
 if TYPE_CHECKING:
     from clipsuite.core.models import ClipModel
@@ -195,88 +197,51 @@ def biomedcoop_compare(
     need(descriptions, "--descriptions file", "file")
     need(image_root, "--image-root folder", "dir")
     from clipsuite.core.adapt.registry import MethodOptions
+    from clipsuite.core.adapt.results import B2N_COLUMNS, summary_text, write_csv
+    from clipsuite.core.adapt.runner import run
     from clipsuite.core.prompts import load_descriptions
     from clipsuite.medical.data import load_dassl_split
-    from clipsuite.medical.fewshot import compare, format_table
 
     data_split = load_dassl_split(split, image_root)
     names = _csv(methods, "--methods")
-    sentences = load_descriptions(descriptions, data_split.class_names)
+    options = MethodOptions(epochs=epochs, descriptions=load_descriptions(descriptions, data_split.class_names))
     clip = _load(model, pretrained, device)
     rows = []
-    for k in _ints(shots, "--shots"):
-        found = compare(clip, data_split, names, k, _ints(seeds, "--seeds"), protocol, MethodOptions(epochs=epochs),
-                        sentences, on_row=lambda r: console.print(f"  {r.method} {r.shots}-shot seed {r.seed}: "
-                                                                  f"{r.accuracy:.2f}"
-                                                                  + (f" / novel {r.novel:.2f}" if r.novel is not None
-                                                                     else "")))
-        console.print(f"\n{protocol}, {k} shots, mean over seeds {seeds}:\n{format_table(found)}\n")
+    for k in _ints(shots, "--shots"):  # the core's one comparison runner; medical adds its data and sentences
+        found = run(clip, data_split, names, k, _ints(seeds, "--seeds"), options, views=0, protocol=protocol,
+                    on_row=lambda r: console.print(f"  {r.method} {r.shots}-shot seed {r.seed}: {r.accuracy:.2f}"
+                                                   + (f" / novel {r.novel:.2f}" if r.novel is not None else "")))
+        console.print(f"\n{protocol}, {k} shots, mean over seeds {seeds}:\n{summary_text(found)}\n")
         rows += found
     if csv_out is not None:
-        from clipsuite.core.tabular import write_table
-
-        def two(value: float | None) -> str | None:
-            return None if value is None else f"{value:.2f}"
-
-        write_table(csv_out, [{"method": r.method, "shots": r.shots, "seed": r.seed, "accuracy": two(r.accuracy),
-                               "novel": two(r.novel), "hm": two(r.hm)} for r in rows],
-                    ["method", "shots", "seed", "accuracy", "novel", "hm"])
+        write_csv(csv_out, rows, B2N_COLUMNS)
         console.print(f"wrote {csv_out}")
 
 
 # ---- VQA --------------------------------------------------------------------------------------
 @vqa_app.command("train")
 @cli_errors
+@with_config_options(VQATrainRun)  # the run's options: the fields of clipsuite.medical.vqa_run
 def vqa_train(
     ctx: typer.Context,
-    data: Annotated[Path, typer.Argument(help="VQA-RAD folder/JSON or SLAKE folder.")],
+    values: dict[str, Any],
     out: Annotated[Path, typer.Option("--output", "-o", "--out", help="Run folder (checkpoint + config).")],
-    head: Annotated[str, typer.Option(help="qcr | mevf")] = "qcr",
-    epochs: Annotated[int, typer.Option(min=1)] = 40,
-    batch_size: Annotated[int, typer.Option(min=1)] = 32,
-    lr: float = 1e-3,
-    finetune_visual: Annotated[bool, typer.Option(help="Also train the CLIP image tower.")] = False,
-    hidden: Annotated[int, typer.Option(min=8, help="GRU/BAN width (MEVF: 1024).")] = 1024,
-    word_dim: Annotated[int, typer.Option(min=8)] = 300,
-    patch_tokens: Annotated[bool, typer.Option(help="Attend over patch tokens, not only the image feature "
-                                                    "(off: the pooled feature learned more).")] = False,
     resume: Annotated[bool, typer.Option(help="Continue the run in --output with the flags it was started with (flags "
                                               "given again must agree; --epochs may be raised).")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an earlier run in --output.")] = False,
-    model: ModelOpt = "pubmedclip", pretrained: PretrainedOpt = None, device: DeviceOpt = None,
+    device: DeviceOpt = None,
 ) -> None:
     """Train a VQA head on a CLIP image encoder; evaluates on the dataset's test split at each epoch end."""
     from clipsuite.core.run_folder import check_output_folder
 
     check_output_folder(out, resume, overwrite, flag="--output")  # an earlier run: continued or replaced, not silently
-    need(data, "VQA data")  # before torch is imported
-    from clipsuite.cli.resume import absolute_if_exists, remembered
-    from clipsuite.core.train import TrainConfig
-    from clipsuite.medical.data import load_vqa
-    from clipsuite.medical.train_vqa import VQASettings, train_vqa
+    run = build_config(ctx, VQATrainRun, values, resume_from=out if resume else None)  # checked before torch
+    from clipsuite.medical.train_vqa import train_vqa_run
 
-    options: dict[str, Any] = {
-        "data": absolute_if_exists(data), "head": head, "epochs": epochs, "batch_size": batch_size, "lr": lr,
-        "finetune_visual": finetune_visual, "hidden": hidden, "word_dim": word_dim,
-        "patch_tokens": patch_tokens, "model": model, "pretrained": pretrained}
-    if resume:  # the run's own flags for those not given again (see clipsuite.cli.resume)
-        options = remembered(ctx, out, options, adjustable=("epochs",))
-        head, epochs, batch_size, lr = options["head"], options["epochs"], options["batch_size"], options["lr"]
-        finetune_visual, hidden, word_dim = options["finetune_visual"], options["hidden"], options["word_dim"]
-        patch_tokens, model, pretrained = options["patch_tokens"], options["model"], options["pretrained"]
-    if head not in ("qcr", "mevf"):
-        fail(f"--head '{head}': use qcr or mevf")
-    train_samples = load_vqa(data, "train")
-    test_samples = load_vqa(data, "test")
-    settings = VQASettings(head=head, finetune_visual=finetune_visual, hidden=hidden, word_dim=word_dim,
-                           patch_tokens=patch_tokens)
-    config = TrainConfig(output_dir=out, epochs=epochs, batch_size=batch_size, lr=lr, optimizer="adam",
-                         resume=resume, checkpoint_every=None)
-    run = train_vqa(train_samples, out, model, pretrained, settings, config, test_samples, device, options,
-                    overwrite=overwrite)
-    if run.train is not None:  # the held-out accuracies follow as a table
-        report_training(run.train, held_out={}, longer="--epochs")
-    _print_accuracy(f"{head} on {data} (test)", run.metrics)
+    trained = train_vqa_run(run, out, resume=resume, overwrite=overwrite, device=device)
+    if trained.train is not None:  # the held-out accuracies follow as a table
+        report_training(trained.train, held_out={}, longer="--epochs")
+    _print_accuracy(f"{run.head} on {run.data} (test)", trained.metrics)
 
 
 def _print_accuracy(title: str, metrics: dict[str, float]) -> None:

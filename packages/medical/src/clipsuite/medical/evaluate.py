@@ -1,6 +1,6 @@
 """The field's metrics: VQA open / closed / overall accuracy (as MEVF, QCR and PubMedCLIP report:
-exact match of the predicted answer, split by the ground-truth answer type), few-shot classification
-accuracy and the base-to-novel harmonic mean."""
+exact match of the predicted answer, split by the ground-truth answer type). Few-shot accuracy and the
+base-to-novel harmonic mean are the core's (``clipsuite.core.adapt.results``)."""
 
 from __future__ import annotations
 
@@ -61,6 +61,3 @@ def predict_vqa(model: VQAModel, dataset: torch.utils.data.Dataset, batch_size: 
     model.train(was_training)
     return answers, scores, routed
 
-
-def harmonic_mean(base: float, novel: float) -> float:
-    return 2 * base * novel / (base + novel) if base + novel > 0 else 0.0

@@ -18,12 +18,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from clipsuite.core.adapt.registry import MethodOptions
+from clipsuite.core.adapt.results import Row, Summary, summarize
+from clipsuite.core.adapt.runner import run
 from clipsuite.core.models import ClipModel
 from clipsuite.core.prompts import load_descriptions
-from clipsuite.core.seeds import mean_sd
 from clipsuite.medical import synthetic
 from clipsuite.medical.data import load_dassl_split
-from clipsuite.medical.fewshot import COMPARE_METHODS, CompareRow, compare, summarize
+from clipsuite.medical.fewshot import COMPARE_METHODS
 
 
 @dataclass(frozen=True)
@@ -44,37 +45,27 @@ def write_data(root: str | Path, setup: SliceSetup) -> Path:
 
 def run_table(clip: ClipModel, split_path: Path, setup: SliceSetup, shots: Sequence[int],
               seeds: Sequence[int], methods: Sequence[str] = COMPARE_METHODS,
-              protocol: str = "few-shot", options: MethodOptions | None = None) -> list[CompareRow]:
-    """Rows of ``fewshot.compare`` for every K in ``shots`` (means over ``seeds`` via ``summarize``)."""
+              protocol: str = "few-shot", options: MethodOptions | None = None) -> list[Row]:
+    """Rows of the core's comparison runner for every K in ``shots``, with the set's LLM descriptions."""
     split = load_dassl_split(split_path)
     descriptions = load_descriptions(split_path.parent / "descriptions.json", split.class_names)
-    rows: list[CompareRow] = []
+    options = dataclasses.replace(options or setup.options, descriptions=descriptions)
+    rows: list[Row] = []
     for k in shots:
-        rows += compare(clip, split, methods, shots=k, seeds=seeds, protocol=protocol,
-                        options=options or setup.options, descriptions=descriptions, views=0)
+        rows += run(clip, split, methods, shots=k, seeds=seeds, options=options, views=0, protocol=protocol)
     return rows
 
 
-def means(rows: Sequence[CompareRow]) -> dict[tuple[str, int], dict[str, float | str]]:
-    """(method, shots) -> mean row over seeds."""
-    out = {}
-    for k in dict.fromkeys(r.shots for r in rows):
-        for entry in summarize([r for r in rows if r.shots == k]):
-            out[(str(entry["method"]), k)] = entry
-    return out
-
-
-def spread(rows: Sequence[CompareRow], method: str, shots: int, key: str = "accuracy") -> float:
-    """Sample standard deviation over seeds of ``key`` (``accuracy`` or ``novel``); 0 for one seed."""
-    values = [float(getattr(r, key) or 0.0) for r in rows if r.method == method and r.shots == shots]
-    return mean_sd(values)[1] if values else 0.0
+def means(rows: Sequence[Row]) -> dict[tuple[str, int], Summary]:
+    """(method, shots) -> mean +- sd over seeds."""
+    return {(entry.method, entry.shots): entry for entry in summarize(rows)}
 
 
 def _cell(mean: float, sd: float, seeds: int) -> str:
     return f"{mean:.1f} ± {sd:.1f}" if seeds > 1 else f"{mean:.1f}"
 
 
-def few_shot_markdown(rows: Sequence[CompareRow]) -> str:
+def few_shot_markdown(rows: Sequence[Row]) -> str:
     """Mean (± standard deviation over seeds) accuracy per method and K."""
     table = means(rows)
     shots = list(dict.fromkeys(r.shots for r in rows))
@@ -82,19 +73,19 @@ def few_shot_markdown(rows: Sequence[CompareRow]) -> str:
     seeds = len({r.seed for r in rows})
     lines = ["| method | " + " | ".join(f"{k}-shot" for k in shots) + " |", "|---" * (len(shots) + 1) + "|"]
     for m in methods:
-        cells = [_cell(float(table[(m, k)]["accuracy"]), spread(rows, m, k), seeds) for k in shots]
+        cells = [_cell(table[(m, k)].accuracy, table[(m, k)].accuracy_sd, seeds) for k in shots]
         lines.append(f"| {m} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-def base_novel_markdown(rows: Sequence[CompareRow]) -> str:
+def base_novel_markdown(rows: Sequence[Row]) -> str:
     """Mean base / novel accuracy (± standard deviation over seeds) and the HM of the means."""
     seeds = len({r.seed for r in rows})
     lines = ["| method | shots | base | novel | HM |", "|---|---|---|---|---|"]
     for (method, k), entry in means(rows).items():
-        base = _cell(float(entry["accuracy"]), spread(rows, method, k), seeds)
-        novel = _cell(float(entry["novel"]), spread(rows, method, k, "novel"), seeds)
-        lines.append(f"| {method} | {k} | {base} | {novel} | {float(entry['hm']):.1f} |")
+        base = _cell(entry.accuracy, entry.accuracy_sd, seeds)
+        novel = _cell(entry.novel or 0.0, entry.novel_sd or 0.0, seeds)
+        lines.append(f"| {method} | {k} | {base} | {novel} | {entry.hm or 0.0:.1f} |")
     return "\n".join(lines)
 
 

@@ -23,31 +23,15 @@ from clipsuite.core.models import ClipModel, load_model
 from clipsuite.core.run_folder import check_output_folder
 from clipsuite.core.train import TrainConfig, Trainer, TrainResult, load_trainable
 from clipsuite.core.train.state import WEIGHTS_FILE
-from clipsuite.medical.data import AnswerVocab, QuestionTokenizer, VQASample
+from clipsuite.medical.data import AnswerVocab, QuestionTokenizer, VQASample, load_vqa
 from clipsuite.medical.evaluate import predict_vqa, vqa_accuracy
 from clipsuite.medical.methods.vqa import ClipVisualTokens, MedVQA, VQAConfig
 from clipsuite.medical.vqa_data import VQADataset, grey_tensor, prepare_images
+from clipsuite.medical.vqa_run import VQASettings, VQATrainRun
+
+__all__ = ["VQAModel", "VQARun", "VQASettings", "VQATask", "load_vqa_run", "train_vqa", "train_vqa_run"]
 
 BACKBONE_DIR = "backbone"
-
-
-@dataclass
-class VQASettings:
-    head: str = "qcr"
-    finetune_visual: bool = False   # PubMedCLIP's QCR fine-tunes; frozen runs the tower once per image
-    # pooled image feature only by default: on a pretrained backbone it carries the closed answers
-    # (lesion yes/no: linear probe 97%) and the head learns them; attending over its 64 patch tokens too
-    # learned less in the same epochs (docs/medical.md, "Evidence that it learns")
-    patch_tokens: bool = False
-    pool_grid: int | None = None    # e.g. 4: patch tokens averaged to 4 x 4 regions
-    word_dim: int = 300
-    hidden: int = 1024
-    glimpses: int = 2
-    max_tokens: int = 12
-    use_ae: bool = True
-    ae_size: int = 128
-    ae_channels: int = 64
-    dropout: float = 0.2
 
 
 class VQAModel(nn.Module):
@@ -173,6 +157,16 @@ def train_vqa(train: Sequence[VQASample], output_dir: str | os.PathLike[str], mo
     run.metrics = {k[len("eval/"):]: v for k, v in result.metrics.items() if k.startswith("eval/")}
     run.train = result
     return run
+
+
+def train_vqa_run(run: VQATrainRun, output_dir: str | os.PathLike[str], resume: bool = False,
+                  overwrite: bool = False, device: str | None = None) -> VQARun:
+    """``clipsuite-medical vqa train``: the run's data (train and test splits) and settings, stored with
+    the run as its config (``run.to_options()``) so ``--resume`` continues it."""
+    data = str(run.data)  # VQATrainRun refuses a run without data
+    return train_vqa(load_vqa(data, "train"), output_dir, run.model, run.pretrained, run.settings(),
+                     run.train_config(Path(output_dir), resume=resume), load_vqa(data, "test"), device,
+                     run.to_options(), overwrite=overwrite)
 
 
 def load_vqa_run(run_dir: str | os.PathLike[str], device: str | None = None) -> VQARun:

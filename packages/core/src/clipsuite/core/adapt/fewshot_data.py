@@ -16,8 +16,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from clipsuite.core.checkpoints import read_json
 from clipsuite.core.errors import InputError
+from clipsuite.core.json_files import read_json  # torch-free: a split is read before any model
 
 PARTS = ("train", "val", "test")
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif"}
@@ -187,3 +187,10 @@ def base_novel(split: Split, subset: str) -> Split:
 
     return Split([split.class_names[i] for i in keep], select(split.train), select(split.val), select(split.test),
                  source=split.source)
+
+
+def read_split(path: str | os.PathLike[str], image_root: str | os.PathLike[str] | None = None,
+               subset: str = "all") -> Split:
+    """A Dassl split JSON or a folder of class folders, reduced to ``subset`` (all, base or novel)."""
+    loaded = load_class_folders(path) if Path(path).is_dir() else load_split(path, image_root)
+    return base_novel(loaded, subset)

@@ -88,15 +88,21 @@ def installed_methods() -> dict[str, Method]:
     return dict(sorted(found.items(), key=lambda item: rank.get(item[1].kind, len(rank))))
 
 
-def resolve_methods(spec: str | list[str], have_descriptions: bool = False) -> list[str]:
-    """``all``, a comma-separated list, or a list of names -> installed method names (``all``: registry order)."""
-    names = spec.split(",") if isinstance(spec, str) else list(spec)
-    names = [n.strip().lower() for n in names if n.strip()]
-    if names == ["all"]:
-        return [m.name for m in installed_methods().values() if have_descriptions or not m.needs_descriptions]
+def check_method_names(names: Sequence[str]) -> None:
+    """Refuse an unknown or missing method name in one line; reads only the installed metadata (no import,
+    so a CLI checks a typo before torch)."""
     unknown = [n for n in names if n not in REGISTRY]
     if unknown:
         raise InputError(f"unknown method '{unknown[0]}' (choose from {', '.join(REGISTRY.names())} or 'all')")
     if not names:
         raise InputError("no method given")
+
+
+def resolve_methods(spec: str | Sequence[str], have_descriptions: bool = False) -> list[str]:
+    """``all``, a comma-separated list, or a list of names -> installed method names (``all``: registry order)."""
+    names = spec.split(",") if isinstance(spec, str) else list(spec)
+    names = [n.strip().lower() for n in names if n.strip()]
+    if names == ["all"]:
+        return [m.name for m in installed_methods().values() if have_descriptions or not m.needs_descriptions]
+    check_method_names(names)
     return names
