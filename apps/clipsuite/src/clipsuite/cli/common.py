@@ -17,6 +17,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from clipsuite.core.comma_lists import parse_list  # noqa: F401  (the apps' one list parser, from the core)
 from clipsuite.core.errors import ClipsuiteError, InputError
+from clipsuite.core.input_paths import need  # noqa: F401  (the apps' missing-path rule, from the core)
 
 console = Console(stderr=False, highlight=False)
 err_console = Console(stderr=True, highlight=False)
@@ -123,20 +124,6 @@ def fail(message: str, code: int = 2) -> NoReturn:
     """Print one red line naming the problem and leave with a non-zero status."""
     err_console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)  # a path may hold "[...]"
     raise typer.Exit(code)
-
-
-def need(path: Path | None, what: str, kind: str = "any") -> None:
-    """Refuse a missing input path in one line, before any heavy import (torch, open_clip): a typo costs
-    milliseconds, not the seconds of loading a model. ``kind``: any, file or dir."""
-    if path is None:
-        return
-    if not path.exists():
-        noun = "folder" if kind == "dir" else "file"
-        raise InputError(f"{path}: {noun} not found ({what})")
-    if kind == "file" and not path.is_file():
-        raise InputError(f"{path}: {what} is a folder, not a file")
-    if kind == "dir" and not path.is_dir():
-        raise InputError(f"{path}: {what} is a file, not a folder")
 
 
 def need_some(paths: Sequence[Path], what: str) -> None:

@@ -1,5 +1,5 @@
 """A missing input path refused in one line, torch-free: a run config's ``__post_init__`` and the apps' early
-checks say the same words (``clipsuite.cli.common.need`` is this rule for typed ``Path`` options)."""
+checks (``clipsuite.cli.common`` re-exports it) say the same words, in milliseconds, before any model loads."""
 
 from __future__ import annotations
 
