@@ -39,90 +39,92 @@ def _summary_table(rows: list[Row]) -> Table:
     return table
 
 
-def register(app: typer.Typer) -> None:
-    adapt = typer.Typer(help="Few-shot adaptation: CoOp, CoCoOp, KgCoOp, MaPLe, Tip-Adapter(-F), GDA, "
+adapt_app = typer.Typer(help="Few-shot adaptation: CoOp, CoCoOp, KgCoOp, MaPLe, Tip-Adapter(-F), GDA, "
                              "linear probes, LLM descriptions.", no_args_is_help=True)
-    app.add_typer(adapt, name="adapt")
 
-    @adapt.command("methods")
-    @cli_errors
-    def methods() -> None:
-        """List the methods and their kind."""
-        from clipsuite.core.adapt import installed_methods
 
-        table = Table("method", "kind", "needs")
-        for method in installed_methods().values():
-            table.add_row(method.name, method.kind, "--descriptions" if method.needs_descriptions else "")
-        console.print(table)
+def register(app: typer.Typer) -> None:
+    app.add_typer(adapt_app, name="adapt")
 
-    @adapt.command("train")
-    @cli_errors
-    @with_config_options(AdaptRun)  # the run's options: the fields of clipsuite.core.adapt.adapt_run
-    def train(
-        ctx: typer.Context,
-        values: dict[str, Any],
-        output: Annotated[Path, typer.Option("--output", "-o", help="Folder for the adapters and results.csv; a "
-                                             ".safetensors path saves a single method's adapter there.")
-                          ] = Path("runs/adapt"),
-        csv_path: CsvOpt = None,
-        device: DeviceOpt = None,
-    ) -> None:
-        """Train one or more methods on a K-shot draw and print (and save) method, shots, seed, accuracy."""
-        from clipsuite.core.outputs import check_output_dir, check_output_file
+@adapt_app.command("methods")
+@cli_errors
+def methods() -> None:
+    """List the methods and their kind."""
+    from clipsuite.core.adapt import installed_methods
 
-        single_file = output.suffix == ".safetensors"
-        (check_output_file if single_file else check_output_dir)(output, "--output")  # before any work
-        if csv_path is not None:
-            check_output_file(csv_path, "--csv")
-        run = build_config(ctx, AdaptRun, values)  # every field checked here, before torch is imported
-        if single_file:
-            run.check_single_file(output)
-        from clipsuite.core.adapt.runner import train_adapt_run
-        from clipsuite.core.models import load_model
+    table = Table("method", "kind", "needs")
+    for method in installed_methods().values():
+        table.add_row(method.name, method.kind, "--descriptions" if method.needs_descriptions else "")
+    console.print(table)
 
-        names = run.method_names()
-        data_split = run.load_split()
-        clip = load_model(run.model, pretrained=run.pretrained, device=device)
-        err_console.print(f"adapting {clip.name} on {len(data_split.class_names)} classes, {run.shots} shots, "
-                          f"methods: {', '.join(names)}")
-        rows, table_path = train_adapt_run(run, clip, data_split, names, output, csv_path, on_row=lambda row: (
-            err_console.print(f"  {row.method} seed {row.seed}: {row.accuracy:.2f}")))
-        console.print(_table(rows))
-        if len(run.seed_list) > 1:
-            console.print(_summary_table(rows))
-        err_console.print(f"wrote {table_path}")
+@adapt_app.command("train")
+@cli_errors
+@with_config_options(AdaptRun)  # the run's options: the fields of clipsuite.core.adapt.adapt_run
+def train(
+    ctx: typer.Context,
+    values: dict[str, Any],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Folder for the adapters and results.csv; a "
+                                         ".safetensors path saves a single method's adapter there.")
+                      ] = Path("runs/adapt"),
+    csv_path: CsvOpt = None,
+    device: DeviceOpt = None,
+) -> None:
+    """Train one or more methods on a K-shot draw and print (and save) method, shots, seed, accuracy."""
+    from clipsuite.core.outputs import check_output_dir, check_output_file
 
-    @adapt.command("evaluate")
-    @cli_errors
-    def evaluate(
-        adapters: Annotated[list[Path], typer.Argument(help="Saved adapter files (.safetensors).")],
-        split: SplitOpt,
-        part: Annotated[str, typer.Option(help="train, val or test.")] = "test",
-        model: Annotated[str, typer.Option("--model", "-m", help="The model the adapters were trained with.")
-                         ] = "tiny",
-        pretrained: PretrainedOpt = None,
-        subset: SubsetOpt = "all",
-        image_root: ImageRootOpt = None,
-        csv_path: CsvOpt = None,
-        device: DeviceOpt = None,
-    ) -> None:
-        """Score saved adapters on a split part and print method, shots, seed, accuracy."""
-        if csv_path is not None:
-            from clipsuite.core.outputs import check_output_file
+    single_file = output.suffix == ".safetensors"
+    (check_output_file if single_file else check_output_dir)(output, "--output")  # before any work
+    if csv_path is not None:
+        check_output_file(csv_path, "--csv")
+    run = build_config(ctx, AdaptRun, values)  # every field checked here, before torch is imported
+    if single_file:
+        run.check_single_file(output)
+    from clipsuite.core.adapt.runner import train_adapt_run
+    from clipsuite.core.models import load_model
 
-            check_output_file(csv_path, "--csv")
-        for path in adapters:  # paths first, before torch is imported
-            if not path.is_file():
-                raise InputError(f"{path}: adapter file not found")
-        need(split, "--split")
-        need(image_root, "--image-root folder", "dir")
-        from clipsuite.core.adapt import evaluate_file, read_split, write_csv
-        from clipsuite.core.models import load_model
+    names = run.method_names()
+    data_split = run.load_split()
+    clip = load_model(run.model, pretrained=run.pretrained, device=device)
+    err_console.print(f"adapting {clip.name} on {len(data_split.class_names)} classes, {run.shots} shots, "
+                      f"methods: {', '.join(names)}")
+    rows, table_path = train_adapt_run(run, clip, data_split, names, output, csv_path, on_row=lambda row: (
+        err_console.print(f"  {row.method} seed {row.seed}: {row.accuracy:.2f}")))
+    console.print(_table(rows))
+    if len(run.seed_list) > 1:
+        console.print(_summary_table(rows))
+    err_console.print(f"wrote {table_path}")
 
-        data_split = read_split(split, image_root, subset)
-        clip = load_model(model, pretrained=pretrained, device=device)
-        rows = [evaluate_file(path, clip, data_split, part) for path in adapters]
-        console.print(_table(rows))
-        if csv_path is not None:
-            write_csv(csv_path, rows)
-            err_console.print(f"wrote {csv_path}")
+@adapt_app.command("evaluate")
+@cli_errors
+def evaluate(
+    adapters: Annotated[list[Path], typer.Argument(help="Saved adapter files (.safetensors).")],
+    split: SplitOpt,
+    part: Annotated[str, typer.Option(help="train, val or test.")] = "test",
+    model: Annotated[str, typer.Option("--model", "-m", help="The model the adapters were trained with.")
+                     ] = "tiny",
+    pretrained: PretrainedOpt = None,
+    subset: SubsetOpt = "all",
+    image_root: ImageRootOpt = None,
+    csv_path: CsvOpt = None,
+    device: DeviceOpt = None,
+) -> None:
+    """Score saved adapters on a split part and print method, shots, seed, accuracy."""
+    if csv_path is not None:
+        from clipsuite.core.outputs import check_output_file
+
+        check_output_file(csv_path, "--csv")
+    for path in adapters:  # paths first, before torch is imported
+        if not path.is_file():
+            raise InputError(f"{path}: adapter file not found")
+    need(split, "--split")
+    need(image_root, "--image-root folder", "dir")
+    from clipsuite.core.adapt import evaluate_file, read_split, write_csv
+    from clipsuite.core.models import load_model
+
+    data_split = read_split(split, image_root, subset)
+    clip = load_model(model, pretrained=pretrained, device=device)
+    rows = [evaluate_file(path, clip, data_split, part) for path in adapters]
+    console.print(_table(rows))
+    if csv_path is not None:
+        write_csv(csv_path, rows)
+        err_console.print(f"wrote {csv_path}")
