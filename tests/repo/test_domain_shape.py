@@ -47,3 +47,13 @@ def test_a_domain_is_wired_everywhere(domain: str) -> None:
 def test_its_entry_points_are_installed(domain: str) -> None:
     assert domain in {e.name for e in entry_points(group="clipsuite.apps")}
     assert domain in {e.name for e in entry_points(group="clipsuite.demo_steps")}
+
+
+@pytest.mark.parametrize("domain", DOMAINS)
+def test_its_app_is_built_by_the_clipsuite_group(domain: str) -> None:
+    import typer
+
+    from clipsuite.cli.aliases import ClipsuiteGroup
+
+    (entry,) = [e for e in entry_points(group="clipsuite.apps") if e.name == domain]
+    assert isinstance(typer.main.get_command(entry.load()), ClipsuiteGroup)  # retiring names hidden when run alone
