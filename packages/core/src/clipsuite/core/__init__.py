@@ -5,8 +5,7 @@ Names are imported lazily so that light commands (listing presets) do not pay fo
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from clipsuite.core.lazy_names import lazy_getattr
 
 _EXPORTS = {
     "ClipModel": "clipsuite.core.models",
@@ -20,7 +19,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'clipsuite.core' has no attribute {name!r}")
+__getattr__ = lazy_getattr("clipsuite.core", _EXPORTS, globals())

@@ -16,8 +16,7 @@ and names methods before anything heavy loads. The names of torch modules load o
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from clipsuite.core.adapt.adapt_run import AdaptRun
 from clipsuite.core.adapt.fewshot_data import (
@@ -31,14 +30,15 @@ from clipsuite.core.adapt.fewshot_data import (
 )
 from clipsuite.core.adapt.registry import Method, MethodOptions, find_method, installed_methods, resolve_methods
 from clipsuite.core.adapt.results import Row, Summary, summarize, write_csv
+from clipsuite.core.lazy_names import lazy_getattr
 
 if TYPE_CHECKING:
     from clipsuite.core.adapt.io import LearnedClassifier, load_classifier, save_adapter
     from clipsuite.core.adapt.runner import evaluate_file, prepare, run, train_one
 
-# name -> the module that defines it (imported when the name is first asked for)
-_LAZY = {"LearnedClassifier": "io", "load_classifier": "io", "save_adapter": "io", "evaluate_file": "runner",
-         "prepare": "runner", "run": "runner", "train_one": "runner"}
+# name -> the module that defines it, imported when the name is first asked for
+_LAZY = {"LearnedClassifier": ".io", "load_classifier": ".io", "save_adapter": ".io", "evaluate_file": ".runner",
+         "prepare": ".runner", "run": ".runner", "train_one": ".runner"}
 
 __all__ = ["AdaptRun", "Item", "LearnedClassifier", "Method", "MethodOptions", "Row", "Split", "Summary",
            "base_novel", "evaluate_file", "few_shot", "find_method", "installed_methods", "load_class_folders",
@@ -46,9 +46,4 @@ __all__ = ["AdaptRun", "Item", "LearnedClassifier", "Method", "MethodOptions", "
            "summarize", "train_one", "write_csv"]
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        value = getattr(importlib.import_module(f"clipsuite.core.adapt.{_LAZY[name]}"), name)
-        globals()[name] = value  # found once; later look-ups are plain module attributes
-        return value
-    raise AttributeError(f"module 'clipsuite.core.adapt' has no attribute '{name}'")
+__getattr__ = lazy_getattr("clipsuite.core.adapt", _LAZY, globals())

@@ -7,9 +7,9 @@ Importing this package imports neither torch nor accelerate: a CLI builds and ch
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from clipsuite.core.lazy_names import lazy_getattr
 from clipsuite.core.train.config import TrainConfig
 
 if TYPE_CHECKING:
@@ -21,18 +21,13 @@ if TYPE_CHECKING:
     from clipsuite.core.train.task import TrainTask
     from clipsuite.core.train.trainer import Trainer, TrainResult
 
-# name -> the module that defines it (imported when the name is first asked for)
-_LAZY = {"EMA": "ema", "TrainResult": "trainer", "TrainTask": "task", "Trainer": "trainer",
-         "build_scheduler": "schedule", "fit_and_save_clip": "clip_run", "load_trainable": "state",
-         "lr_factor": "schedule", "read_metrics": "logbook"}
+# name -> the module that defines it, imported when the name is first asked for
+_LAZY = {"EMA": ".ema", "TrainResult": ".trainer", "TrainTask": ".task", "Trainer": ".trainer",
+         "build_scheduler": ".schedule", "fit_and_save_clip": ".clip_run", "load_trainable": ".state",
+         "lr_factor": ".schedule", "read_metrics": ".logbook"}
 
 __all__ = ["EMA", "TrainConfig", "TrainResult", "TrainTask", "Trainer", "build_scheduler", "fit_and_save_clip",
            "load_trainable", "lr_factor", "read_metrics"]
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        value = getattr(importlib.import_module(f"clipsuite.core.train.{_LAZY[name]}"), name)
-        globals()[name] = value  # found once; later look-ups are plain module attributes
-        return value
-    raise AttributeError(f"module 'clipsuite.core.train' has no attribute '{name}'")
+__getattr__ = lazy_getattr("clipsuite.core.train", _LAZY, globals())
