@@ -77,3 +77,18 @@ def test_clipsuite_train_has_one_option_per_run_field() -> None:
     assert {f.name for f, _ in cli_fields(ContrastiveRun)} <= names
     own = names - {f.name for f, _ in cli_fields(ContrastiveRun)}
     assert own == {"output", "resume", "overwrite", "verify", "workers", "quiet"}  # where and how, not what
+
+
+def test_bounds_and_schedule_problems_name_the_flags() -> None:
+    from pathlib import Path
+
+    from clipsuite.core.run_config import below, flag_of, schedule_problems
+    from clipsuite.core.train.config import TrainConfig
+
+    run = ToyRun(source="x", epochs=3, batch_size=0)
+    assert flag_of(ToyRun, "fast") == "--fast" and flag_of(ToyRun, "internal") == "--internal"
+    assert below(run, 1, "epochs", "batch_size") == ["--batch-size must be >= 1 (got 0)"]
+    assert below(run, 3, "epochs", strict=True) == ["--epochs must be > 3 (got 3)"]
+    assert schedule_problems(lambda: TrainConfig(output_dir=Path("."), epochs=0, flags={"epochs": "--passes"})) == [
+        "--passes must be >= 1 (got 0)"]
+    assert schedule_problems(lambda: TrainConfig(output_dir=Path("."))) == []

@@ -129,9 +129,10 @@ def test_cli_mlp_bad_options_one_line_before_work(subject, tmp_path):
     result = runner.invoke(app, ["fit", str(subject), "--decoder", "cnn"])
     assert result.exit_code == 2 and "--decoder 'cnn': expected ridge or mlp" in result.output
     result = runner.invoke(app, ["fit", str(subject), "--decoder", "mlp", "--epochs", "0", "--lr", "-1",
-                                 "--precision", "fp12"])
+                                 "--precision", "fp12", "--hidden", "0", "--blocks", "-1"])
     assert result.exit_code == 2
     assert "--epochs must be >= 1" in result.output and "--lr must be > 0" in result.output
+    assert "--hidden must be >= 1 (got 0)" in result.output and "--blocks must be >= 0 (got -1)" in result.output
     assert "--precision" in result.output and "Traceback" not in result.output
     result = runner.invoke(app, ["fit", str(subject), "--decoder", "mlp", "-o", str(tmp_path / "d"), "--run-dir",
                                  str(tmp_path / "d" / "run"), "--model", "tiny", "--device", "cpu",

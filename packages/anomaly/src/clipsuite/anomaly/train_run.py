@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 from clipsuite.anomaly.presets import DEFAULT_MODEL
 from clipsuite.core.errors import InputError
-from clipsuite.core.run_config import cli
+from clipsuite.core.run_config import cli, schedule_problems
 from clipsuite.core.train.config import TrainConfig
 
 MIN_IMAGE_SIZE = 16  # px: below this the position grid has too few patches to resample
@@ -67,10 +67,7 @@ class TrainRun:
         problems = []
         if self.image_size is not None and self.image_size < MIN_IMAGE_SIZE:
             problems.append(f"--image-size {self.image_size}: give {MIN_IMAGE_SIZE} px or more")
-        try:
-            self.train_config(Path("."))  # epochs, batch, lr, steps, checkpoints: TrainConfig's rules
-        except InputError as error:
-            problems.append(error.cli_message)
+        problems += schedule_problems(lambda: self.train_config(Path(".")))  # epochs, batch, lr ...: TrainConfig's
         if problems:
             raise InputError("; ".join(problems))
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from clipsuite.core.errors import InputError
-from clipsuite.core.run_config import cli
+from clipsuite.core.run_config import below, cli, schedule_problems
 from clipsuite.core.train.config import TrainConfig
 
 REPETITIONS = ("average", "single")
@@ -63,17 +63,11 @@ class MLPRun:
             problems.append(f"--train-repetitions '{self.train_repetitions}': expected average or single")
         if not 0 < self.test_fraction < 1:
             problems.append(f"--test-fraction {self.test_fraction}: expected a number between 0 and 1")
-        problems += [f"--{name.replace('_', '-')} must be >= 1 (got {getattr(self, name)})"
-                     for name in ("hidden",) if getattr(self, name) < 1]
-        problems += [f"--{name.replace('_', '-')} must be >= 0 (got {getattr(self, name)})"
-                     for name in ("blocks", "projector", "text_weight", "vae_latent", "kl_weight", "recon_weight")
-                     if getattr(self, name) < 0]
+        problems += below(self, 1, "hidden")
+        problems += below(self, 0, "blocks", "projector", "text_weight", "vae_latent", "kl_weight", "recon_weight")
         if not 0 <= self.mixup_fraction <= 1:
             problems.append(f"--mixup-fraction must be in [0, 1] (got {self.mixup_fraction})")
-        try:
-            self.train_config(Path("."))  # epochs, batch, lr, precision, accumulation: TrainConfig's rules
-        except InputError as error:
-            problems.append(error.cli_message)
+        problems += schedule_problems(lambda: self.train_config(Path(".")))  # epochs, batch, lr ...: TrainConfig's
         if problems:
             raise InputError("; ".join(problems))
 

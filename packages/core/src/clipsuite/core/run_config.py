@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["CliField", "absolute_paths", "cli", "cli_fields", "parse_typed"]
+__all__ = ["CliField", "absolute_paths", "below", "cli", "cli_fields", "flag_of", "parse_typed", "schedule_problems"]
 
 
 @dataclass(frozen=True)
@@ -64,3 +64,34 @@ def as_text(value: Any) -> str:
     if isinstance(value, (list, tuple)):
         return ",".join(str(v) for v in value)
     return str(value)
+
+
+def flag_of(config_class: type, name: str) -> str:
+    """The flag a user types for field ``name`` (its first long flag, or ``--field-name``)."""
+    meta = {f.name: m for f, m in cli_fields(config_class)}.get(name)
+    longs = [flag for flag in (meta.flags if meta else ()) if flag.startswith("--")]
+    return longs[0].split("/")[0] if longs else "--" + name.replace("_", "-")
+
+
+def below(config: Any, minimum: float, *names: str, strict: bool = False) -> list[str]:
+    """A problem line per field under ``minimum`` (``strict``: at or under it), named by its flag; ``None``
+    (not given) passes: ``below(run, 1, "epochs", "hidden")`` -> ``["--hidden must be >= 1 (got 0)"]``."""
+    problems = []
+    for name in names:
+        value = getattr(config, name)
+        if value is not None and (value <= minimum if strict else value < minimum):
+            problems.append(f"{flag_of(type(config), name)} must be {'>' if strict else '>='} {minimum:g} "
+                            f"(got {value})")
+    return problems
+
+
+def schedule_problems(train_config: Callable[[], object]) -> list[str]:
+    """TrainConfig's rules (epochs, batch, lr, precision ...) for a run config, as problem lines in the command's
+    flags: ``schedule_problems(lambda: self.train_config(Path(".")))``."""
+    from clipsuite.core.errors import InputError
+
+    try:
+        train_config()
+    except InputError as error:
+        return [error.cli_message]
+    return []

@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 
 from clipsuite.core.errors import InputError
 from clipsuite.core.input_paths import need
-from clipsuite.core.run_config import cli
+from clipsuite.core.run_config import below, cli, schedule_problems
 from clipsuite.core.train.config import TrainConfig
 
 HEADS = ("qcr", "mevf")
@@ -71,12 +71,8 @@ class VQATrainRun:
         problems = []
         if self.head not in HEADS:
             problems.append(f"--head '{self.head}': use qcr or mevf")
-        problems += [f"--{name.replace('_', '-')} must be >= {MIN_WIDTH} (got {getattr(self, name)})"
-                     for name in ("hidden", "word_dim") if getattr(self, name) < MIN_WIDTH]
-        try:
-            self.train_config(Path("."))  # epochs, batch size, lr: TrainConfig's rules, in the flags' words
-        except InputError as error:
-            problems.append(error.cli_message)
+        problems += below(self, MIN_WIDTH, "hidden", "word_dim")
+        problems += schedule_problems(lambda: self.train_config(Path(".")))  # epochs, batch, lr: TrainConfig's
         if problems:
             raise InputError("; ".join(problems))
 

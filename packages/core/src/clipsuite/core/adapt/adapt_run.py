@@ -13,7 +13,7 @@ from clipsuite.core.adapt.registry import MethodOptions, check_method_names, res
 from clipsuite.core.comma_lists import parse_list
 from clipsuite.core.errors import InputError
 from clipsuite.core.input_paths import need
-from clipsuite.core.run_config import cli
+from clipsuite.core.run_config import below, cli
 
 if TYPE_CHECKING:
     from clipsuite.core.adapt.fewshot_data import Split
@@ -75,15 +75,8 @@ class AdaptRun:
         need(self.image_root, "--image-root folder", "dir")
         if self.methods != ("all",):
             check_method_names(self.methods)
-        problems = []
-        for name in ("shots", "epochs", "batch_size", "n_ctx"):
-            value = getattr(self, name)
-            if value is not None and value < 1:
-                problems.append(f"--{name.replace('_', '-')} must be >= 1 (got {value})")
-        if self.lr is not None and not self.lr > 0:
-            problems.append(f"--lr must be > 0 (got {self.lr})")
-        if self.views < 0:
-            problems.append(f"--views must be >= 0 (got {self.views})")
+        problems = [*below(self, 1, "shots", "epochs", "batch_size", "n_ctx"), *below(self, 0, "lr", strict=True),
+                    *below(self, 0, "views")]
         if self.subset not in SUBSETS:
             problems.append(f"--subset '{self.subset}': choose base, novel or all")
         if self.class_token_position not in TOKEN_POSITIONS:
