@@ -99,7 +99,8 @@ def test_the_guards_catch_what_they_look_for(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("module", ["clipsuite.core.train", "clipsuite.core.outputs", "clipsuite.core.notices",
                                     "clipsuite.core.run_config", "clipsuite.core.comma_lists",
-                                    "clipsuite.core.class_names"])
+                                    "clipsuite.core.class_names",
+                                    "clipsuite.remote.train_run", "clipsuite.remote.prechecks"])
 def test_torch_free_modules_stay_torch_free(module: str) -> None:
     code = f"import sys, {module}; print('torch' in sys.modules or 'accelerate' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

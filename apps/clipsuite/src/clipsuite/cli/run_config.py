@@ -86,11 +86,14 @@ def build_config(ctx: typer.Context, config_class: type[C], values: dict[str, An
     """The run's config: ``values`` with paths made absolute, completed from the run stored in
     ``resume_from`` (``--resume``), then checked by the config itself (one ``InputError`` line)."""
     from clipsuite.cli.resume import remembered
+    from clipsuite.core.train.run_options import stored_options
 
+    as_text_fields = {f.name for f, meta in cli_fields(config_class) if meta.parse is not None}
+    # not typed: the field's default. Known before parsing, as a parse may give None (``--stretch none``)
+    untyped = {name for name in as_text_fields if values.get(name) is None}
     values = absolute_paths(config_class, parse_typed(config_class, values))
     if resume_from is not None:
         values = remembered(ctx, resume_from, values, adjustable=getattr(config_class, "ADJUSTABLE", ()))
+        untyped -= set(stored_options(resume_from) or {})  # a stored None is the run's value, not a default
     known = {f.name for f in dataclasses.fields(config_class)}  # type: ignore[arg-type]
-    as_text_fields = {f.name for f, meta in cli_fields(config_class) if meta.parse is not None}
-    return config_class(**{k: v for k, v in values.items()
-                           if k in known and not (k in as_text_fields and v is None)})
+    return config_class(**{k: v for k, v in values.items() if k in known and k not in untyped})

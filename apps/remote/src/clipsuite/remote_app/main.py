@@ -5,8 +5,9 @@ Thin: check arguments and paths (before torch is imported), call ``clipsuite.rem
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -15,7 +16,9 @@ from clipsuite.cli.aliases import ClipsuiteGroup
 from clipsuite.cli.common import cli_errors, console, err_console, fail, parse_list
 from clipsuite.core.outputs import check_output_dir, check_output_file
 from clipsuite.remote_app import train_cmd, translate_cmd
-from clipsuite.remote_app.options import parse_bands, parse_stretch
+
+if TYPE_CHECKING:
+    from clipsuite.remote.reading import Reading
 
 app = typer.Typer(name="remote", help="Remote sensing: multilingual retrieval over GeoTIFF scenes (tile, index, "
                   "search), zero-shot scene classification, retrieval evaluation, leakage check, fine-tuning "
@@ -57,13 +60,6 @@ def _rgb_model(model: str | None, command: str) -> None:
         check_rgb_model(model, model_bands(model), command)
 
 
-def _resolution(value: float | None) -> None:
-    """An argument, answered before any file is opened (rasterio is imported with the module)."""
-    from clipsuite.remote.prechecks import check_resolution
-
-    check_resolution(value)
-
-
 def _weights(model: str | None) -> None:
     """An uncached model offline: one line from the Hugging Face cache, before torch is imported."""
     if model is not None:
@@ -78,99 +74,110 @@ def _existing(paths: list[Path], globs: bool = False) -> None:
             fail(f"{path}: not found")
 
 
+ScenesArg = Annotated[list[Path], typer.Argument(help="Scenes: rasters, band files (a folder or quoted glob of "
+                                                "*_B4.TIF / *_B04_10m.jp2 ...), .SAFE / Landsat folders, STAC item "
+                                                "JSON, or folders of them.")]
+TileSizeOpt = Annotated[int | None, typer.Option(min=8, help="Tile side in output pixels (default: a trained run's "
+                                                 "chip size, else 224).")]
+S2OffsetOpt = Annotated[bool | None, typer.Option(help="Sentinel-2 L2A baseline >= 04.00: subtract 1000 DN.")]
+StretchOpt = Annotated[str | None, typer.Option(help="Per-band percentile stretch 'LOW,HIGH' or 'none' (default "
+                                                "2,98).")]
+KindOpt = Annotated[str, typer.Option(help="Index kind: exact | ivf | ivfpq | hnsw (the core's store, as "
+                                      "`clipsuite index build`).")]
+MaxMemoryOpt = Annotated[str | None, typer.Option(help="Memory budget (e.g. 8G): with the default kind, picks kind, "
+                                                  "codes and sizes; the build never holds all vectors.")]
+NodataOpt = Annotated[str | None, typer.Option(help="Fill value of every scene, overriding the files' own (default: "
+                                               "the file's; 0 in every band for integer products without a nodata "
+                                               "tag).")]
+StretchScopeOpt = Annotated[str | None, typer.Option("--stretch-scope", help="scene: one stretch per scene "
+                                                     "(default); tile: each tile on its own, as `train` stretches "
+                                                     "chips (default with a raster-trained --model).")]
+
+
+def _index_reading(model: str, scenes: list[Path], bands: str | None, scale: float | None, s2_offset: bool | None,
+                   stretch: str | None, tile_size: int | None, stretch_scope: str | None,
+                   nodata: str | None) -> Reading:
+    """The flags as typed -> how scenes are read (a flag left out: the trained run's reading, else the default)."""
+    from clipsuite.remote.fill import parse_nodata
+    from clipsuite.remote.flag_values import parse_bands, parse_stretch
+    from clipsuite.remote.rasters import S2_L2A_OFFSET_DN
+    from clipsuite.remote.reading import NOT_GIVEN, index_reading
+
+    def given(value: Any, convert: Callable[[Any], Any] | None = None) -> Any:
+        return NOT_GIVEN if value is None else (convert(value) if convert is not None else value)
+
+    return index_reading(model, scenes, bands=given(bands, parse_bands), scale=given(scale),
+                         offset=given(s2_offset, lambda on: S2_L2A_OFFSET_DN if on else 0.0),
+                         stretch=given(stretch, parse_stretch), tile_size=given(tile_size),
+                         stretch_scope=given(stretch_scope), nodata=given(nodata, parse_nodata))
+
+
+def _say_reading(model: str, reading: Reading) -> None:
+    from clipsuite.remote.reading import describe
+
+    for note in reading.notes:
+        console.print(note)
+    if reading.from_model:
+        console.print(f"reading as {model} was trained: {describe(reading)}")
+
+
+def _report_index(result: Any) -> None:
+    for record in result.fill:  # one line per scene: how much fill, recognised how
+        scaling = f"; scaling from {record['scaling']}" if record.get("scaling") else ""
+        console.print(escape(f"{record['scene']}: {100 * record['fraction']:.1f} % fill ({record['rule']})"
+                             f"{scaling}"), soft_wrap=True)
+    console.print(f"indexed {result.tiles} tiles from {result.scenes} scene(s) "
+                  f"({result.skipped_nodata} nodata tiles skipped) -> {result.index_dir}")
+    _report_skipped(result.skipped, "scene")
+
+
 @app.command()
 @cli_errors
 def index(
-    scenes: Annotated[list[Path], typer.Argument(help="Scenes: rasters, band files (a folder or quoted glob of "
-                                                 "*_B4.TIF / *_B04_10m.jp2 ...), .SAFE / Landsat folders, STAC "
-                                                 "item JSON, or folders of them.")],
+    scenes: ScenesArg,
     out: Annotated[Path, typer.Option("--output", "-o", "--out", help="Index folder to write.")] = Path("scene_index"),
     model: ModelOpt = "tiny-multilingual", device: DeviceOpt = None, bands: BandsOpt = None,
-    tile_size: Annotated[int | None, typer.Option(min=8, help="Tile side in output pixels (default: a trained "
-                                                  "run's chip size, else 224).")] = None,
+    tile_size: TileSizeOpt = None,
     overlap: Annotated[int, typer.Option(min=0, help="Overlap between neighbouring tiles, output pixels.")] = 0,
     resolution: Annotated[float | None, typer.Option(help="Ground units per output pixel (default: native).")] = None,
     min_valid: Annotated[float, typer.Option(min=0.0, max=1.0, help="Skip tiles with less valid data.")] = 0.5,
     scale: Annotated[float | None, typer.Option(help="DN multiplier (default by dtype: uint16 1e-4).")] = None,
-    s2_offset: Annotated[bool | None, typer.Option(help="Sentinel-2 L2A baseline >= 04.00: subtract 1000 DN.")
-                         ] = None,
-    stretch: Annotated[str | None, typer.Option(help="Per-band percentile stretch 'LOW,HIGH' or 'none' "
-                                                "(default 2,98).")] = None,
-    kind: Annotated[str, typer.Option(help="Index kind: exact | ivf | ivfpq | hnsw (the core's store, as "
-                                      "`clipsuite index build`).")] = "exact",
-    max_memory: Annotated[str | None, typer.Option(help="Memory budget (e.g. 8G): with the default kind, picks "
-                                                   "kind, codes and sizes; the build never holds all vectors.")
-                          ] = None,
-    batch_size: Annotated[int, typer.Option(min=1)] = 64,
+    s2_offset: S2OffsetOpt = None, stretch: StretchOpt = None, kind: KindOpt = "exact",
+    max_memory: MaxMemoryOpt = None, batch_size: Annotated[int, typer.Option(min=1)] = 64,
     workers: Annotated[int, typer.Option(min=0, help="Tile-reading worker processes.")] = 2,
-    on_error: OnErrorOpt = "skip",
-    nodata: Annotated[str | None, typer.Option(help="Fill value of every scene, overriding the files' own "
-                                               "(default: the file's; 0 in every band for integer products "
-                                               "without a nodata tag).")] = None,
-    stretch_scope: Annotated[str | None, typer.Option("--stretch-scope", help="scene: one stretch per scene "
-                                                      "(default); tile: each tile on its own, as `train` "
-                                                      "stretches chips (default with a raster-trained "
-                                                      "--model).")] = None,
+    on_error: OnErrorOpt = "skip", nodata: NodataOpt = None, stretch_scope: StretchScopeOpt = None,
 ) -> None:
     """Tile whole scenes (windowed reads), embed every tile, build a faiss index with tile geometry.
 
     With a model trained by `clipsuite-remote train`, bands, scaling, stretch and tile size default to
     how its training chips were read."""
+    from clipsuite.core.index_plan import parse_memory
+    from clipsuite.remote.prechecks import check_index_inputs, check_index_options
+    from clipsuite.remote.tiling import TileSpec
+
     check_output_dir(out, "--output")
     _existing(scenes, globs=True)
     _on_error(on_error)
-    _resolution(resolution)
-    if kind not in ("exact", "ivf", "ivfpq", "hnsw"):
-        fail(f"--kind '{kind}': choose exact, ivf, ivfpq or hnsw")
-    if stretch_scope not in (None, "scene", "tile"):
-        fail(f"--stretch-scope '{stretch_scope}': choose scene or tile")
-    from clipsuite.core.index_plan import parse_memory
-
+    check_index_options(kind, stretch_scope, resolution, scale)  # the arguments alone, before any file
     budget = parse_memory(max_memory) if max_memory is not None else None
-    from clipsuite.remote.fill import parse_nodata
-    from clipsuite.remote.rasters import S2_L2A_OFFSET_DN, check_scale
-
-    check_scale(scale, "--scale")
-    fill_value = parse_nodata(nodata)
-    from clipsuite.remote.reading import NOT_GIVEN, describe, index_reading
-
-    def given(value: object, convert: object = None) -> object:
-        return NOT_GIVEN if value is None else (convert(value) if callable(convert) else value)
-
-    reading = index_reading(model, scenes, bands=given(bands, parse_bands), scale=given(scale),
-                            offset=given(s2_offset, lambda on: S2_L2A_OFFSET_DN if on else 0.0),
-                            stretch=given(stretch, parse_stretch), tile_size=given(tile_size),
-                            stretch_scope=given(stretch_scope), nodata=given(fill_value))
-    if overlap >= reading.tile_size:
-        fail(f"--overlap {overlap} must be smaller than --tile-size {reading.tile_size}")
-    from clipsuite.remote.prechecks import check_index_inputs
-
+    reading = _index_reading(model, scenes, bands, scale, s2_offset, stretch, tile_size, stretch_scope, nodata)
+    tile = TileSpec(reading.tile_size, overlap, resolution, min_valid)  # --overlap against the tile it splits
     # before torch: every scene's header, bands and size (band sets, .SAFE, STAC items too), the model's weights
     sources = check_index_inputs(scenes, reading.bands, resolution, reading.tile_size, min_valid,
                                  on_error)  # type: ignore[arg-type]  # typer's str, checked by _on_error
     _weights(model)
-    for note in reading.notes:
-        console.print(note)
-    if reading.from_model:
-        console.print(f"reading as {model} was trained: {describe(reading)}")
+    _say_reading(model, reading)
     from clipsuite.core.models import load_model
     from clipsuite.remote.scenes import SceneIndexConfig, build_scene_index
-    from clipsuite.remote.tiling import TileSpec
 
-    config = SceneIndexConfig(bands=reading.bands, tile=TileSpec(reading.tile_size, overlap, resolution, min_valid),
-                              scale=reading.scale, offset=reading.offset, stretch=reading.stretch,
-                              batch_size=batch_size, num_workers=workers, on_error=on_error,  # type: ignore[arg-type]  # typer's str
+    config = SceneIndexConfig(bands=reading.bands, tile=tile, scale=reading.scale, offset=reading.offset,
+                              stretch=reading.stretch, batch_size=batch_size, num_workers=workers,
+                              on_error=on_error,  # type: ignore[arg-type]  # typer's str, checked by _on_error
                               nodata=reading.nodata, stretch_scope=reading.stretch_scope)
     result = build_scene_index(load_model(model, device=device), sources, out, config, model_spec=model, kind=kind,
                                max_memory=budget)
     if result is not None:
-        for record in result.fill:  # one line per scene: how much fill, recognised how
-            scaling = f"; scaling from {record['scaling']}" if record.get("scaling") else ""
-            console.print(escape(f"{record['scene']}: {100 * record['fraction']:.1f} % fill ({record['rule']})"
-                                 f"{scaling}"), soft_wrap=True)
-        console.print(f"indexed {result.tiles} tiles from {result.scenes} scene(s) "
-                      f"({result.skipped_nodata} nodata tiles skipped) -> {result.index_dir}")
-        _report_skipped(result.skipped, "scene")
+        _report_index(result)
 
 
 @app.command()

@@ -14,8 +14,29 @@ from dataclasses import dataclass
 
 from clipsuite.core.errors import InputError
 from clipsuite.core.skipping import OnError, SkipLog
-from clipsuite.remote.rasters import BandRef, resolve_bands
+from clipsuite.remote.rasters import BandRef, check_scale, resolve_bands
 from clipsuite.remote.sources import SceneSource, check_scene_sets, find_scene_sources, open_scene
+
+INDEX_KINDS = ("exact", "ivf", "ivfpq", "hnsw")  # the store's kinds (clipsuite.core.index.KINDS, a torch module)
+STRETCH_SCOPES = ("scene", "tile")  # one stretch per scene, or each tile on its own (as training chips)
+
+
+def check_index_options(kind: str, stretch_scope: str | None, resolution: float | None,
+                        scale: float | None) -> None:
+    """What ``clipsuite-remote index`` can refuse from its arguments alone, before any file is opened."""
+    check_resolution(resolution)
+    if kind not in INDEX_KINDS:
+        raise InputError(f"unknown index kind '{kind}' (choose from {', '.join(INDEX_KINDS)})",
+                         cli=f"--kind '{kind}': choose exact, ivf, ivfpq or hnsw")
+    if stretch_scope is not None:
+        check_stretch_scope(stretch_scope)
+    check_scale(scale, "--scale")
+
+
+def check_stretch_scope(scope: str) -> None:
+    if scope not in STRETCH_SCOPES:
+        raise InputError(f"stretch scope '{scope}': choose scene or tile",
+                         cli=f"--stretch-scope '{scope}': choose scene or tile")
 
 
 def check_resolution(resolution: float | None, flag: str = "--resolution") -> None:

@@ -36,6 +36,7 @@ from clipsuite.core.staging import StagedFile, atomic_write_json, staged_folder
 from clipsuite.core.towers import vision_tower
 from clipsuite.remote.fill import Fill, describe_rule
 from clipsuite.remote.geo_filter import GeoSource
+from clipsuite.remote.prechecks import STRETCH_SCOPES, check_stretch_scope
 from clipsuite.remote.rasters import (
     BandRef,
     Scaling,
@@ -55,8 +56,8 @@ from clipsuite.remote.sources import (
 )
 from clipsuite.remote.tiling import TileSpec, TilingStats, count_tiles, iter_tiles
 
-__all__ = ["RASTER_SUFFIXES", "SceneIndexConfig", "build_scene_index", "check_scene_sets", "find_scenes"]
-STRETCH_SCOPES = ("scene", "tile")
+__all__ = ["RASTER_SUFFIXES", "STRETCH_SCOPES", "SceneIndexConfig", "build_scene_index", "check_scene_sets",
+           "find_scenes"]
 
 
 @dataclass
@@ -78,8 +79,7 @@ class SceneIndexConfig:
 
     def __post_init__(self) -> None:
         check_scale(self.scale)
-        if self.stretch_scope not in STRETCH_SCOPES:
-            raise InputError(f"stretch scope '{self.stretch_scope}': choose scene or tile")
+        check_stretch_scope(self.stretch_scope)
         Fill(self.nodata)
 
     @property

@@ -49,7 +49,8 @@ class TileSpec:
         if self.size < 1:
             raise InputError(f"tile size must be positive, got {self.size}")
         if not 0 <= self.overlap < self.size:
-            raise InputError(f"tile overlap must be in [0, size), got {self.overlap} for size {self.size}")
+            raise InputError(f"tile overlap must be in [0, size), got {self.overlap} for size {self.size}",
+                             cli=f"--overlap {self.overlap} must be smaller than --tile-size {self.size}")
         if self.resolution is not None and self.resolution <= 0:
             raise InputError(f"tile resolution must be positive, got {self.resolution}")
         if not 0.0 <= self.min_valid <= 1.0:

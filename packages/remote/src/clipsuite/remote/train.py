@@ -42,8 +42,6 @@ from clipsuite.remote.distributed import gathered_soft_clip_loss, world
 from clipsuite.remote.evaluate import read_translations
 from clipsuite.remote.held_out import check_held_out
 from clipsuite.remote.methods.self_distillation import (
-    GLOBAL_SCALE,
-    LOCAL_SCALE,
     EmaTeacher,
     ProjectorHead,
     dino_loss,
@@ -52,59 +50,10 @@ from clipsuite.remote.methods.self_distillation import (
     teacher_temperature,
     update_center,
 )
-from clipsuite.remote.rasters import open_raster
+from clipsuite.remote.rasters import S2_L2A_OFFSET_DN, open_raster
+from clipsuite.remote.train_run import RemoteRun, RemoteTrainConfig  # the method's settings live torch-free
 
 MAX_LOGIT_SCALE = 4.605170185988092  # log(100), open_clip's clamp
-
-
-@dataclass
-class RemoteTrainConfig:
-    """The method's settings (the run's are ``TrainConfig``)."""
-
-    languages: tuple[str, ...] = ("en",)
-    distill_weight: float = 0.0          # 0: contrastive only; > 0 adds RS-M-CLIP's self-distillation
-    teacher_decay: float = 0.996         # EMA of the teacher at the first step (DINO's)
-    teacher_decay_end: float = 1.0       # ... rising on a cosine to this at the last step (DINO's)
-    local_crops: int = 4
-    local_size: int | None = None        # default: half the model's image size (whole patches)
-    global_scale: tuple[float, float] = GLOBAL_SCALE
-    local_scale: tuple[float, float] = LOCAL_SCALE
-    student_temp: float = 0.1
-    teacher_temp: float = 0.04
-    teacher_temp_start: float | None = None  # DINO's warm-up: linear from this to teacher_temp
-    teacher_temp_warmup_steps: int = 0       # over this many optimizer steps (0: no warm-up)
-    center_momentum: float = 0.9
-    head_hidden: int = 512
-    head_bottleneck: int = 128
-    head_out: int = 1024
-    augment: bool = True                 # the contrastive view is a global crop (else the whole image)
-    learn_logit_scale: bool = True
-
-    def __post_init__(self) -> None:
-        self.languages = tuple(dict.fromkeys(str(x).strip() for x in self.languages if str(x).strip()))
-        self.global_scale = (float(self.global_scale[0]), float(self.global_scale[1]))
-        self.local_scale = (float(self.local_scale[0]), float(self.local_scale[1]))
-        problems = []
-        if not self.languages:
-            problems.append("give at least one language")
-        if self.distill_weight < 0:
-            problems.append(f"distill_weight must be >= 0 (got {self.distill_weight})")
-        if not 0.0 < self.teacher_decay < 1.0:
-            problems.append(f"teacher_decay must be in (0, 1) (got {self.teacher_decay})")
-        if not self.teacher_decay <= self.teacher_decay_end <= 1.0:
-            problems.append(f"teacher_decay_end must be in [teacher_decay, 1] (got {self.teacher_decay_end})")
-        if self.teacher_temp_warmup_steps < 0 or (self.teacher_temp_start is not None and self.teacher_temp_start <= 0):
-            problems.append("teacher_temp_warmup_steps must be >= 0 and teacher_temp_start > 0")
-        if self.local_crops < 0:
-            problems.append(f"local_crops must be >= 0 (got {self.local_crops})")
-        for name in ("global_scale", "local_scale"):
-            low, high = getattr(self, name)
-            if not 0.0 < low <= high <= 1.0:
-                problems.append(f"{name} must satisfy 0 < low <= high <= 1 (got {low}, {high})")
-        if min(self.student_temp, self.teacher_temp) <= 0 or not 0 <= self.center_momentum < 1:
-            problems.append("temperatures must be > 0 and center_momentum in [0, 1)")
-        if problems:
-            raise InputError("RemoteTrainConfig: " + "; ".join(problems))
 
 
 class ImageBranch(nn.Module):
@@ -394,3 +343,23 @@ def train_remote(data: TrainingData, output_dir: str | os.PathLike[str], model: 
     clip, result, main = fit_and_save_clip(task, cfg, MultilingualPairs(train_data), clip, options)
     held_out = {k[len("eval/"):]: v for k, v in result.metrics.items() if k.startswith("eval/")}
     return RemoteTrainResult(out, clip, result, held_out, main)
+
+
+def training_data(run: RemoteRun) -> TrainingData:
+    """Where ``run`` reads its material, and how it reads rasters (any raster flag given)."""
+    raster = None
+    if run.bands is not None or run.scale is not None or run.s2_offset or run.nodata is not None:
+        raster = RasterInput(run.bands, run.scale, S2_L2A_OFFSET_DN if run.s2_offset else 0.0, run.stretch,
+                             run.nodata)
+    assert run.data is not None  # RemoteRun refuses a run without data
+    return TrainingData(Path(run.data), split=run.split, eval_split=run.eval_split,
+                        translations=Path(run.translations) if run.translations else None, raster=raster)
+
+
+def train_remote_run(run: RemoteRun, output_dir: str | os.PathLike[str], resume: bool = False,
+                     overwrite: bool = False, progress: bool = True) -> RemoteTrainResult:
+    """``clipsuite-remote train``: ``run`` (checked, torch-free) trained into ``output_dir``, stored with
+    the run so ``--resume`` continues it as it was started."""
+    return train_remote(training_data(run), output_dir, run.model, pretrained=run.pretrained,
+                        settings=run.settings(), band_rule=run.band_rule, overwrite=overwrite,
+                        options=run.to_options(), resume=resume, progress=progress, **run.train_options())

@@ -27,9 +27,8 @@ from torch.func import functional_call
 
 from clipsuite.core.train import EMA
 from clipsuite.remote.distributed import all_mean
+from clipsuite.remote.methods.crop_scales import GLOBAL_SCALE
 
-GLOBAL_SCALE = (0.4, 1.0)  # RS-M-CLIP / DINO global crops: 40-100 % of the image area
-LOCAL_SCALE = (0.05, 0.4)  # local crops: 5-40 %
 RATIO = (3 / 4, 4 / 3)
 
 
