@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from clipsuite.core.errors import InputError
-from clipsuite.core.run_config import cli
+from clipsuite.core.run_config import cli, schedule_problems
 from clipsuite.core.train.config import TrainConfig
 from clipsuite.remote.flag_values import check_stretch, parse_languages, parse_stretch, parse_training_bands
 from clipsuite.remote.held_out import check_held_out
@@ -191,9 +191,9 @@ class RemoteRun:
         problems = []
         if self.band_rule not in BAND_RULES:
             problems.append(f"--band-rule '{self.band_rule}': choose {' or '.join(BAND_RULES)}")
-        checks: list[Callable[[], object]] = [
-            self.settings, lambda: self.train_config(Path(".")),  # the method's and the schedule's own rules
-            lambda: _check_scale(self.scale), lambda: _nodata(self.nodata),
+        problems += schedule_problems(lambda: self.train_config(Path(".")))  # epochs, batch, lr ...: TrainConfig's
+        checks: list[Callable[[], object]] = [  # the method's own rules, then how rasters are read
+            self.settings, lambda: _check_scale(self.scale), lambda: _nodata(self.nodata),
             lambda: check_stretch(self.stretch, f"--stretch {self._stretch_text()}")]
         for check in checks:
             try:
