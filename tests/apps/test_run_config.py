@@ -92,3 +92,14 @@ def test_bounds_and_schedule_problems_name_the_flags() -> None:
     assert schedule_problems(lambda: TrainConfig(output_dir=Path("."), epochs=0, flags={"epochs": "--passes"})) == [
         "--passes must be >= 1 (got 0)"]
     assert schedule_problems(lambda: TrainConfig(output_dir=Path("."))) == []
+
+
+def test_a_schedule_problem_names_only_the_flag_that_is_wrong() -> None:
+    from pathlib import Path
+
+    from clipsuite.core.run_config import schedule_problems
+    from clipsuite.core.train.config import TrainConfig
+
+    said = schedule_problems(lambda: TrainConfig(output_dir=Path("."), warmup_steps=-1,
+                                                 flags={"warmup_steps": "--warmup"}))
+    assert said == ["--warmup must be >= 0 (got -1)"]  # not "--warmup and --num-workers": most commands lack the latter

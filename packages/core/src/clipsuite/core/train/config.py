@@ -69,8 +69,8 @@ class TrainConfig:
             problems.append(f"max_steps must be >= 1 or None (got {self.max_steps})")
         if self.checkpoint_every is not None and int(self.checkpoint_every) < 0:
             problems.append(f"checkpoint_every must be >= 0 or None (got {self.checkpoint_every})")
-        if self.warmup_steps < 0 or self.num_workers < 0:
-            problems.append("warmup_steps and num_workers must be >= 0")
+        problems += [f"{name} must be >= 0 (got {getattr(self, name)})" for name in ("warmup_steps", "num_workers")
+                     if getattr(self, name) < 0]  # apart: a command without --num-workers never names it
         if not self.lr > 0:
             problems.append(f"lr must be > 0 (got {self.lr})")
         if self.weight_decay < 0:
@@ -116,7 +116,7 @@ def in_flag_words(problems: list[str], flags: dict[str, str]) -> str:
     """The problems with each field name in the words a command-line user typed (``lr`` -> ``--lr``,
     ``warmup_steps`` -> the command's ``--warmup``)."""
     names = sorted((f.name for f in dataclasses.fields(TrainConfig)), key=len, reverse=True)
-    # a field named as the subject of its rule ("lr must be > 0", "warmup_steps and num_workers must ..."),
+    # a field named as the subject of its rule ("lr must be > 0", "warmup_steps must be >= 0 ..."),
     # not a word of the text ("unknown precision 'fp8'" stays as it is)
     pattern = re.compile(r"\b(" + "|".join(map(re.escape, names)) + r")\b(?= must| and )")
     def flag(name: str) -> str:
