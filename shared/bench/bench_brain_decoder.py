@@ -37,7 +37,7 @@ def _parts(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 
     from clipsuite.brain.losses import LossSchedule
     from clipsuite.brain.methods.mlp import BrainMLP, MLPConfig
-    from clipsuite.brain.train import DecoderDataset, DecoderObjective, steps_per_epoch
+    from clipsuite.brain.train import DecoderDataset, DecoderObjective
     from clipsuite.core.train import TrainConfig
 
     rng = np.random.default_rng(0)
@@ -50,14 +50,15 @@ def _parts(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     torch.manual_seed(0)
     model = BrainMLP(MLPConfig(args.voxels, args.embed_dim, hidden=args.hidden, blocks=args.blocks,
                                vae_latent=args.vae_latent))
-    objective = DecoderObjective(model, LossSchedule(args.epochs), steps_per_epoch(len(data), cfg, 1), 1.0,
-                                 kl_weight=1e-3, recon_weight=0.1)
+    objective = DecoderObjective(model, LossSchedule(args.epochs), 1.0, kl_weight=1e-3, recon_weight=0.1)
     return data, cfg, objective
 
 
 def _bare(args: argparse.Namespace) -> float:
     """The same epochs as a plain loop: shuffled batches, AdamW, the objective's forward, backward."""
     import torch
+
+    from clipsuite.core.train.task import RunSteps
 
     data, cfg, objective = _parts(args)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -66,6 +67,8 @@ def _bare(args: argparse.Namespace) -> float:
     voxels = data.voxels.to(device)
     targets = {k: v.to(device) for k, v in data.targets.items()}
     amp = device.type == "cuda" and args.precision != "fp32"
+    per_epoch = -(-len(voxels) // args.batch_size)  # the plain loop's own count (one process, no accumulation)
+    objective.start(RunSteps(args.epochs * per_epoch, per_epoch))
     start = time.perf_counter()
     for _ in range(args.epochs):
         order = torch.randperm(len(voxels), device=device)

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from clipsuite.brain.decoders import MLPDecoder, read_decoder
 from clipsuite.brain.losses import LossSchedule
 from clipsuite.brain.methods.mlp import BrainMLP, MLPConfig
-from clipsuite.brain.train import DecoderDataset, DecoderObjective, DecoderTask, steps_per_epoch
+from clipsuite.brain.train import DecoderDataset, DecoderObjective, DecoderTask
 from clipsuite.brain_app.main import app
 from clipsuite.core.checkpoints import load_tensors
 from clipsuite.core.errors import InputError
@@ -71,7 +71,7 @@ def _run(out, data, resume=False):
                       resume=resume, progress=False)
     torch.manual_seed(0)
     objective = DecoderObjective(BrainMLP(MLPConfig(n_voxels=20, embed_dim=6, hidden=16, blocks=1)),
-                                 LossSchedule(3, mixup_fraction=0.34), steps_per_epoch(len(data), cfg, 1), 0.5)
+                                 LossSchedule(3, mixup_fraction=0.34), 0.5)
     return Trainer(DecoderTask(objective), cfg).fit(data)
 
 

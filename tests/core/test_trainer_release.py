@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from clipsuite.core.train import TrainConfig, Trainer
+from clipsuite.core.train.task import RunSteps
 
 
 class Pairs(torch.utils.data.Dataset):
@@ -50,15 +51,19 @@ class ScheduledTask(LinearTask):
         super().__init__()
         self.told: list[int] = []
 
-    def start_schedule(self, total_steps: int) -> None:
-        self.told.append(total_steps)
+    def start_schedule(self, steps: RunSteps) -> None:
+        self.told.append((steps.total, steps.per_epoch, steps.epochs))
 
 
 def test_a_scheduled_task_is_told_the_runs_steps_also_when_resumed(tmp_path: Path) -> None:
     config = TrainConfig(output_dir=tmp_path / "run", epochs=2, batch_size=8, progress=False, checkpoint_every=1)
     first = ScheduledTask()
     Trainer(first, TrainConfig(**{**config.__dict__, "max_steps": 2})).fit(Pairs())
-    assert first.told == [2]
+    assert first.told == [(2, 2, 1)]
     again = ScheduledTask()
     Trainer(again, TrainConfig(**{**config.__dict__, "resume": True})).fit(Pairs())
-    assert again.told == [4]  # 2 epochs of 2 steps: the whole run, not what is left of it
+    assert again.told == [(4, 2, 2)]  # 2 epochs of 2 steps: the whole run, not what is left of it
+    grouped = ScheduledTask()  # 2 batches of 8 per epoch, accumulated in pairs: one optimizer step per epoch
+    Trainer(grouped, TrainConfig(**{**config.__dict__, "output_dir": tmp_path / "run2", "epochs": 3,
+                                    "grad_accum": 2})).fit(Pairs())
+    assert grouped.told == [(3, 1, 3)]

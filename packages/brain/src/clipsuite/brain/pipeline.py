@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import math
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,7 +28,7 @@ from clipsuite.brain.losses import LossSchedule
 from clipsuite.brain.methods.mlp import BrainMLP, MLPConfig
 from clipsuite.brain.prep import PrepConfig, Samples, Stimulus, check_stimuli, prepare, read_stimuli
 from clipsuite.brain.ridge import AlphaChoice, alpha_choice, fit_ridge_cv
-from clipsuite.brain.train import DecoderDataset, DecoderObjective, DecoderTask, LossSettings, steps_per_epoch
+from clipsuite.brain.train import DecoderDataset, DecoderObjective, DecoderTask, LossSettings
 from clipsuite.core.errors import InputError
 from clipsuite.core.models import ClipModel
 from clipsuite.core.staging import atomic_write_json, staged_folder
@@ -132,7 +131,6 @@ def fit_mlp_decoder(subject: Subject, features: StimulusFeatures, out: str | Pat
     """Train the MindEye-style MLP decoder (BiMixCo then SoftCLIP) on the core Trainer and save it to
     ``out``; ``train_config.output_dir`` holds the run (checkpoints, ``metrics.jsonl``, resume).
     ``options``: the command's flags, stored with the run so ``--resume`` restores them."""
-    from accelerate import PartialState
 
     run, folder = Path(train_config.output_dir).resolve(), Path(out).resolve()
     if run == folder or folder in run.parents:
@@ -145,13 +143,11 @@ def fit_mlp_decoder(subject: Subject, features: StimulusFeatures, out: str | Pat
     config = MLPConfig(n_voxels=subject.data.n_voxels, embed_dim=features.image.shape[1], hidden=settings.hidden,
                        blocks=settings.blocks, projector=settings.projector, input_dropout=settings.input_dropout,
                        block_dropout=settings.block_dropout, vae_latent=settings.vae_latent)
-    per_epoch = steps_per_epoch(len(train), train_config, PartialState().num_processes)
-    epochs = (math.ceil(train_config.max_steps / per_epoch) if train_config.max_steps else train_config.epochs)
     loss = settings.loss
-    schedule = LossSchedule(epochs, loss.mixup_fraction, loss.mix_temperature, loss.soft_temperature)
+    # epochs and steps per epoch: the Trainer tells the objective before the first step (RunSteps)
+    schedule = LossSchedule(train_config.epochs, loss.mixup_fraction, loss.mix_temperature, loss.soft_temperature)
     torch.manual_seed(train_config.seed)  # the initial weights, so a resumed run rebuilds the same model
-    objective = DecoderObjective(BrainMLP(config), schedule, per_epoch, loss.text_weight, loss.kl_weight,
-                                 loss.recon_weight)
+    objective = DecoderObjective(BrainMLP(config), schedule, loss.text_weight, loss.kl_weight, loss.recon_weight)
     meta = _meta(subject, "mlp-decoder", model_spec, mlp=config.to_dict(),
                  fit={**dataclasses.asdict(settings), "train": train_config.to_json()})
     trainer = Trainer(DecoderTask(objective, held_out, meta), train_config, options)

@@ -9,7 +9,7 @@ Trainer restores too. ``DecoderTask`` is the ``TrainTask`` the Trainer runs.
 
 from __future__ import annotations
 
-import math
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, cast
@@ -23,7 +23,7 @@ from clipsuite.brain.evaluate import retrieval
 from clipsuite.brain.losses import LossSchedule, mixco, mixco_nce, soft_clip_loss
 from clipsuite.brain.methods.mlp import BrainMLP
 from clipsuite.core.errors import InputError
-from clipsuite.core.train import TrainConfig
+from clipsuite.core.train.task import RunSteps
 
 
 class DecoderDataset(Dataset):
@@ -68,15 +68,21 @@ class DecoderObjective(nn.Module):
 
     steps: torch.Tensor  # the registered buffer
 
-    def __init__(self, decoder: BrainMLP, schedule: LossSchedule, steps_per_epoch: int, text_weight: float,
+    def __init__(self, decoder: BrainMLP, schedule: LossSchedule, text_weight: float = 1.0,
                  kl_weight: float = 0.0, recon_weight: float = 0.0) -> None:
         super().__init__()
         self.decoder = decoder
         self.schedule = schedule
-        self.steps_per_epoch = max(1, steps_per_epoch)
+        self.steps_per_epoch = 1  # the Trainer tells the run's count before the first step (start)
         self.text_weight = text_weight
         self.kl_weight, self.recon_weight = kl_weight, recon_weight
         self.register_buffer("steps", torch.zeros((), dtype=torch.long))  # optimizer steps done
+
+    def start(self, steps: RunSteps) -> None:
+        """The run's length as the Trainer counts it: the epochs the loss schedule spans (a ``max_steps`` run
+        included) and the optimizer steps in each."""
+        self.steps_per_epoch = max(1, steps.per_epoch)
+        self.schedule = dataclasses.replace(self.schedule, epochs=steps.epochs)
 
     def phase(self) -> tuple[str, float]:
         return self.schedule.at(int(self.steps) // self.steps_per_epoch)
@@ -100,15 +106,6 @@ class DecoderObjective(nn.Module):
         return {"loss": loss, **parts, "bimixco": torch.tensor(float(kind == "bimixco"), device=loss.device)}
 
 
-def steps_per_epoch(n_samples: int, config: TrainConfig, num_processes: int) -> int:
-    """Optimizer steps in one epoch, as the core Trainer counts them (per-process batches, sharded
-    like DistributedSampler, grouped by ``grad_accum``)."""
-    per_rank = -(-n_samples // num_processes)
-    full, rest = divmod(per_rank, config.batch_size)
-    batches = full + (1 if rest and not config.drop_last else 0)
-    return max(1, math.ceil(batches / config.grad_accum))
-
-
 class DecoderTask:
     """The ``TrainTask``: ``module`` is the objective; ``loss`` is its forward; evaluation is MindEye's
     retrieval (both directions) of the held-out samples, per space."""
@@ -122,6 +119,9 @@ class DecoderTask:
 
     def loss(self, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return self.module(batch)
+
+    def start_schedule(self, steps: RunSteps) -> None:
+        self.module.start(steps)
 
     def after_step(self) -> None:
         self.module.steps += 1

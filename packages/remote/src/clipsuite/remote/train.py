@@ -30,6 +30,7 @@ from clipsuite.core.run_folder import check_output_folder
 from clipsuite.core.towers import vision_tower
 from clipsuite.core.towers.bands import BAND_RULES
 from clipsuite.core.train import TrainConfig, TrainResult, fit_and_save_clip
+from clipsuite.core.train.task import RunSteps
 from clipsuite.remote.data import (
     CaptionedImages,
     MultilingualPairs,
@@ -122,8 +123,8 @@ class RemoteTrainTask:
         self.local_size = max(patch, size // patch * patch)
         self.total_steps = 0  # told by the Trainer (start_schedule); 0: the teacher decay stays at its start
 
-    def start_schedule(self, total_steps: int) -> None:
-        self.total_steps = total_steps
+    def start_schedule(self, steps: RunSteps) -> None:
+        self.total_steps = steps.total
 
     def teacher_decay_now(self) -> float:
         settings = self.settings

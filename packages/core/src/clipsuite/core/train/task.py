@@ -11,8 +11,9 @@ Optional hooks, each its own small Protocol so the Trainer can ask ``isinstance(
 - ``evaluate() -> {name: value}``: each epoch end, no grad (main process; all processes under FSDP);
 - ``config() -> dict``: stored as JSON with the weights;
 - ``after_step()``: after each optimizer step, no grad (clamp a logit scale, update a teacher ...);
-- ``start_schedule(total_steps)``: once per ``fit`` before the first step (a resumed run too), the
-  optimizer steps the whole run takes, for a task's own schedules (DINO's teacher momentum);
+- ``start_schedule(steps)``: once per ``fit`` before the first step (a resumed run too), the optimizer steps
+  the whole run takes and each epoch holds (``RunSteps``, as the Trainer counts them: per-process batches,
+  grouped by accumulation), for a task's own schedules (DINO's teacher momentum, MindEye's loss by epoch);
 - ``frozen_modules() -> [model, ...]``: frozen models the task uses but does not train (a CLIP
   model encoding images for a prompt learner). The Trainer moves each with ``.to(device)`` next to
   the trained module, so a model loaded on the CPU trains on a visible GPU.
@@ -22,7 +23,9 @@ Batches are moved to the device too (tensors inside dicts, lists and tuples).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol, cast, runtime_checkable
 
 import torch
@@ -73,9 +76,23 @@ class AfterStep(Protocol):
     def after_step(self) -> None: ...
 
 
+@dataclass(frozen=True)
+class RunSteps:
+    """The optimizer steps of a whole run (``total``) and of one epoch (``per_epoch``), as the Trainer counts
+    them; a task never derives them again from the batch size, the processes and the accumulation."""
+
+    total: int
+    per_epoch: int
+
+    @property
+    def epochs(self) -> int:
+        """Epochs the run reaches (a ``max_steps`` run ends inside its last one)."""
+        return max(1, math.ceil(self.total / max(1, self.per_epoch)))
+
+
 @runtime_checkable
 class Scheduled(Protocol):
-    def start_schedule(self, total_steps: int) -> None: ...
+    def start_schedule(self, steps: RunSteps) -> None: ...
 
 
 @runtime_checkable

@@ -43,6 +43,7 @@ from clipsuite.core.train.task import (
     Configured,
     Evaluates,
     HoldsFrozen,
+    RunSteps,
     Scheduled,
     TaskStep,
     TrainTask,
@@ -189,7 +190,7 @@ class Trainer:
         pos, resumed_from = self._start(acc, run)
         total = run.saved.total_steps
         if isinstance(self.task, Scheduled):
-            self.task.start_schedule(total)
+            self.task.start_schedule(RunSteps(total, math.ceil(run.saved.batches_per_epoch / cfg.grad_accum)))
         bar = progress_bar(total, "train", initial=pos.step, dynamic_ncols=True,
                            enabled=cfg.progress and acc.is_main_process)
         metrics: dict[str, float] = {}
