@@ -56,6 +56,7 @@ def test_options_come_from_the_fields_with_their_defaults_and_flags() -> None:
     assert done.output.strip() == "data.csv 5 2 True 7 loud=True de+it"
     help_text = " ".join(runner.invoke(app, ["--help"]).output.split())
     assert "--epochs" in help_text and "Passes." in help_text and "--internal" not in help_text
+    assert "toy [OPTIONS] [SOURCE]" in help_text  # an argument named in capitals, as typer names its own
     assert "[default: (en,fr)]" in help_text  # a list's default shown as it is typed (typer brackets it)
 
 

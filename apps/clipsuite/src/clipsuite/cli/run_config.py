@@ -42,11 +42,11 @@ def config_parameters(config_class: type) -> list[inspect.Parameter]:
         kind = hints[f.name]
         if meta.parse is not None:  # typed as text; None (not typed) leaves the field's default
             shown = False if default is inspect.Parameter.empty or default is None else as_text(default)
-            info = (typer.Argument(help=meta.help, show_default=shown) if meta.argument
+            info = (typer.Argument(help=meta.help, show_default=shown, metavar=f.name.upper()) if meta.argument
                     else typer.Option(*flags, help=meta.help, show_default=shown))
             kind, default = str | None, None
         else:
-            info = (typer.Argument(help=meta.help, show_default=False) if meta.argument
+            info = (typer.Argument(help=meta.help, show_default=False, metavar=f.name.upper()) if meta.argument
                     else typer.Option(*flags, help=meta.help))
         params.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=default,
                                         annotation=Annotated[kind, info]))
