@@ -12,7 +12,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from clipsuite.cli.common import cli_errors, console
+from clipsuite.cli.common import cli_errors
 from clipsuite.cli.run_config import build_config, with_config_options
 from clipsuite.core.errors import InputError
 from clipsuite.core.run_config import cli_fields
@@ -35,7 +35,7 @@ probe = typer.Typer()
 @with_config_options(RemoteRun)
 def show(ctx: typer.Context, values: dict[str, Any], run_dir: Path | None = None) -> None:
     """The command's parse -> config path without the training: the config it would train, as stored."""
-    console.print(json.dumps(build_config(ctx, RemoteRun, values, resume_from=run_dir).to_options()))
+    typer.echo(json.dumps(build_config(ctx, RemoteRun, values, resume_from=run_dir).to_options()))  # unwrapped
 
 
 def _show(*args: object) -> Any:
