@@ -107,7 +107,8 @@ def test_resume_from_the_run_folder_alone_restores_every_flag(mvtec_root: Path, 
     assert "resumed at step 1" in resumed.output and weights.is_file()
     assert not (tmp_path / "anomaly_prompts.safetensors").exists()
     config = read_config(weights)
-    assert config is not None and config["method"] == "anomalyclip" and config["lr"] == 2e-4 and config["backbone"] == "tiny"
+    assert config is not None and config["method"] == "anomalyclip"
+    assert config["lr"] == 2e-4 and config["backbone"] == "tiny"
 
 
 def test_a_run_stored_before_image_size_resumes_at_the_models_size(mvtec_root: Path, tmp_path: Path) -> None:
