@@ -102,6 +102,7 @@ TORCH_FREE = ["clipsuite.core.train", "clipsuite.core.outputs", "clipsuite.core.
               "clipsuite.core.adapt.adapt_run", "clipsuite.core.adapt.results", "clipsuite.anomaly.train_run",
               "clipsuite.anomaly.detect_checks", "clipsuite.brain.fit_run", "clipsuite.generative.train_runs",
               "clipsuite.generative.inference_runs", "clipsuite.generative.prechecks", "clipsuite.medical.vqa_run",
+              "clipsuite.medical.biomedcoop_runs",
               "clipsuite.remote.train_run", "clipsuite.remote.prechecks", "clipsuite.remote.flag_values"]
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
+from rich.markup import escape
 
 from clipsuite.core.run_config import absolute_paths, as_text, cli_fields, parse_typed
 
@@ -39,15 +40,15 @@ def config_parameters(config_class: type) -> list[inspect.Parameter]:
         else:
             default = inspect.Parameter.empty
         flags = meta.flags or (f"--{f.name.replace('_', '-')}",)
-        kind = hints[f.name]
+        kind, text = hints[f.name], escape(meta.help)  # plain text: rich would take "[path, label]" for a tag
         if meta.parse is not None:  # typed as text; None (not typed) leaves the field's default
             shown = False if default is inspect.Parameter.empty or default is None else as_text(default)
-            info = (typer.Argument(help=meta.help, show_default=shown, metavar=f.name.upper()) if meta.argument
-                    else typer.Option(*flags, help=meta.help, show_default=shown))
+            info = (typer.Argument(help=text, show_default=shown, metavar=f.name.upper()) if meta.argument
+                    else typer.Option(*flags, help=text, show_default=shown))
             kind, default = str | None, None
         else:
-            info = (typer.Argument(help=meta.help, show_default=False, metavar=f.name.upper()) if meta.argument
-                    else typer.Option(*flags, help=meta.help))
+            info = (typer.Argument(help=text, show_default=False, metavar=f.name.upper()) if meta.argument
+                    else typer.Option(*flags, help=text))
         params.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=default,
                                         annotation=Annotated[kind, info]))
     return params

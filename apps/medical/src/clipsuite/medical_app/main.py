@@ -9,13 +9,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
 from clipsuite.cli.aliases import ClipsuiteGroup
 from clipsuite.cli.common import cli_errors, console, err_console, fail, need, parse_list
 from clipsuite.cli.run_config import build_config, with_config_options
 from clipsuite.cli.train_report import report_training
+from clipsuite.medical.biomedcoop_runs import BiomedCoOpCompareRun, BiomedCoOpRun
 from clipsuite.medical.vqa_run import VQATrainRun
 
 if TYPE_CHECKING:
@@ -137,25 +137,17 @@ def classify(
 # ---- BiomedCoOp -------------------------------------------------------------------------------
 @biomedcoop_app.command("train")
 @cli_errors
+@with_config_options(BiomedCoOpRun)  # the run's options: the fields of clipsuite.medical.biomedcoop_runs
 def biomedcoop_train(
-    # escaped: rich would read "[path, label, class]" as a markup tag and drop it from the help
-    split: Annotated[Path, typer.Argument(help=escape("Dassl split JSON ({'train': [[path, label, class], ...], "
-                                                      "...})."))],
-    descriptions: Annotated[Path, typer.Option(help="LLM sentences per class (JSON: class -> list).")],
+    ctx: typer.Context,
+    values: dict[str, Any],
     out: Annotated[Path, typer.Option("--output", "-o", "--out", help="Adapter file to write (.safetensors).")],
-    shots: Annotated[int, typer.Option(min=1, help="K shots per class (1, 2, 4, 8, 16).")] = 16,
-    seed: int = 1,
-    subset: Annotated[str, typer.Option(help="all | base (base-to-novel training)")] = "all",
-    epochs: Annotated[int, typer.Option(min=1)] = 100,
-    lr: float = 0.0025, batch_size: Annotated[int, typer.Option(min=1)] = 4,
-    image_root: Annotated[Path | None, typer.Option(help="Where split paths are relative to.")] = None,
-    model: ModelOpt = "biomedclip", pretrained: PretrainedOpt = None, device: DeviceOpt = None,
+    device: DeviceOpt = None,
 ) -> None:
     """Train BiomedCoOp's context vectors on a K-shot draw and save them (core adapter format)."""
     _file_out(out, "--output", (".safetensors",))
-    need(split, "split file", "file")  # paths first, before torch is imported
-    need(descriptions, "--descriptions file", "file")
-    need(image_root, "--image-root folder", "dir")
+    run = build_config(ctx, BiomedCoOpRun, values)  # paths and flags checked here, before torch is imported
+    _weights(run.model, run.pretrained)
     from clipsuite.core.adapt.fewshot_data import base_novel
     from clipsuite.core.adapt.io import save_adapter
     from clipsuite.core.adapt.registry import MethodOptions
@@ -164,54 +156,49 @@ def biomedcoop_train(
     from clipsuite.medical.data import load_dassl_split
     from clipsuite.medical.fewshot import fit_biomedcoop
 
-    data_split = base_novel(load_dassl_split(split, image_root), subset)
-    sentences = load_descriptions(descriptions, data_split.class_names)
-    data = prepare(_load(model, pretrained, device), data_split, shots, seed, views=0)
-    module = fit_biomedcoop(data, sentences, MethodOptions(epochs=epochs, lr=lr, batch_size=batch_size,
+    image_root = Path(run.image_root) if run.image_root else None
+    data_split = base_novel(load_dassl_split(Path(run.split), image_root), run.subset)
+    sentences = load_descriptions(Path(run.descriptions), data_split.class_names)
+    data = prepare(_load(run.model, run.pretrained, device), data_split, run.shots, run.seed, views=0)
+    module = fit_biomedcoop(data, sentences, MethodOptions(epochs=run.epochs, lr=run.lr, batch_size=run.batch_size,
                                                            progress=True))
     acc = accuracy(bind(module, data, "biomedcoop"), data) if data.split.test else float("nan")
     save_adapter(out, module, "biomedcoop", data.class_names, data.clip,
-                 {"shots": shots, "seed": seed, "split": str(split), "subset": subset})
-    console.print(f"BiomedCoOp {shots}-shot seed {seed}: test accuracy {acc:.2f}%  -> {out}")
+                 {"shots": run.shots, "seed": run.seed, "split": run.split, "subset": run.subset})
+    console.print(f"BiomedCoOp {run.shots}-shot seed {run.seed}: test accuracy {acc:.2f}%  -> {out}")
 
 
 @biomedcoop_app.command("compare")
 @cli_errors
+@with_config_options(BiomedCoOpCompareRun)  # the fields of clipsuite.medical.biomedcoop_runs
 def biomedcoop_compare(
-    split: Annotated[Path, typer.Argument(help="Dassl split JSON.")],
-    descriptions: Annotated[Path, typer.Option(help="LLM sentences per class (JSON).")],
-    shots: Annotated[str, typer.Option(help="Comma-separated shot counts, e.g. 1,2,4,8,16.")] = "16",
-    seeds: Annotated[str, typer.Option(help="Comma-separated seeds.")] = "1,2,3",
-    protocol: Annotated[str, typer.Option(help="few-shot | base-to-novel")] = "few-shot",
-    methods: Annotated[str, typer.Option(help="Comma-separated installed adaptation methods (`clipsuite adapt "
-                                              "methods` lists them); default: the paper's table.")] = (
-        "zeroshot,coop,cocoop,kgcoop,biomedcoop"),
-    epochs: Annotated[int | None, typer.Option(help="Override every method's epochs (default: papers').")] = None,
+    ctx: typer.Context,
+    values: dict[str, Any],
     csv_out: Annotated[Path | None, typer.Option("--csv", help="Write every run (method, shots, seed, ...).")] = None,
-    image_root: Annotated[Path | None, typer.Option(help="Where split paths are relative to.")] = None,
-    model: ModelOpt = "biomedclip", pretrained: PretrainedOpt = None, device: DeviceOpt = None,
+    device: DeviceOpt = None,
 ) -> None:
     """Zero-shot, CoOp, CoCoOp, KgCoOp and BiomedCoOp on the same K-shot draws: the paper-style table."""
     _file_out(csv_out, "--csv")
-    need(split, "split file", "file")  # paths first, before torch is imported
-    need(descriptions, "--descriptions file", "file")
-    need(image_root, "--image-root folder", "dir")
+    run = build_config(ctx, BiomedCoOpCompareRun, values)  # before torch is imported
+    _weights(run.model, run.pretrained)
     from clipsuite.core.adapt.registry import MethodOptions
     from clipsuite.core.adapt.results import B2N_COLUMNS, summary_text, write_csv
-    from clipsuite.core.adapt.runner import run
+    from clipsuite.core.adapt.runner import run as compare
     from clipsuite.core.prompts import load_descriptions
     from clipsuite.medical.data import load_dassl_split
 
-    data_split = load_dassl_split(split, image_root)
-    names = _csv(methods, "--methods")
-    options = MethodOptions(epochs=epochs, descriptions=load_descriptions(descriptions, data_split.class_names))
-    clip = _load(model, pretrained, device)
+    data_split = load_dassl_split(Path(run.split), Path(run.image_root) if run.image_root else None)
+    options = MethodOptions(epochs=run.epochs, descriptions=load_descriptions(Path(run.descriptions),
+                                                                              data_split.class_names))
+    clip = _load(run.model, run.pretrained, device)
     rows = []
-    for k in _ints(shots, "--shots"):  # the core's one comparison runner; medical adds its data and sentences
-        found = run(clip, data_split, names, k, _ints(seeds, "--seeds"), options, views=0, protocol=protocol,
-                    on_row=lambda r: console.print(f"  {r.method} {r.shots}-shot seed {r.seed}: {r.accuracy:.2f}"
-                                                   + (f" / novel {r.novel:.2f}" if r.novel is not None else "")))
-        console.print(f"\n{protocol}, {k} shots, mean over seeds {seeds}:\n{summary_text(found)}\n")
+    for k in run.shots:  # the core's one comparison runner; medical adds its data and sentences
+        found = compare(clip, data_split, list(run.methods), k, list(run.seeds), options, views=0,
+                        protocol=run.protocol, on_row=lambda r: console.print(
+                            f"  {r.method} {r.shots}-shot seed {r.seed}: {r.accuracy:.2f}"
+                            + (f" / novel {r.novel:.2f}" if r.novel is not None else "")))
+        seeds = ",".join(map(str, run.seeds))
+        console.print(f"\n{run.protocol}, {k} shots, mean over seeds {seeds}:\n{summary_text(found)}\n")
         rows += found
     if csv_out is not None:
         write_csv(csv_out, rows, B2N_COLUMNS)
