@@ -236,3 +236,24 @@ def test_several_folders_search_as_one(tmp_path: Path) -> None:
     np.testing.assert_array_equal(rows + 2000 * which, whole.search(queries, 10)[1])
     with pytest.raises(InputError, match="search indexes of one model together"):
         search_many([parts[0], build_store(ArraySource(data[:50], model="small"), tmp_path / "s")], queries, 3)
+
+
+def test_a_pass_over_the_parts_lets_their_pages_go(tmp_path: Path) -> None:
+    # a build or an exact scan reads every vector once; what it read must not stay counted in the process
+    import re
+
+    from clipsuite.core.mapped_rows import read_block, release
+
+    def mapped_kb() -> int:
+        return int(re.search(r"RssFile:\s+(\d+)", Path("/proc/self/status").read_text()).group(1))
+
+    np.save(tmp_path / "v.npy", np.random.default_rng(0).standard_normal((60_000, 256)).astype(np.float16))
+    vectors = np.load(tmp_path / "v.npy", mmap_mode="r")
+    before = mapped_kb()
+    whole = np.asarray(vectors, dtype=np.float32)
+    assert mapped_kb() - before > 20_000  # ~30 MB of pages mapped in by the read ...
+    release(vectors)
+    assert mapped_kb() - before < 2_000  # ... and let go
+    blocks = [read_block(vectors, start, start + 7_000) for start in range(0, 60_000, 7_000)]
+    assert mapped_kb() - before < 2_000
+    assert np.array_equal(np.concatenate(blocks), whole)  # the data read is the same

@@ -38,6 +38,7 @@ from clipsuite.core.index_store import (
     normalized,
     read_store_config,
 )
+from clipsuite.core.mapped_rows import read_block
 from clipsuite.core.staging import staged_folder
 
 
@@ -88,7 +89,9 @@ def _train(store: IndexStore, config: StoreConfig) -> faiss.Index:
     # average). Spherical k-means was tried and was worse (100k: largest list 1,769 vs 292).
     want = min(n, max(config.train_size, 39 * nlist))
     picked = np.sort(np.random.default_rng(0).choice(n, size=want, replace=False))
-    index.train(store.gather(picked))
+    sample = store.gather(picked)
+    store.release()  # the sample touched pages all over the parts: they are the page cache's, not ours
+    index.train(sample)
     return index
 
 
@@ -98,7 +101,7 @@ def _block_files(store: IndexStore, parts: Sequence[int], trained: faiss.Index, 
     for number in parts:
         vectors, offset = store.vectors[number], int(store.offsets[number])
         for start in range(0, vectors.shape[0], store.config.block_rows):
-            block = np.asarray(vectors[start:start + store.config.block_rows], dtype=np.float32)
+            block = read_block(vectors, start, start + store.config.block_rows)
             index = faiss.clone_index(trained)
             index.add_with_ids(block, np.arange(offset + start, offset + start + len(block), dtype=np.int64))
             name = str(scratch / f"block-{len(names):06d}.faiss")
@@ -168,7 +171,7 @@ def _fill(stage: Path, config: StoreConfig, parts: list[Part], new_parts: list[i
         index.hnsw.efConstruction = config.ef_construction
         for number in new_parts:
             for start in range(0, store.vectors[number].shape[0], config.block_rows):
-                index.add(np.asarray(store.vectors[number][start:start + config.block_rows], dtype=np.float32))
+                index.add(read_block(store.vectors[number], start, start + config.block_rows))
         faiss.write_index(index, str(stage / INDEX_FILE))
         return
     if config.kind != "ivf":

@@ -37,6 +37,7 @@ from clipsuite.core.errors import InputError, first_line
 from clipsuite.core.index_meta import MetadataTable
 from clipsuite.core.index_plan import code_bytes
 from clipsuite.core.json_files import read_json
+from clipsuite.core.mapped_rows import read_block, release
 
 FORMAT_VERSION = 2
 FAISS: Any = faiss  # the swig names faiss's type stubs leave out (SearchParametersHNSW, ...)
@@ -282,11 +283,17 @@ class IndexStore:
         return out
 
     def blocks(self, block_rows: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
-        """(first global row, float32 block) over every stored vector."""
+        """(first global row, float32 block) over every stored vector; each block's pages are let go once
+        copied (``mapped_rows``), so a full pass does not grow the process by the size of the parts."""
         size = block_rows or self.config.block_rows
         for number, vectors in enumerate(self.vectors):
             for start in range(0, vectors.shape[0], size):
-                yield int(self.offsets[number]) + start, np.asarray(vectors[start:start + size], dtype=np.float32)
+                yield int(self.offsets[number]) + start, read_block(vectors, start, start + size)
+
+    def release(self) -> None:
+        """Let go of every mapped page of the parts (after a scattered read such as a training sample)."""
+        for vectors in self.vectors:
+            release(vectors)
 
     # ---- search ----------------------------------------------------------------------------------
     def search(self, queries: Any, k: int = 10, where: str | None = None, nprobe: int | None = None,
