@@ -29,27 +29,37 @@ def _ints(flag: str, example: str) -> Callable[[str], tuple[int, ...]]:
 
 
 @dataclass
-class BiomedCoOpRun:
-    """One K-shot draw of a split, BiomedCoOp's schedule, the model (not where the adapter is written)."""
+class _SplitRun:
+    """What both commands read: a split, its sentences, where its images are, the model."""
 
     split: str = field(metadata=cli("Dassl split JSON ({'train': [[path, label, class], ...], ...}).",
                                     argument=True, path=True))
     descriptions: str = field(metadata=cli("LLM sentences per class (JSON: class -> list).", path=True))
+    image_root: str | None = field(default=None, metadata=cli("Where split paths are relative to.", path=True))
+    model: str = field(default="biomedclip", metadata=cli(MODEL_HELP, "--model", "-m"))
+    pretrained: str | None = field(default=None, metadata=cli("Weights file or open_clip tag."))
+
+    def check_paths(self) -> None:
+        """Paths first: a typo costs milliseconds."""
+        need(self.split, "split file", "file")
+        need(self.descriptions, "--descriptions file", "file")
+        need(self.image_root, "--image-root folder", "dir")
+
+
+@dataclass
+class BiomedCoOpRun(_SplitRun):
+    """One K-shot draw of a split, BiomedCoOp's schedule, the model (not where the adapter is written)."""
+
     shots: int = field(default=16, metadata=cli("K shots per class (1, 2, 4, 8, 16)."))
     seed: int = field(default=1, metadata=cli("Seed of the K-shot draw and of the context vectors."))
     subset: str = field(default="all", metadata=cli("all | base (base-to-novel training)"))
     epochs: int = field(default=100, metadata=cli("Training epochs (the paper's: 100)."))
     lr: float = field(default=0.0025, metadata=cli("Learning rate (SGD, cosine)."))
     batch_size: int = field(default=4, metadata=cli("Images per step."))
-    image_root: str | None = field(default=None, metadata=cli("Where split paths are relative to.", path=True))
-    model: str = field(default="biomedclip", metadata=cli(MODEL_HELP, "--model", "-m"))
-    pretrained: str | None = field(default=None, metadata=cli("Weights file or open_clip tag."))
 
     def __post_init__(self) -> None:
-        """Paths first (a typo costs milliseconds), then every bad flag in one line."""
-        need(self.split, "split file", "file")
-        need(self.descriptions, "--descriptions file", "file")
-        need(self.image_root, "--image-root folder", "dir")
+        """Paths, then every bad flag in one line."""
+        self.check_paths()
         problems = [*below(self, 1, "shots", "epochs", "batch_size"), *below(self, 0, "lr", strict=True)]
         if self.subset not in SUBSETS:
             problems.append(f"--subset '{self.subset}': choose all or base")
@@ -58,11 +68,9 @@ class BiomedCoOpRun:
 
 
 @dataclass
-class BiomedCoOpCompareRun:
+class BiomedCoOpCompareRun(_SplitRun):
     """Methods x shots x seeds on the same draws, in one protocol (not where the table is written)."""
 
-    split: str = field(metadata=cli("Dassl split JSON.", argument=True, path=True))
-    descriptions: str = field(metadata=cli("LLM sentences per class (JSON).", path=True))
     shots: tuple[int, ...] = field(default=(16,), metadata=cli(
         "Comma-separated shot counts, e.g. 1,2,4,8,16.", parse=_ints("--shots", "1,2,4,8,16")))
     seeds: tuple[int, ...] = field(default=(1, 2, 3), metadata=cli(
@@ -73,14 +81,9 @@ class BiomedCoOpCompareRun:
         "paper's table.", parse=lambda text: tuple(parse_list(text, "--methods", kind="methods",
                                                               example="zeroshot,coop,biomedcoop"))))
     epochs: int | None = field(default=None, metadata=cli("Override every method's epochs (default: papers')."))
-    image_root: str | None = field(default=None, metadata=cli("Where split paths are relative to.", path=True))
-    model: str = field(default="biomedclip", metadata=cli(MODEL_HELP, "--model", "-m"))
-    pretrained: str | None = field(default=None, metadata=cli("Weights file or open_clip tag."))
 
     def __post_init__(self) -> None:
-        need(self.split, "split file", "file")
-        need(self.descriptions, "--descriptions file", "file")
-        need(self.image_root, "--image-root folder", "dir")
+        self.check_paths()
         self.shots, self.seeds, self.methods = tuple(self.shots), tuple(self.seeds), tuple(self.methods)
         check_method_names(self.methods)  # installed metadata only, no import
         problems = below(self, 1, "epochs")
