@@ -47,3 +47,9 @@ def test_one_class_is_refused_before_torch(before_torch: Any) -> None:
     report, lines = before_torch(CORE, ["zeroshot", "/tmp", "--classes", "cat"])
     assert report == {"code": 2, "torch": False, "open_clip": False}, lines
     assert len(lines) == 1 and "give at least two classes, got 1 ('cat')" in lines[0], lines
+
+
+def test_medical_one_class_is_refused_before_torch(before_torch: Any) -> None:
+    report, lines = before_torch(MEDICAL, ["classify", "/tmp", "--classes", "lesion"])
+    assert report == {"code": 2, "torch": False, "open_clip": False}, lines
+    assert len(lines) == 1 and "give at least two classes, got 1 ('lesion')" in lines[0], lines

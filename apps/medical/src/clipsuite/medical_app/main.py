@@ -15,6 +15,7 @@ from clipsuite.cli.aliases import ClipsuiteGroup
 from clipsuite.cli.common import cli_errors, console, err_console, fail, need, parse_list
 from clipsuite.cli.run_config import build_config, with_config_options
 from clipsuite.cli.train_report import report_training
+from clipsuite.core.class_names import check_class_count
 from clipsuite.medical.biomedcoop_runs import BiomedCoOpCompareRun, BiomedCoOpRun
 from clipsuite.medical.vqa_run import VQATrainRun
 
@@ -99,12 +100,13 @@ def classify(
     _file_out(json_out, "--output")
     need(path, "input")  # paths first, before torch is imported
     need(descriptions, "--descriptions file", "file")
+    names = _csv(classes, "--classes")
+    check_class_count(names)  # at least two classes, before torch
     _weights(model, pretrained)
     from dataclasses import asdict
 
     from clipsuite.core.prompts import load_descriptions
     from clipsuite.core.skipping import check_on_error
-    from clipsuite.core.zeroshot import check_class_count
     from clipsuite.medical.classify import VolumeOptions, classify_source
     from clipsuite.medical.volumes import parse_window
 
@@ -112,8 +114,6 @@ def classify(
         fail(f"--aggregate '{aggregate}': use mean or max")
     parse_window(window)  # fail on a bad window before loading a model
     policy = check_on_error(on_error)
-    names = _csv(classes, "--classes")
-    check_class_count(names)
     sentences = load_descriptions(descriptions, names) if descriptions else None
     options = VolumeOptions(axis=axis, slices=_ints(slices, "--slices") if slices else None, n=n_slices, mode=mode,
                             window=window, aggregate=aggregate)

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 
 import torch
 
-from clipsuite.core.class_names import check_class_count  # noqa: F401  (its old home; medical imports it here)
 from clipsuite.core.errors import InputError
 from clipsuite.core.models import ClipModel, ImageInput
 from clipsuite.core.prompts import fill, resolve_templates
