@@ -257,3 +257,21 @@ def test_a_pass_over_the_parts_lets_their_pages_go(tmp_path: Path) -> None:
     blocks = [read_block(vectors, start, start + 7_000) for start in range(0, 60_000, 7_000)]
     assert mapped_kb() - before < 2_000
     assert np.array_equal(np.concatenate(blocks), whole)  # the data read is the same
+
+
+def test_a_large_gather_lets_its_pages_go_as_it_goes(tmp_path: Path) -> None:
+    # a training sample spread over the whole part: without letting go per run of rows it maps every page
+    import re
+
+    def mapped_kb() -> int:
+        return int(re.search(r"RssFile:\s+(\d+)", Path("/proc/self/status").read_text()).group(1))
+
+    data = normalized(np.random.default_rng(1).standard_normal((60_000, 256)), 256, "x")
+    store = build_store(ArraySource(data, [{"id": i} for i in range(60_000)], model="tiny"), tmp_path / "ix",
+                        StoreConfig(kind="exact", block_rows=4_000))
+    store = IndexStore.open(tmp_path / "ix")  # freshly mapped
+    rows = np.random.default_rng(2).permutation(60_000)[:30_000]
+    before = mapped_kb()
+    sample = store.gather(rows)
+    assert mapped_kb() - before < 4_000  # 30 MB of the part read, at most one run of rows mapped at a time
+    assert np.abs(sample - data[rows]).max() < 1e-3  # in the order asked for

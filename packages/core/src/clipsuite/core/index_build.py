@@ -90,9 +90,7 @@ def _train(store: IndexStore, config: StoreConfig) -> faiss.Index:
     # average). Spherical k-means was tried and was worse (100k: largest list 1,769 vs 292).
     want = min(n, max(config.train_size, 39 * nlist))
     picked = np.sort(np.random.default_rng(0).choice(n, size=want, replace=False))
-    sample = store.gather(picked)
-    store.release()  # the sample touched pages all over the parts: they are the page cache's, not ours
-    index.train(sample)
+    index.train(store.gather(picked))  # its pages let go run by run: the sample touches every page of the parts
     return index
 
 

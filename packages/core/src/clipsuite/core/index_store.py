@@ -271,15 +271,20 @@ class IndexStore:
 
     # ---- reading vectors -------------------------------------------------------------------------
     def gather(self, rows: np.ndarray) -> np.ndarray:
-        """float32 vectors of global ``rows`` (sorted reads per part, for the page cache)."""
+        """float32 vectors of global ``rows`` (sorted reads per part, for the page cache). A large gather (a
+        training sample spread over every page of the parts) lets each run of rows go as it is copied."""
         rows = np.asarray(rows, dtype=np.int64)
         out = np.empty((rows.size, self.dim), dtype=np.float32)
         order = np.argsort(rows, kind="stable")
         sorted_rows = rows[order]
+        step = self.config.block_rows if rows.size > self.config.block_rows else rows.size or 1
         for number, vectors in enumerate(self.vectors):
             lo, hi = np.searchsorted(sorted_rows, [self.offsets[number], self.offsets[number + 1]])
-            if hi > lo:
-                out[order[lo:hi]] = vectors[sorted_rows[lo:hi] - self.offsets[number]]
+            for start in range(lo, hi, step):
+                local = sorted_rows[start:min(hi, start + step)] - self.offsets[number]
+                out[order[start:start + local.size]] = vectors[local]
+                if step < rows.size:  # sorted: these rows lie between local[0] and local[-1]
+                    release(vectors, int(local[0]), int(local[-1]) + 1)
         return out
 
     def blocks(self, block_rows: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
@@ -289,11 +294,6 @@ class IndexStore:
         for number, vectors in enumerate(self.vectors):
             for start in range(0, vectors.shape[0], size):
                 yield int(self.offsets[number]) + start, read_block(vectors, start, start + size)
-
-    def release(self) -> None:
-        """Let go of every mapped page of the parts (after a scattered read such as a training sample)."""
-        for vectors in self.vectors:
-            release(vectors)
 
     # ---- search ----------------------------------------------------------------------------------
     def search(self, queries: Any, k: int = 10, where: str | None = None, nprobe: int | None = None,
