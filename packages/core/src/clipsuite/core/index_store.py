@@ -272,19 +272,23 @@ class IndexStore:
     # ---- reading vectors -------------------------------------------------------------------------
     def gather(self, rows: np.ndarray) -> np.ndarray:
         """float32 vectors of global ``rows`` (sorted reads per part, for the page cache). A large gather (a
-        training sample spread over every page of the parts) lets each run of rows go as it is copied."""
+        training sample spread over every page of the parts) reads one window of ``block_rows`` part rows at a
+        time and lets its pages go before the next (10M x 512, a 639k sample: VmHWM 1.4 GB, of which the
+        sample 1.3 GB; reading it whole first mapped all 10 GB)."""
         rows = np.asarray(rows, dtype=np.int64)
         out = np.empty((rows.size, self.dim), dtype=np.float32)
         order = np.argsort(rows, kind="stable")
         sorted_rows = rows[order]
-        step = self.config.block_rows if rows.size > self.config.block_rows else rows.size or 1
+        large = rows.size > self.config.block_rows
         for number, vectors in enumerate(self.vectors):
-            lo, hi = np.searchsorted(sorted_rows, [self.offsets[number], self.offsets[number + 1]])
-            for start in range(lo, hi, step):
-                local = sorted_rows[start:min(hi, start + step)] - self.offsets[number]
-                out[order[start:start + local.size]] = vectors[local]
-                if step < rows.size:  # sorted: these rows lie between local[0] and local[-1]
-                    release(vectors, int(local[0]), int(local[-1]) + 1)
+            first, count = int(self.offsets[number]), vectors.shape[0]
+            window = self.config.block_rows if large else max(count, 1)  # part rows mapped at a time
+            for low in range(first, first + count, window):
+                lo, hi = np.searchsorted(sorted_rows, [low, min(low + window, first + count)])
+                if hi > lo:
+                    out[order[lo:hi]] = vectors[sorted_rows[lo:hi] - first]
+                    if large:
+                        release(vectors, low - first, low - first + window)
         return out
 
     def blocks(self, block_rows: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
