@@ -1,8 +1,10 @@
 """Building format-2 index folders in bounded memory: build, add, merge (see ``index_store`` for the layout).
 
 A build streams the source once into a float16 part and an Arrow metadata part, trains on a sample read
-back from the part, adds one block at a time to a copy of the trained index written to a block file, and
-merges the blocks' inverted lists into ``lists.ivfdata`` (faiss's ``merge_ondisk`` recipe). Every write
+back from the part, assigns every row to its cell in one pass over the part (the lists' sizes), then
+encodes the part again block by block and writes each entry to its place in ``lists.ivfdata``
+(``clipsuite.core.ivf_lists``: faiss's on-disk layout, written with plain file writes; add and merge copy
+the old lists the same way). Every write
 goes to a staged folder swapped in at the end (``clipsuite.core.staging``): a crash leaves the old folder.
 """
 
@@ -11,7 +13,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -34,10 +36,10 @@ from clipsuite.core.index_store import (
     Part,
     StoreConfig,
     VectorSource,
-    faiss_quiet,
     normalized,
     read_store_config,
 )
+from clipsuite.core.ivf_lists import ListLayout, ListsReader, ListsWriter, encode, index_bytes
 from clipsuite.core.mapped_rows import read_block
 from clipsuite.core.staging import staged_folder
 
@@ -94,70 +96,54 @@ def _train(store: IndexStore, config: StoreConfig) -> faiss.Index:
     return index
 
 
-def _block_files(store: IndexStore, parts: Sequence[int], trained: faiss.Index, scratch: Path) -> list[str]:
-    """Each block of the given parts added to a copy of ``trained`` and written out: one block in memory."""
-    names: list[str] = []
+def _assign(store: IndexStore, parts: Sequence[int], trained: faiss.Index) -> np.ndarray:
+    """The cell of every row of ``parts`` (one block in memory): the lists' sizes, known before any is written."""
+    quantizer: Any = FAISS.extract_index_ivf(trained).quantizer
+    cells = np.empty(sum(store.vectors[n].shape[0] for n in parts), dtype=np.int32)
+    at = 0
+    for _, block in _part_blocks(store, parts):
+        cells[at:at + len(block)] = quantizer.assign(block, 1).ravel()
+        at += len(block)
+    return cells
+
+
+def _part_blocks(store: IndexStore, parts: Sequence[int]) -> Iterator[tuple[int, np.ndarray]]:
+    """(first global row, float32 block) over the given parts, each block's pages let go once read."""
     for number in parts:
-        vectors, offset = store.vectors[number], int(store.offsets[number])
+        vectors, first = store.vectors[number], int(store.offsets[number])
         for start in range(0, vectors.shape[0], store.config.block_rows):
-            block = read_block(vectors, start, start + store.config.block_rows)
-            index = faiss.clone_index(trained)
-            index.add_with_ids(block, np.arange(offset + start, offset + start + len(block), dtype=np.int64))
-            name = str(scratch / f"block-{len(names):06d}.faiss")
-            faiss.write_index(index, name)
-            del index
-            names.append(name)
-    return names
+            yield first + start, read_block(vectors, start, start + store.config.block_rows)
 
 
-def _merge_lists(trained: faiss.Index, sources: list[Any], stage: Path) -> faiss.Index:
-    """faiss's merge_ondisk recipe over already opened inverted lists (old index + new block files)."""
-    index = faiss.clone_index(trained)
-    ivf = faiss.extract_index_ivf(index)
-    lists: Any = faiss.OnDiskInvertedLists(ivf.nlist, ivf.code_size, str(stage / LISTS_FILE))
-    vector = FAISS.InvertedListsPtrVector()
-    for source in sources:
-        vector.push_back(source)
-    with faiss_quiet():
-        total = lists.merge_from_multiple(vector.data(), vector.size(), False)
-    index.ntotal = ivf.ntotal = total
-    ivf.replace_invlists(lists, True)
-    lists.this.disown()
-    faiss.write_index(index, str(stage / INDEX_FILE))
-    return index
-
-
-def _merge_shifted(trained: faiss.Index, sources: list[tuple[Any, int]], stage: Path) -> None:
-    """Merge inverted lists whose ids are local to their folder, adding each folder's row offset
-    (faiss's merge_from_multiple(shift_ids=True) shifted by the wrong amount here). One list in memory."""
-    index: Any = faiss.clone_index(trained)
-    ivf: Any = faiss.extract_index_ivf(index)
-    lists: Any = faiss.OnDiskInvertedLists(ivf.nlist, ivf.code_size, str(stage / LISTS_FILE))
-    total = 0
-    with faiss_quiet():
-        for cell in range(ivf.nlist):
-            for source, offset in sources:
-                size = source.list_size(cell)
-                if size == 0:
-                    continue
-                ids = faiss.rev_swig_ptr(source.get_ids(cell), size).copy() + offset
-                codes = faiss.rev_swig_ptr(source.get_codes(cell), size * ivf.code_size).copy()
-                lists.add_entries(cell, size, faiss.swig_ptr(ids), faiss.swig_ptr(codes))
-                total += size
-    index.ntotal = ivf.ntotal = total
-    ivf.replace_invlists(lists, True)
-    lists.this.disown()
-    faiss.write_index(index, str(stage / INDEX_FILE))
-
-
-def _open_block_lists(names: list[str]) -> tuple[list[Any], list[Any]]:
-    keep, lists = [], []
-    for name in names:
-        index = faiss.read_index(name, faiss.IO_FLAG_MMAP)  # mapped: the blocks never all sit in memory
-        ivf = faiss.extract_index_ivf(index)
-        keep.append(index)
-        lists.append(ivf.invlists)
-    return keep, lists
+def _write_ivf(stage: Path, trained: faiss.Index, olds: Sequence[tuple[IndexStore, int]],
+               store: IndexStore | None = None, new_parts: Sequence[int] = ()) -> None:
+    """index.faiss + lists.ivfdata: each cell holds the lists of ``olds`` (their ids shifted by the offset
+    given with each), then the new parts' rows in order. Written with ``ivf_lists``: one block or one old
+    list in memory at a time, nothing written through a memory map."""
+    ivf: Any = FAISS.extract_index_ivf(trained)
+    readers = [(ListsReader(s.folder / INDEX_FILE, s.folder / LISTS_FILE, ivf.nlist, ivf.code_size), offset)
+               for s, offset in olds]
+    try:
+        cells = _assign(store, new_parts, trained) if store is not None else np.empty(0, dtype=np.int32)
+        sizes = np.bincount(cells, minlength=ivf.nlist) + sum((r.layout.sizes for r, _ in readers), np.int64(0))
+        layout = ListLayout.packed(sizes, ivf.code_size)
+        with ListsWriter(stage / LISTS_FILE, layout) as writer:
+            for reader, offset in readers:
+                for cell in np.flatnonzero(reader.layout.sizes):
+                    codes, ids = reader.entries(int(cell))
+                    writer.put(int(cell), codes, ids + offset)
+            if store is not None:
+                at = 0
+                for first, block in _part_blocks(store, new_parts):
+                    mine = cells[at:at + len(block)]
+                    writer.put_block(mine, encode(trained, block, mine),
+                                     np.arange(first, first + len(block), dtype=np.int64))
+                    at += len(block)
+    finally:
+        for reader, _ in readers:
+            reader.close()
+    # the file name faiss stores is only read beside index.faiss (IO_FLAG_ONDISK_SAME_DIR), wherever it moved
+    (stage / INDEX_FILE).write_bytes(index_bytes(trained, layout, LISTS_FILE))
 
 
 def _fill(stage: Path, config: StoreConfig, parts: list[Part], new_parts: list[int],
@@ -178,16 +164,8 @@ def _fill(stage: Path, config: StoreConfig, parts: list[Part], new_parts: list[i
     if trained is None:
         trained = _train(store, config)
     faiss.write_index(trained, str(stage / TRAINED_FILE))
-    scratch = stage / ".blocks"
-    scratch.mkdir()
-    try:
-        keep, lists = _open_block_lists(_block_files(store, new_parts, trained, scratch))
-        if old is not None and old.index is not None:
-            lists.insert(0, faiss.extract_index_ivf(old.index).invlists)
-        _merge_lists(trained, lists, stage)
-        del keep, lists
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+    olds = [(old, 0)] if old is not None and old.index is not None else []
+    _write_ivf(stage, trained, olds, store, new_parts)
 
 
 def _write_config(stage: Path, config: StoreConfig, parts: list[Part], extra: dict[str, Any] | None = None) -> None:
@@ -342,8 +320,7 @@ def merge_stores(folders: Sequence[str | os.PathLike[str]], output: str | os.Pat
         if config.kind == "ivf":
             trained = faiss.read_index(str(stage / TRAINED_FILE))
             offsets = np.cumsum([0] + [len(s) for s in stores])[:-1]
-            _merge_shifted(trained, [(FAISS.extract_index_ivf(s.index).invlists, int(o)) for s, o in
-                                     zip(stores, offsets)], stage)
+            _write_ivf(stage, trained, [(s, int(o)) for s, o in zip(stores, offsets)])
         _write_config(stage, config, parts)
     del stores, first
     return IndexStore.open(target)

@@ -4,12 +4,15 @@ A pass over a memory-mapped part (building an index, an exact scan) maps every p
 process, and Linux counts those pages in its RSS until the mapping goes: building 10M x 512 float16 vectors
 read 12.6 GB of "RSS" of which 0.6 GB was the build's own memory. After copying a block out, its pages are
 let go with ``madvise(MADV_DONTNEED)``; the file's data stays in the page cache, so a later read is a minor
-fault, not a disk read. Only read-only mappings are released (``np.load(..., mmap_mode="r")``).
+fault, not a disk read. Only read-only mappings are released (``np.load(..., mmap_mode="r")``, faiss's
+on-disk lists opened read-only).
 """
 
 from __future__ import annotations
 
+import ctypes
 import mmap
+import sys
 
 import numpy as np
 
@@ -45,3 +48,25 @@ def read_block(vectors: np.ndarray, start: int, stop: int) -> np.ndarray:
     block = np.asarray(vectors[start:stop], dtype=np.float32)
     release(vectors, start, stop)
     return block
+
+
+def release_address(address: int, length: int) -> None:
+    """Let go of ``length`` bytes of a read-only file mapping made elsewhere (faiss's on-disk lists) at
+    ``address`` (a page boundary, as mmap returns); a no-op where madvise is not Linux's."""
+    if length <= 0 or not sys.platform.startswith("linux"):
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    low = address // PAGE * PAGE
+    if libc.madvise(low, address + length - low, mmap.MADV_DONTNEED) != 0:
+        raise OSError(ctypes.get_errno(), "madvise(MADV_DONTNEED) failed")
+
+
+def mapped_file_bytes() -> int | None:
+    """File-backed pages resident in this process (Linux's RssFile + RssShmem, from /proc/self/statm), or
+    None where there is no /proc."""
+    try:
+        with open("/proc/self/statm", "rb") as statm:
+            return int(statm.read().split()[2]) * PAGE
+    except OSError:
+        return None
