@@ -16,6 +16,8 @@ from clipsuite.core.index_build import build_store
 from clipsuite.core.index_store import ArraySource, IndexStore, StoreConfig, normalized
 from clipsuite.core.ivf_lists import ListLayout, ListsReader, ListsWriter, encode, index_bytes, read_section, section
 
+FAISS: Any = faiss  # swig names the stubs leave out
+
 
 def _unit(n: int, dim: int, seed: int) -> np.ndarray:
     return normalized(np.random.default_rng(seed).standard_normal((n, dim)), dim, "x")
@@ -23,7 +25,9 @@ def _unit(n: int, dim: int, seed: int) -> np.ndarray:
 
 def _status(key: str) -> int:
     """A /proc/self/status figure in kB."""
-    return int(re.search(rf"{key}:\s+(\d+)", Path("/proc/self/status").read_text()).group(1))
+    found = re.search(rf"{key}:\s+(\d+)", Path("/proc/self/status").read_text())
+    assert found is not None
+    return int(found.group(1))
 
 
 @pytest.mark.parametrize("spec", ["IVF16,Flat", "IVF16,SQ8", "IVF16,PQ8x8np"])
@@ -41,7 +45,8 @@ def test_written_lists_search_as_faiss_own_add(tmp_path: Path, spec: str) -> Non
             writer.put_block(cells[block], encode(trained, data[block], cells[block]), np.arange(6000)[block])
     (tmp_path / "index.faiss").write_bytes(index_bytes(trained, layout, "lists.ivfdata"))
     disk: Any = faiss.read_index(str(tmp_path / "index.faiss"), faiss.IO_FLAG_ONDISK_SAME_DIR | faiss.IO_FLAG_READ_ONLY)
-    assert disk.ntotal == 6000 and faiss.downcast_InvertedLists(faiss.extract_index_ivf(disk).invlists).read_only
+    on_disk: Any = faiss.downcast_InvertedLists(faiss.extract_index_ivf(disk).invlists)
+    assert disk.ntotal == 6000 and on_disk.read_only
     queries = _unit(40, 32, seed=1)
     for index in (memory, disk):
         faiss.extract_index_ivf(index).nprobe = 16
@@ -58,7 +63,7 @@ def test_lists_faiss_wrote_read_back_exactly(tmp_path: Path) -> None:
     trained.train(data)
     source: Any = faiss.clone_index(trained)
     source.add_with_ids(data, np.arange(3000, dtype=np.int64) + 7)
-    lists = faiss.extract_index_ivf(source).invlists
+    lists: Any = faiss.extract_index_ivf(source).invlists
     for how in ("merge", "entries"):
         folder = tmp_path / how
         folder.mkdir()
@@ -66,7 +71,7 @@ def test_lists_faiss_wrote_read_back_exactly(tmp_path: Path) -> None:
         ivf: Any = faiss.extract_index_ivf(index)
         disk: Any = faiss.OnDiskInvertedLists(8, ivf.code_size, str(folder / "lists.ivfdata"))
         if how == "merge":
-            vector: Any = faiss.InvertedListsPtrVector()
+            vector: Any = FAISS.InvertedListsPtrVector()
             vector.push_back(lists)
             disk.merge_from_multiple(vector.data(), 1, False)
         else:
@@ -99,10 +104,10 @@ def test_the_section_round_trips_and_a_short_write_is_refused(tmp_path: Path) ->
     back = read_section(b"header bytes" + section(layout, "lists.ivfdata"), 4, 4)
     for name in ("sizes", "capacities", "offsets"):
         np.testing.assert_array_equal(getattr(back, name), getattr(layout, name))
-    with pytest.raises(RuntimeError, match="list 2: 0 entries written, 5 laid out"):
-        with ListsWriter(tmp_path / "lists", layout) as writer:
-            writer.put(0, np.zeros((3, 4), np.uint8), np.arange(3))
-            writer.put(3, np.zeros((1, 4), np.uint8), np.arange(1))
+    with (pytest.raises(RuntimeError, match="list 2: 0 entries written, 5 laid out"),
+          ListsWriter(tmp_path / "lists", layout) as writer):
+        writer.put(0, np.zeros((3, 4), np.uint8), np.arange(3))
+        writer.put(3, np.zeros((1, 4), np.uint8), np.arange(1))
     with pytest.raises(RuntimeError, match="capacity of 1"), ListsWriter(tmp_path / "lists", layout) as writer:
         writer.put(3, np.zeros((2, 4), np.uint8), np.arange(2))
 
@@ -112,7 +117,8 @@ def test_a_build_neither_holds_nor_maps_its_lists(tmp_path: Path) -> None:
     # on top (~2x the lists); written here, the build's peak is about one block and the training sample
     data = _unit(60_000, 256, seed=3)
     source = ArraySource(data, [{"id": i} for i in range(60_000)], model="tiny", block_rows=4000)
-    build_store(ArraySource(data[:3000], model="tiny"), tmp_path / "warm", StoreConfig(kind="ivf", nlist=8))  # libraries
+    warm = StoreConfig(kind="ivf", nlist=8)
+    build_store(ArraySource(data[:3000], model="tiny"), tmp_path / "warm", warm)  # the libraries loaded first
     Path("/proc/self/clear_refs").write_text("5")  # restart VmHWM from the RSS now
     before = _status("VmRSS")
     store = build_store(source, tmp_path / "ix", StoreConfig(kind="ivf", nlist=64, train_size=8000, block_rows=4000))

@@ -126,8 +126,8 @@ class ListsWriter:
         if done + count > self.layout.capacities[cell]:
             raise RuntimeError(f"list {cell}: {done + count} entries for a capacity of {self.layout.capacities[cell]}")
         size = self.layout.code_size
-        os.pwrite(self.fd, np.ascontiguousarray(codes, dtype=np.uint8), self.layout.codes_at(cell) + done * size)
-        os.pwrite(self.fd, np.ascontiguousarray(ids, dtype="<i8"), self.layout.ids_at(cell) + done * ID_BYTES)
+        os.pwrite(self.fd, np.ascontiguousarray(codes, dtype=np.uint8).data, self.layout.codes_at(cell) + done * size)
+        os.pwrite(self.fd, np.ascontiguousarray(ids, dtype="<i8").data, self.layout.ids_at(cell) + done * ID_BYTES)
         self.filled[cell] += count
 
     def put_block(self, cells: np.ndarray, codes: np.ndarray, ids: np.ndarray) -> None:
