@@ -45,7 +45,7 @@ def test_written_lists_search_as_faiss_own_add(tmp_path: Path, spec: str) -> Non
             writer.put_block(cells[block], encode(trained, data[block], cells[block]), np.arange(6000)[block])
     (tmp_path / "index.faiss").write_bytes(index_bytes(trained, layout, "lists.ivfdata"))
     disk: Any = faiss.read_index(str(tmp_path / "index.faiss"), faiss.IO_FLAG_ONDISK_SAME_DIR | faiss.IO_FLAG_READ_ONLY)
-    on_disk: Any = faiss.downcast_InvertedLists(faiss.extract_index_ivf(disk).invlists)
+    on_disk: Any = FAISS.downcast_InvertedLists(faiss.extract_index_ivf(disk).invlists)
     assert disk.ntotal == 6000 and on_disk.read_only
     queries = _unit(40, 32, seed=1)
     for index in (memory, disk):
