@@ -8,12 +8,15 @@ then, each in its own process so peak RSS is that step's alone:
   (plan from the budget, train on a sample, add block by block, merge lists on disk, tune nprobe for
   recall@10 0.95 on separate text queries); build time and peak RSS;
 - serving: open the folder (lists and vectors memory-mapped), single-thread latency and recall@10 of
-  held-out text queries across nprobe, at the tuned setting, and filtered (``u < 1``, ``u < 10``,
-  ``u < 50``: 1%, 10%, 50% of rows) against exact filtered search; RSS after serving (anonymous and
-  file-backed pages apart: mapped lists count as file pages the kernel may drop);
+  held-out text queries across nprobe, at the tuned setting, held-out image queries at the tuned image
+  setting, and filtered (``u < 1``, ``u < 10``, ``u < 50``: 1%, 10%, 50% of rows) against exact filtered
+  search; peak RSS while serving (VmHWM) and RSS after (anonymous and file-backed pages apart);
 - ``old``: the project's previous path, ``EmbeddingIndex.from_shards(kind="ivf")`` (IVF ~4 sqrt(n) cells,
-  nprobe 32, everything in RAM, metadata as Python dicts); build time, peak RSS, recall, latency;
-- ``hnsw``: faiss HNSW32 through ``EmbeddingIndex`` when n <= ``--hnsw-max`` (its one-thread build is slow).
+  nprobe 32, everything in RAM, metadata as Python dicts) on the first ``--baseline-rows`` rows (whole
+  shards; the issue: "against exact search on a 1M subset"), with that subset's own ground truth and
+  exact latency; build time, peak RSS, recall, latency;
+- ``hnsw``: faiss HNSW32 through ``EmbeddingIndex`` on the same subset when it is <= ``--hnsw-max`` rows
+  (its one-thread build is slow).
 
 Exact search (faiss brute force over float32 in RAM, one thread) is the latency baseline and the ground
 truth; QPS at recall 0.9 / 0.95 is read off the nprobe sweep (the smallest nprobe that reaches it).
@@ -50,6 +53,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--single", type=int, default=100, help="queries timed one at a time")
     parser.add_argument("--nprobes", default="1,2,4,8,16,32,64,128")
     parser.add_argument("--hnsw-max", type=int, default=300_000, help="build the HNSW32 baseline up to this n")
+    parser.add_argument("--baseline-rows", type=int, default=1_000_000,
+                        help="the old path and HNSW run on this many first rows (rounded down to whole shards)")
+    parser.add_argument("--image-queries", type=int, default=300, help="held-out image (in-distribution) queries")
     parser.add_argument("--exact-max", type=int, default=2_000_000,
                         help="rows held in RAM to time exact search (scaled to n beyond them)")
     parser.add_argument("--skip-old", action="store_true", help="leave out the old in-RAM IVF path")
@@ -103,8 +109,9 @@ class _PeakAnon:
         return max(self.peak, _rss()["RssAnon"])
 
 
-def _write_shards(args: argparse.Namespace, folder: Path) -> tuple[np.ndarray, np.ndarray]:
-    """float16 shards + JSONL written chunk by chunk; returns (held-out text queries, tuning queries)."""
+def _write_shards(args: argparse.Namespace, folder: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """float16 shards + JSONL written chunk by chunk; returns held-out text queries, tuning text queries and
+    held-out image queries (new draws of the indexed distribution)."""
     from bench_index_ood import Generator
 
     from clipsuite.core.embed import ShardWriter, shard_name
@@ -126,7 +133,7 @@ def _write_shards(args: argparse.Namespace, folder: Path) -> tuple[np.ndarray, n
         writer.close({"model": "synthetic", "dim": args.dim, "shard": number, "num_shards": count,
                       "count": rows, "dtype": "float16"})
         row += rows
-    return gen.texts(args.queries, rng), gen.texts(args.tune, rng)
+    return gen.texts(args.queries, rng), gen.texts(args.tune, rng), gen.images(args.image_queries, rng)[0]
 
 
 # ---- child processes: each step's peak RSS is its own ------------------------------------------------
@@ -199,6 +206,10 @@ def _step_serve(args: dict[str, Any], work: Path) -> dict[str, Any]:
     out["sweep"] = sweep
     out["tuned"] = {"recall": recall_at_k(store.search(texts, 10)[1], truth),
                     "latency_s": _timed(lambda q: store.search(q, 10), single)}
+    images, image_truth = np.load(work / "images.npy"), np.load(work / "image_truth.npy")
+    out["images"] = {"recall": recall_at_k(store.search(images, 10, shift=False)[1], image_truth),
+                     "nprobe": store.config.image_nprobe or store.config.nprobe,
+                     "latency_s": _timed(lambda q: store.search(q, 10, shift=False), images[:args["single"]])}
     filtered = {}
     for label, where in SELECTIVITIES.items():
         start = time.perf_counter()
@@ -220,9 +231,9 @@ def _step_old(args: dict[str, Any], work: Path, kind: str = "ivf") -> dict[str, 
     from clipsuite.core.index_tuning import recall_at_k
 
     start = time.perf_counter()
-    index = EmbeddingIndex.from_shards(work / "emb", IndexConfig(kind=kind))
+    index = EmbeddingIndex.from_shards(work / "emb_subset", IndexConfig(kind=kind))
     build = time.perf_counter() - start
-    texts, truth = np.load(work / "texts.npy"), np.load(work / "truth.npy")
+    texts, truth = np.load(work / "texts.npy"), np.load(work / "subset_truth.npy")
     out: dict[str, Any] = {"build_s": build, "rss": _rss(), "nlist": index.config.nlist}
     settings = [32, 64, 128] if kind == "ivf" else [64, 128, 256, 512]
     for value in settings:
@@ -254,10 +265,12 @@ def run(args: argparse.Namespace) -> BenchResult:
     try:
         _log(f"writing {args.n} x {args.dim} float16 shards")
         start = time.perf_counter()
-        texts, tune_queries = _write_shards(args, work / "emb")
+        texts, tune_queries, images = _write_shards(args, work / "emb")
         result.timings_s["write_shards"] = time.perf_counter() - start
         np.save(work / "texts.npy", texts)
         np.save(work / "tune.npy", tune_queries)
+        np.save(work / "images.npy", images)
+        args.baseline_rows = _subset_folder(args, work)
         _baseline(result, args, work, texts)
         _log("building the store in a child process")
         built = _run_child("store", args, work)
@@ -272,52 +285,75 @@ def run(args: argparse.Namespace) -> BenchResult:
         served = _run_child("serve", args, work)
         _report_serving(result, served)
         if not args.skip_old:
-            _log("old path: EmbeddingIndex ivf from shards (all in RAM)")
+            _log(f"old path: EmbeddingIndex ivf from the first {args.baseline_rows} rows' shards (all in RAM)")
             _report_other(result, "old_ivf_nprobe", _run_child("old", args, work))
-        if args.n <= args.hnsw_max:
-            _log("HNSW32 baseline")
+        if args.baseline_rows <= args.hnsw_max:
+            _log(f"HNSW32 baseline on the first {args.baseline_rows} rows")
             _report_other(result, "hnsw32_ef", _run_child("hnsw", args, work))
         else:
-            result.notes.append(f"HNSW32 skipped: n {args.n} > --hnsw-max {args.hnsw_max} (one-thread build too slow)")
+            result.notes.append(f"HNSW32 skipped: {args.baseline_rows} rows > --hnsw-max {args.hnsw_max} (one-thread "
+                                "build too slow)")
     finally:
         if args.folder is None:
             shutil.rmtree(work, ignore_errors=True)
     build_peak = result.memory_mb["store/build_peak_rss"]
     result.checks["peak RSS while building < 8 GB"] = build_peak < 8 * 1024
-    result.checks["RSS while serving < 4 GB"] = result.memory_mb["store/serve_rss"] < 4 * 1024
+    result.checks["peak RSS while serving < 4 GB"] = result.memory_mb["store/serve_peak_rss"] < 4 * 1024
     return result
 
 
+def _subset_folder(args: argparse.Namespace, work: Path) -> int:
+    """``emb_subset``: links to the first whole shards holding up to ``--baseline-rows`` rows (renamed as a
+    complete set of their own); returns how many rows it holds."""
+    shards = max(1, min(args.n, args.baseline_rows) // args.shard_rows)
+    subset = work / "emb_subset"
+    shutil.rmtree(subset, ignore_errors=True)
+    subset.mkdir()
+    from clipsuite.core.embed import shard_name
+
+    total = (args.n + args.shard_rows - 1) // args.shard_rows
+    for number in range(shards):
+        for suffix in (".safetensors", ".jsonl"):
+            (subset / f"{shard_name(number, shards)}{suffix}").symlink_to(
+                work / "emb" / f"{shard_name(number, total)}{suffix}")
+    return min(args.n, shards * args.shard_rows)
+
+
 def _baseline(result: BenchResult, args: argparse.Namespace, work: Path, texts: np.ndarray) -> None:
-    """Exact ground truth over every row, streamed shard by shard (faiss brute force, one thread, top 10
-    merged), and single-query exact latency over the first ``--exact-max`` rows in RAM as float32: past that
-    the vectors do not fit this machine, and brute force is linear in n, so it is scaled by n / rows (noted)."""
+    """Exact ground truth over every row for the text and the image queries, streamed shard by shard (faiss
+    brute force, one thread, top 10 merged), and the text queries' truth over the first ``--baseline-rows``
+    rows (the old path's subset). Single-query exact latency over the first ``--exact-max`` rows in RAM as
+    float32: past that the vectors do not fit this machine, and brute force is linear in n, so it is scaled
+    by n / rows (noted); the subset's own exact latency is measured on its rows."""
     import faiss
 
     from clipsuite.core.embed import read_shards
 
-    shards = read_shards(work / "emb")
-    best = np.full((len(texts), 10), -np.inf, np.float32)
-    rows = np.full((len(texts), 10), -1, np.int64)
+    images = np.load(work / "images.npy")
+    queries = np.vstack([texts, images])
+    best = np.full((len(queries), 10), -np.inf, np.float32)
+    rows = np.full((len(queries), 10), -1, np.int64)
     timed: np.ndarray | None = None
     offset, spent = 0, 0.0
-    for chunk in shards.chunks():  # one block of one shard at a time (block_rows rows)
+    for chunk in read_shards(work / "emb").chunks():  # one block of one shard at a time (block_rows rows)
         data = np.ascontiguousarray(chunk, dtype=np.float32)
         faiss.normalize_L2(data)
         start = time.perf_counter()
-        scores, found = faiss.knn(texts, data, 10, metric=faiss.METRIC_INNER_PRODUCT)
+        scores, found = faiss.knn(queries, data, 10, metric=faiss.METRIC_INNER_PRODUCT)
         spent += time.perf_counter() - start
         both, ids = np.hstack([best, scores]), np.hstack([rows, found + offset])
         keep = np.argsort(-both, axis=1, kind="stable")[:, :10]
         best, rows = np.take_along_axis(both, keep, 1), np.take_along_axis(ids, keep, 1)
         if offset < args.exact_max:
-            room = args.exact_max - offset
-            part = data[:room]
+            part = data[:args.exact_max - offset]
             timed = part.copy() if timed is None else np.vstack([timed, part])  # up to --exact-max rows
         offset += len(data)
+        if offset == args.baseline_rows:  # whole shards: a chunk ends here
+            np.save(work / "subset_truth.npy", rows[:len(texts)])
         del data
     result.timings_s["exact/ground_truth"] = spent
-    np.save(work / "truth.npy", rows)
+    np.save(work / "truth.npy", rows[:len(texts)])
+    np.save(work / "image_truth.npy", rows[len(texts):])
     assert timed is not None
     latency = _timed(lambda q, x=timed: faiss.knn(q, x, 10, metric=faiss.METRIC_INNER_PRODUCT), texts[:args.single])
     scale = offset / len(timed)
@@ -327,6 +363,12 @@ def _baseline(result: BenchResult, args: argparse.Namespace, work: Path, texts: 
         result.notes.append(f"exact single-query latency measured on the first {len(timed)} rows in RAM and scaled "
                             f"x{scale:g} to {offset} rows (brute force is linear in n; {offset} float32 rows do "
                             "not fit this machine's memory)")
+    if args.baseline_rows < offset and not (args.skip_old and args.baseline_rows > args.hnsw_max):
+        subset = timed[:args.baseline_rows]
+        result.timings_s["exact/single_query_subset"] = _timed(
+            lambda q, x=subset: faiss.knn(q, x, 10, metric=faiss.METRIC_INNER_PRODUCT), texts[:args.single])
+        result.notes.append(f"old path and HNSW32 on the first {args.baseline_rows} rows, against exact search and "
+                            "ground truth on those rows")
 
 
 def _report_serving(result: BenchResult, served: dict[str, Any]) -> None:
@@ -345,6 +387,10 @@ def _report_serving(result: BenchResult, served: dict[str, Any]) -> None:
         if hit is not None:
             result.metrics[f"store/qps_at_recall_{target}"] = 1 / served["sweep"][hit]["latency_s"]
             result.notes.append(f"recall@10 {target}: first reached at nprobe {hit}")
+    result.metrics["store/image_recall@10"] = served["images"]["recall"]
+    result.params["image_nprobe"] = served["images"]["nprobe"]
+    result.timings_s["store/image_single_query"] = served["images"]["latency_s"]
+    result.ratio("store/image_speedup", "exact/single_query", "store/image_single_query")
     result.metrics["store/tuned_recall@10"] = served["tuned"]["recall"]
     result.timings_s["store/tuned_single_query"] = served["tuned"]["latency_s"]
     result.ratio("store/tuned_speedup", "exact/single_query", "store/tuned_single_query")
@@ -365,7 +411,8 @@ def _report_other(result: BenchResult, name: str, got: dict[str, Any]) -> None:
         if isinstance(value, dict) and "recall" in value:
             result.metrics[f"{name}{key}_recall@10"] = value["recall"]
             result.timings_s[f"{name}{key}_single_query"] = value["latency_s"]
-            result.ratio(f"{name}{key}_speedup", "exact/single_query", f"{name}{key}_single_query")
+            exact = "exact/single_query_subset" if "exact/single_query_subset" in result.timings_s else "exact/single_query"
+            result.ratio(f"{name}{key}_speedup", exact, f"{name}{key}_single_query")
 
 
 if __name__ == "__main__":
