@@ -2,10 +2,9 @@
 
 Nothing here ever holds all vectors: a build streams the shards once into float16 parts on disk
 (``vectors-00000.npy``, memory-mapped) and an Arrow metadata table per part, trains the coarse
-quantizer (and SQ/PQ codes) on a sample read back from those parts, adds one block at a time to a
-copy of the trained index written to a block file, and merges the blocks' inverted lists into one
-``lists.ivfdata`` (faiss ``OnDiskInvertedLists``, the ``merge_ondisk`` recipe). Searching maps that
-file; only the probed lists are paged in.
+quantizer (and SQ/PQ codes) on a sample read back from those parts, and writes the inverted lists into
+one ``lists.ivfdata`` in faiss's ``OnDiskInvertedLists`` layout (``clipsuite.core.ivf_lists``). Searching
+maps that file read-only; only the probed lists are paged in, and let go past ``mapped_budget``.
 
 A search assigns each query to cells with the query optionally moved across the modality gap
 (``shift.npy``: image mean minus query mean, learnt by tuning), then scans those cells with the
