@@ -45,6 +45,7 @@ CONFIG_FILE, TRAINED_FILE, INDEX_FILE, LISTS_FILE, SHIFT_FILE = (
 KINDS = ("exact", "ivf", "hnsw")
 MATCH_CACHE_BYTES = 256 * 2**20  # a filter's matching vectors kept in memory up to this size
 MAPPED_BUDGET = 2**30  # pages of the mapped lists and vectors a serving process keeps before letting them go
+QUERY_CHUNK = 16  # queries searched between two budget checks (16 x nprobe 128 x ~0.3 MB lists at 10M: ~0.7 GB)
 REBUILD = "rebuild it with `clipsuite index build EMBEDDINGS --output {folder}`"
 
 
@@ -287,11 +288,12 @@ class IndexStore:
         return store
 
     # ---- reading vectors -------------------------------------------------------------------------
-    def gather(self, rows: np.ndarray) -> np.ndarray:
+    def gather(self, rows: np.ndarray, let_go: bool = False) -> np.ndarray:
         """float32 vectors of global ``rows`` (sorted reads per part, for the page cache). A large gather (a
         training sample spread over every page of the parts) reads one window of ``block_rows`` part rows at a
         time and lets its pages go before the next (10M x 512, a 639k sample: VmHWM 1.4 GB, of which the
-        sample 1.3 GB; reading it whole first mapped all 10 GB)."""
+        sample 1.3 GB; reading it whole first mapped all 10 GB); ``let_go`` does so for any gather (one
+        block of a filtered exact scan, which walks every matching row once)."""
         rows = np.asarray(rows, dtype=np.int64)
         out = np.empty((rows.size, self.dim), dtype=np.float32)
         order = np.argsort(rows, kind="stable")
@@ -304,8 +306,8 @@ class IndexStore:
                 lo, hi = np.searchsorted(sorted_rows, [low, min(low + window, first + count)])
                 if hi > lo:
                     out[order[lo:hi]] = vectors[sorted_rows[lo:hi] - first]
-                    if large:
-                        release(vectors, low - first, low - first + window)
+                    if large or let_go:  # the span read, not the whole window or part
+                        release(vectors, int(sorted_rows[lo]) - first, int(sorted_rows[hi - 1]) - first + 1)
         return out
 
     def blocks(self, block_rows: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
@@ -361,7 +363,17 @@ class IndexStore:
         if exact or self.index is None or (allowed is not None and self._exact_is_cheaper(allowed.size, nprobe)):
             return self.exact_search(q, k, allowed, self._matching_vectors(where, allowed))
         factor = int(rerank or self.config.rerank)
+        answers = []
+        for start in range(0, len(q), QUERY_CHUNK):  # a budget check between chunks bounds the pages mapped
+            answers.append(self._approximate(q[start:start + QUERY_CHUNK], k, factor, nprobe, ef_search, allowed,
+                                             where, shift))
+            self._keep_mapped_pages_in_budget()
+        return np.vstack([a[0] for a in answers]), np.vstack([a[1] for a in answers])
+
+    def _approximate(self, q: np.ndarray, k: int, factor: int, nprobe: int, ef_search: int | None,
+                     allowed: np.ndarray | None, where: str | None, shift: bool) -> tuple[np.ndarray, np.ndarray]:
         want = min(len(self), k * factor) if factor > 1 else k
+        assert self.index is not None  # the exact path took the store without an index
         if self.config.kind == "hnsw":
             params: Any = FAISS.SearchParametersHNSW(efSearch=max(int(ef_search or self.config.ef_search), want))
             if allowed is not None:
@@ -439,7 +451,8 @@ class IndexStore:
             blocks = ((np.arange(start, start + len(block)), block) for start, block in self.blocks())
         else:
             size = self.config.block_rows
-            blocks = ((allowed[i:i + size], self.gather(allowed[i:i + size])) for i in range(0, allowed.size, size))
+            blocks = ((allowed[i:i + size], self.gather(allowed[i:i + size], let_go=True))
+                      for i in range(0, allowed.size, size))
         for rows, block in blocks:
             scores = q @ block.T
             kk = min(k, scores.shape[1])
