@@ -275,3 +275,21 @@ def test_a_large_gather_lets_its_pages_go_as_it_goes(tmp_path: Path) -> None:
     sample = store.gather(rows)
     assert mapped_kb() - before < 4_000  # 30 MB of the part read, at most one run of rows mapped at a time
     assert np.abs(sample - data[rows]).max() < 1e-3  # in the order asked for
+
+
+def test_a_sparse_gather_that_lets_go_maps_one_window_at_a_time(tmp_path: Path) -> None:
+    # one block of a filtered exact scan: few rows spread over the part; the kernel maps pages around each read
+    import re
+
+    def status_kb(key: str) -> int:
+        return int(re.search(rf"{key}:\s+(\d+)", Path("/proc/self/status").read_text()).group(1))
+
+    data = normalized(np.random.default_rng(3).standard_normal((60_000, 256)), 256, "x")
+    build_store(ArraySource(data, model="tiny"), tmp_path / "ix", StoreConfig(kind="exact", block_rows=4_000))
+    store = IndexStore.open(tmp_path / "ix")
+    rows = np.arange(0, 60_000, 20)  # 3,000 rows, fewer than block_rows, over all 30 MB of the part
+    Path("/proc/self/clear_refs").write_text("5")
+    start = status_kb("VmRSS")
+    sample = store.gather(rows, let_go=True)
+    assert status_kb("VmHWM") - start < 8_000  # a window of 4,000 part rows (2 MB) mapped at a time
+    assert np.abs(sample - data[rows]).max() < 1e-3

@@ -298,15 +298,17 @@ class IndexStore:
         out = np.empty((rows.size, self.dim), dtype=np.float32)
         order = np.argsort(rows, kind="stable")
         sorted_rows = rows[order]
-        large = rows.size > self.config.block_rows
+        # windows bound what is mapped at once: the kernel maps up to 64 KB around each row read, so 65k rows
+        # spread over a 10M part mapped 4 GB before the first let-go (10M serving run)
+        windowed = let_go or rows.size > self.config.block_rows
         for number, vectors in enumerate(self.vectors):
             first, count = int(self.offsets[number]), vectors.shape[0]
-            window = self.config.block_rows if large else max(count, 1)  # part rows mapped at a time
+            window = self.config.block_rows if windowed else max(count, 1)  # part rows mapped at a time
             for low in range(first, first + count, window):
                 lo, hi = np.searchsorted(sorted_rows, [low, min(low + window, first + count)])
                 if hi > lo:
                     out[order[lo:hi]] = vectors[sorted_rows[lo:hi] - first]
-                    if large or let_go:  # the span read, not the whole window or part
+                    if windowed:  # the span read, not the whole window
                         release(vectors, int(sorted_rows[lo]) - first, int(sorted_rows[hi - 1]) - first + 1)
         return out
 
