@@ -4,6 +4,7 @@ queries, filters only return matching rows, add equals a rebuild, budgets and ba
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,13 @@ def _text_like(means: np.ndarray, count: int, seed: int) -> np.ndarray:
     base = means[rng.integers(0, len(means), count)] + 0.6 * rng.normal(size=(count, DIM))
     base = normalized(base, DIM, "q")
     return normalized(base @ twist + gap, DIM, "q")
+
+
+def _status_kb(key: str) -> int:
+    """A /proc/self/status figure in kB."""
+    found = re.search(rf"{key}:\s+(\d+)", Path("/proc/self/status").read_text())
+    assert found is not None
+    return int(found.group(1))
 
 
 def _rows(n: int) -> list[dict]:
@@ -240,12 +248,10 @@ def test_several_folders_search_as_one(tmp_path: Path) -> None:
 
 def test_a_pass_over_the_parts_lets_their_pages_go(tmp_path: Path) -> None:
     # a build or an exact scan reads every vector once; what it read must not stay counted in the process
-    import re
-
     from clipsuite.core.mapped_rows import read_block, release
 
     def mapped_kb() -> int:
-        return int(re.search(r"RssFile:\s+(\d+)", Path("/proc/self/status").read_text()).group(1))
+        return _status_kb("RssFile")
 
     np.save(tmp_path / "v.npy", np.random.default_rng(0).standard_normal((60_000, 256)).astype(np.float16))
     vectors = np.load(tmp_path / "v.npy", mmap_mode="r")
@@ -261,10 +267,8 @@ def test_a_pass_over_the_parts_lets_their_pages_go(tmp_path: Path) -> None:
 
 def test_a_large_gather_lets_its_pages_go_as_it_goes(tmp_path: Path) -> None:
     # a training sample spread over the whole part: without letting go per run of rows it maps every page
-    import re
-
     def mapped_kb() -> int:
-        return int(re.search(r"RssFile:\s+(\d+)", Path("/proc/self/status").read_text()).group(1))
+        return _status_kb("RssFile")
 
     data = normalized(np.random.default_rng(1).standard_normal((60_000, 256)), 256, "x")
     store = build_store(ArraySource(data, [{"id": i} for i in range(60_000)], model="tiny"), tmp_path / "ix",
@@ -279,17 +283,12 @@ def test_a_large_gather_lets_its_pages_go_as_it_goes(tmp_path: Path) -> None:
 
 def test_a_sparse_gather_that_lets_go_maps_one_window_at_a_time(tmp_path: Path) -> None:
     # one block of a filtered exact scan: few rows spread over the part; the kernel maps pages around each read
-    import re
-
-    def status_kb(key: str) -> int:
-        return int(re.search(rf"{key}:\s+(\d+)", Path("/proc/self/status").read_text()).group(1))
-
     data = normalized(np.random.default_rng(3).standard_normal((60_000, 256)), 256, "x")
     build_store(ArraySource(data, model="tiny"), tmp_path / "ix", StoreConfig(kind="exact", block_rows=4_000))
     store = IndexStore.open(tmp_path / "ix")
     rows = np.arange(0, 60_000, 20)  # 3,000 rows, fewer than block_rows, over all 30 MB of the part
     Path("/proc/self/clear_refs").write_text("5")
-    start = status_kb("VmRSS")
+    start = _status_kb("VmRSS")
     sample = store.gather(rows, let_go=True)
-    assert status_kb("VmHWM") - start < 8_000  # a window of 4,000 part rows (2 MB) mapped at a time
+    assert _status_kb("VmHWM") - start < 8_000  # a window of 4,000 part rows (2 MB) mapped at a time
     assert np.abs(sample - data[rows]).max() < 1e-3
