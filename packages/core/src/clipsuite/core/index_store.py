@@ -204,7 +204,7 @@ class IndexStore:
         index = None
         if config.kind != "exact":
             try:  # ONDISK_SAME_DIR: the lists file is found beside index.faiss wherever the folder moved
-                with faiss_quiet():  # read-only: the lists are mapped without write access (a shared folder)
+                with faiss_quiet():  # read-only: faiss opens and maps the lists file without write access
                     index = faiss.read_index(str(folder / INDEX_FILE),
                                              faiss.IO_FLAG_ONDISK_SAME_DIR | faiss.IO_FLAG_READ_ONLY)
             except RuntimeError as error:
@@ -277,13 +277,6 @@ class IndexStore:
         ``shift``: the queries are of the tuned kind (text): cells are chosen with the learnt modality-gap
         shift and the tuned nprobe; ``False`` for in-distribution (image) queries: no shift, ``image_nprobe``.
         """
-        try:
-            return self._search(queries, k, where, nprobe, rerank, ef_search, shift, exact)
-        finally:
-            self._keep_mapped_pages_in_budget()
-
-    def _search(self, queries: Any, k: int, where: str | None, nprobe: int | None, rerank: int | None,
-                ef_search: int | None, shift: bool, exact: bool) -> tuple[np.ndarray, np.ndarray]:
         if k < 1:
             raise InputError(f"search: k must be at least 1, got {k}")
         q = normalized(queries, self.dim, "search")
@@ -294,6 +287,7 @@ class IndexStore:
             nprobe = self.config.nprobe if shift or self.config.image_nprobe is None else self.config.image_nprobe
         nprobe = int(nprobe)
         if exact or self.index is None or (allowed is not None and self._exact_is_cheaper(allowed.size, nprobe)):
+            # bounded on its own: full scans and large gathers let each block go, matches are kept in RAM
             return self.exact_search(q, k, allowed, self._matching_vectors(where, allowed))
         factor = int(rerank or self.config.rerank)
         answers = []
